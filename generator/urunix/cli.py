@@ -1,0 +1,220 @@
+"""The `urunix` command: a thin shell over load -> validate -> plan -> build.
+
+Exit codes: 0 success, 1 the build failed, 2 the spec or the usage is wrong.
+No traceback unless --debug."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import __version__
+from .errors import SpecError, UrunixError
+
+app = typer.Typer(
+    name="urunix",
+    help="Package unikernels and Linux guests as OCI images for urunc.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+_state = {"debug": False}
+
+
+class OutFormat(str, Enum):
+    docker_archive = "docker-archive"
+    oci_archive = "oci-archive"
+    oci = "oci"
+
+
+class SpecFormat(str, Enum):
+    argsnix = "args.nix"
+    yaml = "yaml"
+    bunnyfile = "bunnyfile"
+
+
+class Backend(str, Enum):
+    auto = "auto"
+    native = "native"
+    nix = "nix"
+
+
+def _console(stderr: bool = True):
+    from rich.console import Console
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"urunix {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and the commands run."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    _state["debug"] = debug
+
+
+def _load(spec: Path, spec_format: Optional[SpecFormat], tag: Optional[str]):
+    from .loaders import load
+    from .validate import validate
+
+    if not spec.exists():
+        raise SpecError("no such file", file=str(spec), hint="give the path of an args.nix, a YAML spec or a bunnyfile")
+    s = load(spec, spec_format.value if spec_format else None)
+    if tag:
+        name, sep, t = tag.rpartition(":")
+        if not sep or "/" in t:
+            name, t = tag, s.tag or "latest"
+        s.name, s.tag = name, t
+        s.lines.pop("name", None)
+        s.lines.pop("tag", None)
+    image, diag = validate(s)
+    err = _console()
+    for w in diag.warnings:
+        err.print(w.render("warning"), markup=False)
+    return image
+
+
+def _progress_factory(label: str):
+    """A rich progress bar on a terminal; nothing otherwise."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def factory(total: int):
+        console = _console()
+        if not console.is_terminal or os.environ.get("CI"):
+            yield None
+            return
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+        with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                      TimeRemainingColumn(), console=console, transient=True) as bar:
+            task = bar.add_task(label, total=total)
+            yield lambda n: bar.advance(task, n)
+
+    return factory
+
+
+def _nix_available(pkgs_expr: Optional[str]) -> bool:
+    """nix-build is there and has a nixpkgs to build with."""
+    if not shutil.which("nix-build") or os.environ.get("URUNIX_NO_NIX"):
+        return False
+    if pkgs_expr:
+        return True
+    r = subprocess.run(["nix-instantiate", "--find-file", "nixpkgs"], capture_output=True, text=True)
+    return r.returncode == 0
+
+
+@app.command()
+def build(
+    spec: Path = typer.Argument(..., help="args.nix, spec.yaml or bunnyfile"),
+    output: Path = typer.Option(Path("result"), "--output", "-o", help="Where to write the image."),
+    out_format: OutFormat = typer.Option(OutFormat.docker_archive, "--format", "-f", help="Output format."),
+    backend: Backend = typer.Option(Backend.auto, "--backend", help="native, nix, or auto (nix when nix-build and <nixpkgs> are available)."),
+    tag: Optional[str] = typer.Option(None, "--tag", "-t", help="Image name[:tag], overriding the spec's."),
+    spec_format: Optional[SpecFormat] = typer.Option(None, "--spec-format", help="Input format (default: from the file name)."),
+    nix_pkgs: Optional[str] = typer.Option(None, "--nix-pkgs", help="Nix expression for pkgs (default: import <nixpkgs> {})."),
+) -> None:
+    """Build an image that `docker load < result` accepts and urunc boots."""
+    image = _load(spec, spec_format, tag)
+    err = _console()
+    chosen = backend
+    if backend == Backend.auto:
+        chosen = Backend.nix if (out_format == OutFormat.docker_archive and _nix_available(nix_pkgs)) else Backend.native
+    if chosen == Backend.nix:
+        if out_format != OutFormat.docker_archive:
+            raise SpecError("the nix backend writes docker-archive only", field="--format", value=out_format.value,
+                            hint="use --backend native for oci-archive and oci")
+        from . import nixgen
+        nixgen.build_with_nix(image, spec, output, nix_pkgs)
+        digest = None
+    else:
+        from .native.build import build as native_build
+        digest = native_build(image, str(output), out_format.value, _progress_factory(f"building {image.name}:{image.tag}"))
+    err.print(f"built {image.name}:{image.tag} ({out_format.value}, {chosen.value} backend) -> {output}"
+              + (f"  {digest}" if digest else ""), markup=False)
+
+
+@app.command()
+def validate(
+    spec: Path = typer.Argument(..., help="args.nix, spec.yaml or bunnyfile"),
+    tag: Optional[str] = typer.Option(None, "--tag", "-t", help="Image name[:tag], overriding the spec's."),
+    spec_format: Optional[SpecFormat] = typer.Option(None, "--spec-format", help="Input format (default: from the file name)."),
+    show: bool = typer.Option(False, "--json", help="Print the normalized spec as JSON."),
+) -> None:
+    """Check a spec against urunc's contract, without building."""
+    image = _load(spec, spec_format, tag)
+    if show:
+        import json
+        typer.echo(json.dumps(image.to_json(), indent=2, ensure_ascii=False))
+    else:
+        _console().print(f"{spec}: ok ({image.annotations.get('unikernelType')} on {image.annotations.get('hypervisor')}, "
+                         f"{image.name}:{image.tag}, {image.architecture})", markup=False)
+
+
+@app.command()
+def inspect(
+    image: Path = typer.Argument(..., help="docker-archive, oci-archive or OCI layout directory"),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Show the urunc metadata of an image: labels, urunc.json, and any disagreement."""
+    from .inspect import inspect_image
+    report = inspect_image(str(image))
+    if as_json:
+        import json
+        typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        from .inspect import render
+        render(report, _console(stderr=False))
+    if report["disagreements"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def generate(
+    spec: Path = typer.Argument(..., help="args.nix, spec.yaml or bunnyfile"),
+    output: Path = typer.Option(..., "--output", "-o", help="Directory to write the Nix expression into."),
+    tag: Optional[str] = typer.Option(None, "--tag", "-t", help="Image name[:tag], overriding the spec's."),
+    spec_format: Optional[SpecFormat] = typer.Option(None, "--spec-format", help="Input format (default: from the file name)."),
+) -> None:
+    """Write a standalone Nix expression that builds the same image (`nix-build DIR`)."""
+    image = _load(spec, spec_format, tag)
+    from . import nixgen
+    nixgen.generate(image, spec, output)
+    _console().print(f"wrote {output}/default.nix; build it with: nix-build {output}", markup=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; our errors become one message and an exit code. Usage
+    errors, --help and --version are typer's (exit 2 and 0)."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        app(args=args, prog_name="urunix")
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except UrunixError as e:
+        if "--debug" in args:
+            import traceback
+            traceback.print_exc()
+        _console().print(e.render(), markup=False)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted; the previous result is untouched", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Errors and warnings that name the file, the field, the line, the value,
+what is allowed, and a hint -- the one shape every user-facing problem takes."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+_UNSET: Any = object()
+
+
+def did_you_mean(value: object, choices: Iterable[str]) -> str | None:
+    """A 'did you mean "x"?' hint for a near miss, else None."""
+    if not isinstance(value, str):
+        return None
+    close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
+    return f'did you mean "{close[0]}"?' if close else None
+
+
+def show(value: object) -> str:
+    """A value as the user would recognise it, quoted and escaped, kept short."""
+    if isinstance(value, str):
+        text = value.encode("unicode_escape").decode("ascii").replace('"', '\\"')
+        text = '"' + text + '"'
+    else:
+        text = repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+@dataclass
+class Problem:
+    """One diagnostic about a spec: where it is, what is wrong, what would be right."""
+
+    message: str
+    file: str | None = None
+    field: str | None = None
+    line: int | None = None
+    value: Any = _UNSET
+    allowed: str | None = None
+    hint: str | None = None
+
+    def render(self, level: str = "error") -> str:
+        where = ""
+        if self.file:
+            where = self.file + (f":{self.line}" if self.line else "") + ": "
+        head = f"{level}: {where}"
+        if self.field:
+            head += f"{self.field}: "
+        head += self.message
+        if self.value is not _UNSET:
+            head += f" (got {show(self.value)})"
+        lines = [head]
+        if self.allowed:
+            lines.append(f"  allowed: {self.allowed}")
+        if self.hint:
+            lines.append(f"  hint: {self.hint}")
+        return "\n".join(lines)
+
+
+class UrunixError(Exception):
+    """Base for errors the CLI reports without a traceback."""
+
+    exit_code = 1
+
+    def render(self) -> str:
+        return f"error: {self}"
+
+
+class SpecError(UrunixError):
+    """The spec (or the command line) is wrong: exit code 2."""
+
+    exit_code = 2
+
+    def __init__(self, message: str = "", *, problems: list[Problem] | None = None, **where: Any):
+        self.problems = problems if problems is not None else [Problem(message, **where)]
+        super().__init__(self.problems[0].message if self.problems else message)
+
+    @property
+    def problem(self) -> Problem:
+        return self.problems[0]
+
+    def render(self) -> str:
+        return "\n".join(p.render() for p in self.problems)
+
+
+class NotSupportedYet(SpecError):
+    """A valid request that this version does not build: say so, never pretend."""
+
+    def __init__(self, what: str, **where: Any):
+        where.setdefault("hint", "see the README's 'Status' section for what is supported")
+        super().__init__(f"{what} is not supported yet", **where)
+
+
+class BuildError(UrunixError):
+    """The build itself failed (a tool failed, the disk filled): exit code 1."""
+
+    exit_code = 1
+
+
+class MissingTool(BuildError):
+    """An external program is needed and absent; say how to install it."""
+
+    def __init__(self, tool: str, install: str, why: str = ""):
+        self.tool = tool
+        super().__init__(f"{tool} is needed{(' ' + why) if why else ''} but was not found on PATH; install it with: {install}")
+
+
+@dataclass
+class Diagnostics:
+    """Warnings gathered along the way; errors are raised, warnings are kept."""
+
+    warnings: list[Problem] = field(default_factory=list)
+
+    def warn(self, message: str, **where: Any) -> None:
+        self.warnings.append(Problem(message, **where))

@@ -1,0 +1,445 @@
+"""Write an OCI image (docker-archive, oci-archive, or an OCI layout directory)
+from a plan of layers, in one pass, deterministically, in constant memory.
+
+stdlib only: runs as `python3 image_writer.py PLAN.json OUT` inside a Nix
+derivation, and the native builder imports it.
+
+Why one pass: a layer's tar size follows from stat() alone, so its outer tar
+header can be written before the layer is streamed through sha256. Its name
+(`blobs/sha256/<digest>`) is not known until the end, so the header is first
+written with a placeholder of the same length and patched afterwards (the
+output is a regular file, so it can seek). Each input byte is read once and
+each output byte written once.
+
+Determinism: entries sorted by path, owner 0:0 with no user names, one fixed
+mtime, modes 0644/0755 (as Nix stores files) unless the plan says otherwise.
+
+PLAN.json:
+  {"format": "docker-archive" | "oci-archive" | "oci",
+   "repoTags": ["name:tag"], "created": "1970-01-01T00:00:01Z",
+   "architecture": "amd64", "os": "linux",
+   "config": {"Cmd": [...], "Entrypoint": null, "Env": [...], "Labels": {...}},
+   "manifestAnnotations": {...},
+   "layers": [{"name": "kernel", "entries": [ENTRY, ...]}, ...]}
+ENTRY:
+  {"type": "file", "path": "a/b", "source": "/host/file", "mode": 420}  (mode optional)
+  {"type": "file", "path": "a/b", "data": "text"}
+  {"type": "dir", "path": "a"}
+  {"type": "symlink", "path": "a/l", "target": "b"}
+  {"type": "tree", "path": "a", "source": "/host/dir"}   (contents of a directory)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import sys
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+BLOCK = 512
+CHUNK = 1 << 20
+EMPTY_DIGEST = "0" * 64
+LAYER_MEDIA = "application/vnd.oci.image.layer.v1.tar"
+CONFIG_MEDIA = "application/vnd.oci.image.config.v1+json"
+MANIFEST_MEDIA = "application/vnd.oci.image.manifest.v1+json"
+FORMATS = ("docker-archive", "oci-archive", "oci")
+
+Progress = Callable[[int], None]
+
+
+class PlanError(Exception):
+    """The plan cannot be written as asked (bad entry, conflicting paths, a
+    source that changed under us)."""
+
+
+@dataclass(frozen=True)
+class Member:
+    """One entry of a layer tar, everything known before any byte is read."""
+
+    path: str                 # relative, no leading '/', no trailing '/'
+    kind: str                 # file | dir | symlink | hardlink | char | block | fifo
+    mode: int
+    size: int = 0
+    source: str | None = None  # host file to stream (from `offset`)
+    data: bytes | None = None  # inline content
+    target: str = ""          # symlink target, or the path a hardlink points to
+    uid: int = 0              # owners other than 0 come only from image trees
+    gid: int = 0
+    devmajor: int = 0
+    devminor: int = 0
+    offset: int = 0           # where the content starts in `source` (a layer inside an archive)
+
+    def header(self, mtime: int) -> bytes:
+        info = tarfile.TarInfo(self.path + ("/" if self.kind == "dir" else ""))
+        info.type = TAR_TYPES[self.kind]
+        info.mode = self.mode
+        info.size = self.size if self.kind == "file" else 0
+        info.linkname = self.target
+        info.mtime = mtime
+        info.uid, info.gid = self.uid, self.gid
+        info.uname = info.gname = ""
+        info.devmajor, info.devminor = self.devmajor, self.devminor
+        return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
+TAR_TYPES = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE,
+             "hardlink": tarfile.LNKTYPE, "char": tarfile.CHRTYPE, "block": tarfile.BLKTYPE,
+             "fifo": tarfile.FIFOTYPE}
+
+
+def padding(size: int) -> int:
+    return -size % BLOCK
+
+
+def clean_path(path: str) -> str:
+    """'/a//b/' -> 'a/b'; refuse '..' and NUL so nothing lands outside the root."""
+    if "\0" in path:
+        raise PlanError(f"path contains a NUL byte: {path!r}")
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise PlanError(f"path escapes the image root: {path!r}")
+    return "/".join(parts)
+
+
+def host_mode(st: os.stat_result) -> int:
+    """The mode a host file gets in the image: as Nix stores it."""
+    if stat.S_ISDIR(st.st_mode):
+        return 0o755
+    return 0o755 if st.st_mode & 0o111 else 0o644
+
+
+def _walk(root: str, prefix: str) -> Iterator[Member]:
+    """A host directory's contents, symlinks kept as symlinks (never followed)."""
+    for name in sorted(os.listdir(root)):
+        src = os.path.join(root, name)
+        path = f"{prefix}/{name}" if prefix else name
+        st = os.lstat(src)
+        if stat.S_ISLNK(st.st_mode):
+            yield Member(path, "symlink", 0o777, target=os.readlink(src))
+        elif stat.S_ISDIR(st.st_mode):
+            yield Member(path, "dir", 0o755)
+            yield from _walk(src, path)
+        elif stat.S_ISREG(st.st_mode):
+            yield Member(path, "file", host_mode(st), st.st_size, source=src)
+        else:
+            raise PlanError(f"{src}: not a regular file, directory or symlink (device nodes, fifos and sockets are refused)")
+
+
+def expand(entries: Iterable[dict]) -> list[Member]:
+    """Plan entries -> sorted tar members with their parent directories."""
+    members: dict[str, Member] = {}
+
+    def add(m: Member) -> None:
+        old = members.get(m.path)
+        if old is not None and not (old.kind == m.kind == "dir"):
+            raise PlanError(f"two entries for /{m.path} in one layer")
+        members[m.path] = m
+
+    for e in entries:
+        kind = e.get("type")
+        path = clean_path(e.get("path", ""))
+        mode = e.get("mode")
+        if kind == "tree":
+            if path:
+                add(Member(path, "dir", 0o755))
+            for m in _walk(e["source"], path):
+                add(m)
+            continue
+        if not path:
+            raise PlanError(f"entry {e!r} has an empty path")
+        if kind == "file":
+            if "data" in e:
+                data = e["data"].encode("utf-8", "surrogateescape")
+                add(Member(path, "file", 0o644 if mode is None else mode, len(data), data=data))
+            else:
+                st = os.stat(e["source"])
+                if not stat.S_ISREG(st.st_mode):
+                    raise PlanError(f"{e['source']}: not a regular file")
+                add(Member(path, "file", host_mode(st) if mode is None else mode, st.st_size, source=e["source"]))
+        elif kind == "dir":
+            add(Member(path, "dir", 0o755 if mode is None else mode))
+        elif kind == "symlink":
+            add(Member(path, "symlink", 0o777, target=e["target"]))
+        else:
+            raise PlanError(f"unknown entry type {kind!r}")
+
+    for path in list(members):
+        parts = path.split("/")
+        for i in range(1, len(parts)):
+            parent = "/".join(parts[:i])
+            got = members.get(parent)
+            if got is None:
+                members[parent] = Member(parent, "dir", 0o755)
+            elif got.kind != "dir":
+                raise PlanError(f"/{parent} is a {got.kind} in the image but /{path} needs it to be a directory")
+    return [members[p] for p in sorted(members, key=lambda p: p.split("/"))]
+
+
+def layer_size(members: list[Member], mtime: int) -> int:
+    total = 2 * BLOCK
+    for m in members:
+        total += len(m.header(mtime))
+        if m.kind == "file":
+            total += m.size + padding(m.size)
+    return total
+
+
+class HashingWriter:
+    """Writes to a file, hashing and counting as it goes."""
+
+    def __init__(self, out, progress: Progress | None = None):
+        self.out = out
+        self.sha = hashlib.sha256()
+        self.count = 0
+        self.progress = progress
+
+    def write(self, data) -> None:
+        self.sha.update(data)
+        self.out.write(data)
+        self.count += len(data)
+        if self.progress:
+            self.progress(len(data))
+
+
+def stream_layer(members: list[Member], w: HashingWriter, mtime: int) -> None:
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    for m in members:
+        w.write(m.header(mtime))
+        if m.kind != "file":
+            continue
+        if m.data is not None:
+            w.write(m.data)
+        else:
+            left = m.size
+            with open(m.source, "rb", buffering=0) as f:
+                if m.offset:
+                    f.seek(m.offset)
+                while left:
+                    n = f.readinto(view[: min(CHUNK, left)])
+                    if not n:
+                        break
+                    w.write(view[:n])
+                    left -= n
+                if left or (not m.offset and f.read(1)):
+                    raise PlanError(f"{m.source} changed size while it was being read")
+        w.write(bytes(padding(m.size)))
+    w.write(bytes(2 * BLOCK))
+
+
+def outer_header(name: str, size: int, mtime: int) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mode = 0o644
+    info.mtime = mtime
+    info.uname = info.gname = ""
+    return info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "strict")
+
+
+class Sink:
+    """Where blobs go: into an outer tar (archives) or a layout directory."""
+
+    def __init__(self, fmt: str, out_path: str, mtime: int):
+        self.fmt, self.mtime = fmt, mtime
+        if fmt == "oci":
+            os.makedirs(os.path.join(out_path, "blobs", "sha256"))
+            self.root = out_path
+            self.tar = None
+        else:
+            self.tar = open(out_path, "wb")
+
+    def blob(self, size: int, fill: Callable[[HashingWriter], None], progress: Progress | None = None) -> str:
+        """Stream one blob of known size; return its hex digest."""
+        if self.tar is None:
+            fd, tmp = tempfile.mkstemp(dir=os.path.join(self.root, "blobs", "sha256"), prefix=".tmp-")
+            with os.fdopen(fd, "wb") as f:
+                w = HashingWriter(f, progress)
+                fill(w)
+            digest = w.sha.hexdigest()
+            os.replace(tmp, os.path.join(self.root, "blobs", "sha256", digest))
+        else:
+            start = self.tar.tell()
+            self.tar.write(outer_header("blobs/sha256/" + EMPTY_DIGEST, size, self.mtime))
+            w = HashingWriter(self.tar, progress)
+            fill(w)
+            digest = w.sha.hexdigest()
+            end = self.tar.tell()
+            self.tar.seek(start)
+            self.tar.write(outer_header("blobs/sha256/" + digest, size, self.mtime))
+            self.tar.seek(end)
+            self.tar.write(bytes(padding(size)))
+        if w.count != size:
+            raise PlanError(f"blob size {w.count} differs from the computed {size}")
+        return digest
+
+    def data_blob(self, data: bytes) -> str:
+        return self.blob(len(data), lambda w: w.write(data))
+
+    def file(self, name: str, data: bytes) -> None:
+        if self.tar is None:
+            with open(os.path.join(self.root, name), "wb") as f:
+                f.write(data)
+        else:
+            self.tar.write(outer_header(name, len(data), self.mtime))
+            self.tar.write(data + bytes(padding(len(data))))
+
+    def close(self) -> None:
+        if self.tar is not None:
+            self.tar.write(bytes(2 * BLOCK))
+            self.tar.flush()
+            os.fsync(self.tar.fileno())
+            self.tar.close()
+
+
+def canonical(obj) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogateescape")
+
+
+def epoch(created: str) -> int:
+    from datetime import datetime
+    return int(datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp())
+
+
+def plan_members(plan: dict) -> list[tuple[str, list[Member]]]:
+    return [(layer.get("name", f"layer{i}"), expand(layer["entries"])) for i, layer in enumerate(plan["layers"])]
+
+
+def total_bytes(plan: dict, layers: list[tuple[str, list[Member]]] | None = None) -> int:
+    """Bytes of layer data the plan will write (for a progress bar)."""
+    mtime = epoch(plan["created"])
+    layers = layers if layers is not None else plan_members(plan)
+    return sum(layer_size(m, mtime) for _, m in layers)
+
+
+def write(plan: dict, out_path: str, progress: Progress | None = None,
+          layers: list[tuple[str, list[Member]]] | None = None) -> str:
+    """Write the image to `out_path` (which must not exist); return the
+    manifest digest. Callers make it atomic by writing to a temporary name."""
+    fmt = plan.get("format", "docker-archive")
+    if fmt not in FORMATS:
+        raise PlanError(f"unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")
+    created = plan["created"]
+    mtime = epoch(created)
+    layers = layers if layers is not None else plan_members(plan)
+    sink = Sink(fmt, out_path, mtime)
+    try:
+        diff_ids, descs = [], []
+        for _name, members in layers:
+            size = layer_size(members, mtime)
+            digest = sink.blob(size, lambda w, m=members: stream_layer(m, w, mtime), progress)
+            diff_ids.append("sha256:" + digest)
+            descs.append({"mediaType": LAYER_MEDIA, "digest": "sha256:" + digest, "size": size})
+
+        config = {
+            "architecture": plan["architecture"],
+            "os": plan.get("os", "linux"),
+            "created": created,
+            "config": {k: v for k, v in plan.get("config", {}).items() if v is not None},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            "history": [{"created": created, "created_by": f"urunix: {name}"} for name, _ in layers],
+        }
+        config_bytes = canonical(config)
+        config_digest = sink.data_blob(config_bytes)
+
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_MEDIA,
+            "config": {"mediaType": CONFIG_MEDIA, "digest": "sha256:" + config_digest, "size": len(config_bytes)},
+            "layers": descs,
+        }
+        if plan.get("manifestAnnotations"):
+            manifest["annotations"] = dict(sorted(plan["manifestAnnotations"].items()))
+        manifest_bytes = canonical(manifest)
+        manifest_digest = sink.data_blob(manifest_bytes)
+
+        tags = plan.get("repoTags", [])
+        ref_annotations = {}
+        if tags:
+            ref_annotations = {"io.containerd.image.name": tags[0],
+                               "org.opencontainers.image.ref.name": tags[0].rsplit(":", 1)[-1]}
+        index = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [{"mediaType": MANIFEST_MEDIA, "digest": "sha256:" + manifest_digest,
+                           "size": len(manifest_bytes),
+                           "platform": {"architecture": plan["architecture"], "os": plan.get("os", "linux")},
+                           **({"annotations": ref_annotations} if ref_annotations else {})}],
+        }
+        sink.file("index.json", canonical(index))
+        sink.file("oci-layout", canonical({"imageLayoutVersion": "1.0.0"}))
+        if fmt == "docker-archive":
+            # What `docker load` reads; the rest makes the archive an OCI
+            # layout too, exactly as Docker >= 25 `docker save` writes it.
+            docker_manifest = [{"Config": "blobs/sha256/" + config_digest, "RepoTags": tags,
+                                "Layers": ["blobs/sha256/" + d["digest"][7:] for d in descs]}]
+            sink.file("manifest.json", canonical(docker_manifest))
+    finally:
+        sink.close()
+    return "sha256:" + manifest_digest
+
+
+def write_atomic(plan: dict, out_path: str, progress: Progress | None = None,
+                 layers: list[tuple[str, list[Member]]] | None = None) -> str:
+    """Write beside `out_path` under a temporary name, then rename over it:
+    a failed build leaves the previous result as it was and nothing else."""
+    out_path = os.path.abspath(out_path)
+    parent = os.path.dirname(out_path)
+    tmp = tempfile.mkdtemp(dir=parent, prefix=".urunix-tmp-")
+    staged = os.path.join(tmp, "out")
+    try:
+        digest = write(plan, staged, progress, layers)
+        if os.path.isdir(staged):
+            replace_dir(staged, out_path, tmp)
+        else:
+            os.replace(staged, out_path)
+        fsync_dir(parent)
+        return digest
+    finally:
+        remove_tree(tmp)
+
+
+def replace_dir(staged: str, out_path: str, scratch: str) -> None:
+    """Swap a finished directory into place; the old one is removed only
+    after the new one is there."""
+    if os.path.lexists(out_path):
+        old = os.path.join(scratch, "old")
+        os.rename(out_path, old)
+    os.rename(staged, out_path)
+
+
+def fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_tree(path: str) -> None:
+    import shutil
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 3:
+        print("usage: image_writer.py PLAN.json OUT", file=sys.stderr)
+        return 2
+    with open(argv[1], "rb") as f:
+        plan = json.load(f)
+    try:
+        # Inside a derivation $out does not exist yet: nothing to protect.
+        writer = write_atomic if os.path.lexists(argv[2]) else write
+        print(writer(plan, argv[2]))
+    except (PlanError, OSError) as e:
+        print(f"image_writer: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,65 @@
+"""Loaders: one per input format, each turning a spec file into a `Spec`.
+
+    from urunix.loaders import load
+    spec = load(Path("args.nix"))              # format from the file name
+    spec = load(Path("spec"), format="yaml")   # or said explicitly
+
+Loaders keep what the user wrote and where (Spec.lines); they refuse
+malformed input but leave urunc values to validate.py."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ..errors import SpecError, did_you_mean
+from ..spec import Spec, display_path
+
+FORMATS = ("args.nix", "yaml", "bunnyfile")
+
+_BUNNY_KEYS = re.compile(r"^(version|platforms)\s*:", re.M)
+
+
+def load(path: Path | str, format: str | None = None) -> Spec:
+    """Read `path` as `format` ("args.nix", "yaml", "bunnyfile"; None: detect)."""
+    path = Path(path).absolute()
+    if format is None:
+        format = detect(path)
+    elif format not in FORMATS:
+        raise SpecError("unknown spec format", value=format, allowed=", ".join(FORMATS),
+                        hint=did_you_mean(format, FORMATS))
+    if format == "args.nix":
+        from . import argsnix
+        return argsnix.load(path)
+    if format == "yaml":
+        from . import yamlspec
+        return yamlspec.load(path)
+    from . import bunnyfile
+    return bunnyfile.load(path)
+
+
+def detect(path: Path) -> str:
+    """The format of a spec file: by name (`*.nix`, `bunnyfile`, `*.bunnyfile`),
+    then by content (top-level `version:` and `platforms:` make a bunnyfile,
+    whatever the name), then `*.yaml`/`*.yml`."""
+    name = path.name
+    if name == "bunnyfile" or name.endswith(".bunnyfile"):
+        return "bunnyfile"
+    if path.suffix == ".nix":
+        return "args.nix"
+    if _looks_like_bunnyfile(path):
+        return "bunnyfile"
+    if path.suffix in (".yaml", ".yml"):
+        return "yaml"
+    raise SpecError("cannot tell the spec format from the file name", file=display_path(path),
+                    allowed=", ".join(FORMATS),
+                    hint="name it *.nix, *.yaml, *.yml or bunnyfile, or give the format explicitly")
+
+
+def _looks_like_bunnyfile(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(65536).decode("utf-8", "replace")
+    except OSError:
+        return False
+    return {m.group(1) for m in _BUNNY_KEYS.finditer(head)} == {"version", "platforms"}

@@ -1,0 +1,53 @@
+"""Image -> a plan of layers and config, the input of helpers/image_writer.py.
+
+One layer per artifact, in the order they change least to most: the kernel,
+the rootfs artifacts (initrd / block image), the user's other files, and last
+the small /urunc.json. A cmdline-only change then rebuilds only that last
+layer and the config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .helpers import urunc_json
+from .spec import FileEntry, Image
+
+FORMATS = ("docker-archive", "oci-archive", "oci")
+
+
+def _entry(f: FileEntry) -> dict[str, Any]:
+    if f.path.is_dir():
+        return {"type": "tree", "path": f.target, "source": str(f.path.absolute())}
+    return {"type": "file", "path": f.target, "source": str(f.path.absolute())}
+
+
+def plan(image: Image, fmt: str = "docker-archive") -> dict[str, Any]:
+    ann = image.annotations
+    kernel = [f for f in image.files if f.target == ann.get("binary")]
+    rootfs = [f for f in image.files if f.target in (ann.get("initrd"), ann.get("block")) and f not in kernel]
+    rest = [f for f in image.files if f not in kernel and f not in rootfs]
+    layers = [
+        {"name": "kernel", "entries": [_entry(f) for f in kernel]},
+        {"name": "rootfs", "entries": [_entry(f) for f in rootfs]},
+        {"name": "files", "entries": [_entry(f) for f in rest]},
+        {"name": "urunc.json", "entries": [
+            {"type": "file", "path": "/urunc.json", "data": urunc_json.urunc_json(ann).decode("ascii")}]},
+    ]
+    labels = {**image.labels, **urunc_json.labels(ann)}
+    return {
+        "format": fmt,
+        "repoTags": [f"{image.name}:{image.tag}"],
+        "created": image.created,
+        "architecture": image.architecture,
+        "os": image.os,
+        "config": {
+            "Entrypoint": image.entrypoint,
+            "Cmd": image.cmd,
+            "Env": image.env or None,
+            "Labels": dict(sorted(labels.items())),
+        },
+        # OCI outputs carry them in the manifest too; Docker ignores them, so
+        # a docker-archive stays byte-identical to the Nix-built one.
+        "manifestAnnotations": urunc_json.labels(ann) if fmt != "docker-archive" else {},
+        "layers": [layer for layer in layers if layer["entries"]],
+    }

@@ -1,0 +1,125 @@
+"""The one spec model. Every input format (args.nix, YAML, bunnyfile) is read
+into a `Spec`; validation turns a `Spec` into an `Image`, which every backend
+(native, Nix) consumes. Loaders keep what the user wrote (raw values, line
+numbers); they do not judge it -- that is validate.py's job."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Fields of the top level of an args.nix / YAML spec.
+TOP_LEVEL_FIELDS = (
+    "name", "tag", "files", "annotations", "architecture", "cmd", "entrypoint",
+    "env", "labels", "rootfs", "kernel", "init",
+)
+
+
+@dataclass
+class FileEntry:
+    """A host file or directory copied into the image: `files."./src" = "/dst"`."""
+
+    source: str          # as the user wrote it, e.g. "./redis.hvt"
+    path: Path           # resolved against the spec's directory
+    target: str          # absolute path inside the image, as written
+    field: str           # e.g. 'files."./redis.hvt"', for messages
+
+
+@dataclass
+class Source:
+    """Where a kernel, init or rootfs comes from: `from` plus a path inside it."""
+
+    origin: str                       # "local", "scratch", "./dir", "./image.tar", ...
+    path: str | None = None           # for local: host path; for images: path inside
+    field: str = ""
+
+
+@dataclass
+class Rootfs:
+    """The guest's root filesystem (bunny's `rootfs` section)."""
+
+    type: str | None = None           # initrd | block | raw
+    origin: str = "scratch"           # scratch | local | ./dir | image archive
+    path: str | None = None           # local: host file; else where it sits in the image
+    include: list[FileEntry] = field(default_factory=list)
+    size: str | None = None
+    fs_type: str | None = None
+    field: str = "rootfs"
+
+
+@dataclass
+class Spec:
+    """What the user asked for, in any input format, before any judgement."""
+
+    file: Path                        # the spec file (for messages and relative paths)
+    format: str                       # "args.nix" | "yaml" | "bunnyfile"
+    name: Any = None
+    tag: Any = None
+    files: list[FileEntry] = field(default_factory=list)
+    annotations: dict[str, Any] = field(default_factory=dict)
+    architecture: Any = None
+    cmd: Any = None                   # list[str] argv, or None
+    entrypoint: Any = None            # list[str], or None
+    env: Any = field(default_factory=dict)      # {KEY: VALUE}
+    labels: Any = field(default_factory=dict)   # extra image labels
+    rootfs: Rootfs | None = None
+    kernel: Source | None = None
+    init: Source | None = None
+    lines: dict[str, int] = field(default_factory=dict)   # field -> line in `file`
+    unknown: dict[str, Any] = field(default_factory=dict) # top-level keys we do not know
+
+    @property
+    def base_dir(self) -> Path:
+        return self.file.parent
+
+    def where(self, fieldname: str) -> dict[str, Any]:
+        """Location keywords for a Problem about `fieldname`."""
+        line = self.lines.get(fieldname)
+        if line is None and "." in fieldname:
+            line = self.lines.get(fieldname.rsplit(".", 1)[0])
+        return {"file": display_path(self.file), "field": fieldname, "line": line}
+
+
+@dataclass
+class Image:
+    """A validated, normalized image: the one thing every backend builds.
+
+    `annotations` holds short key names with plain-text values, only those
+    set, with both useDMBlock and mountRootfs written when either was given."""
+
+    name: str
+    tag: str
+    architecture: str                 # GOARCH: amd64 | arm64
+    annotations: dict[str, str]
+    cmd: list[str]
+    entrypoint: list[str] | None
+    env: list[str]                    # ["KEY=VALUE", ...]
+    labels: dict[str, str]            # user labels (urunc labels are added by the plan)
+    files: list[FileEntry]
+    created: str = "1970-01-01T00:00:01Z"
+    os: str = "linux"
+    source: Path | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The normalized spec as plain data (what the Nix library takes)."""
+        return {
+            "name": self.name,
+            "tag": self.tag,
+            "architecture": self.architecture,
+            "annotations": dict(self.annotations),
+            "cmd": list(self.cmd),
+            "entrypoint": self.entrypoint,
+            "env": list(self.env),
+            "labels": dict(self.labels),
+            "files": [{"source": f.source, "target": f.target} for f in self.files],
+            "created": self.created,
+        }
+
+
+def display_path(path: Path) -> str:
+    """A path as short as is still clear: relative to the cwd when under it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(path)

@@ -1,0 +1,387 @@
+"""Judge a Spec against urunc's contract (contract.json) and normalize it into
+an Image. Every problem names the file, the field, the line, the bad value,
+what is allowed and a hint; all problems are reported at once."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from pathlib import PurePosixPath
+from typing import Any
+
+from .errors import Diagnostics, NotSupportedYet, Problem, SpecError, did_you_mean
+from .resources import contract
+from .spec import TOP_LEVEL_FIELDS, FileEntry, Image, Spec
+
+# Docker reference grammar (distribution/reference), enough to refuse what
+# `docker load` would refuse.
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_HOST = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?/)"
+NAME_RE = re.compile(rf"^{_HOST}?{_COMPONENT}(?:/{_COMPONENT})*$")
+# Docker allows upper case in tags, but dockerTools lowercases them silently:
+# refuse it so both backends tag the image alike.
+TAG_RE = re.compile(r"^[a-z0-9_][a-z0-9_.-]{0,127}$")
+ENV_KEY_RE = re.compile(r"^[^=\0]+$")
+URUNC_JSON = "/urunc.json"
+
+
+def host_architecture() -> str:
+    return contract()["architectures"].get(platform.machine().lower(), platform.machine().lower())
+
+
+# Go's unicode.IsSpace (not Python's str.isspace, which also splits on
+# \x1c-\x1f): the separators of strings.Fields.
+_GO_SPACE = re.compile("[\t\n\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
+
+
+def fields(cmdline: str) -> list[str]:
+    """Go's strings.Fields: how urunc v0.5 splits the cmdline annotation."""
+    return [f for f in _GO_SPACE.split(cmdline) if f]
+
+
+def join_args(args: list[str], guest: str) -> str:
+    """The cmdline annotation for an argv, as urunc itself would join it:
+    for Linux guests an argument holding a space is wrapped in single quotes
+    (the urunc/urunit convention); other guests join with plain spaces."""
+    if guest == "linux":
+        args = [f"'{a.strip()}'" if " " in a.strip() else a for a in args]
+    return " ".join(args)
+
+
+def check_path(value: str, key: str) -> str | None:
+    """urunc main's path rules; returns what is wrong, or None."""
+    rules = contract()["paths"]
+    if len(value.encode("utf-8", "surrogateescape")) > rules["maxBytes"]:
+        return f"is longer than {rules['maxBytes']} bytes"
+    if not re.match(rules["pattern"], value):
+        bad = sorted({c for c in value if not re.match(rules["pattern"], c)})
+        return f"holds characters urunc refuses ({''.join(bad)!r}); allowed are letters, digits and ._/-"
+    if value == ".":
+        return "is '.'"
+    if value.startswith("..") or value.startswith("-"):
+        return "starts with '..' or '-'"
+    if value == "/" and key != "blkMntPoint":
+        return "is '/'"
+    if os.path.normpath(value) != value or value.startswith("//"):
+        return f"is not clean (urunc wants {os.path.normpath(value)!r})"
+    return None
+
+
+class Validator:
+    def __init__(self, spec: Spec):
+        self.spec = spec
+        self.c = contract()
+        self.problems: list[Problem] = []
+        self.diag = Diagnostics()
+
+    def fail(self, fieldname: str, message: str, **kw: Any) -> None:
+        self.problems.append(Problem(message, **self.spec.where(fieldname), **kw))
+
+    def warn(self, fieldname: str, message: str, **kw: Any) -> None:
+        self.diag.warn(message, **self.spec.where(fieldname), **kw)
+
+    # -- pieces --------------------------------------------------------------
+
+    def top_level(self) -> None:
+        for key, value in self.spec.unknown.items():
+            hint = did_you_mean(key, TOP_LEVEL_FIELDS) or "remove it"
+            self.fail(key, "is not a field urunix knows", value=value,
+                      allowed=", ".join(TOP_LEVEL_FIELDS), hint=hint)
+
+    def string(self, fieldname: str, value: Any, *, default: str | None = None) -> str | None:
+        if value is None:
+            return default
+        if not isinstance(value, str):
+            self.fail(fieldname, "must be a string", value=value)
+            return default
+        return value
+
+    def name_tag(self) -> tuple[str, str]:
+        name = self.string("name", self.spec.name)
+        tag = self.string("tag", self.spec.tag, default="latest") or "latest"
+        if not name:
+            self.fail("name", "is missing", hint="set `name = \"my/image\";` in the spec, or pass --tag name:tag")
+            name = "invalid"
+        elif not NAME_RE.match(name):
+            self.fail("name", "is not a valid image name", value=name,
+                      allowed="lowercase letters, digits and separators (. _ - /), e.g. urunc/prebuilt/redis-rumprun-hvt",
+                      hint=f'try "{re.sub(r"[^a-z0-9./_-]+", "-", name.lower()).strip("-./_") or "my-image"}"')
+        if not TAG_RE.match(tag):
+            self.fail("tag", "is not a valid image tag", value=tag,
+                      allowed="up to 128 of a-z 0-9 _ . -, not starting with . or -",
+                      hint="dockerTools lowercases tags; urunix refuses upper case so both backends agree")
+        return name, tag
+
+    def annotations(self) -> dict[str, str]:
+        raw = self.spec.annotations
+        if not isinstance(raw, dict):
+            self.fail("annotations", "must be an attribute set / mapping", value=raw)
+            return {}
+        keys = self.c["keys"]
+        prefix = self.c["prefix"]
+        out: dict[str, str] = {}
+        for key, value in raw.items():
+            fieldname = f"annotations.{key}"
+            short = key[len(prefix):] if isinstance(key, str) and key.startswith(prefix) else key
+            if short not in keys:
+                self.fail(fieldname, "is not an annotation urunc reads", allowed=", ".join(keys),
+                          hint=did_you_mean(short, keys) or "urunc ignores unknown keys; put other metadata in `labels`")
+                continue
+            kind = keys[short]["kind"]
+            if isinstance(value, bool) and kind == "bool":
+                value = "true" if value else "false"
+            if value is None:
+                continue
+            if not isinstance(value, str):
+                self.fail(fieldname, "must be a string", value=value,
+                          hint=f'write it in quotes: {short} = "{value}";')
+                continue
+            if value == "":
+                continue  # bimanix: an empty string means unset
+            out[short] = value
+            self.annotation_value(short, kind, value, fieldname)
+        return out
+
+    def annotation_value(self, key: str, kind: str, value: str, fieldname: str) -> None:
+        c = self.c
+        if kind == "guest" and value not in c["guests"]:
+            self.fail(fieldname, "is not a guest kind urunc knows", value=value,
+                      allowed=", ".join(c["guests"]), hint=did_you_mean(value, c["guests"]))
+        elif kind == "monitor" and value not in c["monitors"]:
+            self.fail(fieldname, "is not a monitor urunc knows", value=value,
+                      allowed=", ".join(c["monitors"]), hint=did_you_mean(value, c["monitors"]))
+        elif kind in ("path", "mountpoint"):
+            wrong = check_path(value, key)
+            if wrong:
+                self.fail(fieldname, f"{wrong}; urunc refuses such a path when the container starts", value=value,
+                          allowed="a clean absolute path of letters, digits and ._/- (e.g. /unikernel/kernel)")
+            elif not value.startswith("/"):
+                self.fail(fieldname, "must be an absolute path inside the image", value=value,
+                          hint=f'did you mean "/{value}"?')
+        elif kind == "bool" and value not in c["bool"]:
+            self.fail(fieldname, "must be the text true or false (urunc main refuses anything else)", value=value,
+                      allowed="true, false", hint=did_you_mean(value.lower(), c["bool"]))
+        elif kind == "devname" and not re.match(c["devname"]["pattern"], value):
+            self.fail(fieldname, "is not a valid Solo5 device name", value=value,
+                      allowed="1 to 67 letters or digits")
+
+    def contract_rules(self, ann: dict[str, str]) -> None:
+        c = self.c
+        for key in c["required"]:
+            if key not in ann and f"annotations.{key}" not in [p.field for p in self.problems]:
+                self.fail(f"annotations.{key}", "is required by urunc and missing",
+                          hint=f"add `{key} = \"...\";` to annotations ({c['keys'][key]['doc']})")
+        guest, monitor = ann.get("unikernelType"), ann.get("hypervisor")
+        if guest in c["guests"] and monitor in c["monitors"] and guest not in c["pairs"][monitor]:
+            can = [m for m, gs in c["pairs"].items() if guest in gs]
+            self.fail("annotations.hypervisor", f"urunc cannot run a {guest} guest on {monitor}", value=monitor,
+                      allowed=f"{guest} runs on {', '.join(can)}; {monitor} runs {', '.join(c['pairs'][monitor])}",
+                      hint="urunc would hand such a container to runc, silently")
+        for a, b in c["synonyms"]:
+            if a in ann and b in ann and ann[a] != ann[b]:
+                self.fail(f"annotations.{b}", f"disagrees with {a} ({ann[a]!r}); they mean the same thing",
+                          value=ann[b], hint=f"set only one of {a} and {b}; urunix writes both")
+            elif a in ann or b in ann:
+                ann[a] = ann[b] = ann.get(a, ann.get(b))
+        if guest in c["guests"]:
+            storage = c["guests"][guest].get("storage")
+            for key in ("initrd", "block"):
+                if key in ann and storage is not None and key not in storage:
+                    self.fail(f"annotations.{key}", f"a {guest} guest cannot boot from {key} storage", value=ann[key],
+                              allowed=f"storage for {guest}: {', '.join(storage) or 'none (in-memory)'}")
+            if ann.get("useDMBlock") == "true" and storage is not None and "devmapper" not in storage:
+                self.warn("annotations.useDMBlock", f"a {guest} guest does not take the container rootfs as a block device; urunc will ignore it")
+            if guest == "linux" and ann.get("useDMBlock") is None:
+                self.warn("annotations.useDMBlock",
+                          "a Linux guest without useDMBlock/mountRootfs = \"false\": urunc v0.5 then defaults to "
+                          "the devmapper rootfs, which needs containerd's devmapper snapshotter",
+                          hint='set mountRootfs = "false"; unless you run with devmapper')
+            if "unikernelVersion" in ann and guest != "unikraft":
+                self.warn("annotations.unikernelVersion", f"only Unikraft uses unikernelVersion; urunc ignores it for {guest}")
+
+    def files(self) -> list[FileEntry]:
+        entries = self.spec.files
+        seen: dict[str, FileEntry] = {}
+        good = []
+        for f in entries:
+            target = f.target
+            if not isinstance(target, str) or not target:
+                self.fail(f.field, "needs a target path inside the image", value=target)
+                continue
+            if "\0" in target or "\0" in f.source:
+                self.fail(f.field, "holds a NUL byte", value=target)
+                continue
+            if not target.startswith("/"):
+                self.fail(f.field, "target must be an absolute path inside the image", value=target,
+                          hint=f'did you mean "/{target}"?')
+                continue
+            parts = PurePosixPath(target).parts
+            if ".." in target.split("/") or target == "/" or len(parts) < 2:
+                self.fail(f.field, "target must name a path below / without '..'", value=target)
+                continue
+            norm = os.path.normpath(target)
+            if norm == URUNC_JSON:
+                self.fail(f.field, "target /urunc.json is written by urunix itself", value=target,
+                          hint="put urunc metadata in `annotations`")
+                continue
+            if norm in seen:
+                self.fail(f.field, f"copies to the same target as {seen[norm].field}", value=target)
+                continue
+            if not os.path.lexists(f.path):
+                self.fail(f.field, "source file does not exist", value=f.source,
+                          hint=f"paths are relative to the spec's directory ({self.spec.base_dir})")
+                continue
+            if not (f.path.is_file() or f.path.is_dir()):
+                self.fail(f.field, "source is neither a regular file nor a directory", value=f.source)
+                continue
+            seen[norm] = f
+            good.append(FileEntry(f.source, f.path, norm, f.field))
+        for a in good:
+            for b in good:
+                if b.target.startswith(a.target + "/") and a.path.is_file():
+                    self.fail(b.field, f"would go inside {a.target}, which is a file", value=b.target)
+        return good
+
+    def contains(self, files: list[FileEntry], path: str) -> bool:
+        for f in files:
+            if f.target == path:
+                return f.path.is_file()
+            if path.startswith(f.target + "/") and f.path.is_dir():
+                inner = f.path / path[len(f.target) + 1:]
+                if inner.is_file():
+                    return True
+        return False
+
+    def artifacts(self, ann: dict[str, str], files: list[FileEntry]) -> None:
+        targets = ", ".join(f.target for f in files) or "none"
+        for key in ("binary", "initrd", "block"):
+            value = ann.get(key)
+            if value and value.startswith("/") and not check_path(value, key) and not self.contains(files, value):
+                self.fail(f"annotations.{key}", "names a file the image will not contain", value=value,
+                          allowed=f"the targets of `files`: {targets}",
+                          hint=did_you_mean(value, [f.target for f in files]) or "add it to `files`")
+
+    def architecture(self) -> str:
+        arch = self.spec.architecture
+        archs = self.c["architectures"]
+        if arch is None or arch == "":
+            return host_architecture()
+        if not isinstance(arch, str) or arch.lower() not in archs:
+            self.fail("architecture", "is not an architecture urunix builds for", value=arch,
+                      allowed=", ".join(archs), hint=did_you_mean(arch, archs))
+            return host_architecture()
+        return archs[arch.lower()]
+
+    def string_list(self, fieldname: str, value: Any) -> list[str] | None:
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.fail(fieldname, "must be a list of strings", value=value,
+                      hint='e.g. cmd = [ "redis-server" "/conf/redis.conf" ];')
+            return None
+        return list(value)
+
+    def string_map(self, fieldname: str, value: Any) -> dict[str, str]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.fail(fieldname, "must be an attribute set / mapping of strings", value=value)
+            return {}
+        out = {}
+        for k, v in value.items():
+            if isinstance(v, bool):
+                v = "true" if v else "false"
+            elif isinstance(v, (int, float)):
+                v = str(v)
+            if not isinstance(v, str):
+                self.fail(f"{fieldname}.{k}", "must be a string", value=v)
+                continue
+            out[str(k)] = v
+        return out
+
+    def argv(self, ann: dict[str, str]) -> tuple[list[str] | None, list[str]]:
+        guest = ann.get("unikernelType", "")
+        cmd = self.string_list("cmd", self.spec.cmd)
+        entrypoint = self.string_list("entrypoint", self.spec.entrypoint)
+        cmdline = ann.get("cmdline")
+        if cmd is not None and cmdline is not None:
+            if fields(cmdline) != (entrypoint or []) + cmd and join_args((entrypoint or []) + cmd, guest) != cmdline:
+                self.fail("cmd", "and annotations.cmdline are both given and disagree", value=cmd,
+                          hint="give one of them: urunix derives the other")
+        if cmd is None:
+            # Whitespace split, exactly as urunc v0.5 reads the annotation, so
+            # old and new runtimes hand the guest the same command line.
+            cmd = fields(cmdline) if cmdline else []
+            if entrypoint is None and not cmd and guest != "linux":
+                # Docker refuses an image with neither Entrypoint nor Cmd;
+                # urunc treats one empty argument as no arguments at all.
+                cmd = [""]
+        elif cmdline is None and (entrypoint or []) + cmd:
+            ann["cmdline"] = join_args((entrypoint or []) + cmd, guest)
+        if guest == "linux" and not ((entrypoint or []) + [a for a in cmd if a]):
+            self.fail("annotations.cmdline", "a Linux guest needs an init: urunc passes argv[0] as init= and fails with 'No init was specified'",
+                      hint='set cmdline = "/urunit /usr/bin/app"; or cmd = [ "/urunit" "/usr/bin/app" ];')
+        return entrypoint, cmd
+
+    def not_yet(self) -> None:
+        s = self.spec
+        r = s.rootfs
+        if r is not None and r.type in ("initrd", "block") and r.origin not in ("local",):
+            raise NotSupportedYet(f"building a {r.type} rootfs (from {r.origin})", **s.where(r.field))
+        if r is not None and r.origin not in ("scratch", "local"):
+            raise NotSupportedYet(f"a rootfs from {r.origin!r}", **s.where(r.field))
+        for part in ("kernel", "init"):
+            src = getattr(s, part)
+            if src is not None and src.origin != "local":
+                raise NotSupportedYet(f"a {part} taken from {src.origin!r}", **s.where(src.field or part))
+
+    # -- all of it -----------------------------------------------------------
+
+    def run(self) -> Image:
+        self.not_yet()
+        self.top_level()
+        name, tag = self.name_tag()
+        ann = self.annotations()
+        self.contract_rules(ann)
+        files = self.files()
+        self.artifacts(ann, files)
+        arch = self.architecture()
+        entrypoint, cmd = self.argv(ann)
+        env = self.string_map("env", self.spec.env)
+        for k in env:
+            if not ENV_KEY_RE.match(k):
+                self.fail(f"env.{k}", "is not a valid environment variable name", value=k)
+        labels = self.string_map("labels", self.spec.labels)
+        for k in labels:
+            if k.startswith(self.c["prefix"]):
+                self.fail(f"labels.{k}", "is a urunc annotation; urunix writes those labels itself",
+                          hint=f"move it to annotations.{k[len(self.c['prefix']):]}")
+        if self.problems:
+            raise SpecError(problems=self.problems)
+        return Image(
+            name=name, tag=tag, architecture=arch, annotations=dict(sorted(ann.items())),
+            cmd=cmd, entrypoint=entrypoint, env=[f"{k}={v}" for k, v in env.items()],
+            labels=labels, files=files, created=created(), source=self.spec.file,
+        )
+
+
+def created() -> str:
+    """1970-01-01T00:00:01Z (as dockerTools), or SOURCE_DATE_EPOCH when set."""
+    from datetime import datetime, timezone
+    sde = os.environ.get("SOURCE_DATE_EPOCH")
+    if sde:
+        try:
+            return datetime.fromtimestamp(int(sde), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        except (ValueError, OverflowError, OSError):
+            raise SpecError("SOURCE_DATE_EPOCH is not a number of seconds", field="SOURCE_DATE_EPOCH", value=sde)
+    return "1970-01-01T00:00:01Z"
+
+
+def validate(spec: Spec) -> tuple[Image, Diagnostics]:
+    """Spec -> Image, or SpecError listing every problem found."""
+    v = Validator(spec)
+    image = v.run()
+    return image, v.diag
+
+

@@ -1,0 +1,31 @@
+# urunix: package unikernels as OCI images for urunc, with Nix.
+#
+#   let urunix = import ./nix { inherit pkgs; }; in
+#   urunix.fromArgs { args = ./args.nix; }
+#
+# Public functions (each documented where it is defined):
+#   buildImage  normalized spec + src  -> docker-archive image    (image.nix)
+#   fromArgs    bimanix args.nix       -> docker-archive image    (image.nix)
+#   plan        spec -> config, layers, metadata derivation       (image.nix)
+#   normalize   spec -> normalized spec, or an eval-time error    (validate.nix)
+#   contract    urunc's rules, read from contract.json
+#
+# Uses builtins only (no nixpkgs `lib`): it evaluates on Nix 2.8 and current
+# Nix. From `pkgs` it needs python3, dockerTools.buildImage and the system.
+{
+  pkgs ? null,
+  sources ? import ./sources.nix,
+}:
+let
+  validate = import ./validate.nix { inherit sources; };
+  image =
+    if pkgs == null then
+      throw "urunix: pass `pkgs` to build images: import ./nix { inherit pkgs; }"
+    else
+      import ./image.nix { inherit pkgs sources; };
+in
+{
+  inherit (validate) normalize contract uruncLabels;
+  inherit (image) buildImage fromArgs plan;
+  util = import ./util.nix;
+}

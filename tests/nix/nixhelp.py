@@ -1,0 +1,107 @@
+"""Helpers for the Nix tests: run nix-instantiate / nix-build against the
+recording stand-in (recordpkgs.nix) or the host-tools pkgs (testpkgs.nix),
+and read a built docker-archive back. `build_example` returns the result of
+`nix-build default.nix` for an example, for reuse by other suites (the
+docker comparison with the native build)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+NIX_OPTS = ["--option", "substituters", ""]
+FLAKES = ["--extra-experimental-features", "nix-command flakes"]
+
+
+def need_nix() -> None:
+    if not shutil.which("nix-instantiate") or not shutil.which("nix-build"):
+        if os.environ.get("URUNIX_REQUIRE_TOOLS") == "1":
+            pytest.fail("nix is not installed (URUNIX_REQUIRE_TOOLS=1)")
+        pytest.skip("nix is not installed")
+
+
+def host_python() -> str:
+    """A python3 for builders: NIX_TEST_PYTHON, /usr/bin/python3, or ours."""
+    return os.environ.get("NIX_TEST_PYTHON") or (
+        "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else os.path.realpath(sys.executable))
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "NIX_TEST_PYTHON": host_python()}
+
+
+def testpkgs_expr() -> str:
+    return f"import {HERE / 'testpkgs.nix'} {{ }}"
+
+
+def run(argv: list[str], cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    r = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, env=env(), timeout=600)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{' '.join(argv)} failed ({r.returncode}):\n{r.stderr[-6000:]}")
+    return r
+
+
+def eval_json(expr: str, cwd: Path | None = None):
+    r = run(["nix-instantiate", "--eval", "--strict", "--json", "--expr", expr, *NIX_OPTS], cwd=cwd)
+    return json.loads(r.stdout)
+
+
+def eval_error(expr: str, cwd: Path | None = None) -> str:
+    r = run(["nix-instantiate", "--eval", "--strict", "--json", "--expr", expr, *NIX_OPTS], cwd=cwd, check=False)
+    assert r.returncode != 0, f"expected an evaluation error, got {r.stdout}"
+    return r.stderr
+
+
+def nix_build(target: str | Path, out: Path, *args: str, cwd: Path | None = None) -> Path:
+    run(["nix-build", str(target), "-o", str(out), "--arg", "pkgs", testpkgs_expr(), *NIX_OPTS, *args], cwd=cwd)
+    return Path(os.path.realpath(out))
+
+
+def bimanix_checkout(dest: Path) -> Path:
+    """What a bimanix user has: the repository's default.nix, nix/ and the
+    helpers it reads, in one directory they put args.nix and files into."""
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "default.nix", dest / "default.nix")
+    shutil.copytree(ROOT / "nix", dest / "nix", dirs_exist_ok=True)
+    gen = dest / "generator" / "urunix"
+    (gen / "helpers").mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "generator" / "urunix" / "contract.json", gen / "contract.json")
+    for p in (ROOT / "generator" / "urunix" / "helpers").glob("*.py"):
+        shutil.copy(p, gen / "helpers" / p.name)
+    return dest
+
+
+def build_example(name: str, workdir: Path) -> Path:
+    """`nix-build default.nix` (unchanged, bimanix style) for examples/NAME
+    with stand-in files; returns the docker-archive's store path."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from standins import example
+
+    d = bimanix_checkout(workdir / name)
+    example(name, d)
+    return nix_build(d / "default.nix", d / "result", cwd=d)
+
+
+def read_image(archive: Path) -> tuple[dict, dict[str, tuple[int, bytes]], list[str]]:
+    """(image config, {path: (mode, bytes)} of the merged rootfs, layer
+    history names) of a docker-archive."""
+    with tarfile.open(archive) as t:
+        manifest = json.load(t.extractfile("manifest.json"))[0]
+        config = json.load(t.extractfile(manifest["Config"]))
+        files: dict[str, tuple[int, bytes]] = {}
+        for layer in manifest["Layers"]:
+            with tarfile.open(fileobj=t.extractfile(layer)) as lt:
+                for m in lt.getmembers():
+                    if m.isfile():
+                        files["/" + m.name.lstrip("./")] = (m.mode, lt.extractfile(m).read())
+    history = [h.get("created_by", "") for h in config.get("history", [])]
+    return config, files, history
