@@ -104,3 +104,12 @@ def test_failed_build_keeps_the_previous_result(tmp_path):
 def test_usage_error_is_exit_2(tmp_path):
     r = urunix("build", "x", "--format", "tarball", cwd=tmp_path)
     assert r.returncode == 2
+
+
+def test_readme_main_job_builds_the_example(tmp_path):
+    """The README's first command: `urunix build args.nix.example`."""
+    from standins import ROOT
+    r = urunix("build", str(ROOT / "args.nix.example"), "-o", str(tmp_path / "result"), "--backend", "native")
+    assert r.returncode == 0, r.stderr
+    r = urunix("inspect", str(tmp_path / "result"), "--json", check=True)
+    assert '"binary": "/unikernel/hello.hvt"' in r.stdout

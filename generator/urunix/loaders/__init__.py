@@ -43,13 +43,16 @@ def detect(path: Path) -> str:
     then by content (top-level `version:` and `platforms:` make a bunnyfile,
     whatever the name), then `*.yaml`/`*.yml`."""
     name = path.name
+    if name.endswith(".example"):      # args.nix.example, spec.yaml.example
+        name = name[: -len(".example")]
+    suffix = Path(name).suffix
     if name == "bunnyfile" or name.endswith(".bunnyfile"):
         return "bunnyfile"
-    if path.suffix == ".nix":
+    if suffix == ".nix":
         return "args.nix"
     if _looks_like_bunnyfile(path):
         return "bunnyfile"
-    if path.suffix in (".yaml", ".yml"):
+    if suffix in (".yaml", ".yml"):
         return "yaml"
     raise SpecError("cannot tell the spec format from the file name", file=display_path(path),
                     allowed=", ".join(FORMATS),

@@ -1,0 +1,502 @@
+"""Flatten an image's layers into one tree (a sorted list of Member), without
+extracting anything to disk.
+
+Reads what imagefile.open_image reads: a docker-archive (`docker save`, old
+and Docker >= 25 layouts), an oci-archive, or an OCI layout directory. Layers
+are tar, uncompressed or gzip (zstd is refused with a clear error).
+
+Where content lives: a file of an uncompressed layer is a byte range of the
+layer, which is itself a byte range of the archive (or a blob file of the
+layout): Member(source=archive, offset=...), read in place by the cpio, ext
+and image writers. A gzip layer is decompressed once into a temporary file
+that the members point into; a GNU-sparse tar member is extracted to its own
+temporary file. The temporaries live as long as the FlatImage (use it as a
+context manager, or call close()).
+
+Semantics, as Docker's and containerd's layer appliers have them:
+- a layer's whiteouts act on the layers below: `.wh.NAME` removes NAME (and
+  what is under it), `.wh..wh..opq` empties its directory; other `.wh..wh.*`
+  names (aufs bookkeeping) are dropped;
+- a directory over a directory updates its mode and owner, keeping the
+  children; anything else replaces what was there (a directory with its
+  whole subtree);
+- missing parent directories are created 0755 root:root;
+- hard links (LNKTYPE) name a path that exists when they are applied; they
+  share an inode: deleting or replacing the first name later leaves the
+  others with the content. In the output each group's first path (in sorted
+  order) is the "file" and the others are "hardlink" members pointing to it;
+- symlinks are kept as symlinks and never followed on the build host. When a
+  later entry's parent path goes through a symlink in the tree, it is
+  resolved INSIDE the tree, as a chroot would (absolute targets start at the
+  image root, ".." stops at the root), so nothing lands outside it;
+- member names: a leading "/" or "./" is dropped; a name with a ".."
+  component, a NUL, or a loop of symlinks makes the image refused.
+- owners (uid/gid) and modes (with setuid/setgid/sticky) are kept; file
+  times are not (the writers use one fixed time); xattrs (e.g. file
+  capabilities) are dropped: cpio cannot hold them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import shutil
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+
+from ..helpers.image_writer import Member
+from ..imagefile import ImageFormatError, open_image
+
+CHUNK = 1 << 20
+MAX_SYMLINKS = 40
+
+
+class FlattenError(ImageFormatError):
+    """The image cannot be flattened safely (a hostile or broken layer)."""
+
+
+# ------------------------------------------------------------------ the tree
+
+class _Inode:
+    """What hard links share: kind, content and metadata."""
+
+    __slots__ = ("kind", "mode", "uid", "gid", "size", "source", "offset", "target", "devmajor", "devminor")
+
+    def __init__(self, kind: str, mode: int, uid: int = 0, gid: int = 0, size: int = 0, source: str | None = None,
+                 offset: int = 0, target: str = "", devmajor: int = 0, devminor: int = 0):
+        self.kind, self.mode, self.uid, self.gid, self.size = kind, mode, uid, gid, size
+        self.source, self.offset, self.target = source, offset, target
+        self.devmajor, self.devminor = devmajor, devminor
+
+
+class _Tree:
+    """path ("a/b") -> inode; the root ("") is implicit and always a directory."""
+
+    def __init__(self, image: str):
+        self.nodes: dict[str, _Inode] = {}
+        self.children: dict[str, set[str]] = {"": set()}
+        self.image = image
+
+    def error(self, msg: str) -> FlattenError:
+        return FlattenError(msg, file=self.image,
+                            hint="the image holds a layer urunix refuses to flatten; rebuild it with a standard tool")
+
+    # -- paths
+    def resolve_dir(self, parts: list[str], create: bool) -> str | None:
+        """The real path (no symlinks) of the directory `parts` names,
+        following symlinks inside the tree. None if it does not exist and
+        create is False."""
+        todo = list(parts)
+        cur: list[str] = []
+        hops = 0
+        while todo:
+            name = todo.pop(0)
+            if name in ("", "."):
+                continue
+            if name == "..":
+                if cur:
+                    cur.pop()
+                continue
+            path = "/".join(cur + [name])
+            node = self.nodes.get(path)
+            if node is None:
+                if not create:
+                    return None
+                self.put(path, _Inode("dir", 0o755))
+                cur.append(name)
+            elif node.kind == "dir":
+                cur.append(name)
+            elif node.kind == "symlink":
+                hops += 1
+                if hops > MAX_SYMLINKS:
+                    raise self.error(f"too many levels of symlinks under /{'/'.join(parts)}")
+                target = node.target.split("/")
+                if node.target.startswith("/"):
+                    cur = []
+                todo = target + todo
+            else:
+                if not create:
+                    return None
+                raise self.error(f"/{path} is a {node.kind}, but a layer puts something under it")
+        return "/".join(cur)
+
+    def locate(self, name: str, create: bool) -> tuple[str, str] | None:
+        """(real parent path, base name) of a member name, parents resolved."""
+        parts = name.split("/")
+        parent = self.resolve_dir(parts[:-1], create)
+        if parent is None:
+            return None
+        return parent, parts[-1]
+
+    # -- changes
+    def put(self, path: str, node: _Inode) -> None:
+        parent, _, base = path.rpartition("/")
+        self.nodes[path] = node
+        self.children.setdefault(parent, set()).add(path)
+        if node.kind == "dir":
+            self.children.setdefault(path, set())
+
+    def remove(self, path: str) -> None:
+        node = self.nodes.pop(path, None)
+        if node is None:
+            return
+        parent = path.rpartition("/")[0]
+        self.children.get(parent, set()).discard(path)
+        if node.kind == "dir":
+            self.clear(path)
+            self.children.pop(path, None)
+
+    def clear(self, path: str) -> None:
+        for child in list(self.children.get(path, ())):
+            self.remove(child)
+
+    # -- result
+    def members(self) -> list[Member]:
+        paths = sorted(self.nodes, key=lambda p: p.split("/"))
+        first: dict[int, str] = {}
+        out = []
+        for p in paths:
+            n = self.nodes[p]
+            if n.kind != "dir" and id(n) in first:
+                out.append(Member(p, "hardlink", n.mode, target=first[id(n)], uid=n.uid, gid=n.gid))
+                continue
+            first[id(n)] = p
+            if n.kind == "file":
+                out.append(Member(p, "file", n.mode, n.size, source=n.source, offset=n.offset, uid=n.uid, gid=n.gid))
+            elif n.kind == "symlink":
+                out.append(Member(p, "symlink", 0o777, target=n.target, uid=n.uid, gid=n.gid))
+            else:
+                out.append(Member(p, n.kind, n.mode, uid=n.uid, gid=n.gid,
+                                  devmajor=n.devmajor, devminor=n.devminor))
+        return out
+
+
+# ----------------------------------------------------------------- layers
+
+class _Window(io.RawIOBase):
+    """A read-only view of bytes [start, start+size) of a file."""
+
+    def __init__(self, path: str, start: int, size: int):
+        self.f = open(path, "rb")
+        self.start, self.size, self.pos = start, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        n = min(len(b), self.size - self.pos)
+        if n <= 0:
+            return 0
+        self.f.seek(self.start + self.pos)
+        got = self.f.readinto(memoryview(b)[:n])
+        self.pos += got
+        return got
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self.pos, 2: self.size}[whence]
+        self.pos = max(0, base + offset)
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def close(self) -> None:
+        self.f.close()
+        super().close()
+
+
+def _outer_index(path: str) -> dict[str, tarfile.TarInfo]:
+    """Names of an archive's members -> TarInfo, symlinks and hard links
+    resolved (old `docker save` links identical layer.tar files)."""
+    with tarfile.open(path, "r:") as t:
+        raw = {}
+        for m in t:
+            name = m.name[2:] if m.name.startswith("./") else m.name
+            raw[name.rstrip("/")] = m
+    out = {}
+    for name, m in raw.items():
+        seen = 0
+        while m is not None and (m.issym() or m.islnk()) and seen < 16:
+            seen += 1
+            link = m.linkname
+            if m.issym():
+                link = os.path.normpath(os.path.join(os.path.dirname(name), link))
+            m = raw.get(link[2:] if link.startswith("./") else link)
+        if m is not None and m.isfile():
+            out[name] = m
+    return out
+
+
+def _layer_location(image: str, index: dict | None, name: str) -> tuple[str, int, int]:
+    if index is None:  # an OCI layout directory
+        p = os.path.join(image, name)
+        if not os.path.isfile(p):
+            raise FlattenError(f"layer {name} is missing from the layout", file=image)
+        return p, 0, os.path.getsize(p)
+    m = index.get(name)
+    if m is None:
+        raise FlattenError(f"layer {name} is missing from the archive", file=image)
+    return image, m.offset_data, m.size
+
+
+def _magic(path: str, offset: int) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read(4)
+
+
+def clean_name(name: str, image: str) -> str:
+    if "\0" in name:
+        raise FlattenError(f"member name {name!r} holds a NUL byte", file=image)
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise FlattenError(f"member name {name!r} climbs out of the image root with '..'", file=image,
+                           hint="the image is hostile or broken; urunix refuses it")
+    return "/".join(parts)
+
+
+def _apply_layer(tree: _Tree, tar: tarfile.TarFile, base: int, source: str, scratch: str) -> None:
+    """Apply one layer: whiteouts against the layers below, then the entries."""
+    adds: list[tuple[str, tarfile.TarInfo, str | None]] = []
+    opaque: list[str] = []
+    whiteouts: list[str] = []
+    for m in tar:
+        name = clean_name(m.name, tree.image)
+        head, _, b = name.rpartition("/")
+        if b == ".wh..wh..opq":
+            opaque.append(head)
+        elif b.startswith(".wh..wh."):
+            continue
+        elif b.startswith(".wh."):
+            whiteouts.append(f"{head}/{b[4:]}" if head else b[4:])
+        elif name:
+            if m.issparse():
+                # content is not one byte range: extract it
+                fd, tmp = tempfile.mkstemp(dir=scratch, prefix="sparse-")
+                with os.fdopen(fd, "wb") as out, tar.extractfile(m) as src:
+                    shutil.copyfileobj(src, out, CHUNK)
+                adds.append((name, m, tmp))
+            else:
+                adds.append((name, m, None))
+    for d in opaque:
+        real = tree.resolve_dir(d.split("/") if d else [], create=False)
+        if real is not None:
+            tree.clear(real)
+    for w in whiteouts:
+        loc = tree.locate(w, create=False)
+        if loc is not None:
+            tree.remove(f"{loc[0]}/{loc[1]}" if loc[0] else loc[1])
+    for name, m, tmp in adds:
+        parent, b = tree.locate(name, create=True)
+        path = f"{parent}/{b}" if parent else b
+        old = tree.nodes.get(path)
+        mode = m.mode & 0o7777
+        if m.isdir():
+            if old is not None and old.kind == "dir":
+                old.mode, old.uid, old.gid = mode, m.uid, m.gid
+                continue
+            node = _Inode("dir", mode, m.uid, m.gid)
+        elif m.islnk():
+            t = clean_name(m.linkname, tree.image)
+            loc = tree.locate(t, create=False)
+            tpath = (f"{loc[0]}/{loc[1]}" if loc[0] else loc[1]) if loc else None
+            node = tree.nodes.get(tpath) if tpath else None
+            if node is None:
+                raise tree.error(f"hard link /{name} -> /{m.linkname}: no such file in the image")
+            if node.kind == "dir":
+                raise tree.error(f"hard link /{name} -> /{m.linkname} names a directory")
+            if tpath == path:
+                continue
+        elif m.issym():
+            node = _Inode("symlink", 0o777, m.uid, m.gid, target=m.linkname)
+        elif m.ischr() or m.isblk():
+            node = _Inode("char" if m.ischr() else "block", mode, m.uid, m.gid,
+                          devmajor=m.devmajor, devminor=m.devminor)
+        elif m.isfifo():
+            node = _Inode("fifo", mode, m.uid, m.gid)
+        elif m.isreg():
+            if tmp:
+                node = _Inode("file", mode, m.uid, m.gid, m.size, source=tmp, offset=0)
+            else:
+                node = _Inode("file", mode, m.uid, m.gid, m.size, source=source, offset=base + m.offset_data)
+        else:
+            raise tree.error(f"/{name}: unsupported tar entry type {m.type!r}")
+        if old is not None:
+            tree.remove(path)
+        tree.put(path, node)
+
+
+# ------------------------------------------------------------------ the API
+
+@dataclass
+class FlatImage:
+    """A flattened image: members (sorted, ready for the writers), the image
+    config's "config" section (Entrypoint, Cmd, Env, WorkingDir, User, ...),
+    and the temporary files the members may point into."""
+
+    path: str
+    format: str
+    members: list[Member]
+    config: dict
+    architecture: str = ""
+    os: str = ""
+    scratch: str | None = None
+    _closed: bool = field(default=False, repr=False)
+
+    def entrypoint(self) -> list[str]:
+        return list(self.config.get("Entrypoint") or [])
+
+    def cmd(self) -> list[str]:
+        return list(self.config.get("Cmd") or [])
+
+    def argv(self) -> list[str]:
+        """Entrypoint + Cmd: what a container runtime would run."""
+        return self.entrypoint() + self.cmd()
+
+    def env(self) -> list[str]:
+        return list(self.config.get("Env") or [])
+
+    def workdir(self) -> str:
+        return self.config.get("WorkingDir") or ""
+
+    def find(self, path: str, follow: bool = True) -> Member | None:
+        return find(self.members, path, follow)
+
+    def close(self) -> None:
+        if self.scratch and not self._closed:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+        self._closed = True
+
+    def __enter__(self) -> "FlatImage":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def flatten(image: str, scratch_dir: str | None = None) -> FlatImage:
+    """Flatten `image` (docker-archive, oci-archive, or OCI layout directory).
+    Temporary files (decompressed gzip layers) go to a new directory under
+    scratch_dir (default: the system's temp dir)."""
+    image = os.path.abspath(image)
+    with open_image(image) as (info, _store):
+        index = None if os.path.isdir(image) else _outer_index(image)
+        scratch = tempfile.mkdtemp(prefix="urunix-flatten-", dir=scratch_dir)
+        tree = _Tree(image)
+        try:
+            for i, layer in enumerate(info.layers):
+                path, start, size = _layer_location(image, index, layer)
+                magic = _magic(path, start)
+                if magic[:2] == b"\x1f\x8b":
+                    plain = os.path.join(scratch, f"layer{i}.tar")
+                    with _Window(path, start, size) as w, gzip.GzipFile(fileobj=io.BufferedReader(w, CHUNK)) as gz, \
+                            open(plain, "wb") as out:
+                        try:
+                            shutil.copyfileobj(gz, out, CHUNK)
+                        except (OSError, EOFError) as e:
+                            raise FlattenError(f"layer {layer}: bad gzip data ({e})", file=image)
+                    path, start, size = plain, 0, os.path.getsize(plain)
+                elif magic == b"\x28\xb5\x2f\xfd":
+                    raise FlattenError(f"layer {layer} is zstd-compressed, which urunix cannot read yet", file=image,
+                                       hint="re-export the image with gzip or uncompressed layers")
+                with _Window(path, start, size) as w:
+                    try:
+                        with tarfile.open(fileobj=io.BufferedReader(w, CHUNK), mode="r:") as t:
+                            _apply_layer(tree, t, start, path, scratch)
+                    except tarfile.TarError as e:
+                        raise FlattenError(f"layer {layer} is not a readable tar ({e})", file=image)
+            cfg = info.config if isinstance(info.config, dict) else {}
+            return FlatImage(image, info.format, tree.members(), dict(cfg.get("config") or {}),
+                             cfg.get("architecture", ""), cfg.get("os", ""), scratch)
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+
+
+def find(members: list[Member], path: str, follow: bool = True) -> Member | None:
+    """The member at `path` (symlinks in it followed inside the tree, the
+    last one too when follow is True; hard links resolved to the file)."""
+    by_path = {m.path: m for m in members}
+    parts = [p for p in path.split("/") if p]
+    cur: list[str] = []
+    hops = 0
+    while parts:
+        name = parts.pop(0)
+        if name in ("", "."):
+            continue
+        if name == "..":
+            if cur:
+                cur.pop()
+            continue
+        p = "/".join(cur + [name])
+        m = by_path.get(p)
+        if m is None:
+            return None
+        if m.kind == "symlink" and (parts or follow):
+            hops += 1
+            if hops > MAX_SYMLINKS:
+                return None
+            if m.target.startswith("/"):
+                cur = []
+            parts = m.target.split("/") + parts
+            continue
+        cur.append(name)
+        if parts and m.kind != "dir":
+            return None
+    m = by_path.get("/".join(cur))
+    if m is not None and m.kind == "hardlink":
+        m = by_path.get(m.target)
+    return m
+
+
+def copy_member(m: Member, dest: str) -> str:
+    """Write a file member's content to dest."""
+    with open(dest, "wb") as out:
+        if m.data is not None:
+            out.write(m.data)
+            return dest
+        with open(m.source, "rb") as f:
+            f.seek(m.offset)
+            left = m.size
+            while left:
+                chunk = f.read(min(CHUNK, left))
+                if not chunk:
+                    raise FlattenError(f"{m.source}: ends before /{m.path} does")
+                out.write(chunk)
+                left -= len(chunk)
+    return dest
+
+
+def extract_file(image: str, path: str, dest: str | None = None) -> str:
+    """Copy the file at `path` in the image's merged rootfs (e.g. /kernel;
+    symlinks followed inside the image) to dest (default: a new temporary
+    file, which the caller removes). Raises FlattenError if it is missing or
+    not a regular file."""
+    with flatten(image) as flat:
+        m = flat.find(path)
+        if m is None:
+            raise FlattenError(f"{path} is not in the image", file=image)
+        if m.kind != "file":
+            raise FlattenError(f"{path} in the image is a {m.kind}, not a file", file=image)
+        if dest is None:
+            fd, dest = tempfile.mkstemp(prefix="urunix-extract-")
+            os.close(fd)
+        return copy_member(m, dest)
+
+
+def read_file(image: str, path: str, limit: int = 16 << 20) -> bytes:
+    """The content of a (small) file of the image."""
+    with flatten(image) as flat:
+        m = flat.find(path)
+        if m is None or m.kind != "file":
+            raise FlattenError(f"{path} is not a file in the image", file=image)
+        if m.size > limit:
+            raise FlattenError(f"{path} in the image is larger than {limit} bytes", file=image)
+        with open(m.source, "rb") as f:
+            f.seek(m.offset)
+            return f.read(m.size)
