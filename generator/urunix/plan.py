@@ -21,15 +21,19 @@ def _entry(f: FileEntry) -> dict[str, Any]:
     return {"type": "file", "path": f.target, "source": str(f.path.absolute())}
 
 
-def plan(image: Image, fmt: str = "docker-archive") -> dict[str, Any]:
+def plan(image: Image, fmt: str = "docker-archive", artifacts=None) -> dict[str, Any]:
+    """The image_writer plan; `artifacts` (native/artifacts.py) adds members
+    made by urunix itself: a kernel from an image, the built rootfs, the init."""
     ann = image.annotations
     kernel = [f for f in image.files if f.target == ann.get("binary")]
     rootfs = [f for f in image.files if f.target in (ann.get("initrd"), ann.get("block")) and f not in kernel]
     rest = [f for f in image.files if f not in kernel and f not in rootfs]
+    made = {"kernel": [], "rootfs": [], "files": []} if artifacts is None else \
+        {"kernel": artifacts.kernel, "rootfs": artifacts.rootfs, "files": artifacts.files}
     layers = [
-        {"name": "kernel", "entries": [_entry(f) for f in kernel]},
-        {"name": "rootfs", "entries": [_entry(f) for f in rootfs]},
-        {"name": "files", "entries": [_entry(f) for f in rest]},
+        {"name": "kernel", "entries": [_entry(f) for f in kernel], "members": made["kernel"]},
+        {"name": "rootfs", "entries": [_entry(f) for f in rootfs], "members": made["rootfs"]},
+        {"name": "files", "entries": [_entry(f) for f in rest], "members": made["files"]},
         {"name": "urunc.json", "entries": [
             {"type": "file", "path": "/urunc.json", "data": urunc_json.urunc_json(ann).decode("ascii")}]},
     ]
@@ -44,10 +48,11 @@ def plan(image: Image, fmt: str = "docker-archive") -> dict[str, Any]:
             "Entrypoint": image.entrypoint,
             "Cmd": image.cmd,
             "Env": image.env or None,
+            "WorkingDir": image.workdir,
             "Labels": dict(sorted(labels.items())),
         },
         # OCI outputs carry them in the manifest too; Docker ignores them, so
         # a docker-archive stays byte-identical to the Nix-built one.
         "manifestAnnotations": urunc_json.labels(ann) if fmt != "docker-archive" else {},
-        "layers": [layer for layer in layers if layer["entries"]],
+        "layers": [layer for layer in layers if layer["entries"] or layer.get("members")],
     }

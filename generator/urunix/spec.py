@@ -30,9 +30,10 @@ class FileEntry:
 class Source:
     """Where a kernel, init or rootfs comes from: `from` plus a path inside it."""
 
-    origin: str                       # "local", "scratch", "./dir", "./image.tar", ...
-    path: str | None = None           # for local: host path; for images: path inside
+    origin: str                       # "local", "./file", "./image.tar", "oci:./layout", "docker://ref@sha256:..."
+    path: str | None = None           # local: the host file; else the path inside the image (and where it lands)
     field: str = ""
+    target: str | None = None         # where it lands, when that differs from `path` (bunny: /.boot/kernel)
 
 
 @dataclass
@@ -45,6 +46,7 @@ class Rootfs:
     include: list[FileEntry] = field(default_factory=list)
     size: str | None = None
     fs_type: str | None = None
+    compression: str | None = None
     field: str = "rootfs"
 
 
@@ -53,7 +55,7 @@ class Spec:
     """What the user asked for, in any input format, before any judgement."""
 
     file: Path                        # the spec file (for messages and relative paths)
-    format: str                       # "args.nix" | "yaml" | "bunnyfile"
+    format: str                       # "args.nix" | "yaml" | "bunnyfile" | "containerfile"
     name: Any = None
     tag: Any = None
     files: list[FileEntry] = field(default_factory=list)
@@ -68,6 +70,7 @@ class Spec:
     init: Source | None = None
     lines: dict[str, int] = field(default_factory=dict)   # field -> line in `file`
     unknown: dict[str, Any] = field(default_factory=dict) # top-level keys we do not know
+    notes: list[str] = field(default_factory=list)        # rendered warnings a loader found (e.g. Containerfile)
 
     @property
     def base_dir(self) -> Path:
@@ -79,6 +82,46 @@ class Spec:
         if line is None and "." in fieldname:
             line = self.lines.get(fieldname.rsplit(".", 1)[0])
         return {"file": display_path(self.file), "field": fieldname, "line": line}
+
+
+@dataclass
+class Origin:
+    """Where a tree or a file comes from, once resolved.
+
+    kind: scratch | dir (a host directory) | file (a host file) |
+    image (docker-archive, oci-archive or OCI layout on this host) |
+    registry (a reference pinned by digest)."""
+
+    kind: str
+    location: str = ""                # absolute host path, or the registry reference
+    field: str = ""
+
+
+@dataclass
+class RootfsBuild:
+    """A guest rootfs urunix builds: the tree of `origin` plus `include`
+    (plus the init), as an initrd, a block image, or the image's own rootfs."""
+
+    type: str                         # initrd | block | raw
+    origin: Origin
+    include: list[FileEntry] = field(default_factory=list)
+    target: str | None = None         # where the initrd/block image sits in the image
+    size: str = "auto"
+    fs_type: str = "ext2"
+    compression: str = "none"         # none | gzip (initrd only)
+    hardlinks: str = "link"           # link | copy (Unikraft's cpio reader ignores hard links)
+    field: str = "rootfs"
+
+
+@dataclass
+class Extract:
+    """One file put into the image (kernel) or the guest rootfs (init),
+    taken from a host file or from inside an image."""
+
+    origin: Origin
+    inner: str | None                 # path inside the image (kind image/registry)
+    target: str                       # absolute path where it lands
+    field: str = ""
 
 
 @dataclass
@@ -100,6 +143,11 @@ class Image:
     created: str = "1970-01-01T00:00:01Z"
     os: str = "linux"
     source: Path | None = None
+    rootfs: RootfsBuild | None = None
+    kernel: Extract | None = None
+    init: Extract | None = None
+    argv_from_image: bool = False     # no cmd given: the rootfs image's Entrypoint+Cmd become the argv
+    workdir: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The normalized spec as plain data (what the Nix library takes)."""

@@ -10,9 +10,12 @@ import re
 from pathlib import PurePosixPath
 from typing import Any
 
-from .errors import Diagnostics, NotSupportedYet, Problem, SpecError, did_you_mean
+from .errors import Diagnostics, Problem, SpecError, did_you_mean
 from .resources import contract
-from .spec import TOP_LEVEL_FIELDS, FileEntry, Image, Spec
+from .rootfs.sources import resolve as resolve_origin
+from .spec import TOP_LEVEL_FIELDS, Extract, FileEntry, Image, Origin, Rootfs, RootfsBuild, Source, Spec
+
+ROOTFS_TYPES = ("initrd", "block", "raw")
 
 # Docker reference grammar (distribution/reference), enough to refuse what
 # `docker load` would refuse.
@@ -74,6 +77,7 @@ class Validator:
         self.c = contract()
         self.problems: list[Problem] = []
         self.diag = Diagnostics()
+        self.planned: set[str] = set()   # image paths urunix itself will fill (kernel, initrd, block)
 
     def fail(self, fieldname: str, message: str, **kw: Any) -> None:
         self.problems.append(Problem(message, **self.spec.where(fieldname), **kw))
@@ -200,8 +204,8 @@ class Validator:
             if "unikernelVersion" in ann and guest != "unikraft":
                 self.warn("annotations.unikernelVersion", f"only Unikraft uses unikernelVersion; urunc ignores it for {guest}")
 
-    def files(self) -> list[FileEntry]:
-        entries = self.spec.files
+    def files(self, entries: list[FileEntry], reserved: bool = True) -> list[FileEntry]:
+        """Check copies into a tree (the image's files, or a rootfs's include)."""
         seen: dict[str, FileEntry] = {}
         good = []
         for f in entries:
@@ -221,7 +225,7 @@ class Validator:
                 self.fail(f.field, "target must name a path below / without '..'", value=target)
                 continue
             norm = os.path.normpath(target)
-            if norm == URUNC_JSON:
+            if norm == URUNC_JSON and reserved:
                 self.fail(f.field, "target /urunc.json is written by urunix itself", value=target,
                           hint="put urunc metadata in `annotations`")
                 continue
@@ -244,6 +248,8 @@ class Validator:
         return good
 
     def contains(self, files: list[FileEntry], path: str) -> bool:
+        if path in self.planned:
+            return True
         for f in files:
             if f.target == path:
                 return f.path.is_file()
@@ -300,8 +306,15 @@ class Validator:
             out[str(k)] = v
         return out
 
-    def argv(self, ann: dict[str, str]) -> tuple[list[str] | None, list[str]]:
+    def argv(self, ann: dict[str, str], init: Extract | None = None,
+             image_argv: bool = False) -> tuple[list[str] | None, list[str], bool]:
+        """(entrypoint, cmd, argv_from_image). With an init, it comes first;
+        with a rootfs image and no command, the image's own command is used
+        (filled in at build time, when the image is read)."""
         guest = ann.get("unikernelType", "")
+        given = self.spec.cmd is not None or self.spec.entrypoint is not None or bool(ann.get("cmdline"))
+        if image_argv and not given:
+            return None, [init.target] if init else [], True
         cmd = self.string_list("cmd", self.spec.cmd)
         entrypoint = self.string_list("entrypoint", self.spec.entrypoint)
         cmdline = ann.get("cmdline")
@@ -313,41 +326,188 @@ class Validator:
             # Whitespace split, exactly as urunc v0.5 reads the annotation, so
             # old and new runtimes hand the guest the same command line.
             cmd = fields(cmdline) if cmdline else []
+            if init and (entrypoint or cmd)[:1] != [init.target]:
+                if entrypoint:
+                    entrypoint = [init.target] + entrypoint
+                else:
+                    cmd = [init.target] + cmd
+                ann["cmdline"] = join_args((entrypoint or []) + cmd, guest)
             if entrypoint is None and not cmd and guest != "linux":
                 # Docker refuses an image with neither Entrypoint nor Cmd;
                 # urunc treats one empty argument as no arguments at all.
                 cmd = [""]
-        elif cmdline is None and (entrypoint or []) + cmd:
-            ann["cmdline"] = join_args((entrypoint or []) + cmd, guest)
-        if guest == "linux" and not ((entrypoint or []) + [a for a in cmd if a]):
+        else:
+            if init and ((entrypoint or cmd)[:1] != [init.target]):
+                if entrypoint is not None:
+                    entrypoint = [init.target] + entrypoint
+                else:
+                    cmd = [init.target] + cmd
+            if cmdline is None and (entrypoint or []) + cmd:
+                ann["cmdline"] = join_args((entrypoint or []) + cmd, guest)
+        if guest == "linux" and not ((entrypoint or []) + [a for a in cmd if a]) and not image_argv:
             self.fail("annotations.cmdline", "a Linux guest needs an init: urunc passes argv[0] as init= and fails with 'No init was specified'",
                       hint='set cmdline = "/urunit /usr/bin/app"; or cmd = [ "/urunit" "/usr/bin/app" ];')
-        return entrypoint, cmd
+        return entrypoint, cmd, False
 
-    def not_yet(self) -> None:
-        s = self.spec
+    # -- rootfs, kernel, init (what urunix builds or fetches) ----------------
+
+    def origin(self, text: object, fieldname: str) -> Origin | None:
+        try:
+            return resolve_origin(text, self.spec.base_dir, self.spec.where(fieldname))
+        except SpecError as e:
+            self.problems.extend(e.problems)
+            return None
+
+    def extract(self, src: Source, ann: dict[str, str], default: str, files: list[FileEntry]) -> Extract | None:
+        """A kernel or an init: from a host file, or from inside an image."""
+        fieldname = src.field or "kernel"
+        if src.origin == "local":
+            if src.target and any(f.target == src.target for f in files):
+                return None   # a bunnyfile's local kernel: already one of `files`
+            origin = self.origin(src.path, f"{fieldname}.path")
+            inner = None
+        else:
+            origin = self.origin(src.origin, f"{fieldname}.from")
+            inner = src.path
+        if origin is None:
+            return None
+        if origin.kind in ("image", "registry"):
+            inner = inner or default
+            if not inner.startswith("/"):
+                self.fail(f"{fieldname}.path", "must be an absolute path inside the image", value=inner)
+                return None
+        elif origin.kind != "file":
+            self.fail(f"{fieldname}.from", f"must be a file or an image, not a {origin.kind}", value=src.origin,
+                      hint=f'e.g. {fieldname} = {{ from = "./{fieldname}-image.tar"; path = "{default}"; }};')
+            return None
+        target = src.target or (inner if origin.kind != "file" else src.path if src.origin != "local" and src.path else None)
+        return Extract(origin, inner, target or default, fieldname)
+
+    def storage(self, ann: dict[str, str], files: list[FileEntry]) -> tuple[RootfsBuild | None, Extract | None, Extract | None]:
+        s, c = self.spec, self.c
+        guest = ann.get("unikernelType")
+        gspec = c["guests"].get(guest or "", {})
+        storage = gspec.get("storage")
+
+        kernel = None
+        if s.kernel is not None:
+            kernel = self.extract(s.kernel, ann, "/kernel", files)
+            if kernel is None and ann.get("binary"):
+                self.planned.add(ann["binary"])   # its problem is reported already
+            if kernel is not None:
+                if ann.get("binary") and s.kernel.target is None:
+                    kernel.target = ann["binary"]
+                else:
+                    ann.setdefault("binary", kernel.target)
+                wrong = check_path(kernel.target, "binary")
+                if wrong:
+                    self.fail(f"{kernel.field}.path", f"{wrong}; urunc refuses such a binary path", value=kernel.target)
+                self.planned.add(kernel.target)
+
+        init = None
+        if s.init is not None:
+            init = self.extract(s.init, ann, "/urunit", [])
+            if init is not None and guest not in (None, "linux"):
+                self.fail("init", f"only Linux guests run an init; a {guest} guest is the application itself",
+                          hint="remove init, or set unikernelType = \"linux\"")
+
+        rootfs = None
         r = s.rootfs
-        if r is not None and r.type in ("initrd", "block") and r.origin not in ("local",):
-            raise NotSupportedYet(f"building a {r.type} rootfs (from {r.origin})", **s.where(r.field))
-        if r is not None and r.origin not in ("scratch", "local"):
-            raise NotSupportedYet(f"a rootfs from {r.origin!r}", **s.where(r.field))
-        for part in ("kernel", "init"):
-            src = getattr(s, part)
-            if src is not None and src.origin != "local":
-                raise NotSupportedYet(f"a {part} taken from {src.origin!r}", **s.where(src.field or part))
+        if r is not None and not (r.origin == "local" or (r.type == "raw" and r.origin == "scratch" and not r.include)):
+            rootfs = self.rootfs(r, ann, guest, storage)
+        elif guest == "linux" and r is not None and r.type != "raw":
+            for key in ("useDMBlock", "mountRootfs"):
+                ann.setdefault(key, "false")
+        return rootfs, kernel, init
+
+    def rootfs(self, r: Rootfs, ann: dict[str, str], guest: str | None, storage: list | None) -> RootfsBuild | None:
+        f = r.field or "rootfs"
+        rtype = r.type
+        if rtype is None:
+            rtype = "initrd" if guest == "unikraft" else None
+            if rtype is None:
+                self.fail(f, f"rootfs.type is needed for a {guest} guest", allowed="initrd, block, raw",
+                          hint="initrd: a cpio in memory; block: an ext2/ext4 disk image; raw: the image's own rootfs (devmapper)")
+                return None
+        if rtype not in ROOTFS_TYPES:
+            self.fail(f"{f}.type", "is not a rootfs type", value=rtype, allowed=", ".join(ROOTFS_TYPES),
+                      hint=did_you_mean(rtype, ROOTFS_TYPES))
+            return None
+        need = "devmapper" if rtype == "raw" else rtype
+        if storage is not None and need not in storage:
+            self.fail(f"{f}.type", f"a {guest} guest cannot boot from {need} storage", value=rtype,
+                      allowed=f"storage for {guest}: {', '.join(storage) or 'none (in-memory)'}")
+            return None
+        origin = self.origin(r.origin, f"{f}.from" if f"{f}.from" in self.spec.lines else f)
+        if origin is None:
+            return None
+        if origin.kind == "file":
+            self.fail(f"{f}.from", "a single file is not a rootfs tree", value=r.origin,
+                      hint="a prebuilt initrd or block image goes in `files`, with annotations.initrd / annotations.block pointing at it")
+            return None
+        include = self.files(r.include, reserved=False)
+        build = RootfsBuild(rtype, origin, include, field=f)
+        if rtype == "raw":
+            for key in ("useDMBlock", "mountRootfs"):
+                if ann.get(key) == "false":
+                    self.fail(f"annotations.{key}", "a raw rootfs is the container's own rootfs, handed to the guest by devmapper",
+                              value="false", hint="remove it: urunix sets it to true for rootfs.type = raw")
+                ann[key] = "true"
+            return build
+        for key in ("useDMBlock", "mountRootfs"):
+            if ann.get(key) == "true":
+                self.fail(f"annotations.{key}", f"asks for the devmapper rootfs, but rootfs.type is {rtype}", value="true")
+            ann[key] = "false"
+        if rtype == "block":
+            build.fs_type = r.fs_type or "ext2"
+            if build.fs_type not in ("ext2", "ext4"):
+                self.fail(f"{f}.fsType", "is not a filesystem urunix builds", value=build.fs_type, allowed="ext2, ext4")
+            blockfs = self.c["guests"].get(guest or "", {}).get("blockFs")
+            if blockfs and build.fs_type not in blockfs:
+                self.fail(f"{f}.fsType", f"a {guest} guest mounts only {', '.join(blockfs)}", value=build.fs_type)
+            build.size = str(r.size or "auto")
+            if not re.match(r"^(auto|[0-9]+[KMGT]?)$", build.size):
+                self.fail(f"{f}.size", "is not a size", value=r.size, allowed='"auto", or a number with K, M, G or T (e.g. "64M")')
+            default = f"/.boot/rootfs.{build.fs_type}"
+        else:
+            default = "/.boot/rootfs"
+            build.compression = r.compression or "none"
+            if build.compression not in ("none", "gzip"):
+                self.fail(f"{f}.compression", "is not a compression urunix writes", value=build.compression, allowed="none, gzip")
+            elif build.compression == "gzip" and guest != "linux":
+                self.fail(f"{f}.compression", f"a {guest} guest reads only an uncompressed cpio", value="gzip")
+            if guest == "unikraft":
+                build.hardlinks = "copy"   # Unikraft's cpio reader knows no hard links
+        if r.size is not None and rtype != "block":
+            self.fail(f"{f}.size", "applies to block images only", value=r.size)
+        target = r.path or ann.get(rtype) or default
+        if ann.get(rtype) and ann[rtype] != target:
+            self.fail(f"annotations.{rtype}", f"disagrees with rootfs.path ({target!r})", value=ann[rtype],
+                      hint="set only rootfs.path; urunix writes the annotation")
+        wrong = check_path(target, rtype)
+        if wrong or not target.startswith("/"):
+            self.fail(f"{f}.path", f"{wrong or 'must be absolute'}; urunc refuses such a path", value=target)
+        ann[rtype] = build.target = target
+        self.planned.add(target)
+        if rtype == "block":
+            mnt = self.c["guests"].get(guest or "", {}).get("blkMntPoint") or ("/" if guest == "linux" else None)
+            if mnt:
+                ann.setdefault("blkMntPoint", mnt)
+        return build
 
     # -- all of it -----------------------------------------------------------
 
     def run(self) -> Image:
-        self.not_yet()
         self.top_level()
         name, tag = self.name_tag()
         ann = self.annotations()
+        files = self.files(self.spec.files)
+        rootfs, kernel, init = self.storage(ann, files)
         self.contract_rules(ann)
-        files = self.files()
         self.artifacts(ann, files)
         arch = self.architecture()
-        entrypoint, cmd = self.argv(ann)
+        image_argv = rootfs is not None and rootfs.origin.kind in ("image", "registry")
+        entrypoint, cmd, argv_from_image = self.argv(ann, init, image_argv)
         env = self.string_map("env", self.spec.env)
         for k in env:
             if not ENV_KEY_RE.match(k):
@@ -363,6 +523,7 @@ class Validator:
             name=name, tag=tag, architecture=arch, annotations=dict(sorted(ann.items())),
             cmd=cmd, entrypoint=entrypoint, env=[f"{k}={v}" for k, v in env.items()],
             labels=labels, files=files, created=created(), source=self.spec.file,
+            rootfs=rootfs, kernel=kernel, init=init, argv_from_image=argv_from_image,
         )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ SPECS = sorted(
     for d in EXAMPLES.iterdir() if d.is_dir()
     for f in d.iterdir() if f.name in ("args.nix", "bunnyfile", "spec.yaml")
 )
-NOT_YET = {("redis-unikraft-qemu", "bunnyfile")}   # initrd built from `include` (issue 4)
+NOT_YET: set = set()
 
 
 def tag_for(name: str, spec: str) -> list[str]:
@@ -57,6 +58,14 @@ def test_example_builds_and_loads(name, spec, tmp_path, docker):
     root = docker.export(ref, tmp_path / "rootfs")
     for f in image.files:
         assert (root / f.target.lstrip("/")).read_bytes() == f.path.read_bytes(), f.target
+    if image.rootfs is not None and image.rootfs.type == "initrd":
+        # The initrd urunix built holds the includes, byte for byte (read by GNU cpio).
+        unpacked = tmp_path / "initrd"
+        unpacked.mkdir()
+        with open(root / image.rootfs.target.lstrip("/"), "rb") as f:
+            subprocess.run(["cpio", "-idm", "--quiet"], stdin=f, cwd=unpacked, check=True)
+        for f in image.rootfs.include:
+            assert (unpacked / f.target.lstrip("/")).read_bytes() == f.path.read_bytes(), f.target
     doc = json.loads((root / "urunc.json").read_text())
     assert {k: base64.b64decode(v, validate=True).decode() for k, v in doc.items()} == want_labels
     for v in doc.values():

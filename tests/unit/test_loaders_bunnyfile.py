@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from urunix.errors import NotSupportedYet, SpecError
+from urunix.validate import validate
 from urunix.loaders import load
 from urunix.spec import FileEntry, Rootfs, Source
 
@@ -143,7 +144,7 @@ def test_seed_redis_unikraft_initrd_from_scratch(tmp_path):
     spec = load(write(tmp_path, REDIS_UNIKRAFT))
     assert (spec.format, spec.name, spec.tag, spec.architecture) == ("bunnyfile", None, None, "x86")
     assert spec.files == [kernel(tmp_path, "redis-qemu-x86_64-initrd_qemu-x86_64")]
-    assert spec.kernel == Source("local", "redis-qemu-x86_64-initrd_qemu-x86_64", "kernel")
+    assert spec.kernel == Source("local", "redis-qemu-x86_64-initrd_qemu-x86_64", "kernel", target="/.boot/kernel")
     # the initrd is still to be built from the includes, at bunny's path
     assert spec.rootfs == Rootfs(type="initrd", origin="scratch", path="/.boot/rootfs",
                                  include=[FileEntry("redis.conf", tmp_path / "redis.conf",
@@ -189,27 +190,39 @@ def test_seed_network_mirage_without_rootfs(tmp_path):
     }
 
 
-def test_seed_redis_linux_needs_registry_images(tmp_path):
-    with pytest.raises(NotSupportedYet) as e:
-        load(write(tmp_path, REDIS_LINUX))
+def test_seed_redis_linux_needs_pinned_or_saved_images(tmp_path):
+    """bunny pulls `redis:alpine` by tag; urunix wants a digest or a local archive."""
+    spec = load(write(tmp_path, REDIS_LINUX))
+    assert spec.rootfs.origin == "redis:alpine" and spec.rootfs.type == "raw"
+    assert spec.kernel == Source("harbor.nbfc.io/nubificus/urunc/linux-kernel-qemu:v6.14", "/kernel", "kernel",
+                                 target="/.boot/kernel")
+    spec.name = "redis/alpine/linux/qemu"
+    with pytest.raises(SpecError) as e:
+        validate(spec)
     problems = e.value.problems
-    assert [(p.field, p.line) for p in problems] == [("rootfs.from", 8), ("kernel.from", 11)]
-    assert "rootfs from an image (rootfs.from: redis:alpine) is not supported yet" in problems[0].message
-    assert "harbor.nbfc.io/nubificus/urunc/linux-kernel-qemu:v6.14" in problems[1].message
+    assert [(p.field, p.line) for p in problems] == [("kernel.from", 11), ("rootfs.from", 8)]
+    assert all("not pinned by digest" in p.message for p in problems)
+    assert "docker save redis:alpine -o redis.tar" in problems[1].hint
     assert all(p.file.endswith("bunnyfile") for p in problems)
 
 
 def test_seed_redis_linux_with_a_local_kernel_still_needs_the_image(tmp_path):
     text = REDIS_LINUX.replace("from: harbor.nbfc.io/nubificus/urunc/linux-kernel-qemu:v6.14\n  path: /kernel",
                                "from: local\n  path: bzImage")
-    with pytest.raises(NotSupportedYet) as e:
-        load(write(tmp_path, text))
+    (tmp_path / "bzImage").write_bytes(b"k")
+    spec = load(write(tmp_path, text))
+    spec.name = "x"
+    with pytest.raises(SpecError) as e:
+        validate(spec)
     assert [(p.field, p.line) for p in e.value.problems] == [("rootfs.from", 8)]
 
 
 def test_seed_whoami_kernel_from_registry(tmp_path):
-    with pytest.raises(NotSupportedYet) as e:
-        load(write(tmp_path, WHOAMI_LINUX))
+    (tmp_path / "rootfs.initrd").write_bytes(b"070701")
+    spec = load(write(tmp_path, WHOAMI_LINUX))
+    spec.name = "x"
+    with pytest.raises(SpecError) as e:
+        validate(spec)
     assert [(p.field, p.line) for p in e.value.problems] == [("kernel.from", 12)]
 
 

@@ -130,8 +130,9 @@ def _walk(root: str, prefix: str) -> Iterator[Member]:
             raise PlanError(f"{src}: not a regular file, directory or symlink (device nodes, fifos and sockets are refused)")
 
 
-def expand(entries: Iterable[dict]) -> list[Member]:
-    """Plan entries -> sorted tar members with their parent directories."""
+def expand(entries: Iterable[dict], extra: Iterable[Member] = ()) -> list[Member]:
+    """Plan entries (plus members already made, e.g. a flattened image) ->
+    sorted tar members with their parent directories."""
     members: dict[str, Member] = {}
 
     def add(m: Member) -> None:
@@ -167,6 +168,9 @@ def expand(entries: Iterable[dict]) -> list[Member]:
             add(Member(path, "symlink", 0o777, target=e["target"]))
         else:
             raise PlanError(f"unknown entry type {kind!r}")
+
+    for m in extra:
+        add(m)
 
     for path in list(members):
         parts = path.split("/")
@@ -306,7 +310,8 @@ def epoch(created: str) -> int:
 
 
 def plan_members(plan: dict) -> list[tuple[str, list[Member]]]:
-    return [(layer.get("name", f"layer{i}"), expand(layer["entries"])) for i, layer in enumerate(plan["layers"])]
+    return [(layer.get("name", f"layer{i}"), expand(layer.get("entries", ()), layer.get("members", ())))
+            for i, layer in enumerate(plan["layers"])]
 
 
 def total_bytes(plan: dict, layers: list[tuple[str, list[Member]]] | None = None) -> int:

@@ -13,7 +13,7 @@ from ..errors import SpecError, did_you_mean
 from ..spec import TOP_LEVEL_FIELDS, FileEntry, Rootfs, Source, Spec, display_path
 from .nixdata import NixPath, dotted
 
-ROOTFS_FIELDS = ("type", "from", "path", "include", "size", "fsType")
+ROOTFS_FIELDS = ("type", "from", "path", "include", "size", "fsType", "compression")
 SOURCE_FIELDS = ("from", "path")
 
 #: Fields whose strings name something inside the image or are plain text:
@@ -140,7 +140,8 @@ def rootfs_from(spec: Spec, shapes: Shapes, value: Any) -> Rootfs:
     entries = [] if include is None else files_from(spec, shapes, "rootfs.include", include, allow_list=True)
     return Rootfs(type=mapping.get("type"), origin=mapping.get("from", "scratch"),
                   path=mapping.get("path"), include=entries,
-                  size=mapping.get("size"), fs_type=mapping.get("fsType"), field="rootfs")
+                  size=mapping.get("size"), fs_type=mapping.get("fsType"),
+                  compression=mapping.get("compression"), field="rootfs")
 
 
 def build_spec(data: Any, lines: dict[str, int], file: Path, fmt: str) -> Spec:

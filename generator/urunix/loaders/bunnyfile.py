@@ -170,9 +170,12 @@ class _Bunny:
         origin = self.text("kernel.from", kernel.get("from"), required=True)
         path = self.text("kernel.path", kernel.get("path"), required=True)
         assert origin is not None and path is not None
-        self.spec.kernel = Source(origin=origin, path=path, field="kernel")
+        # Either way the kernel lands at bunny's /.boot/kernel; from an image,
+        # `path` is where it sits inside that image.
+        self.spec.kernel = Source(origin=origin, path=path, field="kernel", target=KERNEL_PATH)
         if origin != "local":
-            self.not_yet("kernel.from", f"a kernel from an image (kernel.from: {origin})")
+            self.spec.annotations["binary"] = KERNEL_PATH
+            self.alias("annotations.binary", "kernel.path")
             return
         self.spec.files.append(self.entry("kernel.path", path, KERNEL_PATH))
         self.spec.annotations["binary"] = KERNEL_PATH
@@ -195,11 +198,22 @@ class _Bunny:
         includes = self.includes(rootfs.get("include"))
         self.spec.rootfs = Rootfs(type=rtype, origin=origin, path=path, field="rootfs")
         if origin not in ("scratch", "local"):
-            self.not_yet("rootfs.from", f"a rootfs from an image (rootfs.from: {origin})")
-            return rtype
+            return self.image_rootfs(rtype, path, includes, framework)
         if origin == "scratch":
             return self.scratch_rootfs(rtype, path, includes, framework)
         return self.local_rootfs(rtype, path, includes, framework)
+
+    def image_rootfs(self, rtype: str | None, path: str | None, includes: list[FileEntry],
+                     framework: str | None) -> str:
+        """A rootfs from an image: urunix flattens it (plus includes) into the
+        image's own rootfs (raw), an initrd, or a block image."""
+        assert self.spec.rootfs is not None
+        if rtype is None:
+            rtype = self.spec.rootfs.type = self.default_type(framework, ROOTFS_TYPES)
+        self.spec.rootfs.include = includes
+        if rtype != "raw":
+            self.spec.rootfs.path = path or ROOTFS_PATH
+        return rtype
 
     def default_type(self, framework: str | None, choices: tuple[str, ...]) -> str:
         """bunny's default: initrd for Unikraft; other frameworks must choose,

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import errno
 import os
-from contextlib import nullcontext
+import shutil
+import tempfile
+from contextlib import ExitStack, nullcontext
 from typing import Callable, ContextManager
 
 from ..errors import BuildError, SpecError
 from ..helpers import image_writer
 from ..plan import plan
 from ..spec import Image
+from .artifacts import materialize
 
 ProgressFactory = Callable[[int], ContextManager[Callable[[int], None] | None]]
 
@@ -21,15 +24,19 @@ def build(image: Image, out: str, fmt: str = "docker-archive",
     if fmt not in image_writer.FORMATS:
         raise SpecError("is not an output format urunix writes", field="--format", value=fmt,
                         allowed=", ".join(image_writer.FORMATS))
-    p = plan(image, fmt)
     parent = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(parent):
         raise SpecError("the output's directory does not exist", field="--output", value=out)
     try:
-        layers = image_writer.plan_members(p)
-        total = image_writer.total_bytes(p, layers)
-        with (progress(total) if progress else nullcontext(None)) as advance:
-            return image_writer.write_atomic(p, out, advance, layers)
+        with ExitStack() as stack:
+            scratch = tempfile.mkdtemp(dir=parent, prefix=".urunix-tmp-")
+            stack.callback(shutil.rmtree, scratch, True)
+            made = materialize(image, scratch, stack) if (image.rootfs or image.kernel or image.init) else None
+            p = plan(image, fmt, made)
+            layers = image_writer.plan_members(p)
+            total = image_writer.total_bytes(p, layers)
+            with (progress(total) if progress else nullcontext(None)) as advance:
+                return image_writer.write_atomic(p, out, advance, layers)
     except image_writer.PlanError as e:
         raise BuildError(str(e)) from e
     except OSError as e:

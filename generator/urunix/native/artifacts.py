@@ -1,0 +1,166 @@
+"""Make what the image needs beyond plain copies, natively: the guest rootfs
+tree (from scratch, a host directory or an image, plus includes and the
+init), written as an initrd (cpio) or a block image (ext2/ext4) or left as
+members of the image's own rootfs (raw); and a kernel or init taken from an
+image. Work files live in a scratch directory the caller removes."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+
+from ..errors import BuildError, MissingTool, SpecError
+from ..helpers import cpio, ext
+from ..helpers.image_writer import Member, PlanError, clean_path, expand, host_mode
+from ..rootfs import flatten as F
+from ..spec import Extract, FileEntry, Image, Origin
+from ..validate import join_args
+
+
+@dataclass
+class Artifacts:
+    """Extra layer content for plan(): members by layer name."""
+
+    kernel: list[Member] = field(default_factory=list)
+    rootfs: list[Member] = field(default_factory=list)
+    files: list[Member] = field(default_factory=list)
+
+
+class Materializer:
+    def __init__(self, image: Image, scratch: str, stack: ExitStack):
+        self.image = image
+        self.scratch = scratch
+        self.stack = stack
+        self.opened: dict[str, F.FlatImage] = {}
+
+    def fail(self, where: str, message: str, **kw) -> SpecError:
+        src = self.image.source
+        return SpecError(message, file=str(src) if src else None, field=where, **kw)
+
+    def local_image(self, origin: Origin) -> str:
+        """A path flatten() reads: the origin itself, or a registry pull."""
+        if origin.kind == "image":
+            return origin.location
+        if origin.kind != "registry":
+            raise AssertionError(origin)
+        skopeo = shutil.which("skopeo")
+        if not skopeo:
+            raise MissingTool("skopeo", "apt-get install skopeo", f"to fetch {origin.location}")
+        dest = os.path.join(self.scratch, f"pull-{len(self.opened)}")
+        r = subprocess.run([skopeo, "copy", "--quiet", f"docker://{origin.location}", f"oci:{dest}:image"],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise BuildError(f"skopeo could not fetch {origin.location}: {r.stderr.strip()[-2000:]}")
+        return dest
+
+    def flat(self, origin: Origin) -> F.FlatImage:
+        key = f"{origin.kind}:{origin.location}"
+        if key not in self.opened:
+            path = self.local_image(origin)
+            self.opened[key] = self.stack.enter_context(F.flatten(path, scratch_dir=self.scratch))
+        return self.opened[key]
+
+    def extract(self, x: Extract) -> Member:
+        """The member for a kernel or init, placed at its target."""
+        target = clean_path(x.target)
+        if x.origin.kind == "file":
+            st = os.stat(x.origin.location)
+            return Member(target, "file", host_mode(st), st.st_size, source=x.origin.location)
+        flat = self.flat(x.origin)
+        m = flat.find(x.inner or "/")
+        if m is None or m.kind not in ("file", "hardlink"):
+            raise self.fail(f"{x.field}.path", f"is not a file in {os.path.basename(x.origin.location)}",
+                            value=x.inner, hint="list the image's files with: tar -tf, or docker export")
+        return dataclasses.replace(m, path=target, uid=0, gid=0, target="")
+
+    def tree(self) -> list[Member]:
+        """The guest rootfs: origin tree, then includes, then the init (later
+        ones replace earlier ones at the same path)."""
+        r = self.image.rootfs
+        assert r is not None
+        merged: dict[str, Member] = {}
+        if r.origin.kind == "dir":
+            base = expand([{"type": "tree", "path": "", "source": r.origin.location}])
+        elif r.origin.kind in ("image", "registry"):
+            flat = self.flat(r.origin)
+            base = flat.members
+            self.image_config(flat)
+        else:
+            base = []
+        for m in base:
+            merged[m.path] = m
+        for m in expand([entry(f) for f in r.include]):
+            if m.kind == "dir" and m.path in merged:
+                continue
+            drop_below(merged, m.path)
+            merged[m.path] = m
+        if self.image.init is not None:
+            m = self.extract(self.image.init)
+            drop_below(merged, m.path)
+            merged[m.path] = m
+        # Re-expand so parent directories of includes exist and order is sorted.
+        return expand([], [m for m in merged.values()])
+
+    def image_config(self, flat: F.FlatImage) -> None:
+        """Keep the rootfs image's command, Env and WorkingDir where the
+        guest uses them."""
+        img = self.image
+        if img.argv_from_image:
+            argv = flat.argv()
+            if not argv and img.annotations.get("unikernelType") == "linux" and not img.cmd:
+                raise self.fail("cmd", "the rootfs image has no Entrypoint or Cmd, and the spec gives no command",
+                                hint="set cmdline (or cmd); a Linux guest needs an init")
+            img.cmd = img.cmd + argv   # img.cmd holds the init, if any
+            img.entrypoint = None
+            img.annotations["cmdline"] = join_args(img.cmd, img.annotations.get("unikernelType", ""))
+            img.argv_from_image = False
+        mine = {e.split("=", 1)[0] for e in img.env}
+        img.env = [e for e in flat.env() if e.split("=", 1)[0] not in mine] + img.env
+        img.workdir = img.workdir or flat.workdir() or None
+
+    def build(self) -> Artifacts:
+        img, out = self.image, Artifacts()
+        if img.kernel is not None:
+            out.kernel.append(self.extract(img.kernel))
+        r = img.rootfs
+        if r is None:
+            if img.init is not None:
+                out.files.append(self.extract(img.init))
+            return out
+        members = self.tree()
+        if r.type == "raw":
+            out.rootfs = members
+            return out
+        artifact = os.path.join(self.scratch, "rootfs." + ("cpio" if r.type == "initrd" else r.fs_type))
+        try:
+            if r.type == "initrd":
+                cpio.write_file(members, artifact, gzip_level=6 if r.compression == "gzip" else None,
+                                hardlinks=r.hardlinks)
+            else:
+                ext.write_ext(members, artifact, fs=r.fs_type, size=r.size)
+        except PlanError as e:
+            raise BuildError(f"{r.field}: {e}") from e
+        st = os.stat(artifact)
+        out.rootfs.append(Member(clean_path(r.target or "/.boot/rootfs"), "file", 0o644, st.st_size, source=artifact))
+        return out
+
+
+def entry(f: FileEntry) -> dict:
+    if f.path.is_dir():
+        return {"type": "tree", "path": f.target, "source": str(f.path.absolute())}
+    return {"type": "file", "path": f.target, "source": str(f.path.absolute())}
+
+
+def drop_below(merged: dict[str, Member], path: str) -> None:
+    """A file replacing a directory replaces what was inside it too."""
+    prefix = path + "/"
+    for p in [p for p in merged if p.startswith(prefix)]:
+        del merged[p]
+
+
+def materialize(image: Image, scratch: str, stack: ExitStack) -> Artifacts:
+    return Materializer(image, scratch, stack).build()
