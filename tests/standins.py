@@ -20,9 +20,32 @@ def standin_bytes(name: str, size: int = 4096) -> bytes:
     return b"\x7fELF" + bytes(out[: size - 4])
 
 
+def standin_image(path: Path, kernel: bool = False) -> None:
+    """A small image archive, as `docker save` would give: a kernel image
+    (/kernel) or an application image (an app with a Cmd, an Env, a
+    WorkingDir), written with urunix's own image writer (no Docker needed)."""
+    from urunix.helpers import image_writer
+
+    if kernel:
+        entries = [{"type": "file", "path": "/kernel", "data": f"stand-in kernel from {path.name}\\n"}]
+        config = {}
+    else:
+        entries = [
+            {"type": "file", "path": "/bin/app", "data": "#!/bin/sh\necho app \"$@\"\n", "mode": 0o755},
+            {"type": "symlink", "path": "/bin/sh", "target": "busybox"},
+            {"type": "file", "path": "/etc/app.conf", "data": f"name = {path.stem}\n"},
+            {"type": "dir", "path": "/data"},
+        ]
+        config = {"Entrypoint": ["/bin/app"], "Cmd": ["--port", "80"], "Env": ["APP_MODE=prod"], "WorkingDir": "/data"}
+    plan = {"format": "docker-archive", "repoTags": [f"standin/{path.stem}:latest"], "created": "1970-01-01T00:00:01Z",
+            "architecture": "amd64", "config": config, "layers": [{"name": "base", "entries": entries}]}
+    image_writer.write_atomic(plan, str(path))
+
+
 def example(name: str, dest: Path) -> Path:
     """Copy examples/NAME to dest and create the stand-in files its
-    STANDINS list names (one host path per line)."""
+    STANDINS list names (one host path per line; `image:NAME.tar` and
+    `kernel-image:NAME.tar` make small image archives)."""
     src = EXAMPLES / name
     shutil.copytree(src, dest, dirs_exist_ok=True)
     listing = src / "STANDINS"
@@ -31,8 +54,12 @@ def example(name: str, dest: Path) -> Path:
             line = line.strip()
             if not line or line.startswith("#"):
                 continue
-            path = dest / line
+            kind, _, rest = line.partition(":") if line.startswith(("image:", "kernel-image:")) else ("", "", line)
+            path = dest / rest
             path.parent.mkdir(parents=True, exist_ok=True)
+            if kind:
+                standin_image(path, kernel=kind == "kernel-image")
+                continue
             path.write_bytes(standin_bytes(line))
             if line.endswith((".hvt", ".spt")) or "qemu" in line or "kernel" in line:
                 path.chmod(0o755)

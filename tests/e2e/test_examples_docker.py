@@ -15,7 +15,7 @@ import pytest
 from cli import urunix
 from standins import EXAMPLES, example
 from urunix.loaders import load
-from urunix.validate import validate
+from urunix.validate import join_args, validate
 
 SPECS = sorted(
     (d.name, f.name)
@@ -44,6 +44,11 @@ def test_example_builds_and_loads(name, spec, tmp_path, docker):
     if spec == "bunnyfile":
         s.name, s.tag = f"urunix-test/{name}", "bunnyfile"
     image, _ = validate(s)
+    if image.argv_from_image:
+        # no command in the spec: the init, then the rootfs image's own
+        # Entrypoint + Cmd (the stand-in image's, see standins.py)
+        image.cmd = image.cmd + ["/bin/app", "--port", "80"]
+        image.annotations["cmdline"] = join_args(image.cmd, "linux")
     ref = docker.load(work / "result")
     assert ref == f"{image.name}:{image.tag}"
 
@@ -54,6 +59,8 @@ def test_example_builds_and_loads(name, spec, tmp_path, docker):
     assert cfg["Architecture"] == image.architecture
     assert cfg["Os"] == "linux"
     assert cfg["Created"].startswith("1970-01-01T00:00:01")
+    if image.rootfs is not None and image.rootfs.origin.kind == "image":
+        assert "APP_MODE=prod" in cfg["Config"]["Env"]     # the rootfs image's Env is kept
 
     root = docker.export(ref, tmp_path / "rootfs")
     for f in image.files:
