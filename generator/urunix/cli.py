@@ -40,6 +40,7 @@ class SpecFormat(str, Enum):
     argsnix = "args.nix"
     yaml = "yaml"
     bunnyfile = "bunnyfile"
+    containerfile = "containerfile"
 
 
 class Backend(str, Enum):
@@ -67,13 +68,28 @@ def _root(
     _state["debug"] = debug
 
 
-def _load(spec: Path, spec_format: Optional[SpecFormat], tag: Optional[str]):
+def _from_map(pairs: Optional[list[str]]) -> Optional[dict[str, str]]:
+    """--from NAME=PATH: a Containerfile's FROM NAME is the archive at PATH."""
+    if not pairs:
+        return None
+    out = {}
+    for pair in pairs:
+        name, sep, path = pair.partition("=")
+        if not sep or not name or not path:
+            raise SpecError("must be NAME=PATH", field="--from", value=pair,
+                            hint="e.g. --from unikraft.org/nginx:1.15=./nginx.tar (an archive from docker save)")
+        out[name] = str(Path(path).absolute())
+    return out
+
+
+def _load(spec: Path, spec_format: Optional[SpecFormat], tag: Optional[str], from_pairs: Optional[list[str]] = None):
     from .loaders import load
     from .validate import validate
 
     if not spec.exists():
-        raise SpecError("no such file", file=str(spec), hint="give the path of an args.nix, a YAML spec or a bunnyfile")
-    s = load(spec, spec_format.value if spec_format else None)
+        raise SpecError("no such file", file=str(spec),
+                        hint="give the path of an args.nix, a YAML spec, a bunnyfile or a Containerfile")
+    s = load(spec, spec_format.value if spec_format else None, from_map=_from_map(from_pairs))
     if tag:
         name, sep, t = tag.rpartition(":")
         if not sep or "/" in t:
@@ -81,8 +97,10 @@ def _load(spec: Path, spec_format: Optional[SpecFormat], tag: Optional[str]):
         s.name, s.tag = name, t
         s.lines.pop("name", None)
         s.lines.pop("tag", None)
-    image, diag = validate(s)
     err = _console()
+    for note in s.notes:
+        err.print(note, markup=False)
+    image, diag = validate(s)
     for w in diag.warnings:
         err.print(w.render("warning"), markup=False)
     return image
@@ -119,16 +137,17 @@ def _nix_available(pkgs_expr: Optional[str]) -> bool:
 
 @app.command()
 def build(
-    spec: Path = typer.Argument(..., help="args.nix, spec.yaml or bunnyfile"),
+    spec: Path = typer.Argument(..., help="args.nix, spec.yaml, bunnyfile or Containerfile"),
     output: Path = typer.Option(Path("result"), "--output", "-o", help="Where to write the image."),
     out_format: OutFormat = typer.Option(OutFormat.docker_archive, "--format", "-f", help="Output format."),
     backend: Backend = typer.Option(Backend.auto, "--backend", help="native, nix, or auto (nix when nix-build and <nixpkgs> are available)."),
     tag: Optional[str] = typer.Option(None, "--tag", "-t", help="Image name[:tag], overriding the spec's."),
     spec_format: Optional[SpecFormat] = typer.Option(None, "--spec-format", help="Input format (default: from the file name)."),
+    from_: Optional[list[str]] = typer.Option(None, "--from", help="Containerfile: take FROM NAME from a local archive: NAME=PATH (repeatable)."),
     nix_pkgs: Optional[str] = typer.Option(None, "--nix-pkgs", help="Nix expression for pkgs (default: import <nixpkgs> {})."),
 ) -> None:
     """Build an image that `docker load < result` accepts and urunc boots."""
-    image = _load(spec, spec_format, tag)
+    image = _load(spec, spec_format, tag, from_)
     err = _console()
     chosen = backend
     if backend == Backend.auto:
@@ -149,13 +168,14 @@ def build(
 
 @app.command()
 def validate(
-    spec: Path = typer.Argument(..., help="args.nix, spec.yaml or bunnyfile"),
+    spec: Path = typer.Argument(..., help="args.nix, spec.yaml, bunnyfile or Containerfile"),
     tag: Optional[str] = typer.Option(None, "--tag", "-t", help="Image name[:tag], overriding the spec's."),
     spec_format: Optional[SpecFormat] = typer.Option(None, "--spec-format", help="Input format (default: from the file name)."),
+    from_: Optional[list[str]] = typer.Option(None, "--from", help="Containerfile: take FROM NAME from a local archive: NAME=PATH (repeatable)."),
     show: bool = typer.Option(False, "--json", help="Print the normalized spec as JSON."),
 ) -> None:
     """Check a spec against urunc's contract, without building."""
-    image = _load(spec, spec_format, tag)
+    image = _load(spec, spec_format, tag, from_)
     if show:
         import json
         typer.echo(json.dumps(image.to_json(), indent=2, ensure_ascii=False))
@@ -184,13 +204,14 @@ def inspect(
 
 @app.command()
 def generate(
-    spec: Path = typer.Argument(..., help="args.nix, spec.yaml or bunnyfile"),
+    spec: Path = typer.Argument(..., help="args.nix, spec.yaml, bunnyfile or Containerfile"),
     output: Path = typer.Option(..., "--output", "-o", help="Directory to write the Nix expression into."),
     tag: Optional[str] = typer.Option(None, "--tag", "-t", help="Image name[:tag], overriding the spec's."),
     spec_format: Optional[SpecFormat] = typer.Option(None, "--spec-format", help="Input format (default: from the file name)."),
+    from_: Optional[list[str]] = typer.Option(None, "--from", help="Containerfile: take FROM NAME from a local archive: NAME=PATH (repeatable)."),
 ) -> None:
     """Write a standalone Nix expression that builds the same image (`nix-build DIR`)."""
-    image = _load(spec, spec_format, tag)
+    image = _load(spec, spec_format, tag, from_)
     from . import nixgen
     nixgen.generate(image, spec, output)
     _console().print(f"wrote {output}/default.nix; build it with: nix-build {output}", markup=False)

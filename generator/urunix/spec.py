@@ -40,7 +40,7 @@ class Source:
 class Rootfs:
     """The guest's root filesystem (bunny's `rootfs` section)."""
 
-    type: str | None = None           # initrd | block | raw
+    type: str | None = None           # initrd | block | raw | base (a Containerfile's FROM: files only)
     origin: str = "scratch"           # scratch | local | ./dir | image archive
     path: str | None = None           # local: host file; else where it sits in the image
     include: list[FileEntry] = field(default_factory=list)
@@ -102,7 +102,7 @@ class RootfsBuild:
     """A guest rootfs urunix builds: the tree of `origin` plus `include`
     (plus the init), as an initrd, a block image, or the image's own rootfs."""
 
-    type: str                         # initrd | block | raw
+    type: str                         # initrd | block | raw (base: raw without implying devmapper)
     origin: Origin
     include: list[FileEntry] = field(default_factory=list)
     target: str | None = None         # where the initrd/block image sits in the image

@@ -78,6 +78,7 @@ class Validator:
         self.problems: list[Problem] = []
         self.diag = Diagnostics()
         self.planned: set[str] = set()   # image paths urunix itself will fill (kernel, initrd, block)
+        self.image_tree = False           # the image's rootfs holds an image's tree (raw/base from an image)
 
     def fail(self, fieldname: str, message: str, **kw: Any) -> None:
         self.problems.append(Problem(message, **self.spec.where(fieldname), **kw))
@@ -248,8 +249,8 @@ class Validator:
         return good
 
     def contains(self, files: list[FileEntry], path: str) -> bool:
-        if path in self.planned:
-            return True
+        if path in self.planned or self.image_tree:
+            return True   # an image's tree: checked at build time, once it is read
         for f in files:
             if f.target == path:
                 return f.path.is_file()
@@ -413,7 +414,7 @@ class Validator:
 
         rootfs = None
         r = s.rootfs
-        if r is not None and not (r.origin == "local" or (r.type == "raw" and r.origin == "scratch" and not r.include)):
+        if r is not None and not (r.origin == "local" or (r.type in ("raw", "base") and r.origin == "scratch" and not r.include)):
             rootfs = self.rootfs(r, ann, guest, storage)
         elif guest == "linux" and r is not None and r.type != "raw":
             for key in ("useDMBlock", "mountRootfs"):
@@ -429,6 +430,14 @@ class Validator:
                 self.fail(f, f"rootfs.type is needed for a {guest} guest", allowed="initrd, block, raw",
                           hint="initrd: a cpio in memory; block: an ext2/ext4 disk image; raw: the image's own rootfs (devmapper)")
                 return None
+        if rtype == "base":
+            # A Containerfile's FROM: the image's files under ours, as in
+            # Docker; the labels, not the base, say what urunc boots from.
+            origin = self.origin(r.origin, f)
+            if origin is None:
+                return None
+            self.image_tree = True
+            return RootfsBuild("raw", origin, self.files(r.include, reserved=False), field=f)
         if rtype not in ROOTFS_TYPES:
             self.fail(f"{f}.type", "is not a rootfs type", value=rtype, allowed=", ".join(ROOTFS_TYPES),
                       hint=did_you_mean(rtype, ROOTFS_TYPES))
@@ -441,6 +450,8 @@ class Validator:
         origin = self.origin(r.origin, f"{f}.from" if f"{f}.from" in self.spec.lines else f)
         if origin is None:
             return None
+        if rtype == "raw" and origin.kind in ("image", "registry"):
+            self.image_tree = True
         if origin.kind == "file":
             self.fail(f"{f}.from", "a single file is not a rootfs tree", value=r.origin,
                       hint="a prebuilt initrd or block image goes in `files`, with annotations.initrd / annotations.block pointing at it")

@@ -3,6 +3,7 @@
     from urunix.loaders import load
     spec = load(Path("args.nix"))              # format from the file name
     spec = load(Path("spec"), format="yaml")   # or said explicitly
+    spec = load(Path("Containerfile"), from_map={"unikraft.org/nginx:1.15": "./nginx.tar"})
 
 Loaders keep what the user wrote and where (Spec.lines); they refuse
 malformed input but leave urunc values to validate.py."""
@@ -15,19 +16,27 @@ from pathlib import Path
 from ..errors import SpecError, did_you_mean
 from ..spec import Spec, display_path
 
-FORMATS = ("args.nix", "yaml", "bunnyfile")
+FORMATS = ("args.nix", "yaml", "bunnyfile", "containerfile")
 
 _BUNNY_KEYS = re.compile(r"^(version|platforms)\s*:", re.M)
 
 
-def load(path: Path | str, format: str | None = None) -> Spec:
-    """Read `path` as `format` ("args.nix", "yaml", "bunnyfile"; None: detect)."""
+def load(path: Path | str, format: str | None = None, *, from_map: dict[str, str] | None = None) -> Spec:
+    """Read `path` as `format` ("args.nix", "yaml", "bunnyfile", "containerfile";
+    None: detect). `from_map` maps a Containerfile's `FROM name:tag` to a
+    local image archive or OCI layout (the CLI's `--from NAME=PATH`)."""
     path = Path(path).absolute()
     if format is None:
         format = detect(path)
     elif format not in FORMATS:
         raise SpecError("unknown spec format", value=format, allowed=", ".join(FORMATS),
                         hint=did_you_mean(format, FORMATS))
+    if from_map and format != "containerfile":
+        raise SpecError("--from NAME=PATH applies to Containerfiles only", field="--from",
+                        value=", ".join(from_map), hint=f"this spec is read as {format}")
+    if format == "containerfile":
+        from . import containerfile
+        return containerfile.load(path, from_map)
     if format == "args.nix":
         from . import argsnix
         return argsnix.load(path)
@@ -39,15 +48,18 @@ def load(path: Path | str, format: str | None = None) -> Spec:
 
 
 def detect(path: Path) -> str:
-    """The format of a spec file: by name (`*.nix`, `bunnyfile`, `*.bunnyfile`),
-    then by content (top-level `version:` and `platforms:` make a bunnyfile,
-    whatever the name), then `*.yaml`/`*.yml`."""
+    """The format of a spec file: by name (`*.nix`, `bunnyfile`, `*.bunnyfile`,
+    `Containerfile`, `Dockerfile`, `*.Containerfile`, `*.Dockerfile`), then by
+    content (top-level `version:` and `platforms:` make a bunnyfile, whatever
+    the name), then `*.yaml`/`*.yml`."""
     name = path.name
     if name.endswith(".example"):      # args.nix.example, spec.yaml.example
         name = name[: -len(".example")]
     suffix = Path(name).suffix
     if name == "bunnyfile" or name.endswith(".bunnyfile"):
         return "bunnyfile"
+    if name in ("Containerfile", "Dockerfile") or name.endswith((".Containerfile", ".Dockerfile")):
+        return "containerfile"
     if suffix == ".nix":
         return "args.nix"
     if _looks_like_bunnyfile(path):
@@ -56,7 +68,7 @@ def detect(path: Path) -> str:
         return "yaml"
     raise SpecError("cannot tell the spec format from the file name", file=display_path(path),
                     allowed=", ".join(FORMATS),
-                    hint="name it *.nix, *.yaml, *.yml or bunnyfile, or give the format explicitly")
+                    hint="name it *.nix, *.yaml, *.yml, bunnyfile or Containerfile, or give the format explicitly")
 
 
 def _looks_like_bunnyfile(path: Path) -> bool:
