@@ -1,9 +1,10 @@
 # Build a urunc image from a normalized spec with pkgs.dockerTools.
 #
 # What this file needs from `pkgs`: `python3` (for the stdlib-only helpers,
-# run inside derivations only), `dockerTools.buildImage`, and the system
-# (`stdenv.hostPlatform.system`). Nothing else: derivations here are plain
-# `derivation`s, so a small stand-in `pkgs` is enough for tests.
+# run inside derivations only), `dockerTools.buildImage`, the system
+# (`stdenv.hostPlatform.system`), and `e2fsprogs` for a block rootfs only.
+# Nothing else: derivations here are plain `derivation`s, so a small
+# stand-in `pkgs` is enough for tests.
 {
   pkgs,
   sources ? import ./sources.nix,
@@ -37,6 +38,63 @@ let
   };
 
   optional = cond: x: if cond then [ x ] else [ ];
+
+  # The urunix Python package, for the rootfs helper (helpers/build_rootfs.py
+  # imports the very code `urunix build` runs: cpio, ext, flatten). Only
+  # *.py and *.json enter the store.
+  package =
+    if (sources.package or null) == null then
+      throw "urunix: this copy of the Nix library has no Python package (sources.nix `package`); it is needed for rootfs, kernel and init"
+    else
+      builtins.path {
+        path = sources.package;
+        name = "urunix-package";
+        filter =
+          path: type:
+          if type == "directory" then
+            baseNameOf path != "__pycache__"
+          else
+            type == "regular" && (util.hasSuffix ".py" path || util.hasSuffix ".json" path);
+      };
+  buildRootfsPy = "${package}/helpers/build_rootfs.py";
+
+  # A resolved origin (nix/rootfs.nix `resolve`) as the helper reads it:
+  # { kind; location; } with the source copied into the store.
+  originData =
+    o:
+    {
+      inherit (o) kind;
+    }
+    // (
+      if o.path == null then
+        { location = ""; }
+      else
+        {
+          location = builtins.path {
+            path = o.path;
+            name = util.safeName (toString o.path);
+          };
+        }
+    );
+
+  # mkRootfsStep base name desc -> derivation running build_rootfs.py on
+  # `desc` (JSON written by builtins.toJSON into a file; it names store
+  # paths, which become inputs). `$out` is the artifact (a file), or a tree
+  # for a raw rootfs.
+  mkRootfsStep =
+    name: desc: extra:
+    derivation (
+      {
+        inherit name system;
+        builder = python;
+        args = [
+          buildRootfsPy
+          (builtins.toFile "rootfs.json" (toJSON desc))
+          (builtins.placeholder "out")
+        ];
+      }
+      // extra
+    );
 
   # One `files` source as a store path. The name comes from the base name
   # with unsafe characters replaced, so "./my kernel", "dir/x.hvt" and
@@ -81,11 +139,14 @@ let
   # plan { spec; src; } -> { spec; config; layers; metadata; }
   #
   # Everything the image step needs, as data: the normalized spec, the image
-  # config (Cmd, Entrypoint, Env, Labels) and the layers in order, each
-  # { name; tree; entries; }. One layer per artifact, in the order they
-  # change least to most, like the native builder: the kernel (the `files`
-  # entry that is `binary`), the rootfs artifact (`initrd` / `block`), the
-  # other files, and last /urunc.json. A metadata change then rebuilds and
+  # config (Cmd, Entrypoint, Env, WorkingDir, Labels) and the layers in
+  # order, each { name; tree; entries; }. One layer per artifact, in the
+  # order they change least to most, like the native builder (plan.py): the
+  # kernel (the `files` entry that is `binary`, or the `kernel` taken from a
+  # file or an image), the rootfs (a prebuilt `initrd`/`block` from `files`,
+  # or the one urunix builds: a cpio, an ext2/ext4 image, or for `raw` the
+  # tree itself), the other files (and the init when there is no rootfs to
+  # put it in), and last /urunc.json. A metadata change then rebuilds and
   # re-pushes only the last, tiny layer.
   plan =
     {
@@ -95,18 +156,101 @@ let
     }:
     let
       s = validate.normalize { inherit spec src specName; };
+      R = validate.rootfs;
       base = util.safeName s.name;
       ann = s.annotations;
+      guest = ann.unikernelType;
       entry = f: {
         source = storeSource src f;
         inherit (f) target;
       };
       isKernel = f: f.target == ann.binary;
       isRootfs = f: !(isKernel f) && (f.target == (ann.initrd or null) || f.target == (ann.block or null));
-      kernel = filter isKernel s.files;
-      rootfs = filter isRootfs s.files;
+      kernelFiles = filter isKernel s.files;
+      rootfsFiles = filter isRootfs s.files;
       others = filter (f: !(isKernel f) && !(isRootfs f)) s.files;
       metadata = mkMetadata base s.annotations;
+
+      # kernel / init: a file (copied as is) or one file out of an image.
+      extracted =
+        name: field: shape: default:
+        let
+          x = R.extract src field (R.sourceShape field shape) default;
+          desc = {
+            origin = originData x.origin;
+            inherit (x) inner target;
+          };
+        in
+        x
+        // {
+          inherit desc;
+          file =
+            if x.origin.kind == "file" then
+              desc.origin.location
+            else
+              mkRootfsStep "${base}-${name}" { extract = desc; } { };
+        };
+      kernel = if s.kernel == null then null else extracted "kernel" "kernel" s.kernel "/kernel";
+      init = if s.init == null then null else extracted "init" "init" s.init "/urunit";
+
+      # The guest rootfs urunix builds (initrd / block / raw), if any.
+      r = s.rootfs;
+      rootfsOrigin = R.resolve {
+        inherit src;
+        text = r.from;
+        field = "rootfs.from";
+        fileIsImage = true;
+      };
+      rootfsDesc = {
+        inherit (r) type;
+        origin = originData rootfsOrigin;
+        include = map (f: {
+          source = storeSource src f;
+          inherit (f) target;
+        }) r.include;
+        init = if init == null then null else init.desc;
+        size = r.size or "auto";
+        fsType = r.fsType or "ext2";
+        compression = r.compression or "none";
+        hardlinks = if r.type == "initrd" && guest == "unikraft" then "copy" else "link";
+      };
+      suffix =
+        if r.type == "initrd" then
+          (if rootfsDesc.compression == "gzip" then "cpio.gz" else "cpio")
+        else
+          rootfsDesc.fsType;
+      rootfsArtifact = mkRootfsStep "${base}-rootfs.${suffix}" rootfsDesc (
+        if r.type == "block" then { PATH = "${pkgs.e2fsprogs}/bin"; } else { }
+      );
+      rootfsEntries =
+        if r == null then
+          [ ]
+        else if r.type == "raw" then
+          if rootfsOrigin.kind == "image" then
+            throw "urunix: ${specName}: rootfs.type = \"raw\" from an image (${r.from}) is not supported by the Nix backend yet; use a directory, or build with `urunix build`"
+          else
+            [
+              {
+                source = mkRootfsStep "${base}-rootfs-tree" rootfsDesc { };
+                target = "/";
+              }
+            ]
+        else
+          [
+            {
+              source = rootfsArtifact;
+              target = r.path;
+            }
+          ];
+      kernelEntries = optional (kernel != null) {
+        source = kernel.file;
+        target = ann.binary;
+      };
+      initEntries = optional (init != null && r == null) {
+        source = init.file;
+        inherit (init) target;
+      };
+
       layer = name: entries: {
         inherit name entries;
         tree = mkTree "${base}-${name}" entries;
@@ -116,18 +260,23 @@ let
         Labels = s.labels // validate.uruncLabels s.annotations;
       }
       // (if s.env == [ ] then { } else { Env = s.env; })
-      // (if s.entrypoint == null then { } else { Entrypoint = s.entrypoint; });
+      // (if s.entrypoint == null then { } else { Entrypoint = s.entrypoint; })
+      // (if (s.workdir or null) == null then { } else { WorkingDir = s.workdir; });
+      kernelLayer = map entry kernelFiles ++ kernelEntries;
+      rootfsLayer = map entry rootfsFiles ++ rootfsEntries;
+      filesLayer = map entry others ++ initEntries;
+      needsSrc = s.files != [ ] || r != null || s.kernel != null || s.init != null;
     in
-    if s.files != [ ] && src == null then
-      throw "urunix: ${specName}: `src` (the directory `files` are relative to) is required"
+    if needsSrc && src == null then
+      throw "urunix: ${specName}: `src` (the directory `files`, rootfs, kernel and init sources are relative to) is required"
     else
       {
         spec = s;
         inherit config metadata;
         layers =
-          optional (kernel != [ ]) (layer "kernel" (map entry kernel))
-          ++ optional (rootfs != [ ]) (layer "rootfs" (map entry rootfs))
-          ++ optional (others != [ ]) (layer "files" (map entry others))
+          optional (kernelLayer != [ ]) (layer "kernel" kernelLayer)
+          ++ optional (rootfsLayer != [ ]) (layer "rootfs" rootfsLayer)
+          ++ optional (filesLayer != [ ]) (layer "files" filesLayer)
           ++ [
             (layer "urunc.json" [
               {

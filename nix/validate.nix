@@ -32,6 +32,15 @@ let
     typeOf
     ;
   util = import ./util.nix;
+  R = import ./rootfs.nix {
+    inherit
+      contract
+      util
+      sourcePath
+      pathType
+      pathProblems
+      ;
+  };
   inherit (util)
     didYouMean
     fields
@@ -70,8 +79,9 @@ let
     "hyperlight"
   ] monitors;
 
-  # Fields of the spec this library knows. The rest of the Python model
-  # (rootfs, kernel, init) needs `urunix build` for now.
+  # Fields of the spec this library knows: the Python model's (spec.py
+  # TOP_LEVEL_FIELDS), plus `created` and `workdir`, which the normalized
+  # spec written by `urunix generate` may carry.
   knownFields = [
     "name"
     "tag"
@@ -82,12 +92,11 @@ let
     "entrypoint"
     "env"
     "labels"
-    "created"
-  ];
-  pythonOnlyFields = [
     "rootfs"
     "kernel"
     "init"
+    "created"
+    "workdir"
   ];
 
   notOneOf =
@@ -284,7 +293,7 @@ let
   # A target inside the image, cleaned ("/a/./b/" -> "/a/b"); problems when
   # it is unusable: relative, "/", holding "..", or /urunc.json.
   normalizeTarget =
-    field: t:
+    field: t: reserved:
     if !(isString t) || t == "" then
       {
         value = "/";
@@ -302,7 +311,7 @@ let
             [ "${field}: target must be an absolute path inside the image (got ${show t}); did you mean \"/${t}\"?" ]
           else if elem ".." comps || comps == [ ] then
             [ "${field}: target must name a path below / without \"..\" (got ${show t})" ]
-          else if value == contract.uruncJson then
+          else if reserved && value == contract.uruncJson then
             [ "${field}: target /urunc.json is written by urunix itself; put urunc metadata in `annotations`" ]
           else
             [ ];
@@ -334,7 +343,7 @@ let
   # Does the image get a regular file at `target` (absolute, clean)?
   # Either a `files` entry targets it, or it sits inside a copied directory.
   imageHasFile =
-    src: files: target:
+    src: files: planned: target:
     let
       direct = filter (
         f: f.target == target && (src == null || pathType (sourcePath src f.source) == "regular")
@@ -350,7 +359,7 @@ let
         in
         src != null && pathType (sourcePath src f.source) == "directory" && t == "regular";
     in
-    direct != [ ] || builtins.any underDir inDir;
+    elem target planned || direct != [ ] || builtins.any underDir inDir;
 
   # --- argv -----------------------------------------------------------------
   isStringList = l: isList l && builtins.all isString l;
@@ -370,7 +379,13 @@ let
   # `urunix generate` writes) against contract.json and returns the
   # normalized spec:
   #   { name; tag; architecture; annotations; cmd; entrypoint; env; labels;
-  #     files = [ { source; target; } ]; created; }
+  #     files = [ { source; target; } ]; created; workdir;
+  #     rootfs = null or { type; from; include = [ { source; target; } ];
+  #                        path; size; fsType; compression; };
+  #     kernel = null or { from; path; }; init = null or { from; path; }; }
+  # with the rootfs/kernel/init defaults resolved and their annotations set
+  # (initrd/block, blkMntPoint, useDMBlock/mountRootfs, binary, cmdline),
+  # exactly as validate.py does.
   # or throws one error listing every problem. Normalizing twice gives the
   # same result. `src` (a path) is where `files` sources are looked up; when
   # null, file existence is not checked.
@@ -387,17 +402,13 @@ let
         ++ concatLists (
           map (
             k:
-            if elem k pythonOnlyFields then
-              [
-                "${k}: not supported by the Nix library yet; build this spec with `urunix build` (native backend)"
-              ]
-            else if elem k knownFields then
+            if elem k knownFields then
               [ ]
             else
               [
                 (
                   let
-                    hint = didYouMean k (knownFields ++ pythonOnlyFields);
+                    hint = didYouMean k knownFields;
                   in
                   "${k}: unknown field; known: ${concatStringsSep ", " knownFields}"
                   + (if hint == null then "" else "; ${hint}")
@@ -450,7 +461,7 @@ let
       ann0 = annotationsIn.value;
       requiredProblems = map (
         k: "annotations.${k}: required (${contract.keys.${k}.doc})"
-      ) (filter (k: !(ann0 ? ${k})) contract.required);
+      ) (filter (k: !(ann1 ? ${k})) contract.required);
       valueProblems = concatLists (
         map (k: checkAnnotation k annotationsIn.given.${k}) (attrNames annotationsIn.given)
       );
@@ -479,50 +490,134 @@ let
       );
 
       # files -------------------------------------------------------------
-      filesIn = fileList (given.files or null);
-      targets = map (
-        f:
+      # checkEntries: copies into a tree (the image's `files`, or a rootfs's
+      # include), each { source; target; field; } -> { value; problems; }.
+      checkEntries =
+        reserved: entries:
         let
-          field = if isString (f.source or null) then "files.${show f.source}" else "files";
-          t = normalizeTarget field (f.target or null);
-          sourceOk = isString (f.source or null) && f.source != "";
-          p = if src != null && sourceOk then sourcePath src f.source else null;
+          checked = map (
+            f:
+            let
+              field = f.field;
+              t = normalizeTarget field (f.target or null) reserved;
+              sourceOk = isString (f.source or null) && f.source != "";
+              p = if src != null && sourceOk then sourcePath src f.source else null;
+            in
+            {
+              value = {
+                source = f.source or "";
+                target = t.value;
+              };
+              problems =
+                t.problems
+                ++ optional (!sourceOk) "${field}: the source must be a non-empty string (got ${show (f.source or null)})"
+                ++ optional (p != null && pathType p == null) "${field}: no such file or directory: ${toString p}"
+                ++ optional (p != null && pathType p == "symlink") (
+                  "${field}: is a symbolic link; Nix would copy the link, not the file: name the file it points to"
+                );
+            }
+          ) entries;
+          value = map (x: x.value) checked;
+          ts = map (f: f.target) value;
+          duplicates = filter (t: length (filter (x: x == t) ts) > 1) ts;
         in
         {
-          value = {
-            source = f.source or "";
-            target = t.value;
-          };
+          inherit value;
           problems =
-            t.problems
-            ++ optional (!sourceOk) "${field}: the source must be a non-empty string (got ${show (f.source or null)})"
-            ++ optional (p != null && pathType p == null) "${field}: no such file or directory: ${toString p}"
-            ++ optional (p != null && pathType p == "symlink") (
-              "${field}: is a symbolic link; Nix would copy the link, not the file: name the file it points to"
+            concatLists (map (x: x.problems) checked)
+            ++ optional (duplicates != [ ]) (
+              "${if reserved then "files" else "rootfs.include"}: more than one file goes to ${show (head duplicates)}"
             );
-        }
-      ) (if filesIn.problems == [ ] then filesIn.value else [ ]);
-      files = map (x: x.value) targets;
-      duplicateTargets =
-        let
-          ts = map (f: f.target) files;
-        in
-        filter (t: length (filter (x: x == t) ts) > 1) ts;
-      fileProblems =
-        filesIn.problems
-        ++ concatLists (map (x: x.problems) targets)
-        ++ optional (duplicateTargets != [ ]) (
-          "files: more than one file goes to ${show (head duplicateTargets)}"
-        );
+        };
+      filesIn = fileList (given.files or null);
+      filesChecked = checkEntries true (
+        map (
+          f:
+          f
+          // {
+            field = if isString (f.source or null) then "files.${show f.source}" else "files";
+          }
+        ) (if filesIn.problems == [ ] then filesIn.value else [ ])
+      );
+      files = filesChecked.value;
+      fileProblems = filesIn.problems ++ filesChecked.problems;
+
+      # kernel, init, rootfs (nix/rootfs.nix; validate.py storage()) ----------
+      kernelShape = if (given.kernel or null) != null then R.sourceShape "kernel" given.kernel else null;
+      kernelX = if kernelShape == null then null else R.extract src "kernel" kernelShape "/kernel";
+      kernelOk = kernelX != null && kernelShape.problems == [ ] && kernelX.ok;
+      kernelTarget = if ann0 ? binary then ann0.binary else kernelX.target;
+      kernelProblems =
+        if kernelShape == null then
+          [ ]
+        else
+          kernelShape.problems
+          ++ kernelX.problems
+          ++ (
+            if kernelOk then
+              map (p: builtins.replaceStrings [ "annotations.binary" ] [ "kernel.path" ] p) (
+                pathProblems "annotations.binary" kernelTarget false
+              )
+            else
+              [ ]
+          );
+      annKernel = if kernelOk && !(ann0 ? binary) then ann0 // { binary = kernelX.target; } else ann0;
+
+      initShape = if (given.init or null) != null then R.sourceShape "init" given.init else null;
+      initX = if initShape == null then null else R.extract src "init" initShape "/urunit";
+      initOk = initX != null && initShape.problems == [ ] && initX.ok;
+      initProblems' =
+        if initShape == null then
+          [ ]
+        else
+          initShape.problems
+          ++ initX.problems
+          ++ optional (initOk && guest != null && guest != "linux") (
+            "init: only Linux guests run an init; a ${guest} guest is the application itself; remove init, or set unikernelType = \"linux\""
+          );
+      init = if initOk then initX else null;
+
+      rootfsShape = if (given.rootfs or null) != null then R.rootfsShape given.rootfs else null;
+      rootfsWanted = rootfsShape != null && rootfsShape.problems == [ ] && R.wanted rootfsShape;
+      rootfsR =
+        if rootfsWanted then
+          R.rootfs {
+            inherit src guest storage;
+            r = rootfsShape;
+            ann = annKernel;
+            given = annotationsIn.given;
+            checkEntries = checkEntries false;
+          }
+        else
+          {
+            build = null;
+            problems = [ ];
+            ann =
+              if guest == "linux" && rootfsShape != null && rootfsShape.type != "raw" then
+                {
+                  useDMBlock = "false";
+                  mountRootfs = "false";
+                }
+                // annKernel
+              else
+                annKernel;
+          };
+      rootfsProblems = (if rootfsShape == null then [ ] else rootfsShape.problems) ++ rootfsR.problems;
+      rootfs = rootfsR.build;
+      ann1 = rootfsR.ann;
+      planned =
+        optional (kernelShape != null) kernelTarget
+        ++ optional (rootfs != null && rootfs.target != null) rootfs.target;
+
       containsProblems = concatLists (
         map (
           k:
           let
-            v = ann0.${k};
+            v = ann1.${k};
             abs = if hasPrefix "/" v then v else "/" + v;
           in
           optional (
-            ann0 ? ${k} && (checkAnnotation k v) == [ ] && fileProblems == [ ] && !(imageHasFile src files abs)
+            ann1 ? ${k} && (checkAnnotation k v) == [ ] && fileProblems == [ ] && !(imageHasFile src files planned abs)
           ) "annotations.${k}: ${show v} is not a file in the image; add it to `files` (targets: ${concatStringsSep ", " (map (f: f.target) files)})"
         ) [
           "binary"
@@ -532,42 +627,92 @@ let
       );
 
       # argv --------------------------------------------------------------
-      # Cmd is `cmd` when given; else the cmdline split like Go's
-      # strings.Fields (how urunc v0.5 reads it); else [ "" ] for a
-      # non-Linux guest without entrypoint (Docker refuses an image with
-      # neither Entrypoint nor Cmd; urunc takes one empty argument as none).
-      # When only `cmd` is given, the cmdline annotation is derived from it.
+      # Mirrors validate.py argv(). Cmd is `cmd` when given; else the
+      # cmdline split like Go's strings.Fields (how urunc v0.5 reads it);
+      # else [ "" ] for a non-Linux guest without entrypoint (Docker refuses
+      # an image with neither Entrypoint nor Cmd; urunc takes one empty
+      # argument as none). When only `cmd` is given, the cmdline annotation
+      # is derived from it. An init comes first (unless it already is).
       cmdGiven = given.cmd or null;
       entrypointGiven = given.entrypoint or null;
       cmdOk = isStringList cmdGiven;
-      entrypoint = if isStringList entrypointGiven then entrypointGiven else null;
-      ep = if entrypoint == null then [ ] else entrypoint;
-      cmdline = ann0.cmdline or null;
+      entrypoint0 = if isStringList entrypointGiven then entrypointGiven else null;
+      ep0 = if entrypoint0 == null then [ ] else entrypoint0;
+      cmdline = ann1.cmdline or null;
+      imageArgv = rootfs != null && rootfs.origin.kind == "image";
+      argvGiven = cmdGiven != null || entrypointGiven != null || cmdline != null;
       argvProblems =
         optional (cmdGiven != null && !cmdOk) "cmd: must be a list of strings (got ${show cmdGiven}); e.g. cmd = [ \"redis-server\" \"/conf/redis.conf\" ];"
         ++ optional (
-          entrypointGiven != null && entrypoint == null
+          entrypointGiven != null && entrypoint0 == null
         ) "entrypoint: must be a list of strings (got ${show entrypointGiven})"
         ++ optional (
-          cmdOk && cmdline != null && fields cmdline != ep ++ cmdGiven && joinArgs guest (ep ++ cmdGiven) != cmdline
-        ) "cmd: and annotations.cmdline are both given and disagree (got ${show cmdGiven}); give one of them: urunix derives the other";
-      cmd =
-        if cmdOk then
-          cmdGiven
-        else if cmdline != null then
-          fields cmdline
-        else if entrypoint == null && guest != "linux" then
-          [ "" ]
+          cmdOk && cmdline != null && fields cmdline != ep0 ++ cmdGiven && joinArgs guest (ep0 ++ cmdGiven) != cmdline
+        ) "cmd: and annotations.cmdline are both given and disagree (got ${show cmdGiven}); give one of them: urunix derives the other"
+        ++ optional (imageArgv && !argvGiven) (
+          "cmd: rootfs.from is an image (${show rootfs.origin.from}) and the spec gives no command; "
+          + "the Nix backend cannot read the image's Entrypoint/Cmd at evaluation time (urunix build does): "
+          + "set cmd = [ ... ]; to the image's command (docker image inspect -f '{{json .Config.Cmd}}' IMAGE), "
+          + "or run `urunix generate`, which writes it in"
+        );
+      # Python's `(entrypoint or cmd)[:1]`: the first word of the argv.
+      firstOf = l: if l == [ ] then [ ] else [ (head l) ];
+      withInit =
+        cmd: ep: prependToEntrypoint:
+        if init != null && firstOf (if ep != null && ep != [ ] then ep else cmd) != [ init.target ] then
+          (
+            if prependToEntrypoint then
+              {
+                inherit cmd;
+                entrypoint = [ init.target ] ++ ep;
+                changed = true;
+              }
+            else
+              {
+                cmd = [ init.target ] ++ cmd;
+                entrypoint = ep;
+                changed = true;
+              }
+          )
         else
-          [ ];
+          {
+            inherit cmd;
+            entrypoint = ep;
+            changed = false;
+          };
+      argv =
+        if !cmdOk then
+          let
+            fromLine = if cmdline != null then fields cmdline else [ ];
+            w = withInit fromLine entrypoint0 (entrypoint0 != null && entrypoint0 != [ ]);
+            e = w.entrypoint;
+          in
+          {
+            entrypoint = e;
+            cmd = if e == null && w.cmd == [ ] && guest != "linux" then [ "" ] else w.cmd;
+            cmdline = if w.changed then joinArgs guest ((if e == null then [ ] else e) ++ w.cmd) else cmdline;
+          }
+        else
+          let
+            w = withInit cmdGiven entrypoint0 (entrypoint0 != null);
+            all = (if w.entrypoint == null then [ ] else w.entrypoint) ++ w.cmd;
+          in
+          {
+            inherit (w) entrypoint cmd;
+            # The init goes first in the annotation too (validate.py argv()).
+            cmdline =
+              if (cmdline == null || (w.changed && firstOf (fields cmdline) != [ init.target ])) && all != [ ] then
+                joinArgs guest all
+              else
+                cmdline;
+          };
+      entrypoint = argv.entrypoint;
+      cmd = argv.cmd;
+      ep = if entrypoint == null then [ ] else entrypoint;
       initProblems = optional (
-        guest == "linux" && ep ++ filter (a: a != "") cmd == [ ]
+        guest == "linux" && ep ++ filter (a: a != "") cmd == [ ] && !imageArgv
       ) "annotations.cmdline: a Linux guest needs an init: urunc passes argv[0] as init= and fails with 'No init was specified'; set cmdline = \"/urunit /usr/bin/app\"; or cmd = [ \"/urunit\" \"/usr/bin/app\" ];";
-      annotations =
-        if cmdOk && cmdline == null && ep ++ cmdGiven != [ ] then
-          ann0 // { cmdline = joinArgs guest (ep ++ cmdGiven); }
-        else
-          ann0;
+      annotations = if argv.cmdline == null || argv.cmdline == "" then removeAttrs ann1 [ "cmdline" ] else ann1 // { cmdline = argv.cmdline; };
 
       # env and labels: { KEY = "value"; } (bools and numbers become text);
       # env may also be the normalized list [ "KEY=VALUE" ].
@@ -631,6 +776,25 @@ let
           ) (attrNames labels)
         );
 
+      workdir = given.workdir or null;
+      workdirProblems = optional (
+        workdir != null && !(isString workdir && hasPrefix "/" workdir)
+      ) "workdir: must be an absolute path inside the guest (got ${show workdir})";
+
+      # The normalized kernel / init: { from; path; } with the defaults filled in.
+      normalSource =
+        shape: x:
+        {
+          inherit (shape) from;
+          path =
+            if shape.from == "local" then
+              shape.path
+            else if x.origin.kind == "file" then
+              x.target
+            else
+              x.inner;
+        };
+
       created = given.created or "1970-01-01T00:00:01Z";
       createdProblems = optional (
         !(isString created) || created == "now"
@@ -646,13 +810,17 @@ let
         ++ valueProblems
         ++ pairProblems
         ++ storageProblems
+        ++ kernelProblems
+        ++ initProblems'
+        ++ rootfsProblems
         ++ fileProblems
         ++ containsProblems
         ++ argvProblems
         ++ initProblems
         ++ envProblems
         ++ labelProblems
-        ++ createdProblems;
+        ++ createdProblems
+        ++ workdirProblems;
     in
     if problems != [ ] then
       throw (
@@ -674,7 +842,11 @@ let
           labels
           files
           created
+          workdir
           ;
+        rootfs = if rootfs == null then null else R.normalized rootfs;
+        kernel = if kernelOk then normalSource kernelShape kernelX else null;
+        init = if init == null then null else normalSource initShape initX;
       };
 
   # uruncLabels annotations -> { "com.urunc.unikernel.<key>" = value; }
@@ -697,4 +869,5 @@ in
     sourcePath
     pathType
     ;
+  rootfs = R;
 }

@@ -151,7 +151,14 @@ def build(
     err = _console()
     chosen = backend
     if backend == Backend.auto:
-        chosen = Backend.nix if (out_format == OutFormat.docker_archive and _nix_available(nix_pkgs)) else Backend.native
+        chosen = Backend.native
+        if out_format == OutFormat.docker_archive and _nix_available(nix_pkgs):
+            from . import nixgen
+            why = nixgen.unsupported(image)
+            if why:
+                err.print(f"using the native builder: {why}", markup=False)
+            else:
+                chosen = Backend.nix
     if chosen == Backend.nix:
         if out_format != OutFormat.docker_archive:
             raise SpecError("the nix backend writes docker-archive only", field="--format", value=out_format.value,
@@ -172,13 +179,15 @@ def validate(
     tag: Optional[str] = typer.Option(None, "--tag", "-t", help="Image name[:tag], overriding the spec's."),
     spec_format: Optional[SpecFormat] = typer.Option(None, "--spec-format", help="Input format (default: from the file name)."),
     from_: Optional[list[str]] = typer.Option(None, "--from", help="Containerfile: take FROM NAME from a local archive: NAME=PATH (repeatable)."),
-    show: bool = typer.Option(False, "--json", help="Print the normalized spec as JSON."),
+    show: bool = typer.Option(False, "--json", help="Print the normalized spec (what the Nix library builds) as JSON."),
 ) -> None:
     """Check a spec against urunc's contract, without building."""
     image = _load(spec, spec_format, tag, from_)
     if show:
         import json
-        typer.echo(json.dumps(image.to_json(), indent=2, ensure_ascii=False))
+
+        from .nixgen import resolved_json
+        typer.echo(json.dumps(resolved_json(image), indent=2, ensure_ascii=False))
     else:
         _console().print(f"{spec}: ok ({image.annotations.get('unikernelType')} on {image.annotations.get('hypervisor')}, "
                          f"{image.name}:{image.tag}, {image.architecture})", markup=False)

@@ -5,8 +5,14 @@
     OUT/default.nix        the image, as a call to the urunix Nix library
     OUT/nix/               a copy of the library (nix/*.nix), with
                            its own sources.nix, helpers/{urunc_json,tree}.py and
-                           contract.json: the directory needs nothing else
-    OUT/files/             copies of the files the spec names
+                           contract.json, and -- when the spec has a rootfs,
+                           kernel or init -- nix/package/, a copy of the urunix
+                           package (*.py, *.json) that helpers/build_rootfs.py
+                           runs inside the rootfs derivations: the directory
+                           needs nothing else
+    OUT/files/             copies of the files the spec names, and of the
+                           rootfs/kernel/init sources (directories, files,
+                           image archives, OCI layouts)
 
 so `nix-build OUT` builds the same image as `urunix build`, on any machine,
 without Python on the host (python3 from pkgs runs inside derivations only).
@@ -30,7 +36,8 @@ from typing import Any, Iterable
 from . import __version__
 from .errors import BuildError, MissingTool
 from .resources import CONTRACT, HELPERS, nix_dir, templates_dir
-from .spec import Image
+from .errors import SpecError
+from .spec import Extract, Image, Origin
 
 INDENT = "  "
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_'-]*$")
@@ -130,13 +137,14 @@ def _environment():
     env.filters["nix_list"] = nix_list
     env.filters["nix_attrs"] = nix_attrs
     env.filters["nix_files"] = nix_files
+    env.filters["nix_value"] = nix_value
     return env
 
 
-def _copy_file_entry(path: Path, dest_dir: Path, used: set[str]) -> str:
+def _copy_file_entry(path: Path, dest_dir: Path, used: set[str], base: str | None = None) -> str:
     """Copy a spec file (or directory) into dest_dir under a unique, readable
     name; returns that name."""
-    base = path.name or "file"
+    base = base or path.name or "file"
     name, n = base, 1
     while name in used:
         n += 1
@@ -151,7 +159,17 @@ def _copy_file_entry(path: Path, dest_dir: Path, used: set[str]) -> str:
     return name
 
 
-def _copy_library(out_dir: Path) -> None:
+def _copy_package(dest: Path) -> None:
+    """The urunix package's *.py and *.json (not _data/, not caches)."""
+    pkg = HELPERS.parent
+    for p in sorted(pkg.rglob("*")):
+        rel = p.relative_to(pkg)
+        if p.is_file() and p.suffix in (".py", ".json") and "__pycache__" not in rel.parts and rel.parts[0] != "_data":
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(p, dest / rel)
+
+
+def _copy_library(out_dir: Path, package: bool = False) -> None:
     lib = out_dir / "nix"
     lib.mkdir(parents=True, exist_ok=True)
     src = nix_dir()
@@ -162,7 +180,139 @@ def _copy_library(out_dir: Path) -> None:
     for helper in ("urunc_json.py", "tree.py"):
         shutil.copyfile(HELPERS / helper, lib / "helpers" / helper)
     shutil.copyfile(CONTRACT, lib / "contract.json")
-    (lib / "sources.nix").write_text(_environment().get_template("sources.nix.j2").render(), encoding="utf-8")
+    if (lib / "package").exists():
+        shutil.rmtree(lib / "package")
+    if package:
+        _copy_package(lib / "package")
+    (lib / "sources.nix").write_text(_environment().get_template("sources.nix.j2").render(package=package),
+                                     encoding="utf-8")
+
+
+def unsupported(image: Image) -> str | None:
+    """Why the Nix backend cannot build `image`, or None. (`--backend auto`
+    should then use the native builder.)"""
+    for what, origin in (("rootfs.from", image.rootfs and image.rootfs.origin),
+                         ("kernel.from", image.kernel and image.kernel.origin),
+                         ("init.from", image.init and image.init.origin)):
+        if origin is not None and origin.kind == "registry":
+            return f"{what}: a registry image ({origin.location}) is not supported by the Nix backend yet"
+    r = image.rootfs
+    if r is not None and r.type == "raw" and r.origin.kind == "image":
+        return "rootfs: type raw from an image is not supported by the Nix backend yet"
+    return None
+
+
+def _fill_from_image(image: Image) -> Image:
+    """With a rootfs taken from an image, read the image's Entrypoint+Cmd
+    (when the spec gives no command), Env and WorkingDir now, exactly as
+    `urunix build` does at build time: the Nix library cannot read an image
+    at evaluation time, so the generated spec carries them."""
+    import copy
+    import tempfile
+    from contextlib import ExitStack
+
+    from .native.artifacts import Materializer
+
+    r = image.rootfs
+    if r is None or r.origin.kind != "image":
+        return image
+    img = copy.deepcopy(image)
+    with tempfile.TemporaryDirectory(prefix="urunix-gen-") as tmp, ExitStack() as stack:
+        m = Materializer(img, tmp, stack)
+        m.image_config(m.flat(r.origin))
+    return img
+
+
+class _Copier:
+    """Copies sources into OUT/files/ under unique names, once each."""
+
+    def __init__(self, files_dir: Path):
+        self.dir = files_dir
+        self.used: set[str] = set()
+        self.done: dict[tuple[str, str], str] = {}
+
+    def __call__(self, path: str | Path, suffix: str | None = None, avoid: str | None = None) -> str:
+        path = Path(path)
+        key = (str(path.absolute()), suffix or "")
+        if key in self.done:
+            return self.done[key]
+        self.dir.mkdir(exist_ok=True)
+        base = path.name or "file"
+        if avoid and base.endswith(avoid):
+            base += ".bin"      # a plain file named *.tar would read as an image archive in Nix
+        if suffix and not base.endswith(suffix):
+            base += suffix      # an image archive not named *.tar would read as a plain file in Nix
+        name = _copy_file_entry(path, self.dir, self.used, base)
+        self.done[key] = f"./files/{name}"
+        return self.done[key]
+
+
+def _origin_text(o: Origin, copy: _Copier) -> str:
+    if o.kind == "scratch":
+        return "scratch"
+    if o.kind == "image" and os.path.isdir(o.location):
+        return "oci:" + copy(o.location)
+    if o.kind == "image":
+        return copy(o.location, suffix=".tar")
+    return copy(o.location)
+
+
+def _source(x: Extract, copy: _Copier) -> dict[str, str]:
+    """A kernel or init as the Nix library reads it: { from; path; }."""
+    if x.origin.kind == "file":
+        return {"from": copy(x.origin.location, avoid=".tar"), "path": x.target}
+    return {"from": _origin_text(x.origin, copy), "path": x.inner or x.target}
+
+
+def _resolved(image: Image, copy: _Copier) -> dict[str, Any]:
+    """The rootfs/kernel/init fields of the normalized spec (with the
+    defaults validate.py resolved), sources copied into OUT/files/."""
+    out: dict[str, Any] = {}
+    r = image.rootfs
+    if r is not None:
+        rootfs: dict[str, Any] = {
+            "type": r.type,
+            "from": _origin_text(r.origin, copy),
+            "include": [{"source": copy(f.path), "target": f.target} for f in r.include],
+        }
+        if r.type != "raw":
+            rootfs["path"] = r.target
+        if r.type == "block":
+            rootfs["size"], rootfs["fsType"] = r.size, r.fs_type
+        if r.type == "initrd":
+            rootfs["compression"] = r.compression
+        out["rootfs"] = rootfs
+    if image.kernel is not None:
+        out["kernel"] = _source(image.kernel, copy)
+    if image.init is not None:
+        out["init"] = _source(image.init, copy)
+    return out
+
+
+def resolved_json(image: Image) -> dict[str, Any]:
+    """Image.to_json() plus the resolved rootfs/kernel/init (host paths as
+    the Python side resolved them) and workdir: the normalized spec."""
+    data = image.to_json()
+    data["workdir"] = image.workdir
+
+    def origin(o: Origin) -> str:
+        return "scratch" if o.kind == "scratch" else o.location
+
+    r = image.rootfs
+    if r is not None:
+        rootfs: dict[str, Any] = {"type": r.type, "from": origin(r.origin),
+                                  "include": [{"source": f.source, "target": f.target} for f in r.include]}
+        if r.type != "raw":
+            rootfs["path"] = r.target
+        if r.type == "block":
+            rootfs["size"], rootfs["fsType"] = r.size, r.fs_type
+        if r.type == "initrd":
+            rootfs["compression"] = r.compression
+        data["rootfs"] = rootfs
+    for name, x in (("kernel", image.kernel), ("init", image.init)):
+        if x is not None:
+            data[name] = {"from": origin(x.origin), "path": x.target if x.origin.kind == "file" else x.inner}
+    return data
 
 
 def generate(image: Image, source_spec_path: str | os.PathLike | None, out_dir: str | os.PathLike) -> Path:
@@ -171,22 +321,22 @@ def generate(image: Image, source_spec_path: str | os.PathLike | None, out_dir: 
     The files the spec names are copied into out_dir/files/ (so the directory
     builds anywhere and holds no path of this machine); the library, its
     helper and the contract into out_dir/nix/. Returns out_dir."""
+    why = unsupported(image)
+    if why:
+        raise SpecError(why, hint="build this spec with `urunix build --backend native`")
+    image = _fill_from_image(image)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files_dir = out / "files"
     if files_dir.exists():
         shutil.rmtree(files_dir)
-    files = []
-    if image.files:
-        files_dir.mkdir()
-        used: set[str] = set()
-        for f in image.files:
-            name = _copy_file_entry(Path(f.path), files_dir, used)
-            files.append({"source": f"./files/{name}", "target": f.target})
-    _copy_library(out)
+    copy = _Copier(files_dir)
+    files = [{"source": copy(f.path), "target": f.target} for f in image.files]
+    resolved = _resolved(image, copy)
+    _copy_library(out, package=bool(resolved))
     source_name = Path(source_spec_path).name if source_spec_path else "spec"
     text = _environment().get_template("default.nix.j2").render(
-        image=image, files=files, source_name=source_name, version=__version__
+        image=image, files=files, source_name=source_name, version=__version__, resolved=resolved
     )
     tmp = out / "default.nix.tmp"
     tmp.write_text(text, encoding="utf-8", errors="surrogateescape")

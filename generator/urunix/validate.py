@@ -343,6 +343,8 @@ class Validator:
                     entrypoint = [init.target] + entrypoint
                 else:
                     cmd = [init.target] + cmd
+                if cmdline is not None and fields(cmdline)[:1] != [init.target]:
+                    cmdline = None   # the init goes first in the annotation too
             if cmdline is None and (entrypoint or []) + cmd:
                 ann["cmdline"] = join_args((entrypoint or []) + cmd, guest)
         if guest == "linux" and not ((entrypoint or []) + [a for a in cmd if a]) and not image_argv:

@@ -31,7 +31,7 @@ def main() -> int:
         "created": args.get("created", "1970-01-01T00:00:01Z"),
         "architecture": args.get("architecture", "amd64"),
         "os": "linux",
-        "config": {k: config.get(k) for k in ("Cmd", "Entrypoint", "Env", "Labels")},
+        "config": {k: config.get(k) for k in ("Cmd", "Entrypoint", "Env", "WorkingDir", "Labels")},
         "manifestAnnotations": {},
         "layers": layers,
     }

@@ -72,11 +72,14 @@ def bimanix_checkout(dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "default.nix", dest / "default.nix")
     shutil.copytree(ROOT / "nix", dest / "nix", dirs_exist_ok=True)
+    # The Python package (its *.py and *.json): the rootfs derivations run
+    # helpers/build_rootfs.py, which imports it.
+    pkg = ROOT / "generator" / "urunix"
     gen = dest / "generator" / "urunix"
-    (gen / "helpers").mkdir(parents=True, exist_ok=True)
-    shutil.copy(ROOT / "generator" / "urunix" / "contract.json", gen / "contract.json")
-    for p in (ROOT / "generator" / "urunix" / "helpers").glob("*.py"):
-        shutil.copy(p, gen / "helpers" / p.name)
+    for p in sorted(pkg.rglob("*")):
+        if p.is_file() and p.suffix in (".py", ".json") and "__pycache__" not in p.parts:
+            (gen / p.relative_to(pkg)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(p, gen / p.relative_to(pkg))
     return dest
 
 
@@ -102,6 +105,6 @@ def read_image(archive: Path) -> tuple[dict, dict[str, tuple[int, bytes]], list[
             with tarfile.open(fileobj=t.extractfile(layer)) as lt:
                 for m in lt.getmembers():
                     if m.isfile():
-                        files["/" + m.name.lstrip("./")] = (m.mode, lt.extractfile(m).read())
+                        files["/" + (m.name[2:] if m.name.startswith("./") else m.name).lstrip("/")] = (m.mode, lt.extractfile(m).read())
     history = [h.get("created_by", "") for h in config.get("history", [])]
     return config, files, history

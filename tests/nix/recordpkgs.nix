@@ -8,5 +8,6 @@
   inherit system;
   stdenv.hostPlatform.system = system;
   python3 = "/recorded/python3";
+  e2fsprogs = "/recorded/e2fsprogs";
   dockerTools.buildImage = args: args // { recordedBuildImage = true; };
 }

@@ -245,7 +245,7 @@ def check_image(archive: Path, src: Path, args: dict) -> tuple[dict, dict]:
     decoded = {k: base64.b64decode(v, validate=True).decode() for k, v in uj.items()}
     urunc_labels = {k: v for k, v in c["Labels"].items() if k.startswith("com.urunc.unikernel.")}
     assert decoded == urunc_labels
-    for source, target in args["files"].items():
+    for source, target in args.get("files", {}).items():
         mode, data = files[target]
         assert data == (src / source).read_bytes()
         assert mode == (0o755 if os.stat(src / source).st_mode & 0o111 else 0o644)
@@ -254,8 +254,22 @@ def check_image(archive: Path, src: Path, args: dict) -> tuple[dict, dict]:
     return config, files
 
 
+# Examples the Nix backend refuses at evaluation time, with the reason it gives.
+NIX_REFUSED = {
+    # raw rootfs from an image: not supported by the Nix backend yet
+    "redis-linux-devmapper": 'rootfs.type = "raw" from an image',
+    # no cmd: the image's own Cmd cannot be read at evaluation time
+    "whoami-linux-initrd": "rootfs.from is an image",
+}
+
+
 @pytest.mark.parametrize("name", SEEDS)
 def test_seed_args_nix_builds_with_default_nix(tmp_path, name):
+    if name in NIX_REFUSED:
+        with pytest.raises(AssertionError) as e:
+            build_example(name, tmp_path)
+        assert NIX_REFUSED[name] in str(e.value) and "error:" in str(e.value)
+        return
     result = build_example(name, tmp_path)
     d = tmp_path / name
     args = eval_json(f"import {d / 'args.nix'}")

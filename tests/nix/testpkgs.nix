@@ -2,6 +2,7 @@
 # `nix-build` runs in CI where there is no nixpkgs and no network.
 #
 #   python3                 the host's python (NIX_TEST_PYTHON or --arg python)
+#   e2fsprogs               the host's /usr/sbin/{mke2fs,debugfs,e2fsck,dumpe2fs}
 #   dockerTools.buildImage  writes a PLAN.json (the native builder's input)
 #                           and runs helpers/image_writer.py on it; supports
 #                           copyToRoot, fromImage (layers are chained through
@@ -27,6 +28,22 @@ let
       "-c"
       "import os, sys; os.makedirs(os.environ['out'] + '/bin'); os.symlink(sys.argv[1], os.environ['out'] + '/bin/python3')"
       py
+    ];
+  };
+  # e2fsprogs from the host (/usr/sbin): mke2fs, debugfs, e2fsck, dumpe2fs.
+  e2fsprogs = derivation {
+    name = "host-e2fsprogs";
+    inherit system;
+    builder = py;
+    args = [
+      "-c"
+      "import os, sys; b = os.environ['out'] + '/bin'; os.makedirs(b); [os.symlink(os.path.join(d, t), os.path.join(b, t)) for t in sys.argv[1:] for d in ('/usr/sbin', '/sbin') if os.path.exists(os.path.join(d, t)) and not os.path.lexists(os.path.join(b, t))]"
+      "mke2fs"
+      "mkfs.ext2"
+      "mkfs.ext4"
+      "debugfs"
+      "e2fsck"
+      "dumpe2fs"
     ];
   };
   imageWriter = builtins.path {
@@ -64,6 +81,7 @@ in
   inherit system;
   stdenv.hostPlatform.system = system;
   python3 = hostPython;
+  inherit e2fsprogs;
   dockerTools = {
     inherit buildImage;
   };

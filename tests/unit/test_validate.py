@@ -202,3 +202,14 @@ def test_all_problems_reported_at_once(tmp_path):
 def test_source_date_epoch(tmp_path, monkeypatch):
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "86400")
     assert validate(make(tmp_path, {}))[0].created == "1970-01-02T00:00:00Z"
+
+
+def test_init_goes_first_in_cmd_and_cmdline_both(tmp_path):
+    from urunix.spec import Source
+    (tmp_path / "urunit").write_bytes(b"#!/bin/sh\n")
+    s = make(tmp_path, {"unikernelType": "linux", "hypervisor": "qemu", "mountRootfs": "false", "cmdline": "/app a"},
+             cmd=["/app", "a"])
+    s.init = Source("local", "./urunit", "init")
+    img, _ = validate(s)
+    assert img.cmd == ["/urunit", "/app", "a"]
+    assert img.annotations["cmdline"] == "/urunit /app a"

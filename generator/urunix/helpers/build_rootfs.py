@@ -8,8 +8,8 @@ directory above its own, whatever that directory is called.
 
     python3 build_rootfs.py ROOTFS.json OUT
 
-ROOTFS.json, for an artifact:
-  {"type": "initrd" | "block",
+ROOTFS.json, for an artifact (OUT a file) or a raw tree (OUT a directory):
+  {"type": "initrd" | "block" | "raw",
    "origin": {"kind": "scratch" | "dir" | "image", "location": "/nix/store/..."},
    "include": [{"source": "/nix/store/...", "target": "/conf/redis.conf"}, ...],
    "init": {"origin": {...}, "inner": "/urunit" | null, "target": "/urunit"} | null,
@@ -91,8 +91,34 @@ def build(desc: dict, out: str) -> None:
             cpio.write_file(members, out, gzip_level=6 if r.compression == "gzip" else None, hardlinks=r.hardlinks)
         elif r.type == "block":
             ext.write_ext(members, out, fs=r.fs_type, size=r.size)
+        elif r.type == "raw":
+            write_tree(members, out)
         else:
             raise SystemExit(f"build_rootfs.py: rootfs type {r.type!r} is not an artifact")
+
+
+def write_tree(members, out: str) -> None:
+    """A raw rootfs as a directory (a Nix store path, which the image step
+    takes as one layer): directories, files with modes 0644/0755, symlinks.
+    Hard links become copies; owners, device nodes and fifos cannot live in
+    the Nix store and are refused."""
+    from urunix.rootfs.flatten import copy_member
+    os.makedirs(out, mode=0o755)
+    by_path = {m.path: m for m in members}
+    for m in members:
+        dest = os.path.join(out, m.path)
+        if m.kind == "dir":
+            os.makedirs(dest, mode=0o755, exist_ok=True)
+        elif m.kind in ("file", "hardlink"):
+            src = by_path.get(m.target) if m.kind == "hardlink" else m
+            if src is None or src.kind != "file":
+                raise ValueError(f"/{m.path}: hard link to /{m.target}, which is not a file in the tree")
+            copy_member(src, dest)
+            os.chmod(dest, 0o755 if src.mode & 0o111 else 0o644)
+        elif m.kind == "symlink":
+            os.symlink(m.target, dest)
+        else:
+            raise ValueError(f"/{m.path}: a {m.kind} cannot be stored in the Nix store; build a raw rootfs with it with `urunix build`")
 
 
 def main(argv: list[str]) -> int:
