@@ -145,6 +145,8 @@ def build(
     spec_format: Optional[SpecFormat] = typer.Option(None, "--spec-format", help="Input format (default: from the file name)."),
     from_: Optional[list[str]] = typer.Option(None, "--from", help="Containerfile: take FROM NAME from a local archive: NAME=PATH (repeatable)."),
     nix_pkgs: Optional[str] = typer.Option(None, "--nix-pkgs", help="Nix expression for pkgs (default: import <nixpkgs> {})."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Neither use nor fill the layer cache ($XDG_CACHE_HOME/urunix)."),
+    fsync: bool = typer.Option(False, "--fsync", help="Flush the image to disk before renaming it into place."),
 ) -> None:
     """Build an image that `docker load < result` accepts and urunc boots."""
     image = _load(spec, spec_format, tag, from_)
@@ -168,7 +170,8 @@ def build(
         digest = None
     else:
         from .native.build import build as native_build
-        digest = native_build(image, str(output), out_format.value, _progress_factory(f"building {image.name}:{image.tag}"))
+        digest = native_build(image, str(output), out_format.value, _progress_factory(f"building {image.name}:{image.tag}"),
+                              cache=False if no_cache else None, fsync=fsync)
     err.print(f"built {image.name}:{image.tag} ({out_format.value}, {chosen.value} backend) -> {output}"
               + (f"  {digest}" if digest else ""), markup=False)
 
@@ -226,10 +229,44 @@ def generate(
     _console().print(f"wrote {output}/default.nix; build it with: nix-build {output}", markup=False)
 
 
+cache_app = typer.Typer(help="The layer cache that makes rebuilds fast.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("prune")
+def cache_prune(
+    max_size: Optional[str] = typer.Option(None, "--max-size", help="Keep at most this much (e.g. 5G); default: empty it."),
+) -> None:
+    """Remove the least recently used cached layers."""
+    from .native import cache
+    try:
+        limit = cache.parse_bytes(max_size, 0)
+    except ValueError as e:
+        raise SpecError(str(e), field="--max-size", value=max_size)
+    files, freed = cache.prune(limit)
+    _console().print(f"removed {files} files ({freed / (1 << 20):.1f} MiB) from {cache.cache_dir()}", markup=False)
+
+
+def _on_sigterm() -> None:
+    """SIGTERM (timeout, docker stop, systemd) unwinds like Ctrl-C, so the
+    temporary files beside the output are removed; Python's default would
+    die on the spot and leave them."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    try:
+        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:   # not the main thread (the CLI called from a test)
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; our errors become one message and an exit code. Usage
     errors, --help and --version are typer's (exit 2 and 0)."""
     args = sys.argv[1:] if argv is None else argv
+    _on_sigterm()
     try:
         app(args=args, prog_name="urunix")
     except SystemExit as e:
@@ -241,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         _console().print(e.render(), markup=False)
         return e.exit_code
     except KeyboardInterrupt:
-        print("interrupted; the previous result is untouched", file=sys.stderr)
+        print("interrupted; no partial result was written (the output is as it was, or complete if the "
+              "build had already finished)", file=sys.stderr)
         return 130
     return 0
 

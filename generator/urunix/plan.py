@@ -32,7 +32,9 @@ def plan(image: Image, fmt: str = "docker-archive", artifacts=None) -> dict[str,
         {"kernel": artifacts.kernel, "rootfs": artifacts.rootfs, "files": artifacts.files}
     layers = [
         {"name": "kernel", "entries": [_entry(f) for f in kernel], "members": made["kernel"]},
-        {"name": "rootfs", "entries": [_entry(f) for f in rootfs], "members": made["rootfs"]},
+        # a raw rootfs tree comes out of expand() sorted, with its parents
+        {"name": "rootfs", "entries": [_entry(f) for f in rootfs], "members": made["rootfs"],
+         "expanded": bool(artifacts is not None and getattr(artifacts, "expanded", False))},
         {"name": "files", "entries": [_entry(f) for f in rest], "members": made["files"]},
         {"name": "urunc.json", "entries": [
             {"type": "file", "path": "/urunc.json", "data": urunc_json.urunc_json(ann).decode("ascii")}]},

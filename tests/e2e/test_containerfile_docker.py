@@ -238,7 +238,6 @@ def test_registry_from_mapped_to_a_local_archive(tmp_path, docker):
     docker.run("rmi", ref, "urunix-base/nginx:1.15", check=False)
 
 
-@pytest.mark.xfail(strict=True, reason="the build-time check of binary inside a base image lands with the layer-cache rework of native/build.py")
 def test_from_image_without_the_kernel_is_refused_at_build(tmp_path):
     """binary inside a base image can only be checked once the image is read."""
     work = example("nginx-unikraft-pun", tmp_path / "pun")

@@ -235,7 +235,27 @@ def write_cpio(members: list[Member], out: BinaryIO, mtime: int = 0, progress: P
                hardlinks: str = "link") -> None:
     """Write `members` (sorted by path, no root entry) to `out` as newc cpio.
     Raises CpioError before writing anything if the tree does not fit."""
+    _write_entries(plan(members, mtime, hardlinks), out, mtime, progress)
+
+
+class _Writes:
+    def __init__(self, write: Callable[[bytes], None]):
+        self.write = write
+
+
+def stream_member(path: str, members: list[Member], mtime: int = 0, hardlinks: str = "link",
+                  mode: int = 0o644) -> Member:
+    """A file Member at `path` whose content is the (uncompressed) archive
+    of `members`, made while the layer holding it streams: its exact size
+    comes from the plan, so the archive is never written anywhere else."""
     entries = plan(members, mtime, hardlinks)
+    total = sum(len(e.header(mtime)) + e.size + (-e.size % 4) for e in entries) + len(_trailer())
+    total += -total % BLOCK
+    return Member(path, "file", mode, total,
+                  fill=lambda write: _write_entries(entries, _Writes(write), mtime, None))
+
+
+def _write_entries(entries: list[_Entry], out, mtime: int, progress: Progress | None) -> None:
     buf = bytearray(CHUNK)
     view = memoryview(buf)
     written = 0

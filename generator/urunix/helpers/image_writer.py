@@ -38,7 +38,7 @@ import stat
 import sys
 import tarfile
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
 BLOCK = 512
@@ -73,8 +73,14 @@ class Member:
     devmajor: int = 0
     devminor: int = 0
     offset: int = 0           # where the content starts in `source` (a layer inside an archive)
+    # content made while the layer streams (an initrd): called with a write
+    # function, it must write exactly `size` bytes
+    fill: Callable[[Callable[[bytes], None]], None] | None = field(default=None, compare=False, repr=False)
 
     def header(self, mtime: int) -> bytes:
+        fast = _ustar_header(self, mtime)
+        if fast is not None:
+            return fast
         info = tarfile.TarInfo(self.path + ("/" if self.kind == "dir" else ""))
         info.type = TAR_TYPES[self.kind]
         info.mode = self.mode
@@ -85,6 +91,34 @@ class Member:
         info.uname = info.gname = ""
         info.devmajor, info.devminor = self.devmajor, self.devminor
         return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
+_USTAR_KINDS = {"file": b"0", "dir": b"5", "symlink": b"2", "hardlink": b"1", "fifo": b"6"}
+_DEV_EMPTY = bytes(8)
+_TAIL = bytes(32) + bytes(32) + _DEV_EMPTY + _DEV_EMPTY + bytes(155) + bytes(12)   # unames, devs, prefix, pad
+
+
+def _ustar_header(m: "Member", mtime: int) -> bytes | None:
+    """The bytes tarfile's PAX_FORMAT tobuf() gives for a member that needs
+    no pax record (ASCII names up to 100 bytes, numbers in range, no device
+    numbers), made 10x faster; None for any other member (tarfile then
+    makes it). tests/unit/test_image_writer.py checks the two agree."""
+    t = _USTAR_KINDS.get(m.kind)
+    if t is None:
+        return None
+    name = m.path + "/" if m.kind == "dir" else m.path
+    size = m.size if m.kind == "file" else 0
+    if (len(name) > 100 or len(m.target) > 100 or not name.isascii() or not m.target.isascii()
+            or not (0 <= m.uid < 0o10000000 and 0 <= m.gid < 0o10000000 and 0 <= size < 0o100000000000
+                    and 0 <= mtime < 0o100000000000) or type(mtime) is not int or type(m.mode) is not int):
+        return None
+    nb, lb = name.encode("ascii"), m.target.encode("ascii")
+    head = b"".join((
+        nb, bytes(100 - len(nb)),
+        b"%07o\0" % (m.mode & 0o7777), b"%07o\0" % m.uid, b"%07o\0" % m.gid,
+        b"%011o\0" % size, b"%011o\0" % mtime,
+        b"        ", t, lb, bytes(100 - len(lb)), b"ustar\x0000", _TAIL))
+    return head[:148] + b"%06o\0" % sum(head) + head[155:]
 
 
 TAR_TYPES = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE,
@@ -184,13 +218,38 @@ def expand(entries: Iterable[dict], extra: Iterable[Member] = ()) -> list[Member
     return [members[p] for p in sorted(members, key=lambda p: p.split("/"))]
 
 
-def layer_size(members: list[Member], mtime: int) -> int:
+def layer_size(members: list[Member], mtime: int, headers: list[bytes] | None = None) -> int:
+    headers = headers if headers is not None else [m.header(mtime) for m in members]
     total = 2 * BLOCK
-    for m in members:
-        total += len(m.header(mtime))
+    for m, h in zip(members, headers):
+        total += len(h)
         if m.kind == "file":
             total += m.size + padding(m.size)
     return total
+
+
+@dataclass
+class Layer:
+    """One layer ready to write: its members, their tar headers (made once)
+    and its exact size; or, for a layer whose bytes exist already (a cache
+    hit), the file range holding them and their digest."""
+
+    name: str
+    members: list[Member]
+    headers: list[bytes]
+    size: int
+    blob: tuple | None = None             # (path or open file, offset) of ready bytes
+    digest: str | None = None             # hex sha256 of those bytes
+    key: str | None = None                # the caller's cache key, if any
+
+
+def prepare(name: str, members: list[Member], mtime: int) -> Layer:
+    headers = [m.header(mtime) for m in members]
+    return Layer(name, members, headers, layer_size(members, mtime, headers))
+
+
+def ready_layer(name: str, path, offset: int, size: int, digest: str, key: str | None = None) -> Layer:
+    return Layer(name, [], [], size, (path, offset), digest, key)
 
 
 class HashingWriter:
@@ -210,15 +269,21 @@ class HashingWriter:
             self.progress(len(data))
 
 
-def stream_layer(members: list[Member], w: HashingWriter, mtime: int) -> None:
+def stream_layer(members: list[Member], w: HashingWriter, mtime: int, headers: list[bytes] | None = None) -> None:
     buf = bytearray(CHUNK)
     view = memoryview(buf)
-    for m in members:
-        w.write(m.header(mtime))
+    headers = headers if headers is not None else [m.header(mtime) for m in members]
+    for m, head in zip(members, headers):
+        w.write(head)
         if m.kind != "file":
             continue
         if m.data is not None:
             w.write(m.data)
+        elif m.fill is not None:
+            start = w.count
+            m.fill(w.write)
+            if w.count - start != m.size:
+                raise PlanError(f"/{m.path}: {w.count - start} bytes were made, not the {m.size} planned")
         else:
             left = m.size
             with open(m.source, "rb", buffering=0) as f:
@@ -258,17 +323,21 @@ class Sink:
             self.tar = open(out_path, "wb")
 
     def blob(self, size: int, fill: Callable[[HashingWriter], None], progress: Progress | None = None) -> str:
-        """Stream one blob of known size; return its hex digest."""
+        """Stream one blob of known size; return its hex digest. Afterwards
+        `self.last` is (path, offset) of the blob's bytes in the output."""
         if self.tar is None:
             fd, tmp = tempfile.mkstemp(dir=os.path.join(self.root, "blobs", "sha256"), prefix=".tmp-")
             with os.fdopen(fd, "wb") as f:
                 w = HashingWriter(f, progress)
                 fill(w)
             digest = w.sha.hexdigest()
-            os.replace(tmp, os.path.join(self.root, "blobs", "sha256", digest))
+            final = os.path.join(self.root, "blobs", "sha256", digest)
+            os.replace(tmp, final)
+            self.last = (final, 0)
         else:
             start = self.tar.tell()
-            self.tar.write(outer_header("blobs/sha256/" + EMPTY_DIGEST, size, self.mtime))
+            head = outer_header("blobs/sha256/" + EMPTY_DIGEST, size, self.mtime)
+            self.tar.write(head)
             w = HashingWriter(self.tar, progress)
             fill(w)
             digest = w.sha.hexdigest()
@@ -277,8 +346,33 @@ class Sink:
             self.tar.write(outer_header("blobs/sha256/" + digest, size, self.mtime))
             self.tar.seek(end)
             self.tar.write(bytes(padding(size)))
+            self.last = (self.tar.name, start + len(head))
         if w.count != size:
             raise PlanError(f"blob size {w.count} differs from the computed {size}")
+        return digest
+
+    def ready_blob(self, path, offset: int, size: int, digest: str, progress: Progress | None = None) -> str:
+        """Put bytes whose digest is already known (a cached layer) into the
+        output, by copy_file_range: in the kernel, and free where the
+        filesystem shares extents. No hashing here: the caller vouches for
+        the digest."""
+        from contextlib import nullcontext
+        with (open(path, "rb") if isinstance(path, str) else nullcontext(path)) as src:
+            if self.tar is None:
+                final = os.path.join(self.root, "blobs", "sha256", digest)
+                fd, tmp = tempfile.mkstemp(dir=os.path.join(self.root, "blobs", "sha256"), prefix=".tmp-")
+                with os.fdopen(fd, "wb") as f:
+                    copy_range(src, offset, f, 0, size, progress)
+                os.replace(tmp, final)
+                self.last = (final, 0)
+            else:
+                self.tar.write(outer_header("blobs/sha256/" + digest, size, self.mtime))
+                self.tar.flush()
+                start = self.tar.tell()
+                copy_range(src, offset, self.tar, start, size, progress)
+                self.tar.seek(start + size)
+                self.tar.write(bytes(padding(size)))
+                self.last = (self.tar.name, start)
         return digest
 
     def data_blob(self, data: bytes) -> str:
@@ -292,12 +386,37 @@ class Sink:
             self.tar.write(outer_header(name, len(data), self.mtime))
             self.tar.write(data + bytes(padding(len(data))))
 
-    def close(self) -> None:
+    def close(self, fsync: bool = False) -> None:
         if self.tar is not None:
             self.tar.write(bytes(2 * BLOCK))
             self.tar.flush()
-            os.fsync(self.tar.fileno())
+            if fsync:
+                os.fsync(self.tar.fileno())
             self.tar.close()
+
+
+def copy_range(src, src_off: int, dst, dst_off: int, size: int, progress: Progress | None = None) -> None:
+    """Copy `size` bytes between two open files at the given offsets: with
+    copy_file_range where the kernel offers it, else through a buffer."""
+    left = size
+    sfd, dfd = src.fileno(), dst.fileno()
+    use_cfr = hasattr(os, "copy_file_range")
+    while left:
+        n = 0
+        if use_cfr:
+            try:
+                n = os.copy_file_range(sfd, dfd, min(left, 1 << 30), src_off, dst_off)
+            except OSError:
+                use_cfr = False
+                continue
+        else:
+            chunk = os.pread(sfd, min(left, CHUNK), src_off)
+            n = os.pwrite(dfd, chunk, dst_off) if chunk else 0
+        if n <= 0:
+            raise PlanError(f"{src.name} ended {left} bytes early")
+        src_off, dst_off, left = src_off + n, dst_off + n, left - n
+        if progress:
+            progress(n)
 
 
 def canonical(obj) -> bytes:
@@ -310,33 +429,57 @@ def epoch(created: str) -> int:
 
 
 def plan_members(plan: dict) -> list[tuple[str, list[Member]]]:
-    return [(layer.get("name", f"layer{i}"), expand(layer.get("entries", ()), layer.get("members", ())))
+    """(name, sorted members) of every layer. A layer marked "expanded"
+    (members that came out of expand() already, and no entries) is taken
+    as it is."""
+    return [(layer.get("name", f"layer{i}"),
+             list(layer["members"]) if layer.get("expanded") and not layer.get("entries")
+             else expand(layer.get("entries", ()), layer.get("members", ())))
             for i, layer in enumerate(plan["layers"])]
 
 
-def total_bytes(plan: dict, layers: list[tuple[str, list[Member]]] | None = None) -> int:
-    """Bytes of layer data the plan will write (for a progress bar)."""
+def _prepared(plan: dict, layers) -> list[Layer]:
     mtime = epoch(plan["created"])
     layers = layers if layers is not None else plan_members(plan)
-    return sum(layer_size(m, mtime) for _, m in layers)
+    return [x if isinstance(x, Layer) else prepare(x[0], x[1], mtime) for x in layers]
+
+
+def total_bytes(plan: dict, layers: list | None = None) -> int:
+    """Bytes of layer data the plan will write (for a progress bar)."""
+    return sum(x.size for x in _prepared(plan, layers))
+
+
+LayerDone = Callable[[Layer, str, str, int], None]
 
 
 def write(plan: dict, out_path: str, progress: Progress | None = None,
-          layers: list[tuple[str, list[Member]]] | None = None) -> str:
+          layers: list | None = None, on_layer: LayerDone | None = None, fsync: bool = False) -> str:
     """Write the image to `out_path` (which must not exist); return the
-    manifest digest. Callers make it atomic by writing to a temporary name."""
+    manifest digest. Callers make it atomic by writing to a temporary name.
+    `layers`: (name, members) pairs or prepared Layers (see prepare() and
+    ready_layer()). `on_layer(layer, digest, path, offset)` is called after
+    each layer is written, with where its bytes now lie (a layer cache
+    keeps them). `fsync`: flush the archive to disk before returning."""
     fmt = plan.get("format", "docker-archive")
     if fmt not in FORMATS:
         raise PlanError(f"unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")
     created = plan["created"]
     mtime = epoch(created)
-    layers = layers if layers is not None else plan_members(plan)
+    layers = _prepared(plan, layers)
     sink = Sink(fmt, out_path, mtime)
+    closed = False
     try:
         diff_ids, descs = [], []
-        for _name, members in layers:
-            size = layer_size(members, mtime)
-            digest = sink.blob(size, lambda w, m=members: stream_layer(m, w, mtime), progress)
+        for layer in layers:
+            size = layer.size
+            if layer.blob is not None:
+                digest = sink.ready_blob(layer.blob[0], layer.blob[1], size, layer.digest, progress)
+            else:
+                digest = sink.blob(size, lambda w, x=layer: stream_layer(x.members, w, mtime, x.headers), progress)
+                if on_layer is not None:
+                    if sink.tar is not None:
+                        sink.tar.flush()
+                    on_layer(layer, digest, *sink.last)
             diff_ids.append("sha256:" + digest)
             descs.append({"mediaType": LAYER_MEDIA, "digest": "sha256:" + digest, "size": size})
 
@@ -346,7 +489,7 @@ def write(plan: dict, out_path: str, progress: Progress | None = None,
             "created": created,
             "config": {k: v for k, v in plan.get("config", {}).items() if v is not None},
             "rootfs": {"type": "layers", "diff_ids": diff_ids},
-            "history": [{"created": created, "created_by": f"urunix: {name}"} for name, _ in layers],
+            "history": [{"created": created, "created_by": f"urunix: {x.name}"} for x in layers],
         }
         config_bytes = canonical(config)
         config_digest = sink.data_blob(config_bytes)
@@ -383,26 +526,34 @@ def write(plan: dict, out_path: str, progress: Progress | None = None,
             docker_manifest = [{"Config": "blobs/sha256/" + config_digest, "RepoTags": tags,
                                 "Layers": ["blobs/sha256/" + d["digest"][7:] for d in descs]}]
             sink.file("manifest.json", canonical(docker_manifest))
+        sink.close(fsync)
+        closed = True
     finally:
-        sink.close()
+        if not closed:
+            sink.close()
     return "sha256:" + manifest_digest
 
 
 def write_atomic(plan: dict, out_path: str, progress: Progress | None = None,
-                 layers: list[tuple[str, list[Member]]] | None = None) -> str:
+                 layers: list | None = None, on_layer: LayerDone | None = None, fsync: bool = False) -> str:
     """Write beside `out_path` under a temporary name, then rename over it:
-    a failed build leaves the previous result as it was and nothing else."""
+    a failed or interrupted build leaves the previous result as it was and
+    nothing else. The data is not forced to disk unless `fsync` (as `tar`
+    and `docker save` do not): on a 2-core VM writing 1 GiB at ~250 MB/s
+    that fsync alone cost 4 s, three times the build. The rename is atomic
+    either way; `fsync` adds durability across a power loss."""
     out_path = os.path.abspath(out_path)
     parent = os.path.dirname(out_path)
     tmp = tempfile.mkdtemp(dir=parent, prefix=".urunix-tmp-")
     staged = os.path.join(tmp, "out")
     try:
-        digest = write(plan, staged, progress, layers)
+        digest = write(plan, staged, progress, layers, on_layer, fsync)
         if os.path.isdir(staged):
             replace_dir(staged, out_path, tmp)
         else:
             os.replace(staged, out_path)
-        fsync_dir(parent)
+        if fsync:
+            fsync_dir(parent)
         return digest
     finally:
         remove_tree(tmp)

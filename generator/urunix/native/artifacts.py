@@ -12,6 +12,7 @@ import shutil
 import subprocess
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from typing import Callable
 
 from ..errors import BuildError, MissingTool, SpecError
 from ..helpers import cpio, ext
@@ -22,12 +23,26 @@ from ..validate import join_args
 
 
 @dataclass
+class Recipe:
+    """The rootfs artifact (initrd or block image), not made yet: `key`
+    names what it would be made from (None: cannot be cached), `make()`
+    makes it and returns its Member, which replaces `placeholder` in the
+    rootfs layer. A layer cache hit on the key skips make() altogether."""
+
+    key: str | None
+    placeholder: Member
+    make: Callable[[], Member]
+
+
+@dataclass
 class Artifacts:
     """Extra layer content for plan(): members by layer name."""
 
     kernel: list[Member] = field(default_factory=list)
     rootfs: list[Member] = field(default_factory=list)
     files: list[Member] = field(default_factory=list)
+    recipe: Recipe | None = None
+    expanded: bool = False     # rootfs holds a whole sorted tree, from expand()
 
 
 class Materializer:
@@ -122,7 +137,9 @@ class Materializer:
         img.env = [e for e in flat.env() if e.split("=", 1)[0] not in mine] + img.env
         img.workdir = img.workdir or flat.workdir() or None
 
-    def build(self) -> Artifacts:
+    def build(self, lazy: bool = False) -> Artifacts:
+        """What the image needs. lazy: leave the initrd / block image to
+        Artifacts.recipe (made only when the layer cache misses)."""
         img, out = self.image, Artifacts()
         if img.kernel is not None:
             out.kernel.append(self.extract(img.kernel))
@@ -134,18 +151,38 @@ class Materializer:
         members = self.tree()
         if r.type == "raw":
             out.rootfs = members
+            out.expanded = True
             return out
-        artifact = os.path.join(self.scratch, "rootfs." + ("cpio" if r.type == "initrd" else r.fs_type))
-        try:
-            if r.type == "initrd":
-                cpio.write_file(members, artifact, gzip_level=6 if r.compression == "gzip" else None,
-                                hardlinks=r.hardlinks)
-            else:
-                ext.write_ext(members, artifact, fs=r.fs_type, size=r.size)
-        except PlanError as e:
-            raise BuildError(f"{r.field}: {e}") from e
-        st = os.stat(artifact)
-        out.rootfs.append(Member(clean_path(r.target or "/.boot/rootfs"), "file", 0o644, st.st_size, source=artifact))
+        target = clean_path(r.target or "/.boot/rootfs")
+
+        def make() -> Member:
+            try:
+                if r.type == "initrd" and r.compression != "gzip":
+                    # streamed straight into the layer: the archive is
+                    # written once, where it belongs
+                    return cpio.stream_member(target, members, hardlinks=r.hardlinks)
+                artifact = os.path.join(self.scratch, "rootfs." + ("cpio" if r.type == "initrd" else r.fs_type))
+                if r.type == "initrd":
+                    cpio.write_file(members, artifact, gzip_level=6, hardlinks=r.hardlinks)
+                else:
+                    ext.write_ext(members, artifact, fs=r.fs_type, size=r.size)
+            except PlanError as e:
+                raise BuildError(f"{r.field}: {e}") from e
+            st = os.stat(artifact)
+            return Member(target, "file", 0o644, st.st_size, source=artifact)
+
+        if not lazy:
+            out.rootfs.append(make())
+            return out
+        from . import cache
+        params = {"type": r.type, "target": target, "compression": r.compression, "hardlinks": r.hardlinks,
+                  "fs": r.fs_type, "size": str(r.size)}
+        if r.type == "block":
+            params["mke2fs"] = [cache.tool_fingerprint(_which(t)) for t in ("mke2fs", "debugfs")]
+            params["root"] = os.geteuid() == 0
+        placeholder = Member(target, "file", 0o644, 0, data=b"")
+        out.rootfs.append(placeholder)
+        out.recipe = Recipe(cache.recipe_key(params, members), placeholder, make)
         return out
 
 
@@ -162,5 +199,12 @@ def drop_below(merged: dict[str, Member], path: str) -> None:
         del merged[p]
 
 
-def materialize(image: Image, scratch: str, stack: ExitStack) -> Artifacts:
-    return Materializer(image, scratch, stack).build()
+def _which(name: str) -> str | None:
+    try:
+        return ext.tool(name)
+    except PlanError:
+        return None
+
+
+def materialize(image: Image, scratch: str, stack: ExitStack, lazy: bool = False) -> Artifacts:
+    return Materializer(image, scratch, stack).build(lazy)

@@ -13,33 +13,101 @@ from ..errors import BuildError, SpecError
 from ..helpers import image_writer
 from ..plan import plan
 from ..spec import Image
+from . import cache as layer_cache
 from .artifacts import materialize
 
 ProgressFactory = Callable[[int], ContextManager[Callable[[int], None] | None]]
 
 
 def build(image: Image, out: str, fmt: str = "docker-archive",
-          progress: ProgressFactory | None = None) -> str:
-    """Write the image to `out` atomically; return its manifest digest."""
+          progress: ProgressFactory | None = None, cache: bool | None = None, fsync: bool = False) -> str:
+    """Write the image to `out` atomically; return its manifest digest.
+    cache: use the layer cache (native/cache.py); None: unless
+    URUNIX_NO_CACHE is set. fsync: force the result to disk before the
+    rename (durable across a power loss; slower by the disk's write time)."""
     if fmt not in image_writer.FORMATS:
         raise SpecError("is not an output format urunix writes", field="--format", value=fmt,
                         allowed=", ".join(image_writer.FORMATS))
     parent = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(parent):
         raise SpecError("the output's directory does not exist", field="--output", value=out)
+    use_cache = layer_cache.enabled() if cache is None else cache
+    store = layer_cache.LayerCache() if use_cache else None
     try:
         with ExitStack() as stack:
             scratch = tempfile.mkdtemp(dir=parent, prefix=".urunix-tmp-")
             stack.callback(shutil.rmtree, scratch, True)
-            made = materialize(image, scratch, stack) if (image.rootfs or image.kernel or image.init) else None
+            made = materialize(image, scratch, stack, lazy=True) if (image.rootfs or image.kernel or image.init) else None
             p = plan(image, fmt, made)
-            layers = image_writer.plan_members(p)
+            if made is not None and made.expanded and image.rootfs.origin.kind in ("image", "registry"):
+                check_paths_exist(image, made.rootfs)
+            layers = _layers(p, made, store, stack)
             total = image_writer.total_bytes(p, layers)
+
+            kept: list[tuple[str, str, int, int]] = []
+
+            def keep(layer: image_writer.Layer, digest: str, path: str, offset: int) -> None:
+                if store is not None and layer.key and layer.size >= layer_cache.MIN_BYTES:
+                    kept.append((layer.key, digest, offset, layer.size))
+
             with (progress(total) if progress else nullcontext(None)) as advance:
-                return image_writer.write_atomic(p, out, advance, layers)
+                digest = image_writer.write_atomic(p, out, advance, layers, keep, fsync)
+            if store is not None and kept:
+                # the finished output is what the cache keeps (a hard link)
+                if fmt == "oci":
+                    for k in kept:
+                        store.store_many(os.path.join(out, "blobs", "sha256", k[1]), [k])
+                else:
+                    store.store_many(out, kept)
+            return digest
     except image_writer.PlanError as e:
         raise BuildError(str(e)) from e
     except OSError as e:
         if e.errno == errno.ENOSPC:
             raise BuildError(f"the disk is full while writing {out}; the previous result (if any) is untouched") from e
         raise BuildError(f"{e.filename or out}: {e.strerror or e}") from e
+
+
+def _layers(p: dict, made, store, stack: ExitStack) -> list[image_writer.Layer]:
+    """Prepared layers: cache hits as ready blobs, the rest with their
+    members (the rootfs artifact made only on a miss)."""
+    mtime = image_writer.epoch(p["created"])
+    recipe = made.recipe if made is not None else None
+    out = []
+    for name, members in image_writer.plan_members(p):
+        mine = recipe if (recipe is not None and any(m is recipe.placeholder for m in members)) else None
+        key = None
+        if store is not None and (mine is None or mine.key is not None):
+            rest = [m for m in members if mine is None or m is not mine.placeholder]
+            key = layer_cache.layer_key(rest, mtime, mine.key if mine else "")
+        if key is not None:
+            hit = store.lookup(key)
+            if hit is not None:
+                stack.callback(hit.close)
+                out.append(image_writer.ready_layer(name, hit.file, hit.offset, hit.size, hit.digest, key))
+                continue
+        if mine is not None:
+            made_member = mine.make()
+            members = [made_member if m is mine.placeholder else m for m in members]
+        layer = image_writer.prepare(name, members, mtime)
+        layer.key = key
+        out.append(layer)
+    return out
+
+
+def check_paths_exist(image: Image, tree: list) -> None:
+    """binary/initrd/block that lie inside an image's tree (a raw rootfs, a
+    Containerfile's FROM) can only be checked once the image is read: refuse
+    an image urunc could not boot."""
+    from ..rootfs.flatten import find
+    from ..spec import display_path
+    ours = {f.target for f in image.files} | {x.target for x in (image.kernel, image.init) if x is not None}
+    for key in ("binary", "initrd", "block"):
+        path = image.annotations.get(key)
+        if not path or path in ours:
+            continue
+        found = find(tree, path)
+        if found is None or found.kind != "file":
+            raise SpecError("names a file the image will not contain", value=path,
+                            file=display_path(image.source) if image.source else None, field=f"annotations.{key}",
+                            hint="the rootfs image has no such file either; list it with: tar -tf IMAGE.tar, or docker export")

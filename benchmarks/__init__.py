@@ -1,0 +1,1 @@
+"""urunix benchmarks: `python -m benchmarks` (see benchmarks/README.md)."""

@@ -1,0 +1,395 @@
+"""A content-addressed cache of built layers, so that a rebuild after a
+small change (the cmdline, a tag) copies the big layers instead of making
+them again.
+
+Where: $XDG_CACHE_HOME/urunix (default ~/.cache/urunix), under v1/:
+  keys/<key>.json   {"digest", "size", "file", "offset", "fp": [size, dev, ino, mtime_ns]}
+  blobs/f-<random>  a hard link to a finished output (an archive, or an OCI
+                    layout's blob): the key's layer is bytes [offset,
+                    offset+size) of it
+  tmp/              key files being written (and copies, off-filesystem)
+
+The key of a layer is a SHA-256 of everything its bytes follow from: each
+member's path, kind, mode, owner, size, link target, device numbers, offset,
+inline data, and for content read from a host file its path and
+(dev, inode, size, mtime_ns, ctime_ns); the layer mtime; this Python's
+version and the source of the writers (helpers/image_writer.py, cpio.py,
+ext.py). A layer urunix makes itself (an initrd, a block image) is keyed by
+its recipe (type, options, e2fsprogs' binary, zlib's version) and the
+tree it is made from, so a hit skips cpio or mke2fs altogether. A change to
+any input file changes its mtime/ctime and so the key: a miss.
+
+Filling the cache costs nothing: the finished output is hard-linked into
+blobs/ (copied only when the cache is on another filesystem). A hit copies
+the layer's byte range into the new output with copy_file_range (in the
+kernel, no hashing: the digest comes from the key file). Safety:
+- the link is made after the output is complete and renamed into place,
+  and a key file is written under tmp/ and renamed, after its blob: an
+  interrupted build leaves no partial entry (at most an unnamed link,
+  removed by prune);
+- concurrent builds of the same spec each link their own output and write
+  the same key; the last rename wins and either entry is whole;
+- on use, the file's stat fingerprint (size, dev, inode, mtime) must match
+  the one recorded when it was stored; if it does not (the output was
+  written to in place, or replaced), the range is hashed again: the entry
+  is kept if the digest still matches, else dropped and the layer rebuilt.
+  URUNIX_CACHE_VERIFY=1 hashes on every use;
+- an open file is held from lookup to copy, so a concurrent prune cannot
+  pull the blob away mid-copy.
+
+Bounded: `urunix cache prune` (prune() here) removes least recently used
+entries down to a size; every store also prunes down to $URUNIX_CACHE_MAX
+(default 10G). URUNIX_NO_CACHE=1 turns the cache off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import stat
+import sys
+import tempfile
+import time
+import zlib
+from dataclasses import dataclass
+from typing import BinaryIO, Iterable
+
+from ..helpers.image_writer import CHUNK, Member, copy_range
+
+VERSION = "v1"
+MIN_BYTES = 1 << 20          # smaller layers are cheaper to make than to look up
+DEFAULT_MAX = 10 << 30
+STALE_TMP = 15 * 60          # seconds: an untouched tmp file older than this is abandoned
+
+STATS = {"hits": 0, "misses": 0, "stores": 0, "rehashed": 0, "corrupt": 0}
+
+
+def enabled() -> bool:
+    return os.environ.get("URUNIX_NO_CACHE", "") in ("", "0")
+
+
+def cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "urunix")
+
+
+def parse_bytes(text: str | int | None, default: int) -> int:
+    if text is None or text == "":
+        return default
+    if isinstance(text, int):
+        return text
+    m = re.fullmatch(r"\s*(\d+)\s*([KMGT]?)(?:i?B)?\s*", str(text), re.I)
+    if not m:
+        raise ValueError(f"not a size: {text!r} (give bytes, or a number with K, M, G or T)")
+    return int(m.group(1)) * (1024 ** " KMGT".index(m.group(2).upper() or " "))
+
+
+# ---------------------------------------------------------------- keys
+
+_code_digest: str | None = None
+
+
+def _code() -> str:
+    """What the layer bytes also depend on: the writers' source, Python."""
+    global _code_digest
+    if _code_digest is None:
+        h = hashlib.sha256(f"{VERSION} {sys.version_info[0]}.{sys.version_info[1]} {zlib.ZLIB_VERSION}\n".encode())
+        here = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "helpers")
+        for name in ("image_writer.py", "cpio.py", "ext.py"):
+            try:
+                with open(os.path.join(here, name), "rb") as f:
+                    h.update(f.read())
+            except OSError:
+                h.update(b"?")
+        _code_digest = h.hexdigest()
+    return _code_digest
+
+
+def tool_fingerprint(path: str | None) -> str:
+    """A cheap stand-in for a tool's version: its path, size and mtime."""
+    if not path:
+        return "-"
+    try:
+        st = os.stat(path)
+        return f"{path}:{st.st_size}:{st.st_mtime_ns}"
+    except OSError:
+        return f"{path}:?"
+
+
+def members_digest(members: Iterable[Member], h=None):
+    """Feed every member's metadata (and its source file's identity) into
+    `h` (a sha256); returns h, or None if a member cannot be keyed (content
+    made on the fly)."""
+    h = h or hashlib.sha256()
+    stats: dict[str, str] = {}
+    for m in members:
+        if m.fill is not None:
+            return None
+        src = ""
+        if m.source is not None:
+            src = stats.get(m.source)
+            if src is None:
+                st = os.stat(m.source)
+                src = f"{m.source}\0{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+                stats[m.source] = src
+        data = hashlib.sha256(m.data).hexdigest() if m.data is not None else "-"
+        h.update(f"{m.path}\0{m.kind}\0{m.mode}\0{m.uid}:{m.gid}\0{m.size}\0{m.target}\0"
+                 f"{m.devmajor}:{m.devminor}\0{m.offset}\0{data}\0{src}\n".encode("utf-8", "surrogateescape"))
+    return h
+
+
+def layer_key(members: Iterable[Member], mtime: int, recipe: str = "") -> str | None:
+    """The key of a layer of these members (plus a made artifact's recipe
+    key, if the layer holds one), or None if it cannot be cached."""
+    h = hashlib.sha256(f"layer {_code()} {mtime}\n{recipe}\n".encode())
+    return None if members_digest(members, h) is None else h.hexdigest()
+
+
+def recipe_key(params: dict, members: Iterable[Member]) -> str | None:
+    """The key of an artifact (initrd, block image) made from `members`."""
+    h = hashlib.sha256(("recipe " + json.dumps(params, sort_keys=True) + "\n").encode())
+    return None if members_digest(members, h) is None else h.hexdigest()
+
+
+# ---------------------------------------------------------------- store
+
+@dataclass
+class Hit:
+    file: BinaryIO     # open: read the layer from here
+    offset: int        # where it starts in the file
+    size: int
+    digest: str
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _fp(st: os.stat_result) -> list[int]:
+    # not ctime: linking and unlinking (the next build replacing `result`)
+    # change it; a write through the filesystem changes mtime
+    return [st.st_size, st.st_dev, st.st_ino, st.st_mtime_ns]
+
+
+def _sha256_range(f: BinaryIO, offset: int, size: int) -> str:
+    h = hashlib.sha256()
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    left = size
+    while left:
+        n = os.preadv(f.fileno(), [view[:min(left, CHUNK)]], offset)
+        if not n:
+            break
+        h.update(view[:n])
+        offset, left = offset + n, left - n
+    return h.hexdigest() if not left else ""
+
+
+class LayerCache:
+    """Entries are keys pointing at a byte range of a file under blobs/.
+    That file is a hard link to the finished output itself (a
+    docker-archive, oci-archive, or an OCI layout's blob), so filling the
+    cache writes nothing, and replacing `result` later frees nothing either
+    (the cache keeps the old inode); only where a link cannot be made
+    (another filesystem) are the layer's bytes copied."""
+
+    def __init__(self, root: str | None = None, verify: bool | None = None):
+        self.root = os.path.join(root or cache_dir(), VERSION)
+        self.keys = os.path.join(self.root, "keys")
+        self.blobs = os.path.join(self.root, "blobs")
+        self.tmp = os.path.join(self.root, "tmp")
+        self.verify = os.environ.get("URUNIX_CACHE_VERIFY", "") not in ("", "0") if verify is None else verify
+
+    def _dirs(self) -> None:
+        for d in (self.keys, self.blobs, self.tmp):
+            os.makedirs(d, exist_ok=True)
+
+    def _key_path(self, key: str) -> str:
+        return os.path.join(self.keys, key + ".json")
+
+    def _write_key(self, key: str, entry: dict) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.tmp, prefix="key-")
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(entry, f)
+            os.replace(tmp, self._key_path(key))
+        except BaseException:
+            _unlink(tmp)
+            raise
+
+    def lookup(self, key: str) -> Hit | None:
+        """The cached layer for `key`, checked; None on a miss."""
+        try:
+            with open(self._key_path(key)) as f:
+                entry = json.load(f)
+            digest, size, offset, fp = entry["digest"], int(entry["size"]), int(entry["offset"]), entry["fp"]
+            name = entry["file"]
+            if not re.fullmatch(r"[0-9a-f]{64}", digest) or "/" in name or name.startswith("."):
+                raise ValueError(digest)
+        except (OSError, ValueError, KeyError, TypeError):
+            STATS["misses"] += 1
+            return None
+        blob = os.path.join(self.blobs, name)
+        try:
+            f = open(blob, "rb")
+        except OSError:
+            STATS["misses"] += 1
+            _unlink(self._key_path(key))
+            return None
+        try:
+            st = os.fstat(f.fileno())
+            if _fp(st) != fp or self.verify:
+                STATS["rehashed"] += 1
+                if st.st_size < offset + size or _sha256_range(f, offset, size) != digest:
+                    raise _Corrupt()
+                if _fp(st) != fp:
+                    self._write_key(key, {**entry, "fp": _fp(st)})
+            try:  # the key file's mtime is the entry's last use, for prune
+                os.utime(self._key_path(key))
+            except OSError:
+                pass
+        except _Corrupt:
+            STATS["corrupt"] += 1
+            STATS["misses"] += 1
+            f.close()
+            _unlink(self._key_path(key))
+            return None
+        except BaseException:
+            f.close()
+            raise
+        STATS["hits"] += 1
+        return Hit(f, offset, size, digest)
+
+    def store_many(self, path: str, layers: list[tuple[str, str, int, int]]) -> None:
+        """Keep layers (key, digest, offset, size) of the finished file
+        `path`. Errors are not fatal: a cache that cannot be written is only
+        a slower next build."""
+        if not layers:
+            return
+        try:
+            self._dirs()
+            name = "f-" + os.urandom(12).hex()
+            final = os.path.join(self.blobs, name)
+            try:
+                os.link(path, final)
+                entries = [(k, d, o, n) for k, d, o, n in layers]
+            except OSError:
+                # another filesystem (or no links): copy each layer's bytes
+                fd, tmp = tempfile.mkstemp(dir=self.tmp, prefix="blob-")
+                entries, pos = [], 0
+                try:
+                    with os.fdopen(fd, "wb") as dst, open(path, "rb") as src:
+                        for k, d, o, n in layers:
+                            copy_range(src, o, dst, pos, n)
+                            entries.append((k, d, pos, n))
+                            pos += n
+                    os.replace(tmp, final)
+                except BaseException:
+                    _unlink(tmp)
+                    raise
+            fp = _fp(os.stat(final))
+            for k, d, o, n in entries:
+                self._write_key(k, {"digest": d, "size": n, "offset": o, "file": name, "fp": fp})
+                STATS["stores"] += 1
+        except OSError:
+            return
+        try:
+            limit = parse_bytes(os.environ.get("URUNIX_CACHE_MAX"), DEFAULT_MAX)
+        except ValueError:
+            limit = DEFAULT_MAX
+        prune(limit, self.root)
+
+
+class _Corrupt(Exception):
+    pass
+
+
+def _unlink(path: str) -> int:
+    try:
+        size = os.lstat(path).st_size
+        os.unlink(path)
+        return size
+    except OSError:
+        return -1
+
+
+def prune(max_bytes: int | None = None, root: str | None = None) -> tuple[int, int]:
+    """Shrink the cache to at most `max_bytes` of blobs (None or 0: empty
+    it), least recently used entries first; also remove abandoned temp
+    files, keys whose blob is gone and blobs no key names. Safe while builds
+    run: a build holding a blob open keeps reading it. Returns (files
+    removed, bytes freed)."""
+    root = root or os.path.join(cache_dir(), VERSION)
+    keys, blobs, tmpdir = (os.path.join(root, d) for d in ("keys", "blobs", "tmp"))
+    files = freed = 0
+
+    def gone(path: str) -> None:
+        nonlocal files, freed
+        n = _unlink(path)
+        if n >= 0:
+            files += 1
+            freed += n
+
+    now = time.time()
+    for name in _listdir(tmpdir):
+        p = os.path.join(tmpdir, name)
+        try:
+            if max_bytes in (None, 0) or now - os.lstat(p).st_mtime > STALE_TMP:
+                gone(p)
+        except OSError:
+            pass
+    entries = []   # (last use, key path, digest)
+    for name in _listdir(keys):
+        p = os.path.join(keys, name)
+        try:
+            with open(p) as f:
+                name = json.load(f)["file"]
+            entries.append((os.stat(p).st_mtime, p, str(name)))
+        except (OSError, ValueError, KeyError, TypeError):
+            gone(p)
+    sizes = {}
+    for name in _listdir(blobs):
+        try:
+            st = os.lstat(os.path.join(blobs, name))
+            if stat.S_ISREG(st.st_mode):
+                sizes[name] = st.st_size
+        except OSError:
+            pass
+    named = {d for _, _, d in entries}
+    for name in list(sizes):   # blobs no key names (a store interrupted between the two renames)
+        p = os.path.join(blobs, name)
+        try:
+            young = now - os.lstat(p).st_mtime < STALE_TMP
+        except OSError:
+            continue
+        if name not in named and (max_bytes in (None, 0) or not young):
+            gone(p)
+            del sizes[name]
+    live = []
+    for e in entries:
+        if e[2] in sizes:
+            live.append(e)
+        else:
+            gone(e[1])
+    total = sum(sizes.values())
+    limit = max_bytes or 0
+    users: dict[str, int] = {}
+    for _, _, d in live:
+        users[d] = users.get(d, 0) + 1
+    for _, kp, digest in sorted(live):   # oldest use first
+        if total <= limit:
+            break
+        gone(kp)
+        users[digest] -= 1
+        if users[digest] == 0:
+            gone(os.path.join(blobs, digest))
+            total -= sizes.pop(digest, 0)
+    return files, freed
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
