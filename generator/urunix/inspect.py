@@ -9,10 +9,19 @@ from .helpers.urunc_json import PREFIX, decode
 from .imagefile import ImageFormatError, open_image, read_file
 
 
+def _section(value: object, what: str, path: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ImageFormatError(f"{what} is not a JSON object", file=path, value=value)
+    return value
+
+
 def inspect_image(path: str) -> dict:
     with open_image(path) as (info, store):
-        cfg = info.config.get("config") or {}
-        labels = {k[len(PREFIX):]: v for k, v in (cfg.get("Labels") or {}).items() if k.startswith(PREFIX)}
+        cfg = _section(info.config.get("config"), 'the config\'s "config"', path)
+        all_labels = _section(cfg.get("Labels"), "the config's Labels", path)
+        labels = {k[len(PREFIX):]: v for k, v in all_labels.items() if k.startswith(PREFIX)}
         raw = read_file(store, info, "/urunc.json")
     problems: list[str] = []
     urunc = None
@@ -21,6 +30,8 @@ def inspect_image(path: str) -> dict:
     else:
         try:
             urunc = decode(raw)
+        except RecursionError:
+            problems.append("/urunc.json is not valid for urunc: it is nested too deeply")
         except (ValueError, binascii.Error, UnicodeDecodeError) as e:
             problems.append(f"/urunc.json is not valid for urunc: {e}")
     if urunc is not None:
@@ -51,14 +62,16 @@ def inspect_image(path: str) -> dict:
 
 def render(report: dict, console) -> None:
     from rich.table import Table
+    from rich.text import Text
 
+    # Every value comes from the image: plain Text, never rich markup.
     console.print(f"{report['image']}: {report['format']} {', '.join(report['repoTags']) or '(untagged)'} "
                   f"{report['os']}/{report['architecture']}", markup=False)
     console.print(f"Entrypoint: {report['entrypoint']!r}  Cmd: {report['cmd']!r}", markup=False)
     table = Table("annotation", "label", "urunc.json")
     keys = sorted(set(report["labels"]) | set(report["uruncJson"] or {}))
     for key in keys:
-        table.add_row(key, repr(report["labels"].get(key)), repr((report["uruncJson"] or {}).get(key)))
+        table.add_row(Text(key), Text(repr(report["labels"].get(key))), Text(repr((report["uruncJson"] or {}).get(key))))
     console.print(table)
     for p in report["disagreements"]:
         console.print(f"DISAGREEMENT: {p}", markup=False)

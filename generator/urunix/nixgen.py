@@ -334,7 +334,10 @@ def generate(image: Image, source_spec_path: str | os.PathLike | None, out_dir: 
     files = [{"source": copy(f.path), "target": f.target} for f in image.files]
     resolved = _resolved(image, copy)
     _copy_library(out, package=bool(resolved))
+    # The name lands in a Nix comment: escaped, a newline in it cannot end
+    # the comment and start code.
     source_name = Path(source_spec_path).name if source_spec_path else "spec"
+    source_name = source_name.encode("unicode_escape", "backslashreplace").decode("ascii")
     text = _environment().get_template("default.nix.j2").render(
         image=image, files=files, source_name=source_name, version=__version__, resolved=resolved
     )

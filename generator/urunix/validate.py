@@ -27,6 +27,8 @@ NAME_RE = re.compile(rf"^{_HOST}?{_COMPONENT}(?:/{_COMPONENT})*$")
 TAG_RE = re.compile(r"^[a-z0-9_][a-z0-9_.-]{0,127}$")
 ENV_KEY_RE = re.compile(r"^[^=\0]+$")
 URUNC_JSON = "/urunc.json"
+NAME_MAX = 255     # bytes in one path component (Linux)
+PATH_MAX = 4095    # bytes in a whole path (Linux, without the NUL)
 
 
 def host_architecture() -> str:
@@ -71,6 +73,19 @@ def check_path(value: str, key: str) -> str | None:
     return None
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def text_problem(value: str) -> str | None:
+    """What makes a string unusable anywhere urunix puts it (an image config,
+    a tar header, a Nix string, an argv, a kernel command line), or None."""
+    if "\0" in value:
+        return "holds a NUL byte, which no image config, Nix string, argv or environment can carry"
+    if _SURROGATE.search(value):
+        return "holds a lone UTF-16 surrogate (e.g. \\ud800), which is not valid Unicode and cannot be written as UTF-8"
+    return None
+
+
 class Validator:
     def __init__(self, spec: Spec):
         self.spec = spec
@@ -78,6 +93,43 @@ class Validator:
         self.problems: list[Problem] = []
         self.diag = Diagnostics()
         self.planned: set[str] = set()   # image paths urunix itself will fill (kernel, initrd, block)
+        self.bad_text: set[str] = set()  # fields already refused by texts()
+
+    def texts(self) -> None:
+        """Refuse a NUL or a lone surrogate in ANY string of the spec, keys
+        included, before anything else looks at it."""
+        s = self.spec
+
+        def walk(fieldname: str, value: Any) -> None:
+            if isinstance(value, str):
+                wrong = text_problem(value)
+                if wrong and fieldname not in self.bad_text:
+                    self.bad_text.add(fieldname)
+                    self.fail(fieldname, wrong, value=value, hint="remove the character; urunix passes strings on byte for byte")
+            elif isinstance(value, dict):
+                for k, v in value.items():
+                    if isinstance(k, str) and text_problem(k):
+                        walk(fieldname, k)      # a bad key: name the mapping, show the key
+                    walk(f"{fieldname}.{k}", v)
+            elif isinstance(value, (list, tuple)):
+                for i, v in enumerate(value):
+                    walk(f"{fieldname}.{i}", v)
+
+        for name in ("name", "tag", "architecture", "annotations", "cmd", "entrypoint", "env", "labels"):
+            walk(name, getattr(s, name))
+        walk("unknown", {k: v for k, v in s.unknown.items() if isinstance(k, str)})
+        entries = list(s.files) + (list(s.rootfs.include) if s.rootfs else [])
+        for f in entries:
+            walk(f.field, f.source)
+            walk(f.field, f.target)
+        if s.rootfs is not None:
+            r = s.rootfs
+            for attr in ("type", "origin", "path", "size", "fs_type", "compression"):
+                walk(f"{r.field or 'rootfs'}.{attr}", getattr(r, attr))
+        for src in (s.kernel, s.init):
+            if src is not None:
+                walk(f"{src.field}.from", src.origin)
+                walk(f"{src.field}.path", src.path)
         self.image_tree = False           # the image's rootfs holds an image's tree (raw/base from an image)
 
     def fail(self, fieldname: str, message: str, **kw: Any) -> None:
@@ -214,8 +266,9 @@ class Validator:
             if not isinstance(target, str) or not target:
                 self.fail(f.field, "needs a target path inside the image", value=target)
                 continue
-            if "\0" in target or "\0" in f.source:
-                self.fail(f.field, "holds a NUL byte", value=target)
+            if f.field in self.bad_text or text_problem(target) or text_problem(f.source):
+                if f.field not in self.bad_text:
+                    self.fail(f.field, text_problem(target) or text_problem(f.source) or "", value=target)
                 continue
             if not target.startswith("/"):
                 self.fail(f.field, "target must be an absolute path inside the image", value=target,
@@ -224,6 +277,12 @@ class Validator:
             parts = PurePosixPath(target).parts
             if ".." in target.split("/") or target == "/" or len(parts) < 2:
                 self.fail(f.field, "target must name a path below / without '..'", value=target)
+                continue
+            long_part = next((p for p in parts if len(p.encode("utf-8")) > NAME_MAX), None)
+            if long_part is not None or len(target.encode("utf-8")) > PATH_MAX:
+                self.fail(f.field, f"target has a name longer than {NAME_MAX} bytes" if long_part is not None
+                          else f"target is longer than {PATH_MAX} bytes", value=target,
+                          hint="Linux (and so docker load, mke2fs and the guest) cannot create such a path")
                 continue
             norm = os.path.normpath(target)
             if norm == URUNC_JSON and reserved:
@@ -511,6 +570,9 @@ class Validator:
     # -- all of it -----------------------------------------------------------
 
     def run(self) -> Image:
+        self.texts()
+        if self.problems:
+            raise SpecError(problems=self.problems)
         self.top_level()
         name, tag = self.name_tag()
         ann = self.annotations()

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from cli import urunix
-from conftest import need
+from support import need
 from standins import example, standin_bytes
 
 

@@ -347,7 +347,7 @@ def test_initrd_scratch_include_same_cpio_bytes(tmp_path, srcdir):
 
 def debugfs_listing(image: bytes, tmp: Path) -> dict[str, tuple[str, bytes]]:
     """{path: (mode, content)} of an ext2/ext4 image, read with debugfs."""
-    from conftest import need
+    from support import need
     debugfs = need("debugfs")
     img = tmp / f"fs-{hashlib.sha256(image).hexdigest()[:8]}"
     img.write_bytes(image)
@@ -385,7 +385,7 @@ def test_block_from_dir_same_listing_and_bytes(tmp_path, srcdir):
     assert la["/bin/app"] == ("100755", b"#!/bin/sh\necho app\n")
     assert la["/conf/redis.conf"] == ("100644", b"port 6379\n")
     assert "/etc/a file with space" in la and "/etc/caf\u00e9" in la
-    from conftest import need
+    from support import need
     img = tmp_path / "check.ext2"
     img.write_bytes(a)
     subprocess.run([need("e2fsck"), "-fn", str(img)], check=True, capture_output=True)

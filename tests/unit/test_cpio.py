@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import need
+from support import need
 from urunix.helpers import cpio as C
 from urunix.helpers.image_writer import Member, expand
 

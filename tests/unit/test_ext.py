@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import need
+from support import need
 from urunix.helpers import ext as E
 from urunix.helpers.image_writer import Member, expand
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import need
+from support import need
 from urunix.helpers.image_writer import Member
 from urunix.rootfs import flatten as F
 

@@ -475,11 +475,17 @@ def _rmtree(path: str) -> None:
             func(p)
         except OSError:
             pass
-    # a staged directory may be mode 0 or 0500: make it writable again
+    # a staged directory may be mode 0 or 0500: make it writable again. A
+    # staged symlink to a directory is listed among dirnames too: skip it
+    # (chmod would follow it out of the staging, e.g. to the host's /etc,
+    # and Linux has no lchmod).
     for dirpath, dirnames, _ in os.walk(path):
         for d in dirnames:
+            p = os.path.join(dirpath, d)
+            if os.path.islink(p):
+                continue
             try:
-                os.chmod(os.path.join(dirpath, d), 0o700, follow_symlinks=False)
+                os.chmod(p, 0o700)
             except OSError:
                 pass
     shutil.rmtree(path, onerror=onerror)

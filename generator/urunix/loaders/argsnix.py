@@ -90,10 +90,31 @@ def evaluate(nix: str, path: Path) -> Any:
     if proc.returncode != 0:
         raise nix_error(proc.stderr, path)
     try:
-        return _from_json(json.loads(proc.stdout))
+        value = json.loads(proc.stdout)
+    except RecursionError:
+        value = None
     except ValueError:
         raise SpecError("Nix printed something that is not JSON", file=display_path(path),
                         value=proc.stdout[:200]) from None
+    if value is None or _too_deep(value):
+        # the built-in reader and the YAML loader refuse the same depth
+        raise SpecError(f"values are nested more than {nixdata.MAX_DEPTH} levels deep", file=display_path(path),
+                        hint="a spec is a few levels of attribute sets and lists")
+    return _from_json(value)
+
+
+def _too_deep(value: Any, limit: int = nixdata.MAX_DEPTH) -> bool:
+    """Whether plain data nests more than `limit` levels (checked without recursion)."""
+    todo = [(value, 0)]
+    while todo:
+        v, depth = todo.pop()
+        if depth > limit:
+            return True
+        if isinstance(v, dict):
+            todo.extend((x, depth + 1) for x in v.values())
+        elif isinstance(v, list):
+            todo.extend((x, depth + 1) for x in v)
+    return False
 
 
 def nix_error(stderr: str, path: Path) -> SpecError:

@@ -48,8 +48,20 @@ class LineLoader(yaml.SafeLoader):
         self.lines: dict[str, int] = {}
         self.texts: dict[str, str] = {}
         self.visited = 0
+        self.depth = 0
 
-    def fail(self, message: str, node: yaml.Node | None, field: str | None = None,
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        # pyyaml composes nested collections recursively: bound the depth here,
+        # before Python's own recursion limit turns a deep file into a crash.
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH + 1:
+                raise self.fail(f"the YAML is nested more than {MAX_DEPTH} levels deep", self.peek_event())
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def fail(self, message: str, node: yaml.Node | yaml.Event | None, field: str | None = None,
              hint: str | None = None, **extra: Any) -> SpecError:
         line = node.start_mark.line + 1 if node is not None else None
         return SpecError(message, file=display_path(self.file), line=line, field=field or None,
@@ -86,6 +98,10 @@ class LineLoader(yaml.SafeLoader):
             value = self.construct_object(node, deep=True)
         except yaml.YAMLError as e:
             raise self.fail(f"cannot read this YAML value: {getattr(e, 'problem', None) or e}", node, dotted(path)) from None
+        except (ValueError, TypeError, AttributeError, OverflowError) as e:
+            # pyyaml's own constructors fail this way on e.g. `!!timestamp ''`
+            # or a date out of range: still the file's fault
+            raise self.fail(f"cannot read this YAML value ({node.tag}: {e})", node, dotted(path)) from None
         if path:
             self.texts[dotted(path)] = node.value
         return value
@@ -128,7 +144,7 @@ class LineLoader(yaml.SafeLoader):
         if isinstance(key_node, yaml.ScalarNode):
             try:
                 key = self.construct_object(key_node, deep=True)
-            except yaml.YAMLError:
+            except (yaml.YAMLError, ValueError, TypeError, AttributeError, OverflowError):
                 key = None
             if isinstance(key, str):
                 return key
@@ -150,9 +166,17 @@ def syntax_error(e: yaml.MarkedYAMLError, file: Path) -> SpecError:
 
 def read_yaml(text: str, file: Path) -> tuple[Any, dict[str, int], dict[str, str]]:
     """(value, {field: line}, {field: scalar text as written}) of one YAML document."""
-    loader = LineLoader(text, file)
+    try:
+        loader = LineLoader(text, file)
+    except yaml.reader.ReaderError as e:   # a control character: pyyaml checks the whole text up front
+        line = text.count("\n", 0, e.position) + 1
+        raise SpecError(f"YAML cannot hold the character {chr(e.character)!r} (U+{e.character:04X})",
+                        file=display_path(file), line=line,
+                        hint="write it as an escape inside a double-quoted string, e.g. \"\\x1f\"") from None
     try:
         return loader.data(), loader.lines, loader.texts
+    except yaml.reader.ReaderError as e:
+        raise SpecError(f"YAML cannot hold the character U+{e.character:04X}", file=display_path(file)) from None
     finally:
         loader.dispose()
 

@@ -44,10 +44,11 @@ import os
 import shutil
 import tarfile
 import tempfile
+import zlib
 from dataclasses import dataclass, field
 
 from ..helpers.image_writer import Member
-from ..imagefile import ImageFormatError, open_image
+from ..imagefile import ImageFormatError, iter_members, layout_path, open_image
 
 CHUNK = 1 << 20
 MAX_SYMLINKS = 40
@@ -234,7 +235,7 @@ def _outer_index(path: str) -> dict[str, tarfile.TarInfo]:
 
 def _layer_location(image: str, index: dict | None, name: str) -> tuple[str, int, int]:
     if index is None:  # an OCI layout directory
-        p = os.path.join(image, name)
+        p = layout_path(image, name)
         if not os.path.isfile(p):
             raise FlattenError(f"layer {name} is missing from the layout", file=image)
         return p, 0, os.path.getsize(p)
@@ -260,12 +261,26 @@ def clean_name(name: str, image: str) -> str:
     return "/".join(parts)
 
 
-def _apply_layer(tree: _Tree, tar: tarfile.TarFile, base: int, source: str, scratch: str) -> None:
-    """Apply one layer: whiteouts against the layers below, then the entries."""
-    adds: list[tuple[str, tarfile.TarInfo, str | None]] = []
+class _Entry:
+    """What _apply_layer keeps of a tar member: a TarInfo holds much more
+    (pax headers, names twice), and a layer may have a million of them."""
+
+    __slots__ = ("name", "type", "mode", "uid", "gid", "size", "offset", "linkname", "devmajor", "devminor", "tmp")
+
+    def __init__(self, name: str, m: tarfile.TarInfo, tmp: str | None):
+        self.name, self.type, self.mode, self.uid, self.gid = name, m.type, m.mode & 0o7777, m.uid, m.gid
+        self.size, self.offset, self.linkname = m.size, m.offset_data, m.linkname
+        self.devmajor, self.devminor, self.tmp = m.devmajor, m.devminor, tmp
+
+
+def _apply_layer(tree: _Tree, tar: tarfile.TarFile, base: int, source: str, scratch: str,
+                 size: int | None = None) -> None:
+    """Apply one layer: whiteouts against the layers below, then the entries.
+    `size`: the layer's length, to refuse a member whose data runs past it."""
+    adds: list[_Entry] = []
     opaque: list[str] = []
     whiteouts: list[str] = []
-    for m in tar:
+    for m in iter_members(tar):
         name = clean_name(m.name, tree.image)
         head, _, b = name.rpartition("/")
         if b == ".wh..wh..opq":
@@ -275,14 +290,15 @@ def _apply_layer(tree: _Tree, tar: tarfile.TarFile, base: int, source: str, scra
         elif b.startswith(".wh."):
             whiteouts.append(f"{head}/{b[4:]}" if head else b[4:])
         elif name:
+            tmp = None
+            if m.isreg() and not m.issparse() and size is not None and m.offset_data + m.size > size:
+                raise FlattenError(f"/{name}: its data runs past the end of the layer (truncated?)", file=tree.image)
             if m.issparse():
                 # content is not one byte range: extract it
                 fd, tmp = tempfile.mkstemp(dir=scratch, prefix="sparse-")
                 with os.fdopen(fd, "wb") as out, tar.extractfile(m) as src:
                     shutil.copyfileobj(src, out, CHUNK)
-                adds.append((name, m, tmp))
-            else:
-                adds.append((name, m, None))
+            adds.append(_Entry(name, m, tmp))
     for d in opaque:
         real = tree.resolve_dir(d.split("/") if d else [], create=False)
         if real is not None:
@@ -291,41 +307,42 @@ def _apply_layer(tree: _Tree, tar: tarfile.TarFile, base: int, source: str, scra
         loc = tree.locate(w, create=False)
         if loc is not None:
             tree.remove(f"{loc[0]}/{loc[1]}" if loc[0] else loc[1])
-    for name, m, tmp in adds:
+    for e in adds:
+        name = e.name
         parent, b = tree.locate(name, create=True)
         path = f"{parent}/{b}" if parent else b
         old = tree.nodes.get(path)
-        mode = m.mode & 0o7777
-        if m.isdir():
+        mode = e.mode
+        if e.type == tarfile.DIRTYPE:
             if old is not None and old.kind == "dir":
-                old.mode, old.uid, old.gid = mode, m.uid, m.gid
+                old.mode, old.uid, old.gid = mode, e.uid, e.gid
                 continue
-            node = _Inode("dir", mode, m.uid, m.gid)
-        elif m.islnk():
-            t = clean_name(m.linkname, tree.image)
+            node = _Inode("dir", mode, e.uid, e.gid)
+        elif e.type == tarfile.LNKTYPE:
+            t = clean_name(e.linkname, tree.image)
             loc = tree.locate(t, create=False)
             tpath = (f"{loc[0]}/{loc[1]}" if loc[0] else loc[1]) if loc else None
             node = tree.nodes.get(tpath) if tpath else None
             if node is None:
-                raise tree.error(f"hard link /{name} -> /{m.linkname}: no such file in the image")
+                raise tree.error(f"hard link /{name} -> /{e.linkname}: no such file in the image")
             if node.kind == "dir":
-                raise tree.error(f"hard link /{name} -> /{m.linkname} names a directory")
+                raise tree.error(f"hard link /{name} -> /{e.linkname} names a directory")
             if tpath == path:
                 continue
-        elif m.issym():
-            node = _Inode("symlink", 0o777, m.uid, m.gid, target=m.linkname)
-        elif m.ischr() or m.isblk():
-            node = _Inode("char" if m.ischr() else "block", mode, m.uid, m.gid,
-                          devmajor=m.devmajor, devminor=m.devminor)
-        elif m.isfifo():
-            node = _Inode("fifo", mode, m.uid, m.gid)
-        elif m.isreg():
-            if tmp:
-                node = _Inode("file", mode, m.uid, m.gid, m.size, source=tmp, offset=0)
+        elif e.type == tarfile.SYMTYPE:
+            node = _Inode("symlink", 0o777, e.uid, e.gid, target=e.linkname)
+        elif e.type in (tarfile.CHRTYPE, tarfile.BLKTYPE):
+            node = _Inode("char" if e.type == tarfile.CHRTYPE else "block", mode, e.uid, e.gid,
+                          devmajor=e.devmajor, devminor=e.devminor)
+        elif e.type == tarfile.FIFOTYPE:
+            node = _Inode("fifo", mode, e.uid, e.gid)
+        elif e.type in tarfile.REGULAR_TYPES or e.tmp:
+            if e.tmp:
+                node = _Inode("file", mode, e.uid, e.gid, e.size, source=e.tmp, offset=0)
             else:
-                node = _Inode("file", mode, m.uid, m.gid, m.size, source=source, offset=base + m.offset_data)
+                node = _Inode("file", mode, e.uid, e.gid, e.size, source=source, offset=base + e.offset)
         else:
-            raise tree.error(f"/{name}: unsupported tar entry type {m.type!r}")
+            raise tree.error(f"/{name}: unsupported tar entry type {e.type!r}")
         if old is not None:
             tree.remove(path)
         tree.put(path, node)
@@ -396,10 +413,14 @@ def flatten(image: str, scratch_dir: str | None = None) -> FlatImage:
                     plain = os.path.join(scratch, f"layer{i}.tar")
                     with _Window(path, start, size) as w, gzip.GzipFile(fileobj=io.BufferedReader(w, CHUNK)) as gz, \
                             open(plain, "wb") as out:
-                        try:
-                            shutil.copyfileobj(gz, out, CHUNK)
-                        except (OSError, EOFError) as e:
-                            raise FlattenError(f"layer {layer}: bad gzip data ({e})", file=image)
+                        while True:
+                            try:
+                                chunk = gz.read(CHUNK)
+                            except (OSError, EOFError, zlib.error) as e:
+                                raise FlattenError(f"layer {layer}: bad gzip data ({e})", file=image) from None
+                            if not chunk:
+                                break
+                            out.write(chunk)   # ENOSPC here is the disk's fault, not the image's
                     path, start, size = plain, 0, os.path.getsize(plain)
                 elif magic == b"\x28\xb5\x2f\xfd":
                     raise FlattenError(f"layer {layer} is zstd-compressed, which urunix cannot read yet", file=image,
@@ -407,15 +428,35 @@ def flatten(image: str, scratch_dir: str | None = None) -> FlatImage:
                 with _Window(path, start, size) as w:
                     try:
                         with tarfile.open(fileobj=io.BufferedReader(w, CHUNK), mode="r:") as t:
-                            _apply_layer(tree, t, start, path, scratch)
-                    except tarfile.TarError as e:
-                        raise FlattenError(f"layer {layer} is not a readable tar ({e})", file=image)
+                            _apply_layer(tree, t, start, path, scratch, size)
+                    except (tarfile.TarError, EOFError) as e:
+                        raise FlattenError(f"layer {layer} is not a readable tar ({e})", file=image) from None
             cfg = info.config if isinstance(info.config, dict) else {}
-            return FlatImage(image, info.format, tree.members(), dict(cfg.get("config") or {}),
-                             cfg.get("architecture", ""), cfg.get("os", ""), scratch)
+            return FlatImage(image, info.format, tree.members(), _run_config(cfg.get("config"), image),
+                             _text(cfg.get("architecture")), _text(cfg.get("os")), scratch)
         except BaseException:
             shutil.rmtree(scratch, ignore_errors=True)
             raise
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _run_config(value: object, image: str) -> dict:
+    """The config's "config" section, with the fields urunix uses checked:
+    Entrypoint, Cmd and Env lists of strings (or null), WorkingDir a string."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise FlattenError("the image config's \"config\" is not a JSON object", file=image)
+    for key in ("Entrypoint", "Cmd", "Env"):
+        v = value.get(key)
+        if v is not None and not (isinstance(v, list) and all(isinstance(x, str) for x in v)):
+            raise FlattenError(f"the image config's {key} is not a list of strings", file=image, value=v)
+    if value.get("WorkingDir") is not None and not isinstance(value.get("WorkingDir"), str):
+        raise FlattenError("the image config's WorkingDir is not a string", file=image, value=value.get("WorkingDir"))
+    return dict(value)
 
 
 def find(members: list[Member], path: str, follow: bool = True) -> Member | None:
