@@ -290,28 +290,12 @@ def _resolved(image: Image, copy: _Copier) -> dict[str, Any]:
 
 
 def resolved_json(image: Image) -> dict[str, Any]:
-    """Image.to_json() plus the resolved rootfs/kernel/init (host paths as
-    the Python side resolved them) and workdir: the normalized spec."""
+    """Image.to_json() plus the resolved rootfs/kernel/init (with the host
+    paths the Python side resolved, nothing copied) and workdir: the
+    normalized spec, as `urunix validate --json` prints it."""
     data = image.to_json()
     data["workdir"] = image.workdir
-
-    def origin(o: Origin) -> str:
-        return "scratch" if o.kind == "scratch" else o.location
-
-    r = image.rootfs
-    if r is not None:
-        rootfs: dict[str, Any] = {"type": r.type, "from": origin(r.origin),
-                                  "include": [{"source": f.source, "target": f.target} for f in r.include]}
-        if r.type != "raw":
-            rootfs["path"] = r.target
-        if r.type == "block":
-            rootfs["size"], rootfs["fsType"] = r.size, r.fs_type
-        if r.type == "initrd":
-            rootfs["compression"] = r.compression
-        data["rootfs"] = rootfs
-    for name, x in (("kernel", image.kernel), ("init", image.init)):
-        if x is not None:
-            data[name] = {"from": origin(x.origin), "path": x.target if x.origin.kind == "file" else x.inner}
+    data.update(_resolved(image, lambda path, suffix=None, avoid=None: str(path)))
     return data
 
 

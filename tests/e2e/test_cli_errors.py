@@ -113,3 +113,13 @@ def test_readme_main_job_builds_the_example(tmp_path):
     assert r.returncode == 0, r.stderr
     r = urunix("inspect", str(tmp_path / "result"), "--json", check=True)
     assert '"binary": "/unikernel/hello.hvt"' in r.stdout
+
+
+def test_validate_json_prints_the_resolved_spec(tmp_path):
+    """`urunix validate --json`: what the Nix library builds, defaults resolved."""
+    import json
+    work = example("nginx-linux-block", tmp_path / "ex")
+    spec = json.loads(urunix("validate", "args.nix", "--json", cwd=work, check=True).stdout)
+    assert spec["rootfs"]["path"] == "/.boot/rootfs.ext2" and spec["rootfs"]["fsType"] == "ext2"
+    assert spec["annotations"]["block"] == "/.boot/rootfs.ext2" and spec["annotations"]["blkMntPoint"] == "/"
+    assert spec["cmd"][0] == "/urunit" and spec["kernel"]["path"] == "/kernel"

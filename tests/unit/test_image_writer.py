@@ -167,3 +167,123 @@ def test_peak_memory_does_not_grow_with_file_size(tmp_path):
         (tmp_path / "out").unlink()
         src.unlink()
     assert peaks[1] - peaks[0] < 16 * 1024, peaks   # KiB
+
+
+# --------------------------------------------- the hasher thread (one pass, two cores)
+
+def _mixed_members(tmp_path: Path) -> list:
+    """Many small files (sizes around the 512-byte and 1 MiB boundaries),
+    inline data, a made-while-streaming member written in odd-sized and
+    over-1-MiB pieces, and one large file: a layer over THREAD_MIN."""
+    import random
+    rnd = random.Random(5)
+    src = tmp_path / "src"
+    src.mkdir()
+    entries = []
+    for i, size in enumerate([0, 1, 511, 512, 513, iw.CHUNK - 1, iw.CHUNK, iw.CHUNK + 1]
+                             + [rnd.randrange(0, 40_000) for _ in range(300)]):
+        (src / f"f{i:04}").write_bytes(rnd.randbytes(size))
+    (src / "big").write_bytes(rnd.randbytes(3 * iw.CHUNK + 12345))
+    entries.append({"type": "tree", "path": "/t", "source": str(src)})
+    entries.append({"type": "file", "path": "/inline", "data": "é" * 3000})
+    made = rnd.randbytes(2 * iw.CHUNK + 777)
+
+    def fill(write):
+        view, at = memoryview(bytearray(made)), 0
+        for n in (1, 700, iw.CHUNK + 3, 5000, len(made)):
+            write(view[at:at + n])
+            at += len(view[at:at + n])
+
+    extra = [iw.Member("made", "file", 0o644, len(made), fill=fill)]
+    members = iw.expand(entries, extra)
+    assert iw.layer_size(members, 1) >= iw.THREAD_MIN
+    return members, made
+
+
+def _stream(members, threaded: bool, progress=None) -> tuple[bytes, str, int]:
+    import io
+    out = io.BytesIO()
+    with iw.HashingWriter(out, progress, threaded) as w:
+        iw.stream_layer(members, w, 1)
+    return out.getvalue(), w.sha.hexdigest(), w.count
+
+
+def _hasher_threads() -> list:
+    import threading
+    return [t for t in threading.enumerate() if t.name == "urunix-sha256"]
+
+
+def test_threaded_hashing_gives_the_same_bytes_and_digest(tmp_path):
+    members, made = _mixed_members(tmp_path)
+    seen = []
+    data, digest, count = _stream(members, True, seen.append)
+    ref, ref_digest, _ = _stream(members, False)
+    assert data == ref and digest == ref_digest == hashlib.sha256(data).hexdigest()
+    assert count == len(data) == iw.layer_size(members, 1) == sum(seen)
+    assert max(seen) <= iw.CHUNK
+    import io
+    with tarfile.open(fileobj=io.BytesIO(data)) as t:
+        assert t.extractfile("made").read() == made
+        for m in members:
+            if m.source:
+                assert t.extractfile(m.path).read() == Path(m.source).read_bytes()
+    assert not _hasher_threads()
+
+
+@pytest.mark.parametrize("fmt", ["docker-archive", "oci"])
+def test_large_layer_archive_matches_a_serial_hash(tmp_path, fmt, monkeypatch):
+    """The same plan written with the hasher thread and with inline hashing
+    (THREAD_MIN raised) gives the same archive."""
+    p = plan_for(tmp_path, fmt)
+    (tmp_path / "kernel").write_bytes(os.urandom(5 * iw.CHUNK + 3))
+    iw.write_atomic(p, str(tmp_path / "a"))
+    monkeypatch.setattr(iw, "THREAD_MIN", 1 << 62)
+    iw.write_atomic(p, str(tmp_path / "b"))
+    if fmt == "oci":
+        blobs = lambda d: {f.name: f.read_bytes() for f in (tmp_path / d / "blobs" / "sha256").iterdir()}  # noqa: E731
+        assert blobs("a") == blobs("b")
+    else:
+        assert sha(tmp_path / "a") == sha(tmp_path / "b")
+        layer_members(tmp_path / "a")   # every layer's name is its digest
+
+
+def test_failure_mid_stream_leaves_no_thread_and_no_file(tmp_path):
+    """A source that grows after the plan was made: PlanError, the hasher
+    thread is gone, and nothing is left beside the output."""
+    big = tmp_path / "big"
+    big.write_bytes(os.urandom(6 * iw.CHUNK))
+    p = {"format": "docker-archive", "repoTags": ["t/x:1"], "created": "1970-01-01T00:00:01Z",
+         "architecture": "amd64", "config": {},
+         "layers": [{"name": "k", "entries": [{"type": "file", "path": "/k", "source": str(big)}]}]}
+    layers = iw.plan_members(p)
+    with open(big, "ab") as f:
+        f.write(b"more")
+    with pytest.raises(iw.PlanError, match="changed size"):
+        iw.write_atomic(p, str(tmp_path / "out"), layers=layers)
+    assert not _hasher_threads()
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["big"]
+    # and a source that shrank
+    with open(big, "r+b") as f:
+        f.truncate(2 * iw.CHUNK)
+    layers = [(n, [m if m.kind != "file" else iw.Member(m.path, "file", m.mode, 6 * iw.CHUNK, source=m.source)
+                   for m in ms]) for n, ms in layers]
+    with pytest.raises(iw.PlanError, match="changed size"):
+        iw.write_atomic(p, str(tmp_path / "out"), layers=layers)
+    assert not _hasher_threads()
+
+
+def test_write_error_stops_the_thread(tmp_path):
+    class Full:
+        def __init__(self):
+            self.n = 0
+
+        def write(self, data):
+            self.n += 1
+            if self.n == 3:
+                raise OSError(28, "No space left on device")
+
+    members, _ = _mixed_members(tmp_path)
+    with pytest.raises(OSError, match="No space"):
+        with iw.HashingWriter(Full(), None, True) as w:
+            iw.stream_layer(members, w, 1)
+    assert not _hasher_threads()

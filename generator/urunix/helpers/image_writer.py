@@ -9,7 +9,8 @@ header can be written before the layer is streamed through sha256. Its name
 (`blobs/sha256/<digest>`) is not known until the end, so the header is first
 written with a placeholder of the same length and patched afterwards (the
 output is a regular file, so it can seek). Each input byte is read once and
-each output byte written once.
+each output byte written once. The hashing of a large blob runs on a second
+thread, over a ring of four 1 MiB buffers (see HashingWriter).
 
 Determinism: entries sorted by path, owner 0:0 with no user names, one fixed
 mtime, modes 0644/0755 (as Nix stores files) unless the plan says otherwise.
@@ -31,6 +32,7 @@ ENTRY:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -252,26 +254,140 @@ def ready_layer(name: str, path, offset: int, size: int, digest: str, key: str |
     return Layer(name, [], [], size, (path, offset), digest, key)
 
 
-class HashingWriter:
-    """Writes to a file, hashing and counting as it goes."""
+RING = 4                  # buffers in flight between the main thread and the hasher
+THREAD_MIN = 4 * CHUNK    # blobs smaller than this are hashed inline (a thread costs more)
+_ZEROS = bytes(2 * BLOCK)
 
-    def __init__(self, out, progress: Progress | None = None):
+
+class HashingWriter:
+    """Writes a blob to a file, hashing and counting as it goes, in 1 MiB
+    batches: headers, inline data and file contents are gathered into one
+    of `RING` buffers (file contents are read straight into it), and a
+    full buffer is handed to the hasher thread and written out by the
+    calling thread at the same time. hashlib releases the GIL while it
+    hashes a large buffer, so SHA-256 runs on another core while this
+    thread reads and writes: the cost is max(hashing, I/O), not their sum.
+    The ring bounds memory (RING MiB) whatever the blob's size. `threaded`
+    False hashes inline (small blobs). Use as a context manager: leaving
+    it flushes the last buffer and stops the thread, also on an error;
+    `sha` and `count` are final only after that."""
+
+    def __init__(self, out, progress: Progress | None = None, threaded: bool = False):
         self.out = out
         self.sha = hashlib.sha256()
         self.count = 0
         self.progress = progress
+        self._thread = None
+        self._error: BaseException | None = None
+        if threaded:
+            import queue
+            import threading
+            self._free: "queue.SimpleQueue[bytearray]" = queue.SimpleQueue()
+            self._work: "queue.SimpleQueue[tuple | None]" = queue.SimpleQueue()
+            for _ in range(RING - 1):
+                self._free.put(bytearray(CHUNK))
+            self._thread = threading.Thread(target=self._hasher, name="urunix-sha256", daemon=True)
+            self._thread.start()
+        self._buf = bytearray(CHUNK)
+        self._view = memoryview(self._buf)
+        self._pos = 0
+
+    def __enter__(self) -> "HashingWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self.flush()
+        finally:
+            self._stop()
+        if exc_type is None and self._error is not None:
+            raise self._error
+
+    def _hasher(self) -> None:
+        work, free, update = self._work, self._free, self.sha.update
+        while True:
+            item = work.get()
+            if item is None:
+                return
+            buf, n = item
+            if self._error is None:
+                try:
+                    update(memoryview(buf)[:n] if n < CHUNK else buf)
+                except BaseException as e:  # noqa: BLE001 -- re-raised by the writing thread
+                    self._error = e
+            free.put(buf)
+
+    def _stop(self) -> None:
+        if self._thread is not None:
+            self._work.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def _dispatch(self) -> None:
+        """Hash and write the buffer's `_pos` bytes; start a new buffer."""
+        n, buf = self._pos, self._buf
+        data = self._view[:n] if n < CHUNK else buf
+        if self._thread is None:
+            self.sha.update(data)
+            self.out.write(data)
+        else:
+            if self._error is not None:
+                raise self._error
+            self._work.put((buf, n))
+            self.out.write(data)            # while the hasher reads the same bytes
+            self._buf = self._free.get()    # waits while the ring is full
+            self._view = memoryview(self._buf)
+        self._pos = 0
+        if self.progress:
+            self.progress(n)
+
+    def flush(self) -> None:
+        if self._pos:
+            self._dispatch()
 
     def write(self, data) -> None:
-        self.sha.update(data)
-        self.out.write(data)
-        self.count += len(data)
-        if self.progress:
-            self.progress(len(data))
+        n = len(data)
+        pos = self._pos
+        if pos + n < CHUNK:
+            self._view[pos:pos + n] = data
+            self._pos = pos + n
+            self.count += n
+            return
+        data = memoryview(data).cast("B")
+        self.count += n
+        done = 0
+        while done < n:
+            k = min(CHUNK - self._pos, n - done)
+            self._view[self._pos:self._pos + k] = data[done:done + k]
+            self._pos += k
+            done += k
+            if self._pos == CHUNK:
+                self._dispatch()
+
+    def copy_file(self, source: str, offset: int, size: int) -> None:
+        """Append `size` bytes of `source` from `offset`, read straight into
+        the buffers; PlanError if the file is not exactly that long (from
+        offset 0) or too short."""
+        left = size
+        with open(source, "rb", buffering=0) as f:
+            if offset:
+                f.seek(offset)
+            while left:
+                pos = self._pos
+                n = f.readinto(self._view[pos:pos + min(CHUNK - pos, left)])
+                if not n:
+                    break
+                self._pos = pos + n
+                self.count += n
+                left -= n
+                if self._pos == CHUNK:
+                    self._dispatch()
+            if left or (not offset and f.read(1)):
+                raise PlanError(f"{source} changed size while it was being read")
 
 
 def stream_layer(members: list[Member], w: HashingWriter, mtime: int, headers: list[bytes] | None = None) -> None:
-    buf = bytearray(CHUNK)
-    view = memoryview(buf)
     headers = headers if headers is not None else [m.header(mtime) for m in members]
     for m, head in zip(members, headers):
         w.write(head)
@@ -285,20 +401,11 @@ def stream_layer(members: list[Member], w: HashingWriter, mtime: int, headers: l
             if w.count - start != m.size:
                 raise PlanError(f"/{m.path}: {w.count - start} bytes were made, not the {m.size} planned")
         else:
-            left = m.size
-            with open(m.source, "rb", buffering=0) as f:
-                if m.offset:
-                    f.seek(m.offset)
-                while left:
-                    n = f.readinto(view[: min(CHUNK, left)])
-                    if not n:
-                        break
-                    w.write(view[:n])
-                    left -= n
-                if left or (not m.offset and f.read(1)):
-                    raise PlanError(f"{m.source} changed size while it was being read")
-        w.write(bytes(padding(m.size)))
-    w.write(bytes(2 * BLOCK))
+            w.copy_file(m.source, m.offset, m.size)
+        pad = padding(m.size)
+        if pad:
+            w.write(_ZEROS[:pad])
+    w.write(_ZEROS)
 
 
 def outer_header(name: str, size: int, mtime: int) -> bytes:
@@ -325,11 +432,12 @@ class Sink:
     def blob(self, size: int, fill: Callable[[HashingWriter], None], progress: Progress | None = None) -> str:
         """Stream one blob of known size; return its hex digest. Afterwards
         `self.last` is (path, offset) of the blob's bytes in the output."""
+        threaded = size >= THREAD_MIN
         if self.tar is None:
             fd, tmp = tempfile.mkstemp(dir=os.path.join(self.root, "blobs", "sha256"), prefix=".tmp-")
             with os.fdopen(fd, "wb") as f:
-                w = HashingWriter(f, progress)
-                fill(w)
+                with HashingWriter(f, progress, threaded) as w:
+                    fill(w)
             digest = w.sha.hexdigest()
             final = os.path.join(self.root, "blobs", "sha256", digest)
             os.replace(tmp, final)
@@ -338,8 +446,8 @@ class Sink:
             start = self.tar.tell()
             head = outer_header("blobs/sha256/" + EMPTY_DIGEST, size, self.mtime)
             self.tar.write(head)
-            w = HashingWriter(self.tar, progress)
-            fill(w)
+            with HashingWriter(self.tar, progress, threaded) as w:
+                fill(w)
             digest = w.sha.hexdigest()
             end = self.tar.tell()
             self.tar.seek(start)
@@ -544,7 +652,7 @@ def write_atomic(plan: dict, out_path: str, progress: Progress | None = None,
     either way; `fsync` adds durability across a power loss."""
     out_path = os.path.abspath(out_path)
     parent = os.path.dirname(out_path)
-    tmp = tempfile.mkdtemp(dir=parent, prefix=".urunix-tmp-")
+    tmp, lock = temp_dir(parent)
     staged = os.path.join(tmp, "out")
     try:
         digest = write(plan, staged, progress, layers, on_layer, fsync)
@@ -557,15 +665,102 @@ def write_atomic(plan: dict, out_path: str, progress: Progress | None = None,
         return digest
     finally:
         remove_tree(tmp)
+        os.close(lock)
+
+
+TEMP_PREFIX = ".urunix-tmp-"
+LOCK = ".lock"
+
+
+def temp_dir(parent: str) -> tuple[str, int]:
+    """A scratch directory beside the output, locked (flock) for as long as
+    the returned descriptor is open, after sweeping away the ones that
+    killed builds left: a directory whose lock nobody holds is dead.
+
+    The lock file is locked under a temporary name and renamed into place,
+    so a `.lock` that exists is never unlocked while its build lives."""
+    sweep_stale(parent)
+    tmp = tempfile.mkdtemp(dir=parent, prefix=TEMP_PREFIX)
+    fd = os.open(os.path.join(tmp, LOCK + ".new"), os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    try:
+        import fcntl
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.rename(os.path.join(tmp, LOCK + ".new"), os.path.join(tmp, LOCK))
+    except BaseException:
+        os.close(fd)
+        remove_tree(tmp)
+        raise
+    return tmp, fd
+
+
+def sweep_stale(parent: str, grace: float = 3600.0) -> None:
+    """Remove `.urunix-tmp-*` directories of builds that died: those whose
+    lock is free, and (lockless, killed between mkdtemp and locking) those
+    older than `grace` seconds."""
+    import fcntl
+    import time
+    try:
+        names = [n for n in os.listdir(parent) if n.startswith(TEMP_PREFIX)]
+    except OSError:
+        return
+    for name in names:
+        d = os.path.join(parent, name)
+        try:
+            fd = os.open(os.path.join(d, LOCK), os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            try:
+                if time.time() - os.lstat(d).st_mtime > grace:
+                    remove_tree(d)
+            except OSError:
+                pass
+            continue
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue            # a live build holds it
+        else:
+            remove_tree(d)
+        finally:
+            os.close(fd)
+
+
+def _exchange(a: str, b: str) -> bool:
+    """Swap two paths in one step (Linux renameat2 RENAME_EXCHANGE); False
+    where the system cannot."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), b)
 
 
 def replace_dir(staged: str, out_path: str, scratch: str) -> None:
-    """Swap a finished directory into place; the old one is removed only
-    after the new one is there."""
-    if os.path.lexists(out_path):
-        old = os.path.join(scratch, "old")
-        os.rename(out_path, old)
-    os.rename(staged, out_path)
+    """Put a finished directory in place of the old result. Swapped in one
+    step where Linux allows it, so there is no moment without a result;
+    elsewhere the old one is moved aside first. The old result ends in
+    `scratch`, removed with it."""
+    for _ in range(3):
+        if os.path.lexists(out_path):
+            if _exchange(staged, out_path):
+                return
+            os.rename(out_path, os.path.join(scratch, f"old-{_}"))
+        try:
+            os.rename(staged, out_path)
+            return
+        except OSError as e:   # another build put its result there meanwhile
+            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+    raise OSError(errno.EBUSY, "other builds keep replacing the output", out_path)
 
 
 def fsync_dir(path: str) -> None:

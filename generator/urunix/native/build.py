@@ -35,7 +35,8 @@ def build(image: Image, out: str, fmt: str = "docker-archive",
     store = layer_cache.LayerCache() if use_cache else None
     try:
         with ExitStack() as stack:
-            scratch = tempfile.mkdtemp(dir=parent, prefix=".urunix-tmp-")
+            scratch, lock = image_writer.temp_dir(parent)
+            stack.callback(os.close, lock)
             stack.callback(shutil.rmtree, scratch, True)
             made = materialize(image, scratch, stack, lazy=True) if (image.rootfs or image.kernel or image.init) else None
             p = plan(image, fmt, made)
