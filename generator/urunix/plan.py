@@ -15,7 +15,8 @@ from .spec import FileEntry, Image
 FORMATS = ("docker-archive", "oci-archive", "oci")
 
 
-def _entry(f: FileEntry) -> dict[str, Any]:
+def file_entry(f: FileEntry) -> dict[str, Any]:
+    """A `files` (or `include`) copy as an image_writer plan entry."""
     if f.path.is_dir():
         return {"type": "tree", "path": f.target, "source": str(f.path.absolute())}
     return {"type": "file", "path": f.target, "source": str(f.path.absolute())}
@@ -31,11 +32,11 @@ def plan(image: Image, fmt: str = "docker-archive", artifacts=None) -> dict[str,
     made = {"kernel": [], "rootfs": [], "files": []} if artifacts is None else \
         {"kernel": artifacts.kernel, "rootfs": artifacts.rootfs, "files": artifacts.files}
     layers = [
-        {"name": "kernel", "entries": [_entry(f) for f in kernel], "members": made["kernel"]},
+        {"name": "kernel", "entries": [file_entry(f) for f in kernel], "members": made["kernel"]},
         # a raw rootfs tree comes out of expand() sorted, with its parents
-        {"name": "rootfs", "entries": [_entry(f) for f in rootfs], "members": made["rootfs"],
+        {"name": "rootfs", "entries": [file_entry(f) for f in rootfs], "members": made["rootfs"],
          "expanded": bool(artifacts is not None and getattr(artifacts, "expanded", False))},
-        {"name": "files", "entries": [_entry(f) for f in rest], "members": made["files"]},
+        {"name": "files", "entries": [file_entry(f) for f in rest], "members": made["files"]},
         {"name": "urunc.json", "entries": [
             {"type": "file", "path": "/urunc.json", "data": urunc_json.urunc_json(ann).decode("ascii")}]},
     ]

@@ -861,7 +861,7 @@ class _Mapper:
             raise DockerfileSyntaxError(f"{ins.name} needs arguments, in JSON form: {ins.name} [\"/app\", \"--flag\"]")
         argv = parse_json(ins.rest)
         if argv is None and ins.rest.startswith("["):
-            self.fail(ins, f"is not a valid JSON array, so Docker would read it in shell form (/bin/sh -c \"...\")",
+            self.fail(ins, "is not a valid JSON array, so Docker would read it in shell form (/bin/sh -c \"...\")",
                       value=ins.rest, hint='write a JSON array of double-quoted strings: ["/app", "--flag"]')
             return None
         if argv is None:

@@ -17,8 +17,9 @@ from typing import Callable
 from ..errors import BuildError, MissingTool, SpecError
 from ..helpers import cpio, ext
 from ..helpers.image_writer import Member, PlanError, clean_path, expand, host_mode
+from ..plan import file_entry
 from ..rootfs import flatten as F
-from ..spec import Extract, FileEntry, Image, Origin
+from ..spec import Extract, Image, Origin
 from ..validate import join_args
 
 
@@ -108,7 +109,7 @@ class Materializer:
             base = []
         for m in base:
             merged[m.path] = m
-        for m in expand([entry(f) for f in r.include]):
+        for m in expand([file_entry(f) for f in r.include]):
             if m.kind == "dir" and m.path in merged:
                 continue
             drop_below(merged, m.path)
@@ -184,12 +185,6 @@ class Materializer:
         out.rootfs.append(placeholder)
         out.recipe = Recipe(cache.recipe_key(params, members), placeholder, make)
         return out
-
-
-def entry(f: FileEntry) -> dict:
-    if f.path.is_dir():
-        return {"type": "tree", "path": f.target, "source": str(f.path.absolute())}
-    return {"type": "file", "path": f.target, "source": str(f.path.absolute())}
 
 
 def drop_below(merged: dict[str, Member], path: str) -> None:

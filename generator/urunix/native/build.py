@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import tempfile
 from contextlib import ExitStack, nullcontext
 from typing import Callable, ContextManager
 
