@@ -44,10 +44,11 @@ class Docker:
         import json
         return json.loads(self.run("image", "inspect", ref).stdout)[0]
 
-    def export(self, ref: str, dest: Path) -> Path:
+    def export(self, ref: str, dest: Path, *command: str) -> Path:
         """docker create + docker export, unpacked into dest: what the
-        container's rootfs holds."""
-        cid = self.run("create", ref).stdout.decode().strip()
+        container's rootfs holds. `command` lets Docker create a container
+        of an image with no Cmd (Docker's own build of a seed that has none)."""
+        cid = self.run("create", ref, *command).stdout.decode().strip()
         try:
             tar = dest.with_suffix(".tar")
             self.run("export", "-o", str(tar), cid)

@@ -24,7 +24,6 @@ import pytest
 
 from cli import urunix
 from standins import EXAMPLES, example
-from urunix.errors import SpecError
 from urunix.loaders import load
 from urunix.validate import validate
 
@@ -61,20 +60,6 @@ def docker_config(cfg: dict) -> dict:
     env = [e for e in (c.get("Env") or []) if e != DOCKER_PATH]
     return {"labels": c.get("Labels") or {}, "env": dict(e.split("=", 1) for e in env),
             "cmd": c.get("Cmd"), "entrypoint": c.get("Entrypoint")}
-
-
-def export(docker, ref: str, dest: Path) -> Path:
-    """The image's rootfs; a dummy command lets Docker create a container of
-    an image without Cmd (Docker's own build of a seed that has none)."""
-    cid = docker.run("create", ref, "/none").stdout.decode().strip()
-    try:
-        tar = dest.with_suffix(".tar")
-        docker.run("export", "-o", str(tar), cid)
-        dest.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["tar", "-xf", str(tar), "-C", str(dest)], check=True)
-        return dest
-    finally:
-        docker.run("rm", cid, check=False)
 
 
 # What `docker export` adds to any container's rootfs.
@@ -138,7 +123,7 @@ def test_seed_containerfile_builds_unchanged(tmp_path, docker, name, file):
     if "useDMBlock" in image.annotations:
         theirs[PREFIX + "mountRootfs"] = theirs[PREFIX + "useDMBlock"]
     assert labels == theirs
-    assert ours == tree(export(docker, theirs_cfg["Id"], tmp_path / "theirs"))
+    assert ours == tree(docker.export(theirs_cfg["Id"], tmp_path / "theirs", "/none"))
     docker.run("rmi", ref, theirs_cfg["Id"], check=False)
 
 
