@@ -196,6 +196,8 @@ def unsupported(image: Image) -> str | None:
                          ("init.from", image.init and image.init.origin)):
         if origin is not None and origin.kind == "registry":
             return f"{what}: a registry image ({origin.location}) is not supported by the Nix backend yet"
+        if origin is not None and origin.kind == "dockerfile":
+            return f"{what}: a rootfs built from a Dockerfile needs the Docker Engine, not Nix"
     r = image.rootfs
     if r is not None and r.type == "raw" and r.origin.kind == "image":
         return "rootfs: type raw from an image is not supported by the Nix backend yet"

@@ -90,7 +90,8 @@ class Origin:
 
     kind: scratch | dir (a host directory) | file (a host file) |
     image (docker-archive, oci-archive or OCI layout on this host) |
-    registry (a reference pinned by digest)."""
+    registry (a reference pinned by digest) | dockerfile (built with the
+    Docker Engine, kraft style)."""
 
     kind: str
     location: str = ""                # absolute host path, or the registry reference

@@ -12,6 +12,7 @@ from typing import Any
 
 from .errors import Diagnostics, Problem, SpecError, did_you_mean
 from .resources import contract
+from .rootfs.sources import IMAGE_KINDS
 from .rootfs.sources import resolve as resolve_origin
 from .spec import TOP_LEVEL_FIELDS, Extract, FileEntry, Image, Origin, Rootfs, RootfsBuild, Source, Spec
 
@@ -433,7 +434,7 @@ class Validator:
             inner = src.path
         if origin is None:
             return None
-        if origin.kind in ("image", "registry"):
+        if origin.kind in IMAGE_KINDS:
             inner = inner or default
             if not inner.startswith("/"):
                 self.fail(f"{fieldname}.path", "must be an absolute path inside the image", value=inner)
@@ -511,7 +512,7 @@ class Validator:
         origin = self.origin(r.origin, f"{f}.from" if f"{f}.from" in self.spec.lines else f)
         if origin is None:
             return None
-        if rtype == "raw" and origin.kind in ("image", "registry"):
+        if rtype == "raw" and origin.kind in IMAGE_KINDS:
             self.image_tree = True
         if origin.kind == "file":
             self.fail(f"{f}.from", "a single file is not a rootfs tree", value=r.origin,
@@ -581,7 +582,7 @@ class Validator:
         self.contract_rules(ann)
         self.artifacts(ann, files)
         arch = self.architecture()
-        image_argv = rootfs is not None and rootfs.origin.kind in ("image", "registry")
+        image_argv = rootfs is not None and rootfs.origin.kind in IMAGE_KINDS
         entrypoint, cmd, argv_from_image = self.argv(ann, init, image_argv)
         env = self.string_map("env", self.spec.env)
         for k in env:

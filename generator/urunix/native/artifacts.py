@@ -19,6 +19,7 @@ from ..helpers import cpio, ext
 from ..helpers.image_writer import Member, PlanError, clean_path, expand, host_mode
 from ..plan import file_entry
 from ..rootfs import flatten as F
+from ..rootfs.sources import IMAGE_KINDS
 from ..spec import Extract, Image, Origin
 from ..validate import join_args
 
@@ -61,6 +62,8 @@ class Materializer:
         """A path flatten() reads: the origin itself, or a registry pull."""
         if origin.kind == "image":
             return origin.location
+        if origin.kind == "dockerfile":
+            return self.docker_build(origin)
         if origin.kind != "registry":
             raise AssertionError(origin)
         skopeo = shutil.which("skopeo")
@@ -71,6 +74,32 @@ class Materializer:
                            capture_output=True, text=True)
         if r.returncode != 0:
             raise BuildError(f"skopeo could not fetch {origin.location}: {r.stderr.strip()[-2000:]}")
+        return dest
+
+    def docker_build(self, origin: Origin) -> str:
+        """kraft's way: build the Dockerfile with the Docker Engine (its
+        directory is the context), save the image, and read that archive.
+        The image is removed from the engine again; the build's own cache
+        stays, as with any docker build."""
+        import hashlib
+        docker = shutil.which("docker")
+        if not docker:
+            raise MissingTool("docker", "apt-get install docker.io (and start dockerd)", f"to build {origin.location}")
+        tag = "urunix-rootfs/" + hashlib.sha256(f"{origin.location}:{self.scratch}".encode()).hexdigest()[:16]
+        dest = os.path.join(self.scratch, f"dockerfile-{len(self.opened)}.tar")
+        context = os.path.dirname(origin.location)
+        steps = ([docker, "build", "-q", "-f", origin.location, "-t", tag, context],
+                 [docker, "save", "-o", dest, tag])
+        try:
+            for argv in steps:
+                r = subprocess.run(argv, capture_output=True, text=True)
+                if r.returncode != 0:
+                    if "Cannot connect to the Docker daemon" in r.stderr or "daemon running" in r.stderr:
+                        raise BuildError(f"{origin.location}: a rootfs from a Dockerfile needs a running Docker "
+                                         f"Engine (dockerd, or DOCKER_HOST): {r.stderr.strip()[-500:]}")
+                    raise BuildError(f"docker {argv[1]} of {origin.location} failed: {r.stderr.strip()[-2000:]}")
+        finally:
+            subprocess.run([docker, "rmi", "-f", tag], capture_output=True)
         return dest
 
     def flat(self, origin: Origin) -> F.FlatImage:
@@ -101,7 +130,7 @@ class Materializer:
         merged: dict[str, Member] = {}
         if r.origin.kind == "dir":
             base = expand([{"type": "tree", "path": "", "source": r.origin.location}])
-        elif r.origin.kind in ("image", "registry"):
+        elif r.origin.kind in IMAGE_KINDS:
             flat = self.flat(r.origin)
             base = flat.members
             self.image_config(flat)

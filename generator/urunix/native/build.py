@@ -13,6 +13,7 @@ from ..helpers import image_writer
 from ..plan import plan
 from ..spec import Image
 from . import cache as layer_cache
+from ..rootfs.sources import IMAGE_KINDS
 from .artifacts import materialize
 
 ProgressFactory = Callable[[int], ContextManager[Callable[[int], None] | None]]
@@ -39,7 +40,7 @@ def build(image: Image, out: str, fmt: str = "docker-archive",
             stack.callback(shutil.rmtree, scratch, True)
             made = materialize(image, scratch, stack, lazy=True) if (image.rootfs or image.kernel or image.init) else None
             p = plan(image, fmt, made)
-            if made is not None and made.expanded and image.rootfs.origin.kind in ("image", "registry"):
+            if made is not None and made.expanded and image.rootfs.origin.kind in IMAGE_KINDS:
                 check_paths_exist(image, made.rootfs)
             layers = _layers(p, made, store, stack)
             total = image_writer.total_bytes(p, layers)

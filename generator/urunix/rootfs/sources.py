@@ -32,6 +32,15 @@ def is_image_file(path: str) -> bool:
     return False
 
 
+def is_dockerfile(name: str) -> bool:
+    """kraft's way: a rootfs `from` a Dockerfile is the image it builds."""
+    return name in ("Dockerfile", "Containerfile") or name.endswith((".Dockerfile", ".Containerfile", ".dockerfile"))
+
+
+#: Origins whose tree is an image's (read by rootfs/flatten.py).
+IMAGE_KINDS = ("image", "registry", "dockerfile")
+
+
 def is_layout(path: str) -> bool:
     return os.path.isfile(os.path.join(path, "index.json")) and os.path.isfile(os.path.join(path, "oci-layout"))
 
@@ -60,6 +69,8 @@ def resolve(text: object, base_dir: Path, where: dict) -> Origin:
             raise SpecError("is not an OCI layout (no index.json and oci-layout)", value=text, **where)
         return Origin("dir", str(path.absolute()), field)
     if os.path.isfile(path):
+        if is_dockerfile(path.name):
+            return Origin("dockerfile", str(path.absolute()), field)
         kind = "image" if is_image_file(str(path)) else "file"
         return Origin(kind, str(path.absolute()), field)
     if not text.startswith((".", "/", "~")) and _REF.match(text) and ("/" in text or ":" in text):
