@@ -247,6 +247,9 @@ def cache_prune(
     _console().print(f"removed {files} files ({freed / (1 << 20):.1f} MiB) from {cache.cache_dir()}", markup=False)
 
 
+_state = {"running": False}
+
+
 def _on_sigterm() -> None:
     """SIGTERM (timeout, docker stop, systemd) unwinds like Ctrl-C, so the
     temporary files beside the output are removed; Python's default would
@@ -254,7 +257,12 @@ def _on_sigterm() -> None:
     import signal
 
     def interrupt(signum, frame):
-        raise KeyboardInterrupt
+        if _state["running"]:
+            raise KeyboardInterrupt
+        # main() has returned: nothing to unwind; die of the signal as the
+        # default would, rather than a KeyboardInterrupt in shutdown code
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
     try:
         if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
             signal.signal(signal.SIGTERM, interrupt)
@@ -267,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     errors, --help and --version are typer's (exit 2 and 0)."""
     args = sys.argv[1:] if argv is None else argv
     _on_sigterm()
+    _state["running"] = True
     try:
         app(args=args, prog_name="urunix")
     except SystemExit as e:
@@ -281,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted; no partial result was written (the output is as it was, or complete if the "
               "build had already finished)", file=sys.stderr)
         return 130
+    finally:
+        _state["running"] = False
     return 0
 
 
