@@ -130,26 +130,31 @@ class Bench:
         if not self.args.quiet:
             print(msg, file=sys.stderr, flush=True)
 
-    def measure(self, group: str, case: str, make_cmd, urunix: bool = False, before=None, after=None,
-                env: dict | None = None, runs: int | None = None, warmup: int | None = None) -> dict:
-        """Warm-up, then `runs` measured runs; `make_cmd(i)` gives the argv of
-        run i; `before(i)` runs untimed first (clean outputs, clear a cache)."""
-        runs = runs or self.args.runs
-        warmup = self.args.warmup if warmup is None else warmup
-        got = []
-        for i in range(-warmup, runs):
-            if before:
-                before(i)
-            settle()
-            r = probe(self.work, make_cmd(i), urunix, env)
-            if after:
-                after(i, r)
-            if i >= 0:
-                got.append(r)
-        s = summarize(got)
-        self.results.setdefault(group, {})[case] = s
-        self.log(f"  {group:8} {case:28} median {s['wall_median']:8.3f} s  rss {s['rss_max_kib'] / 1024:7.1f} MiB")
-        return s
+    def measure(self, group: str, cases: list[dict]) -> None:
+        """Measure `cases` interleaved: one warm-up round, then `runs`
+        rounds, each running every case once, so that a slow spell of this
+        shared machine falls on baselines and urunix alike instead of on
+        whichever case ran then. A case: {"name", "cmd": i -> argv,
+        "urunix": bool, "env": dict, "before": i -> None (untimed: clear a
+        cache, prime it), "outputs": [paths removed after each run]}."""
+        got: dict[str, list] = {c["name"]: [] for c in cases}
+        for i in range(-self.args.warmup, self.args.runs):
+            for c in cases:
+                for p in c.get("outputs", ()):
+                    rm(p)
+                if c.get("before"):
+                    c["before"](i)
+                settle()
+                r = probe(self.work, c["cmd"](i), c.get("urunix", False), c.get("env"))
+                for p in c.get("outputs", ()):
+                    rm(p)
+                if i >= 0:
+                    got[c["name"]].append(r)
+        for c in cases:
+            s = summarize(got[c["name"]])
+            self.results.setdefault(group, {})[c["name"]] = s
+            self.log(f"  {group:8} {c['name']:28} median {s['wall_median']:8.3f} s  "
+                     f"rss {s['rss_max_kib'] / 1024:7.1f} MiB")
 
     # ------------------------------------------------------------ cases
     def tree_cases(self, name: str, root: str, facts: dict, kernel: str) -> None:
@@ -159,68 +164,63 @@ class Bench:
         env = {"XDG_CACHE_HOME": self.cache, "CI": "1"}
         nocache = {**env, "URUNIX_NO_CACHE": "1"}
         o = lambda n: os.path.join(out, n)  # noqa: E731
-        clean = lambda *paths: (lambda i: [rm(p) for p in paths])  # noqa: E731
         total = facts["bytes"]
-
-        # the copy limit: read every input once, write as many bytes once
-        self.measure(name, "copy_limit", lambda i: sh(
-            f"find {q(root)} -type f -print0 | xargs -0 cat > /dev/null && "
-            f"dd if=/dev/zero of={q(o('copy.bin'))} bs=1M count={total} iflag=count_bytes status=none"),
-            before=clean(o("copy.bin")))
-        # baselines
-        self.measure(name, "tar", lambda i: ["tar", "--sort=name", "-cf", o("tree.tar"), "-C", root, "."],
-                     before=clean(o("tree.tar")))
-        self.measure(name, "cpio_tar", lambda i: sh(
-            f"cd {q(root)} && find . | LC_ALL=C sort | cpio -o -H newc --reproducible --quiet > {q(o('tree.cpio'))} "
-            f"&& tar -cf {q(o('cpio.tar'))} -C {q(out)} tree.cpio"),
-            before=clean(o("tree.cpio"), o("cpio.tar")))
         nbytes = self.ext_size(root)
-        self.measure(name, "mke2fs_tar", lambda i: sh(
-            f"mke2fs -q -F -t ext2 -b 4096 -d {q(root)} {q(o('tree.img'))} {nbytes // 4096} "
-            f"&& tar -cf {q(o('ext.tar'))} -C {q(out)} tree.img"),
-            before=clean(o("tree.img"), o("ext.tar")))
-        for p in ("copy.bin", "tree.tar", "tree.cpio", "cpio.tar", "tree.img", "ext.tar"):
-            rm(o(p))
-
-        # urunix, per rootfs type: cold (cache emptied first) then a
-        # rebuild after a cmdline-only change, in pairs; then without cache
-        for rtype in TYPES:
+        cases = [
+            # the copy limit: read every input once, write as many bytes once
+            {"name": "copy_limit", "outputs": [o("copy.bin")], "cmd": lambda i: sh(
+                f"find {q(root)} -type f -print0 | xargs -0 cat > /dev/null && "
+                f"dd if=/dev/zero of={q(o('copy.bin'))} bs=1M count={total} iflag=count_bytes status=none")},
+            # baselines
+            {"name": "tar", "outputs": [o("tree.tar")],
+             "cmd": lambda i: ["tar", "--sort=name", "-cf", o("tree.tar"), "-C", root, "."]},
+            {"name": "cpio_tar", "outputs": [o("tree.cpio"), o("cpio.tar")], "cmd": lambda i: sh(
+                f"cd {q(root)} && find . | LC_ALL=C sort | cpio -o -H newc --reproducible --quiet > {q(o('tree.cpio'))} "
+                f"&& tar -cf {q(o('cpio.tar'))} -C {q(out)} tree.cpio")},
+            {"name": "mke2fs_tar", "outputs": [o("tree.img"), o("ext.tar")], "cmd": lambda i: sh(
+                f"mke2fs -q -F -t ext2 -b 4096 -d {q(root)} {q(o('tree.img'))} {nbytes // 4096} "
+                f"&& tar -cf {q(o('ext.tar'))} -C {q(out)} tree.img")},
+        ]
+        # urunix, per rootfs type: cold (cache emptied first), a rebuild
+        # after a cmdline-only change (the cache primed, untimed, by a cold
+        # build of the first spec), and cold without the cache
+        for rtype in self.args.types.split(","):
             a = write_spec(os.path.join(spec_dir, f"{name}-{rtype}-a.yaml"), f"bench/{name}-{rtype}", "a",
                            kernel, rtype, root, "/init")
             b = write_spec(os.path.join(spec_dir, f"{name}-{rtype}-b.yaml"), f"bench/{name}-{rtype}", "a",
                            kernel, rtype, root, "/init console=ttyS0 quiet")
             img = o(f"{rtype}.tar")
-            self.measure(name, f"urunix_{rtype}", lambda i, a=a, img=img: ["build", "--backend", "native", a, "-o", img],
-                         urunix=True, env=env, before=lambda i, img=img: (rm(img), rm(self.cache)))
-            # rebuild: the cache holds spec a's layers (from a cold build just before)
-            self.measure(name, f"urunix_{rtype}_rebuild",
-                         lambda i, b=b, img=img: ["build", "--backend", "native", b, "-o", img], urunix=True, env=env,
-                         before=lambda i, a=a, img=img: self.prime(a, img, env))
-            self.measure(name, f"urunix_{rtype}_nocache",
-                         lambda i, a=a, img=img: ["build", "--backend", "native", a, "-o", img],
-                         urunix=True, env=nocache, before=lambda i, img=img: rm(img))
-            rm(img)
-            rm(self.cache)
+            build = lambda spec, dst, *more: (lambda i: ["build", "--backend", "native", spec, "-o", dst, *more])  # noqa: E731
+            cases += [
+                {"name": f"urunix_{rtype}", "cmd": build(a, img), "urunix": True, "env": env, "outputs": [img],
+                 "before": lambda i: rm(self.cache)},
+                {"name": f"urunix_{rtype}_rebuild", "cmd": build(b, img), "urunix": True, "env": env,
+                 "outputs": [img], "before": lambda i, a=a, img=img: self.prime(a, img, env)},
+                {"name": f"urunix_{rtype}_nocache", "cmd": build(a, img), "urunix": True, "env": nocache,
+                 "outputs": [img]},
+            ]
             if rtype == "raw":
                 for fmt, suffix in FORMATS.items():
-                    if not suffix:
-                        continue
-                    dst = o(f"raw{suffix}")
-                    self.measure(name, f"urunix_raw{suffix}",
-                                 lambda i, a=a, fmt=fmt, dst=dst: ["build", "--backend", "native", a, "-o", dst,
-                                                                    "--format", fmt],
-                                 urunix=True, env=nocache, before=lambda i, dst=dst: rm(dst))
-                    rm(dst)
-
+                    if suffix:
+                        dst = o(f"raw{suffix}")
+                        cases.append({"name": f"urunix_raw{suffix}", "cmd": build(a, dst, "--format", fmt),
+                                      "urunix": True, "env": nocache, "outputs": [dst]})
+                # an OCI layout's layer blob is linked from the cache, not copied
+                dst = o("raw_oci_rb")
+                cases.append({"name": "urunix_raw_oci_rebuild", "cmd": build(b, dst, "--format", "oci"),
+                              "urunix": True, "env": env, "outputs": [dst],
+                              "before": lambda i, a=a, dst=dst: self.prime(a, dst, env, "oci")})
+        self.measure(name, cases)
+        rm(self.cache)
         if name in self.args.nix_trees.split(","):
             self.nix_case(name, root, kernel, spec_dir, env)
 
-    def prime(self, spec: str, img: str, env: dict) -> None:
+    def prime(self, spec: str, img: str, env: dict, fmt: str = "docker-archive") -> None:
         """Untimed: empty the cache, build `spec` once (fills the cache)."""
         rm(img)
         rm(self.cache)
         settle()
-        probe(self.work, ["build", "--backend", "native", spec, "-o", img], True, env)
+        probe(self.work, ["build", "--backend", "native", spec, "-o", img, "--format", fmt], True, env)
         rm(img)
 
     def ext_size(self, root: str) -> int:
@@ -253,13 +253,13 @@ class Bench:
                     "--option", "substituters", "", "-o", link, "--quiet", "--no-build-output"]
 
         try:
-            self.measure(name, "nix_build", cmd, env=nenv, before=lambda i: rm(link))
             a = write_spec(os.path.join(spec_dir, f"{name}-files.yaml"), f"bench/{name}-nix", "native",
                            kernel, None, root, "/init", tree_as_file=True)
             dst = os.path.join(self.out, "files.tar")
-            self.measure(name, "urunix_files_native", lambda i: ["build", "--backend", "native", a, "-o", dst],
-                         urunix=True, env={**env, "URUNIX_NO_CACHE": "1"}, before=lambda i: rm(dst))
-            rm(dst)
+            self.measure(name, [
+                {"name": "nix_build", "cmd": cmd, "env": nenv, "outputs": [link]},
+                {"name": "urunix_files_native", "cmd": lambda i: ["build", "--backend", "native", a, "-o", dst],
+                 "urunix": True, "env": {**env, "URUNIX_NO_CACHE": "1"}, "outputs": [dst]}])
         except RuntimeError as e:
             self.results.setdefault(name, {})["nix_build"] = {"error": str(e)[-2000:]}
             self.notes.append(f"nix-build failed: {str(e)[-300:]}")
@@ -321,6 +321,8 @@ def ratios(results: dict) -> dict:
                 r[f"{rtype}_vs_copy_limit"] = med[f"urunix_{rtype}"] / med["copy_limit"]
             if f"urunix_{rtype}_rebuild" in med and f"urunix_{rtype}" in med:
                 r[f"{rtype}_rebuild_vs_cold"] = med[f"urunix_{rtype}_rebuild"] / med[f"urunix_{rtype}"]
+        if "urunix_raw_oci_rebuild" in med and "urunix_raw_oci" in med:
+            r["raw_oci_rebuild_vs_cold"] = med["urunix_raw_oci_rebuild"] / med["urunix_raw_oci"]
         for suffix in ("_oci_archive", "_oci"):
             if f"urunix_raw{suffix}" in med and "tar" in med:
                 r[f"raw{suffix}_vs_tar"] = med[f"urunix_raw{suffix}"] / med["tar"]
@@ -419,6 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=None, help="measured runs per case (default 5; --quick: 1)")
     p.add_argument("--warmup", type=int, default=None, help="warm-up runs per case (default 1; --quick: 0)")
     p.add_argument("--trees", default="small,large,bigfile", help="comma-separated: small,large,bigfile")
+    p.add_argument("--types", default=",".join(TYPES), help="rootfs types to build: raw,initrd,block")
     p.add_argument("--nix-trees", default="small", help="trees to build with nix-build too ('' for none)")
     p.add_argument("--work", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "urunix-bench"),
                    help="where trees, outputs and the benchmark's cache go (needs ~8 GB for the full run)")

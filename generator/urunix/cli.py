@@ -247,7 +247,7 @@ def cache_prune(
     _console().print(f"removed {files} files ({freed / (1 << 20):.1f} MiB) from {cache.cache_dir()}", markup=False)
 
 
-_state = {"running": False}
+_main_running = [False]   # set while main() runs: a signal then unwinds
 
 
 def _on_sigterm() -> None:
@@ -257,7 +257,7 @@ def _on_sigterm() -> None:
     import signal
 
     def interrupt(signum, frame):
-        if _state["running"]:
+        if _main_running[0]:
             raise KeyboardInterrupt
         # main() has returned: nothing to unwind; die of the signal as the
         # default would, rather than a KeyboardInterrupt in shutdown code
@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     errors, --help and --version are typer's (exit 2 and 0)."""
     args = sys.argv[1:] if argv is None else argv
     _on_sigterm()
-    _state["running"] = True
+    _main_running[0] = True
     try:
         app(args=args, prog_name="urunix")
     except SystemExit as e:
@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
               "build had already finished)", file=sys.stderr)
         return 130
     finally:
-        _state["running"] = False
+        _main_running[0] = False
     return 0
 
 

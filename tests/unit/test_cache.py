@@ -5,6 +5,7 @@ leave only whole entries; prune bounds it."""
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
 import time
@@ -153,6 +154,19 @@ def test_oci_layout_hits(tmp_path, cache_home):
     for p in (tmp_path / "a").rglob("*"):
         if p.is_file():
             assert p.read_bytes() == (tmp_path / "b" / p.relative_to(tmp_path / "a")).read_bytes()
+
+
+def test_oci_layout_rebuild_shares_the_cached_blobs(tmp_path, cache_home):
+    """A cmdline-only rebuild into an OCI layout links the big layers'
+    blobs from the cache: no byte copied, the layout still verifies."""
+    build(make_spec(tmp_path, "raw"), tmp_path / "a", "oci")
+    build(make_spec(tmp_path, "raw", "/init quiet"), tmp_path / "b", "oci")
+    a = {p.name: p.stat() for p in (tmp_path / "a" / "blobs" / "sha256").iterdir()}
+    b = {p.name: p.stat() for p in (tmp_path / "b" / "blobs" / "sha256").iterdir()}
+    shared = [n for n in a.keys() & b.keys() if a[n].st_ino == b[n].st_ino]
+    assert len(shared) >= 2                    # the kernel's and the rootfs' layers
+    for n, st in b.items():                    # and every blob is what its name says
+        assert hashlib.sha256((tmp_path / "b" / "blobs" / "sha256" / n).read_bytes()).hexdigest() == n
 
 
 def _concurrent(spec: str, out: str, xdg: str) -> None:

@@ -271,3 +271,91 @@ def test_cli_standalone(tmp_path):
     ref = tmp_path / "ref.ext4"
     E.write_ext(expand(tree["entries"]), str(ref), fs="ext4", size="32M")
     assert ref.read_bytes() == out.read_bytes()
+
+
+def host_tree(root: Path) -> Path:
+    """A plain host directory (what `rootfs.from = ./dir` reads): odd modes,
+    an owner, hard links, symlinks, a sparse file, names with quotes."""
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a" / "b" / "x").write_bytes(b"x" * 5000)
+    (root / "a" / "b" / "x").chmod(0o600)
+    os.link(root / "a" / "b" / "x", root / "a" / "hl")
+    os.link(root / "a" / "b" / "x", root / "z-hl")
+    (root / "a").chmod(0o700)
+    os.symlink("../b/x", root / "a" / "rel")
+    with open(root / "sparse", "wb") as f:
+        f.truncate(20 << 20)
+        f.write(b"head")
+    (root / "we ird\"name").write_bytes(b"q")
+    (root / "we ird\"name").chmod(0o4755)
+    if os.geteuid() == 0:
+        os.chown(root / "a" / "b" / "x", 1234, 5678)
+    return root
+
+
+@pytest.mark.parametrize("as_root", [True, False], ids=["root", "not-root"])
+def test_a_host_directory_is_read_in_place_with_the_same_bytes(tmp_path, monkeypatch, as_root):
+    """mke2fs -d reads the user's directory itself (no staging copy); the
+    image is byte for byte the one a staged copy gives, and the user's
+    files are untouched (not even their ctime)."""
+    if as_root and os.geteuid() != 0:
+        pytest.skip("as root only")
+    src = host_tree(tmp_path / "t")
+    ms = members_of(src, extra=False)
+    assert [m.kind for m in ms if m.path in ("a/hl", "z-hl")] == ["hardlink", "hardlink"]
+    direct = E.direct_source(ms)
+    assert direct is not None and direct[0] == str(src)
+    before = {p: os.lstat(p) for p in src.rglob("*")}
+    E.write_ext(ms, str(tmp_path / "direct.img"), mtime=86400, as_root=as_root)
+    after = {p: os.lstat(p) for p in src.rglob("*")}
+    assert {p: (s.st_ctime_ns, s.st_mode, s.st_nlink) for p, s in before.items()} == \
+           {p: (s.st_ctime_ns, s.st_mode, s.st_nlink) for p, s in after.items()}
+    monkeypatch.setattr(E, "direct_source", lambda members: None)
+    E.write_ext(ms, str(tmp_path / "staged.img"), mtime=86400, as_root=as_root)
+    assert (tmp_path / "direct.img").read_bytes() == (tmp_path / "staged.img").read_bytes()
+    img = tmp_path / "direct.img"
+    fsck(img)
+    s = stat_of(img, 'we ird"name')   # host modes are normalized as Nix stores them
+    assert (s["mode"], s["uid"], s["gid"]) == (0o755, 0, 0)
+    assert stat_of(img, "a")["mode"] == 0o755 and stat_of(img, "a/b/x")["mode"] == 0o644
+    x, hl = stat_of(img, "a/b/x"), stat_of(img, "z-hl")
+    assert x["ino"] == hl["ino"] and x["links"] == 3 and (x["uid"], x["gid"]) == (0, 0)
+
+
+def test_read_in_place_only_when_the_directory_is_the_plan(tmp_path):
+    src = host_tree(tmp_path / "t")
+    ms = members_of(src, extra=False)
+    assert E.direct_source(ms) is not None
+    (src / "late").write_text("not in the plan")
+    assert E.direct_source(ms) is None
+    (src / "late").unlink()
+    # the plan keeps the names apart, the host shares their inode: mke2fs would link them
+    from urunix.helpers import image_writer
+    image_writer.HOST_HARDLINKS[0] = False   # as inside a Nix build
+    try:
+        apart = members_of(src, extra=False)
+    finally:
+        image_writer.HOST_HARDLINKS[0] = True
+    assert "hardlink" not in {m.kind for m in apart}
+    assert E.direct_source(apart) is None
+    # a member from elsewhere (an include) or inline data: staged
+    assert E.direct_source(ms + [Member("zz", "file", 0o644, 2, data=b"hi")]) is None
+    other = tmp_path / "other"
+    other.write_text("o")
+    assert E.direct_source(sorted(ms + [Member("zz", "file", 0o644, 1, source=str(other))],
+                                  key=lambda m: m.path.split("/"))) is None
+
+
+def test_a_tree_that_changes_during_the_build_is_an_error(tmp_path, monkeypatch):
+    src = host_tree(tmp_path / "t")
+    ms = members_of(src, extra=False)
+    real = E.direct_source
+
+    def racing(members):
+        got = real(members)
+        (src / "late").write_text("appeared after the check")
+        return got
+    monkeypatch.setattr(E, "direct_source", racing)
+    with pytest.raises(E.ExtError, match="changed while"):
+        E.write_ext(ms, str(tmp_path / "x.img"))
+    assert not (tmp_path / "x.img").exists()

@@ -287,3 +287,35 @@ def test_write_error_stops_the_thread(tmp_path):
         with iw.HashingWriter(Full(), None, True) as w:
             iw.stream_layer(members, w, 1)
     assert not _hasher_threads()
+
+
+def test_host_hard_links_stay_hard_links(tmp_path):
+    """Like tar, cpio and mke2fs -d: the second name of a host file links to
+    the first (in walk order), so its bytes are stored once."""
+    (tmp_path / "d").mkdir()
+    (tmp_path / "a").write_bytes(b"x" * 4096)
+    os.link(tmp_path / "a", tmp_path / "d" / "b")
+    os.link(tmp_path / "a", tmp_path / "z")
+    ms = {m.path: m for m in iw.expand([{"type": "tree", "path": "root", "source": str(tmp_path)}])}
+    assert ms["root/a"].kind == "file" and ms["root/a"].size == 4096
+    assert (ms["root/d/b"].kind, ms["root/d/b"].target) == ("hardlink", "root/a")
+    assert (ms["root/z"].kind, ms["root/z"].target) == ("hardlink", "root/a")
+    assert iw.prepare("l", list(ms.values()), 0).size < 2 * 4096   # the bytes once, three headers
+    iw.HOST_HARDLINKS[0] = False    # inside a Nix build: store paths
+    try:
+        apart = {m.path: m for m in iw.expand([{"type": "tree", "path": "", "source": str(tmp_path)}])}
+    finally:
+        iw.HOST_HARDLINKS[0] = True
+    assert {m.kind for m in apart.values()} == {"file", "dir"}
+
+
+def test_an_include_over_a_linked_name_keeps_the_other_names(tmp_path):
+    from urunix.native.artifacts import relink
+    orig = iw.Member("a", "file", 0o644, 5, source=str(tmp_path / "a"))
+    merged = {"a": iw.Member("a", "file", 0o600, 3, data=b"new"),
+              "b": iw.Member("b", "hardlink", 0o644, target="a"),
+              "c": iw.Member("c", "hardlink", 0o644, target="a")}
+    relink(merged, {"a": orig})
+    assert merged["a"].data == b"new"
+    assert (merged["b"].kind, merged["b"].source, merged["b"].size) == ("file", orig.source, 5)
+    assert (merged["c"].kind, merged["c"].target) == ("hardlink", "b")

@@ -70,8 +70,9 @@ def _image(desc: dict):
 
 def build(desc: dict, out: str) -> None:
     _load_package()
-    from urunix.helpers import cpio, ext
+    from urunix.helpers import cpio, ext, image_writer
     from urunix.helpers.image_writer import Member
+    image_writer.HOST_HARDLINKS[0] = False   # store paths: see image_writer._walk
     from urunix.native.artifacts import Materializer
 
     with ExitStack() as stack:

@@ -221,10 +221,22 @@ def _copy_range(src_fd: int, dst_fd: int, offset: int, length: int, out_offset: 
         offset, out_offset, length = offset + n, out_offset + n, length - n
 
 
+_clone_ok = [True]   # FICLONE failed once with "not supported": skip it from then on
+
+
 def _stage_file(m: Member, dst: str) -> None:
+    """Write the member's bytes at `dst` with its mode. No utime: the
+    debugfs pass sets every inode's times."""
+    mode = m.mode & 0o7777
     if m.data is not None:
-        with open(dst, "wb") as f:
-            f.write(m.data)
+        fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            view = memoryview(m.data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
         return
     src_fd = os.open(m.source, os.O_RDONLY)
     try:
@@ -232,13 +244,16 @@ def _stage_file(m: Member, dst: str) -> None:
         try:
             st = os.fstat(src_fd)
             whole = m.offset == 0 and st.st_size == m.size
-            if whole:
+            if whole and _clone_ok[0] and m.size >= (1 << 16):
                 try:
                     fcntl.ioctl(dst_fd, FICLONE, src_fd)
+                    os.fchmod(dst_fd, mode)
                     return
-                except OSError:
-                    pass
-                # sparse copy: data segments only
+                except OSError as e:
+                    if e.errno in (errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.ENOSYS):
+                        _clone_ok[0] = False
+            if whole and st.st_blocks * 512 < st.st_size:
+                # sparse: copy the data segments only, so holes stay holes
                 pos = 0
                 while pos < m.size:
                     try:
@@ -254,7 +269,9 @@ def _stage_file(m: Member, dst: str) -> None:
             else:
                 if m.offset + m.size > st.st_size:
                     raise ExtError(f"{m.source}: {m.size} bytes at {m.offset} run past its end")
-                _copy_range(src_fd, dst_fd, m.offset, m.size, 0)
+                if m.size:
+                    _copy_range(src_fd, dst_fd, m.offset, m.size, 0)
+            os.fchmod(dst_fd, mode)
         finally:
             os.close(dst_fd)
     finally:
@@ -313,12 +330,88 @@ def stage(members: list[Member], root: str, mtime: int, as_root: bool) -> list[M
     return later
 
 
+def direct_source(members: list[Member]) -> tuple[str, list[Member]] | None:
+    """The host directory mke2fs -d can read as it is, with no staging, and
+    the members whose mode or owner there differ from the plan (debugfs sets
+    those); None unless the plan is exactly that directory, entry for entry
+    (a rootfs from one directory, as expand() walks it). Staging would copy
+    every byte once more (and hard-linking instead would touch the user's
+    files: ctime, which the layer cache keys on). The image is the same
+    either way: same names, same sorted order, same inode and block
+    allocation; the checks here make sure of it: every member exists with
+    its kind, size and link target, no directory has an entry the plan
+    lacks, and two names share an inode exactly where the plan has a hard
+    link (mke2fs links every inode it meets twice)."""
+    root = None
+    for m in members:
+        if "\n" in m.path or "\r" in m.path:   # debugfs could not address it
+            return None
+        if m.kind == "file":
+            if m.data is not None or m.source is None or m.offset != 0 or not m.source.endswith("/" + m.path):
+                return None
+            r = m.source[:-len(m.path) - 1]
+            if root is None:
+                root = r
+            elif r != root:
+                return None
+        elif m.kind not in ("dir", "symlink", "hardlink"):
+            return None
+    if root is None:
+        return None
+    try:
+        for m in members:   # mke2fs sorts names as bytes: keep to names whose str order is that order
+            m.path.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    children: dict[str, set] = {"": set()}
+    inodes: dict = {}     # (dev, ino) -> path of the file member
+    where: dict = {}      # path of a file member -> (dev, ino)
+    relabel = []
+    try:
+        for m in members:
+            parent, _, name = m.path.rpartition("/")
+            if parent not in children:
+                return None
+            children[parent].add(name)
+            st = os.lstat(os.path.join(root, m.path))
+            if m.kind == "file":
+                if not stat.S_ISREG(st.st_mode) or st.st_size != m.size or (st.st_dev, st.st_ino) in inodes:
+                    return None
+                inodes[st.st_dev, st.st_ino] = m.path
+                where[m.path] = (st.st_dev, st.st_ino)
+            elif m.kind == "hardlink":   # mke2fs links a name whose inode it has seen: must be the plan's target
+                if inodes.get((st.st_dev, st.st_ino)) != m.target or where.get(m.target) != (st.st_dev, st.st_ino):
+                    return None
+                continue
+            elif m.kind == "dir":
+                if not stat.S_ISDIR(st.st_mode):
+                    return None
+                children[m.path] = set()
+            elif not stat.S_ISLNK(st.st_mode) or os.readlink(os.path.join(root, m.path)) != m.target:
+                return None
+            if (st.st_uid, st.st_gid) != (m.uid, m.gid) or (
+                    m.kind != "symlink" and st.st_mode & 0o7777 != m.mode & 0o7777):
+                relabel.append(m)
+        for d, names in children.items():
+            if set(os.listdir(os.path.join(root, d) if d else root)) != names:
+                return None
+    except OSError:
+        return None
+    return root, relabel
+
+
 def _fix(dst: str, m: Member, mtime: int, as_root: bool) -> None:
-    if as_root:
+    """Owner and mode of a staged entry (times: the debugfs pass sets them).
+    A new entry is ours already: lchown only for another owner."""
+    chown = as_root and (m.uid, m.gid) != _OURS
+    if chown:
         os.lchown(dst, m.uid, m.gid)
-    if m.kind != "symlink":
+    # files had fchmod when written, but chown clears setuid/setgid
+    if m.kind != "symlink" and (m.kind != "file" or (chown and m.mode & 0o6000)):
         os.chmod(dst, m.mode & 0o7777)
-    os.utime(dst, ns=(mtime * 10**9, mtime * 10**9), follow_symlinks=False)
+
+
+_OURS = (os.geteuid(), os.getegid())
 
 
 # ---------------------------------------------------------------- mke2fs
@@ -387,12 +480,20 @@ def write_ext(members: list[Member], out_path: str, fs: str = "ext2", size: str 
         env = {**os.environ, "MKE2FS_CONFIG": profile, "E2FSPROGS_FAKE_TIME": fake_time, "LC_ALL": "C",
                "MKE2FS_SYNC": "0"}
         env.pop("MKE2FS_DEVICE_SECTSIZE", None)
-        root = os.path.join(work, "root")
-        os.mkdir(root, 0o755)
-        later = stage(members, root, mtime, as_root)
-        os.utime(root, ns=(mtime * 10**9, mtime * 10**9))
+        direct = direct_source(members)
+        relabel: list[Member] = []
+        if direct is not None:
+            root, relabel = direct
+            later: list[Member] = []
+        else:
+            root = os.path.join(work, "root")
+            os.mkdir(root, 0o755)
+            os.chmod(root, 0o755)   # no setgid from the output's directory: new entries get our gid
+            later = stage(members, root, mtime, as_root)
+            os.utime(root, ns=(mtime * 10**9, mtime * 10**9))
 
-        for attempt in range(6):
+        xattrs = ",no_copy_xattrs"
+        for attempt in range(7):
             fs_id, seed = fs_uuid(members, fs, nbytes)
             fs_id, seed = uuid or fs_id, hash_seed or seed
             if os.path.lexists(out_path):
@@ -401,12 +502,15 @@ def write_ext(members: list[Member], out_path: str, fs: str = "ext2", size: str 
                 f.truncate(nbytes)
             cmd = [mke2fs, "-q", "-F", "-t", fs, "-b", str(BLOCK_SIZE), "-I", str(INODE_SIZE), "-m", "0",
                    "-N", str(want_inodes), "-U", fs_id,
-                   "-E", f"root_owner=0:0,hash_seed={seed},lazy_itable_init=0,nodiscard",
+                   "-E", f"root_owner=0:0,hash_seed={seed},lazy_itable_init=0,nodiscard{xattrs}",
                    *(["-L", label] if label else []), "-d", root, out_path, str(nbytes // BLOCK_SIZE)]
             r = subprocess.run(cmd, capture_output=True, env=env)
             if r.returncode == 0:
                 break
             msg = (r.stderr or r.stdout).decode("utf-8", "replace")
+            if xattrs and "no_copy_xattrs" in msg:   # an e2fsprogs without the option (< 1.45)
+                xattrs = ""
+                continue
             full = re.search(r"(Could not allocate|No space left|not enough space|Could not find a free|"
                              r"too many inodes|inode table)", msg, re.I)
             if grow and full:
@@ -426,9 +530,11 @@ def write_ext(members: list[Member], out_path: str, fs: str = "ext2", size: str 
             parent, _, base = m.path.rpartition("/")
             cmds += [f"cd {_quote(parent)}", f"mknod {_quote(base)[0]}{_quote(base)[2:]} "
                      f"{'c' if m.kind == 'char' else 'b'} {m.devmajor} {m.devminor}", "cd /"]
-        if not as_root:
+        if direct is not None:   # the root directory as staging makes it
+            cmds += ['sif "/" mode 040755', 'sif "/" uid 0', 'sif "/" gid 0']
+        if not as_root or relabel:
             links = _resolve_links(members)
-            for m in members:
+            for m in (members if not as_root else relabel):
                 if m.kind == "hardlink":
                     m = links[m.path]
                 ft = {"file": 0o100000, "dir": 0o040000, "symlink": 0o120000, "char": 0o020000,
@@ -439,8 +545,11 @@ def write_ext(members: list[Member], out_path: str, fs: str = "ext2", size: str 
         if cmds:
             _debugfs(debugfs, out_path, cmds, env, work)
         d = _run([dumpe2fs, out_path], env, "dumpe2fs").stdout.decode("utf-8", "replace")
+        used = _used_inodes(d)
+        if direct is not None and len(used) != 2 + sum(m.kind != "hardlink" for m in members):
+            raise ExtError(f"{root} changed while the block image was made from it; build again")
         t = f"@{mtime}"
-        cmds = [f"sif <{ino}> {field} {t}" for ino in _used_inodes(d)
+        cmds = [f"sif <{ino}> {field} {t}" for ino in used
                 for field in ("atime", "mtime", "ctime", "crtime")]
         _debugfs(debugfs, out_path, cmds, env, work)
         r = subprocess.run([e2fsck, "-fn", out_path], capture_output=True, env=env)

@@ -78,6 +78,9 @@ class Member:
     # content made while the layer streams (an initrd): called with a write
     # function, it must write exactly `size` bytes
     fill: Callable[[Callable[[bytes], None]], None] | None = field(default=None, compare=False, repr=False)
+    # the source file's identity when it was planned, "dev:ino:size:mtime_ns:ctime_ns"
+    # (the layer cache keys on it; the walk has the stat already)
+    ident: str | None = field(default=None, compare=False, repr=False)
 
     def header(self, mtime: int) -> bytes:
         fast = _ustar_header(self, mtime)
@@ -149,8 +152,23 @@ def host_mode(st: os.stat_result) -> int:
     return 0o755 if st.st_mode & 0o111 else 0o644
 
 
-def _walk(root: str, prefix: str) -> Iterator[Member]:
-    """A host directory's contents, symlinks kept as symlinks (never followed)."""
+# Hard links between files of a host tree are kept, as tar, cpio and mke2fs
+# -d keep them. Inside a Nix build the tree is a store path, whose shared
+# inodes come from store optimisation, not from the user (a NAR has no hard
+# links): build_rootfs.py turns this off there.
+HOST_HARDLINKS = [True]
+
+
+def _ident(st: os.stat_result) -> str:
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+
+
+def _walk(root: str, prefix: str, seen: dict | None = None) -> Iterator[Member]:
+    """A host directory's contents, symlinks kept as symlinks (never
+    followed); a file's second and later names (same inode, in walk order)
+    become hard links to its first."""
+    if seen is None:
+        seen = {}
     for name in sorted(os.listdir(root)):
         src = os.path.join(root, name)
         path = f"{prefix}/{name}" if prefix else name
@@ -159,9 +177,14 @@ def _walk(root: str, prefix: str) -> Iterator[Member]:
             yield Member(path, "symlink", 0o777, target=os.readlink(src))
         elif stat.S_ISDIR(st.st_mode):
             yield Member(path, "dir", 0o755)
-            yield from _walk(src, path)
+            yield from _walk(src, path, seen)
         elif stat.S_ISREG(st.st_mode):
-            yield Member(path, "file", host_mode(st), st.st_size, source=src)
+            if st.st_nlink > 1 and HOST_HARDLINKS[0]:
+                first = seen.setdefault((st.st_dev, st.st_ino), path)
+                if first != path:
+                    yield Member(path, "hardlink", host_mode(st), target=first)
+                    continue
+            yield Member(path, "file", host_mode(st), st.st_size, source=src, ident=_ident(st))
         else:
             raise PlanError(f"{src}: not a regular file, directory or symlink (device nodes, fifos and sockets are refused)")
 
@@ -468,6 +491,12 @@ class Sink:
         with (open(path, "rb") if isinstance(path, str) else nullcontext(path)) as src:
             if self.tar is None:
                 final = os.path.join(self.root, "blobs", "sha256", digest)
+                if offset == 0 and os.fstat(src.fileno()).st_size == size and _link_open(src, final):
+                    # a whole file (an OCI layout's blob in the cache): share it
+                    self.last = (final, 0)
+                    if progress:
+                        progress(size)
+                    return digest
                 fd, tmp = tempfile.mkstemp(dir=os.path.join(self.root, "blobs", "sha256"), prefix=".tmp-")
                 with os.fdopen(fd, "wb") as f:
                     copy_range(src, offset, f, 0, size, progress)
@@ -501,6 +530,18 @@ class Sink:
             if fsync:
                 os.fsync(self.tar.fileno())
             self.tar.close()
+
+
+def _link_open(f, dest: str) -> bool:
+    """Hard-link the open file `f` at `dest` (through /proc/self/fd, so the
+    file linked is the one open even if its name was pruned meanwhile);
+    False where that cannot be done (another filesystem, no /proc, the file
+    already unlinked)."""
+    try:
+        os.link(f"/proc/self/fd/{f.fileno()}", dest, follow_symlinks=True)
+        return True
+    except OSError:
+        return False
 
 
 def copy_range(src, src_off: int, dst, dst_off: int, size: int, progress: Progress | None = None) -> None:

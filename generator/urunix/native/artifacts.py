@@ -138,6 +138,7 @@ class Materializer:
             base = []
         for m in base:
             merged[m.path] = m
+        originals = {m.path: m for m in base if m.kind == "file"}
         for m in expand([file_entry(f) for f in r.include]):
             if m.kind == "dir" and m.path in merged:
                 continue
@@ -147,6 +148,7 @@ class Materializer:
             m = self.extract(self.image.init)
             drop_below(merged, m.path)
             merged[m.path] = m
+        relink(merged, originals)
         # Re-expand so parent directories of includes exist and order is sorted.
         return expand([], [m for m in merged.values()])
 
@@ -214,6 +216,24 @@ class Materializer:
         out.rootfs.append(placeholder)
         out.recipe = Recipe(cache.recipe_key(params, members), placeholder, make)
         return out
+
+
+def relink(merged: dict[str, Member], originals: dict[str, Member]) -> None:
+    """An include (or the init) that replaces or removes the first name of a
+    hard-linked file must not take the other names along: the first name
+    left becomes the file, the rest link to it."""
+    moved: dict[str, str] = {}
+    links = sorted((p for p, m in merged.items() if m.kind == "hardlink"), key=lambda p: p.split("/"))
+    for path in links:
+        h = merged[path]
+        orig = originals.get(h.target)
+        if orig is None or merged.get(h.target) is orig:
+            continue
+        if h.target in moved:
+            merged[path] = dataclasses.replace(h, target=moved[h.target])
+        else:
+            merged[path] = dataclasses.replace(orig, path=path, mode=h.mode, uid=h.uid, gid=h.gid)
+            moved[h.target] = path
 
 
 def drop_below(merged: dict[str, Member], path: str) -> None:

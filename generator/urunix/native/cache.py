@@ -131,8 +131,11 @@ def members_digest(members: Iterable[Member], h=None):
         if m.source is not None:
             src = stats.get(m.source)
             if src is None:
-                st = os.stat(m.source)
-                src = f"{m.source}\0{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+                if m.ident is None:
+                    st = os.stat(m.source)
+                    src = f"{m.source}\0{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+                else:   # stat'ed when the tree was walked
+                    src = f"{m.source}\0{m.ident}"
                 stats[m.source] = src
         data = hashlib.sha256(m.data).hexdigest() if m.data is not None else "-"
         h.update(f"{m.path}\0{m.kind}\0{m.mode}\0{m.uid}:{m.gid}\0{m.size}\0{m.target}\0"
