@@ -533,15 +533,21 @@ class Sink:
 
 
 def _link_open(f, dest: str) -> bool:
-    """Hard-link the open file `f` at `dest` (through /proc/self/fd, so the
-    file linked is the one open even if its name was pruned meanwhile);
-    False where that cannot be done (another filesystem, no /proc, the file
-    already unlinked)."""
+    """Hard-link the open file `f` (by its name) at `dest`, if that name is
+    still that file; False where it cannot be done (another filesystem, the
+    name pruned or replaced meanwhile): then the caller copies from `f`."""
+    name = getattr(f, "name", None)
+    if not isinstance(name, str):
+        return False
     try:
-        os.link(f"/proc/self/fd/{f.fileno()}", dest, follow_symlinks=True)
-        return True
+        os.link(name, dest, follow_symlinks=False)
     except OSError:
         return False
+    have, got = os.fstat(f.fileno()), os.lstat(dest)
+    if (have.st_dev, have.st_ino) != (got.st_dev, got.st_ino):
+        os.unlink(dest)
+        return False
+    return True
 
 
 def copy_range(src, src_off: int, dst, dst_off: int, size: int, progress: Progress | None = None) -> None:
