@@ -54,6 +54,13 @@ def _console(stderr: bool = True):
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
+def _say(text: str) -> None:
+    """A message on stderr, exactly as given: plain print, not rich (which
+    would turn a ':smile:' in a user's value into an emoji, and costs its
+    import on every command)."""
+    print(text, file=sys.stderr, flush=True)
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"urunix {__version__}")
@@ -97,12 +104,11 @@ def _load(spec: Path, spec_format: Optional[SpecFormat], tag: Optional[str], fro
         s.name, s.tag = name, t
         s.lines.pop("name", None)
         s.lines.pop("tag", None)
-    err = _console()
     for note in s.notes:
-        err.print(note, markup=False)
+        _say(note)
     image, diag = validate(s)
     for w in diag.warnings:
-        err.print(w.render("warning"), markup=False)
+        _say(w.render("warning"))
     return image
 
 
@@ -112,10 +118,10 @@ def _progress_factory(label: str):
 
     @contextmanager
     def factory(total: int):
-        console = _console()
-        if not console.is_terminal or os.environ.get("CI"):
+        if not sys.stderr.isatty() or os.environ.get("CI"):
             yield None
             return
+        console = _console()
         from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
         with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                       TimeRemainingColumn(), console=console, transient=True) as bar:
@@ -150,7 +156,6 @@ def build(
 ) -> None:
     """Build an image that `docker load < result` accepts and urunc boots."""
     image = _load(spec, spec_format, tag, from_)
-    err = _console()
     chosen = backend
     if backend == Backend.auto:
         chosen = Backend.native
@@ -158,7 +163,7 @@ def build(
             from . import nixgen
             why = nixgen.unsupported(image)
             if why:
-                err.print(f"using the native builder: {why}", markup=False)
+                _say(f"using the native builder: {why}")
             else:
                 chosen = Backend.nix
     if chosen == Backend.nix:
@@ -172,8 +177,8 @@ def build(
         from .native.build import build as native_build
         digest = native_build(image, str(output), out_format.value, _progress_factory(f"building {image.name}:{image.tag}"),
                               cache=False if no_cache else None, fsync=fsync)
-    err.print(f"built {image.name}:{image.tag} ({out_format.value}, {chosen.value} backend) -> {output}"
-              + (f"  {digest}" if digest else ""), markup=False)
+    _say(f"built {image.name}:{image.tag} ({out_format.value}, {chosen.value} backend) -> {output}"
+         + (f"  {digest}" if digest else ""))
 
 
 @app.command()
@@ -192,8 +197,8 @@ def validate(
         from .nixgen import resolved_json
         typer.echo(json.dumps(resolved_json(image), indent=2, ensure_ascii=False))
     else:
-        _console().print(f"{spec}: ok ({image.annotations.get('unikernelType')} on {image.annotations.get('hypervisor')}, "
-                         f"{image.name}:{image.tag}, {image.architecture})", markup=False)
+        _say(f"{spec}: ok ({image.annotations.get('unikernelType')} on {image.annotations.get('hypervisor')}, "
+             f"{image.name}:{image.tag}, {image.architecture})")
 
 
 @app.command()
@@ -226,7 +231,7 @@ def generate(
     image = _load(spec, spec_format, tag, from_)
     from . import nixgen
     nixgen.generate(image, spec, output)
-    _console().print(f"wrote {output}/default.nix; build it with: nix-build {output}", markup=False)
+    _say(f"wrote {output}/default.nix; build it with: nix-build {output}")
 
 
 cache_app = typer.Typer(help="The layer cache that makes rebuilds fast.", no_args_is_help=True)
@@ -244,7 +249,7 @@ def cache_prune(
     except ValueError as e:
         raise SpecError(str(e), field="--max-size", value=max_size)
     files, freed = cache.prune(limit)
-    _console().print(f"removed {files} files ({freed / (1 << 20):.1f} MiB) from {cache.cache_dir()}", markup=False)
+    _say(f"removed {files} files ({freed / (1 << 20):.1f} MiB) from {cache.cache_dir()}")
 
 
 _main_running = [False]   # set while main() runs: a signal then unwinds
@@ -284,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         if "--debug" in args:
             import traceback
             traceback.print_exc()
-        _console().print(e.render(), markup=False)
+        _say(e.render())
         return e.exit_code
     except KeyboardInterrupt:
         print("interrupted; no partial result was written (the output is as it was, or complete if the "

@@ -123,3 +123,11 @@ def test_validate_json_prints_the_resolved_spec(tmp_path):
     assert spec["rootfs"]["path"] == "/.boot/rootfs.ext2" and spec["rootfs"]["fsType"] == "ext2"
     assert spec["annotations"]["block"] == "/.boot/rootfs.ext2" and spec["annotations"]["blkMntPoint"] == "/"
     assert spec["cmd"][0] == "/urunit" and spec["kernel"]["path"] == "/kernel"
+
+
+def test_messages_show_values_as_given(tmp_path):
+    """A value is printed as it is: no markup or emoji codes expanded."""
+    work = spec(tmp_path, guest=":thumbs_up: [bold]x[/bold]")
+    r = urunix("validate", "args.nix", cwd=work, env={"URUNIX_NO_NIX": "1"})
+    assert r.returncode == 2
+    assert '(got ":thumbs_up: [bold]x[/bold]")' in r.stderr, r.stderr

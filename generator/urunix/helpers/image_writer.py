@@ -163,30 +163,44 @@ def _ident(st: os.stat_result) -> str:
     return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
 
 
-def _walk(root: str, prefix: str, seen: dict | None = None) -> Iterator[Member]:
-    """A host directory's contents, symlinks kept as symlinks (never
-    followed); a file's second and later names (same inode, in walk order)
-    become hard links to its first."""
-    if seen is None:
-        seen = {}
-    for name in sorted(os.listdir(root)):
-        src = os.path.join(root, name)
-        path = f"{prefix}/{name}" if prefix else name
-        st = os.lstat(src)
-        if stat.S_ISLNK(st.st_mode):
-            yield Member(path, "symlink", 0o777, target=os.readlink(src))
-        elif stat.S_ISDIR(st.st_mode):
-            yield Member(path, "dir", 0o755)
-            yield from _walk(src, path, seen)
-        elif stat.S_ISREG(st.st_mode):
-            if st.st_nlink > 1 and HOST_HARDLINKS[0]:
-                first = seen.setdefault((st.st_dev, st.st_ino), path)
-                if first != path:
-                    yield Member(path, "hardlink", host_mode(st), target=first)
-                    continue
-            yield Member(path, "file", host_mode(st), st.st_size, source=src, ident=_ident(st))
+def _walk(root: str, prefix: str) -> list[Member]:
+    """A host directory's contents in sorted depth-first order, symlinks
+    kept as symlinks (never followed); a file's second and later names
+    (same inode, in walk order) become hard links to its first. A loop, not
+    recursion: any depth."""
+    out: list[Member] = []
+    seen: dict = {}
+    links = HOST_HARDLINKS[0]
+
+    def listing(d: str):
+        with os.scandir(d) as it:
+            return iter(sorted((e.name, e.path) for e in it))
+
+    stack = [(prefix, listing(root))]
+    while stack:
+        pfx, entries = stack[-1]
+        for name, src in entries:
+            path = f"{pfx}/{name}" if pfx else name
+            st = os.lstat(src)
+            mode = st.st_mode
+            if stat.S_ISREG(mode):
+                if st.st_nlink > 1 and links:
+                    first = seen.setdefault((st.st_dev, st.st_ino), path)
+                    if first != path:
+                        out.append(Member(path, "hardlink", host_mode(st), target=first))
+                        continue
+                out.append(Member(path, "file", host_mode(st), st.st_size, source=src, ident=_ident(st)))
+            elif stat.S_ISDIR(mode):
+                out.append(Member(path, "dir", 0o755))
+                stack.append((path, listing(src)))
+                break
+            elif stat.S_ISLNK(mode):
+                out.append(Member(path, "symlink", 0o777, target=os.readlink(src)))
+            else:
+                raise PlanError(f"{src}: not a regular file, directory or symlink (device nodes, fifos and sockets are refused)")
         else:
-            raise PlanError(f"{src}: not a regular file, directory or symlink (device nodes, fifos and sockets are refused)")
+            stack.pop()
+    return out
 
 
 def expand(entries: Iterable[dict], extra: Iterable[Member] = ()) -> list[Member]:
