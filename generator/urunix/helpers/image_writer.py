@@ -59,6 +59,15 @@ class PlanError(Exception):
     source that changed under us)."""
 
 
+class UnsupportedFile(PlanError):
+    """A host tree holds what an image may not take from the host (a device
+    node, a fifo, a socket): the spec's fault, named by `source`."""
+
+    def __init__(self, source: str, what: str):
+        super().__init__(f"{source}: {what} (device nodes, fifos and sockets are refused)")
+        self.source, self.what = source, what
+
+
 @dataclass(frozen=True)
 class Member:
     """One entry of a layer tar, everything known before any byte is read."""
@@ -159,6 +168,10 @@ def host_mode(st: os.stat_result) -> int:
 HOST_HARDLINKS = [True]
 
 
+_KIND_NAMES = {stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device", stat.S_IFIFO: "a fifo",
+               stat.S_IFSOCK: "a socket"}
+
+
 def _ident(st: os.stat_result) -> str:
     return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
 
@@ -197,7 +210,7 @@ def _walk(root: str, prefix: str) -> list[Member]:
             elif stat.S_ISLNK(mode):
                 out.append(Member(path, "symlink", 0o777, target=os.readlink(src)))
             else:
-                raise PlanError(f"{src}: not a regular file, directory or symlink (device nodes, fifos and sockets are refused)")
+                raise UnsupportedFile(src, _KIND_NAMES.get(stat.S_IFMT(mode), "not a regular file, directory or symlink"))
         else:
             stack.pop()
     return out

@@ -61,12 +61,34 @@ def build(image: Image, out: str, fmt: str = "docker-archive",
                 else:
                     store.store_many(out, kept)
             return digest
+    except image_writer.UnsupportedFile as e:
+        raise _host_tree_error(image, e) from e
     except image_writer.PlanError as e:
         raise BuildError(str(e)) from e
     except OSError as e:
         if e.errno == errno.ENOSPC:
             raise BuildError(f"the disk is full while writing {out}; the previous result (if any) is untouched") from e
         raise BuildError(f"{e.filename or out}: {e.strerror or e}") from e
+
+
+def _host_tree_error(image: Image, e: image_writer.UnsupportedFile) -> SpecError:
+    """Name the spec entry whose directory holds the refused file."""
+    from ..spec import display_path
+    places = [(str(f.path.absolute()), f.field, f.source) for f in image.files]
+    r = image.rootfs
+    if r is not None:
+        if r.origin.kind == "dir":
+            places.append((os.path.abspath(r.origin.location), r.origin.field or "rootfs.from", r.origin.location))
+        places += [(str(f.path.absolute()), f.field, f.source) for f in r.include]
+    field, value = None, e.source
+    for root, where, given in places:
+        if e.source == root or e.source.startswith(root.rstrip("/") + "/"):
+            field, value = where, given
+            break
+    return SpecError(f"holds {e.what}, which an image cannot take from a host directory: {e.source}",
+                     file=display_path(image.source) if image.source else None, field=field, value=value,
+                     hint="remove it from the directory (a device node belongs in an image archive "
+                          "as the rootfs source, or is made by the guest's init)")
 
 
 def _layers(p: dict, made, store, stack: ExitStack) -> list[image_writer.Layer]:
