@@ -109,7 +109,7 @@ def test_sigkill_at_random_points(work, fmt):
     assert r.returncode == 0, r.stderr
     v1, v2 = work["clean"][fmt, "v1"], work["clean"][fmt, "v2"]
     assert fingerprint(out) == v1
-    span = work["time"][fmt] + 0.3       # python start-up included
+    span = work["time"][fmt]     # a whole build, start-up included; shrinks when builds beat the kill
     killed = attempts = 0
     while killed < KILLS_PER_FORMAT:
         attempts += 1
@@ -124,6 +124,8 @@ def test_sigkill_at_random_points(work, fmt):
         assert all(n.startswith(".urunix-tmp-") for n in extra), f"kill {attempts}: left {extra}"
         if p.returncode == -signal.SIGKILL:
             killed += 1
+        else:   # it finished first (a warm page cache makes builds faster than the timed one)
+            span *= 0.8
         if fp == v2:   # the kill came after the rename: start again from v1
             assert build(work["v1"], out, fmt).returncode == 0
         for n in extra:  # what a kill leaves; see test_stale_temporaries_are_swept

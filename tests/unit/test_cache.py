@@ -6,6 +6,7 @@ leave only whole entries; prune bounds it."""
 from __future__ import annotations
 
 import hashlib
+import json
 import multiprocessing
 import os
 import time
@@ -120,11 +121,12 @@ def test_corrupted_entry_is_detected_and_rebuilt(tmp_path, cache_home):
     blobs = list((cache_home / "urunix" / cache.VERSION / "blobs").iterdir())
     assert blobs
     time.sleep(0.02)
-    for b in blobs:   # flip a byte in the middle of the cached layers
-        with open(b, "r+b") as f:
-            f.seek(3000)
+    for k in entries(cache_home):   # flip a byte in the middle of each cached layer
+        e = json.loads(k.read_text())
+        with open(cache_home / "urunix" / cache.VERSION / "blobs" / e["file"], "r+b") as f:
+            f.seek(e["offset"] + e["size"] // 2)
             c = f.read(1)
-            f.seek(3000)
+            f.seek(e["offset"] + e["size"] // 2)
             f.write(bytes([c[0] ^ 0xFF]))
     os.unlink(tmp_path / "a.tar")
     cache.STATS.update(hits=0, misses=0, corrupt=0)

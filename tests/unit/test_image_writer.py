@@ -319,3 +319,20 @@ def test_an_include_over_a_linked_name_keeps_the_other_names(tmp_path):
     assert merged["a"].data == b"new"
     assert (merged["b"].kind, merged["b"].source, merged["b"].size) == ("file", orig.source, 5)
     assert (merged["c"].kind, merged["c"].target) == ("hardlink", "b")
+
+
+@pytest.mark.parametrize("fmt", ["docker-archive", "oci-archive"])
+def test_layers_start_on_a_filesystem_block(tmp_path, fmt):
+    """Every layer's bytes start at a multiple of 4096 in the archive (a
+    pax comment header pads before them), so a rebuild's copy_file_range
+    can share them on XFS/btrfs; readers see the same members as before."""
+    iw.write_atomic(plan_for(tmp_path, fmt), str(tmp_path / "a.tar"))
+    with tarfile.open(tmp_path / "a.tar") as outer:
+        names = outer.getnames()
+        index = json.load(outer.extractfile("index.json"))
+        manifest = json.load(outer.extractfile("blobs/sha256/" + index["manifests"][0]["digest"][7:]))
+        layers = [outer.getmember("blobs/sha256/" + d["digest"][7:]) for d in manifest["layers"]]
+    assert len(layers) == 3 and all(m.offset_data % 4096 == 0 for m in layers)
+    assert not any("PaxHeader" in n for n in names)
+    gnu = subprocess.run(["tar", "-tf", str(tmp_path / "a.tar")], capture_output=True, text=True, check=True)
+    assert sorted(gnu.stdout.split()) == sorted(names) and not gnu.stderr

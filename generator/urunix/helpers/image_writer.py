@@ -467,6 +467,32 @@ def outer_header(name: str, size: int, mtime: int) -> bytes:
     return info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "strict")
 
 
+ALIGN = 4096   # where a layer's bytes start in an archive: a filesystem block
+
+
+def align_pad(offset: int, mtime: int) -> bytes:
+    """Tar bytes to write at `offset` (a multiple of 512) so that the next
+    member's data, after its 512-byte header, starts at a multiple of
+    ALIGN: a pax extended header whose only record is a comment, which
+    readers skip. With the layer's bytes block-aligned, copy_file_range can
+    share them on XFS and btrfs (reflinks) when a rebuild takes a layer
+    from the cache: no byte copied."""
+    need = -(offset + BLOCK) % ALIGN
+    if need == 0:
+        return b""
+    body = b""
+    if need > BLOCK:   # one record filling the header's data blocks exactly
+        want = need - BLOCK
+        body = f"{want} comment={'-' * (want - 10 - len(str(want)))}\n".encode()
+    info = tarfile.TarInfo("././@PaxHeader")
+    info.type = tarfile.XHDTYPE
+    info.size = len(body)
+    info.mtime = mtime
+    info.uname = info.gname = ""
+    head = info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "strict")
+    return head + body
+
+
 class Sink:
     """Where blobs go: into an outer tar (archives) or a layout directory."""
 
@@ -479,7 +505,8 @@ class Sink:
         else:
             self.tar = open(out_path, "wb")
 
-    def blob(self, size: int, fill: Callable[[HashingWriter], None], progress: Progress | None = None) -> str:
+    def blob(self, size: int, fill: Callable[[HashingWriter], None], progress: Progress | None = None,
+             align: bool = True) -> str:
         """Stream one blob of known size; return its hex digest. Afterwards
         `self.last` is (path, offset) of the blob's bytes in the output."""
         threaded = size >= THREAD_MIN
@@ -493,6 +520,8 @@ class Sink:
             os.replace(tmp, final)
             self.last = (final, 0)
         else:
+            if align:
+                self.tar.write(align_pad(self.tar.tell(), self.mtime))
             start = self.tar.tell()
             head = outer_header("blobs/sha256/" + EMPTY_DIGEST, size, self.mtime)
             self.tar.write(head)
@@ -530,6 +559,7 @@ class Sink:
                 os.replace(tmp, final)
                 self.last = (final, 0)
             else:
+                self.tar.write(align_pad(self.tar.tell(), self.mtime))
                 self.tar.write(outer_header("blobs/sha256/" + digest, size, self.mtime))
                 self.tar.flush()
                 start = self.tar.tell()
@@ -540,7 +570,7 @@ class Sink:
         return digest
 
     def data_blob(self, data: bytes) -> str:
-        return self.blob(len(data), lambda w: w.write(data))
+        return self.blob(len(data), lambda w: w.write(data), align=False)
 
     def file(self, name: str, data: bytes) -> None:
         if self.tar is None:

@@ -22,7 +22,9 @@ any input file changes its mtime/ctime and so the key: a miss.
 Filling the cache costs nothing: the finished output is hard-linked into
 blobs/ (copied only when the cache is on another filesystem). A hit copies
 the layer's byte range into the new output with copy_file_range (in the
-kernel, no hashing: the digest comes from the key file). Safety:
+kernel, no hashing: the digest comes from the key file); archives put each
+layer at a 4 KiB-aligned offset, so on XFS and btrfs that copy shares
+extents instead of moving bytes, and an OCI layout links the cached blob. Safety:
 - the link is made after the output is complete and renamed into place,
   and a key file is written under tmp/ and renamed, after its blob: an
   interrupted build leaves no partial entry (at most an unnamed link,
