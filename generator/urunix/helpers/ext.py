@@ -293,7 +293,7 @@ def _resolve_links(members: list[Member]) -> dict[str, Member]:
     return out
 
 
-def stage(members: list[Member], root: str, mtime: int, as_root: bool) -> list[Member]:
+def stage(members: list[Member], root: str, as_root: bool) -> list[Member]:
     """Build the tree under `root`; return the members debugfs must still
     handle (devices when not root)."""
     later: list[Member] = []
@@ -324,9 +324,9 @@ def stage(members: list[Member], root: str, mtime: int, as_root: bool) -> list[M
             os.mknod(dst, kind | 0o600, os.makedev(m.devmajor, m.devminor))
         else:
             raise ExtError(f"/{m.path}: cannot store a {m.kind!r}")
-        _fix(dst, m, mtime, as_root)
+        _fix(dst, m, as_root)
     for dst, m in reversed(dirs):  # after their contents, so the mode cannot lock us out
-        _fix(dst, m, mtime, as_root)
+        _fix(dst, m, as_root)
     return later
 
 
@@ -400,7 +400,7 @@ def direct_source(members: list[Member]) -> tuple[str, list[Member]] | None:
     return root, relabel
 
 
-def _fix(dst: str, m: Member, mtime: int, as_root: bool) -> None:
+def _fix(dst: str, m: Member, as_root: bool) -> None:
     """Owner and mode of a staged entry (times: the debugfs pass sets them).
     A new entry is ours already: lchown only for another owner."""
     chown = as_root and (m.uid, m.gid) != _OURS
@@ -489,8 +489,7 @@ def write_ext(members: list[Member], out_path: str, fs: str = "ext2", size: str 
             root = os.path.join(work, "root")
             os.mkdir(root, 0o755)
             os.chmod(root, 0o755)   # no setgid from the output's directory: new entries get our gid
-            later = stage(members, root, mtime, as_root)
-            os.utime(root, ns=(mtime * 10**9, mtime * 10**9))
+            later = stage(members, root, as_root)
 
         xattrs = ",no_copy_xattrs"
         for attempt in range(7):

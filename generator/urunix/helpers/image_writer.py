@@ -172,7 +172,8 @@ _KIND_NAMES = {stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device
                stat.S_IFSOCK: "a socket"}
 
 
-def _ident(st: os.stat_result) -> str:
+def source_ident(st: os.stat_result) -> str:
+    """A host file's identity for the layer cache: changes with any write."""
     return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
 
 
@@ -202,7 +203,7 @@ def _walk(root: str, prefix: str) -> list[Member]:
                     if first != path:
                         out.append(Member(path, "hardlink", host_mode(st), target=first))
                         continue
-                out.append(Member(path, "file", host_mode(st), st.st_size, source=src, ident=_ident(st)))
+                out.append(Member(path, "file", host_mode(st), st.st_size, source=src, ident=source_ident(st)))
             elif stat.S_ISDIR(mode):
                 out.append(Member(path, "dir", 0o755))
                 stack.append((path, listing(src)))

@@ -148,8 +148,8 @@ class Materializer:
             m = self.extract(self.image.init)
             drop_below(merged, m.path)
             merged[m.path] = m
-        if len(merged) == len(base) and not r.include and self.image.init is None:
-            return base   # one source, nothing replaced: sorted and complete as it is
+        if r.origin.kind == "dir" and not r.include and self.image.init is None:
+            return base   # expand() made it: sorted and complete as it is
         relink(merged, originals)
         # Re-expand so parent directories of includes exist and order is sorted.
         return expand([], [m for m in merged.values()])

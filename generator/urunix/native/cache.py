@@ -58,7 +58,7 @@ import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, Iterable
 
-from ..helpers.image_writer import CHUNK, Member, copy_range
+from ..helpers.image_writer import CHUNK, Member, copy_range, source_ident
 
 VERSION = "v1"
 MIN_BYTES = 1 << 20          # smaller layers are cheaper to make than to look up
@@ -133,11 +133,8 @@ def members_digest(members: Iterable[Member], h=None):
         if m.source is not None:
             src = stats.get(m.source)
             if src is None:
-                if m.ident is None:
-                    st = os.stat(m.source)
-                    src = f"{m.source}\0{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
-                else:   # stat'ed when the tree was walked
-                    src = f"{m.source}\0{m.ident}"
+                # the walk's stat where there was one
+                src = f"{m.source}\0{m.ident or source_ident(os.stat(m.source))}"
                 stats[m.source] = src
         data = hashlib.sha256(m.data).hexdigest() if m.data is not None else "-"
         h.update(f"{m.path}\0{m.kind}\0{m.mode}\0{m.uid}:{m.gid}\0{m.size}\0{m.target}\0"
