@@ -336,3 +336,29 @@ def test_layers_start_on_a_filesystem_block(tmp_path, fmt):
     assert not any("PaxHeader" in n for n in names)
     gnu = subprocess.run(["tar", "-tf", str(tmp_path / "a.tar")], capture_output=True, text=True, check=True)
     assert sorted(gnu.stdout.split()) == sorted(names) and not gnu.stderr
+
+
+def test_an_interrupt_while_the_temp_dir_is_made_leaves_nothing(tmp_path, monkeypatch):
+    """SIGTERM right after mkdtemp (before anything could register its
+    removal) waits until the removal is registered, then unwinds it."""
+    import signal
+    from contextlib import ExitStack
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    real = iw.tempfile.mkdtemp
+
+    def mkdtemp_then_signal(*a, **kw):
+        made = real(*a, **kw)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return made
+    old = signal.signal(signal.SIGTERM, interrupt)
+    monkeypatch.setattr(iw.tempfile, "mkdtemp", mkdtemp_then_signal)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with ExitStack() as stack:
+                iw.owned_temp_dir(str(tmp_path), stack)
+                pytest.fail("the signal should have unwound before this")
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    assert os.listdir(tmp_path) == []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 from contextlib import ExitStack, nullcontext
 from typing import Callable, ContextManager
 
@@ -35,9 +34,7 @@ def build(image: Image, out: str, fmt: str = "docker-archive",
     store = layer_cache.LayerCache() if use_cache else None
     try:
         with ExitStack() as stack:
-            scratch, lock = image_writer.temp_dir(parent)
-            stack.callback(os.close, lock)
-            stack.callback(shutil.rmtree, scratch, True)
+            scratch, _ = image_writer.owned_temp_dir(parent, stack)
             made = materialize(image, scratch, stack, lazy=True) if (image.rootfs or image.kernel or image.init) else None
             p = plan(image, fmt, made)
             if made is not None and made.expanded and image.rootfs.origin.kind in IMAGE_KINDS:
