@@ -3,12 +3,13 @@
 #   nix-build default.nix                      # reads ./args.nix
 #   nix-build default.nix --arg args ./other.nix
 #   nix-build default.nix --arg pkgs 'import /path/to/nixpkgs {}'
+#   nix-build default.nix -I nixpkgs=/path/to/nixpkgs
 #   docker load < result
 #
 # `files` sources are relative to the args file's directory. Nothing here
 # needs Python on the host: python3 from `pkgs` runs inside derivations.
 {
-  pkgs ? import <nixpkgs> { },
+  pkgs ? import ./nix/nixpkgs.nix,
   args ? ./args.nix,
 }:
 if (builtins.isPath args || builtins.isString args) && !(builtins.pathExists args) then

@@ -27,6 +27,45 @@ from support import Docker, need  # noqa: E402
 os.environ.setdefault("URUNIX_NIX_OFFLINE", "1")
 
 
+def _as_on_a_fresh_machine() -> Path:
+    """Give the whole session, and every process it starts, the state a new
+    CI machine has: no Nix configuration but the one written here (Debian's
+    nix-bin as root wants a `nixbld` group and a sandbox a fresh machine does
+    not have), no channels or <nixpkgs>, a new HOME and XDG directories (no
+    layer cache, no Docker CLI config). Docker's engine is always our own (the
+    `docker` fixture), never one on the default socket. A machine's leftovers
+    (a hand-written /etc/nix/nix.conf, a nixbld group, a warm cache) can then
+    neither help nor hurt a run."""
+    base = Path(tempfile.mkdtemp(prefix="urunix-tests-"))
+    conf = base / "nix-conf"
+    conf.mkdir()
+    (conf / "nix.conf").write_text("")   # replaces /etc/nix/nix.conf for every Nix process
+    for d in ("home", "cache", "config", "data", "state"):
+        (base / d).mkdir()
+    os.environ.update({
+        "NIX_CONF_DIR": str(conf),
+        "NIX_USER_CONF_FILES": str(conf / "nix.conf"),
+        "NIX_CONFIG": "build-users-group =\nsandbox = false\nsubstituters =\n",
+        "NIX_PATH": "",
+        "HOME": str(base / "home"),
+        "XDG_CACHE_HOME": str(base / "cache"),
+        "XDG_CONFIG_HOME": str(base / "config"),
+        "XDG_DATA_HOME": str(base / "data"),
+        "XDG_STATE_HOME": str(base / "state"),
+    })
+    for var in ("NIX_REMOTE", "DOCKER_CONTEXT", "DOCKER_CONFIG"):
+        os.environ.pop(var, None)
+    return base
+
+
+if os.environ.get("URUNIX_TESTS_HOST_STATE") != "1":   # an escape hatch for debugging on a dev machine
+    _FRESH = _as_on_a_fresh_machine()
+
+    def pytest_unconfigure(config) -> None:
+        subprocess.run(["chmod", "-R", "u+w", str(_FRESH)], capture_output=True)
+        shutil.rmtree(_FRESH, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def docker() -> Docker:
     need("docker")

@@ -137,8 +137,8 @@ def _nix_available(pkgs_expr: Optional[str]) -> bool:
         return False
     if pkgs_expr:
         return True
-    r = subprocess.run(["nix-instantiate", "--find-file", "nixpkgs"], capture_output=True, text=True)
-    return r.returncode == 0
+    from .nixenv import has_nixpkgs
+    return has_nixpkgs()
 
 
 @app.command()

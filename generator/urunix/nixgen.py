@@ -334,7 +334,7 @@ def generate(image: Image, source_spec_path: str | os.PathLike | None, out_dir: 
 
 
 def nix_build(out_dir: str | os.PathLike, result_path: str | os.PathLike, pkgs_expr: str | None = None,
-              extra_args: Iterable[str] = ()) -> Path:
+              extra_args: Iterable[str] = (), scratch: str | None = None) -> Path:
     """`nix-build OUT_DIR -o RESULT` (argv list, no substituters); returns the
     result path. `pkgs_expr` is passed as `--arg pkgs EXPR` (a Nix
     expression, e.g. "import <nixpkgs> { }")."""
@@ -350,7 +350,9 @@ def nix_build(out_dir: str | os.PathLike, result_path: str | os.PathLike, pkgs_e
     argv += list(extra_args)
     r = subprocess.run(argv, capture_output=True, text=True, errors="replace")
     if r.returncode != 0:
-        raise BuildError(f"nix-build failed (exit {r.returncode}):\n{r.stderr[-4000:]}")
+        from .nixenv import explain_failure
+        raise BuildError(f"nix-build failed (exit {r.returncode}):\n"
+                         + explain_failure(r.stderr[-4000:], scratch))
     return Path(result_path)
 
 
@@ -359,6 +361,10 @@ def build_with_nix(image: Image, source_spec_path: str | os.PathLike, result_pat
     """`urunix build --backend nix`: generate into a scratch directory, then
     nix-build it; `result_path` becomes nix-build's result symlink."""
     import tempfile
+    if pkgs_expr is None:
+        from .nixenv import NIXPKGS_HINT, NIXPKGS_MISSING, has_nixpkgs
+        if not has_nixpkgs():
+            raise SpecError(f"--backend nix: {NIXPKGS_MISSING}", field="--backend", value="nix", hint=NIXPKGS_HINT)
     with tempfile.TemporaryDirectory(prefix="urunix-nix-") as tmp:
         generate(image, source_spec_path, tmp)
-        nix_build(tmp, result_path, pkgs_expr)
+        nix_build(tmp, result_path, pkgs_expr, scratch=tmp)
