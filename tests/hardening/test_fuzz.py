@@ -312,7 +312,9 @@ URUNIX = PEAK + "from urunix.cli import main\nsys.exit(main(sys.argv[1:]))\n"
 
 def measured(argv: list[str], env: dict | None = None, timeout: float = 300) -> tuple[int, float, float, str]:
     """(exit code, seconds, peak RSS in MiB, stderr) of a Python subprocess
-    (`-c` code that starts with PEAK). The peak is the process's own VmHWM:
+    (`-c` code that starts with PEAK), killed after `timeout` s: a guard
+    against hangs, not a speed target (those are `python -m benchmarks`'s,
+    never a test's, whose wall time depends on the machine). The peak is the process's own VmHWM:
     wait4's ru_maxrss would report the forking pytest's size (Linux keeps the
     parent's high-water mark across a vfork+exec)."""
     import tempfile
@@ -384,7 +386,7 @@ def test_gzip_bomb_layer(tmp_path):
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     code, secs, rss, err = measured([sys.executable, "-c", FLATTEN, str(img), str(scratch)])
-    assert code == 0 and rss < 150 and secs < 120, (code, secs, rss, err[-500:])
+    assert code == 0 and rss < 150, (code, secs, rss, err[-500:])
     assert os.listdir(scratch) == [], "flatten left its unpacked layer behind"
 
 
@@ -424,8 +426,8 @@ def test_a_million_entries(tmp_path):
     img = _archive_with_layer_file(tmp_path, tmp_path / "layer.tgz")
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    code, secs, rss, err = measured([sys.executable, "-c", FLATTEN, str(img), str(scratch)])
-    assert code == 0 and secs < 240 and rss < 900, (code, secs, rss, err[-500:])
+    code, secs, rss, err = measured([sys.executable, "-c", FLATTEN, str(img), str(scratch)], timeout=900)
+    assert code == 0 and rss < 900, (code, secs, rss, err[-500:])
     assert os.listdir(scratch) == []
 
 
@@ -454,7 +456,7 @@ def test_a_million_members_in_the_archive_itself(tmp_path):
         while chunk := src.read(1 << 20):
             out.write(chunk)
     code, secs, rss, err = measured(urunix_argv("inspect", str(p)))
-    assert code == 2 and "more than" in err and rss < 200 and secs < 60, (code, secs, rss, err[-300:])
+    assert code == 2 and "more than" in err and rss < 200, (code, secs, rss, err[-300:])
 
 
 @pytest.mark.parametrize("kind,text,env", [
@@ -476,4 +478,4 @@ def test_deep_specs_are_refused_within_bounds(tmp_path, kind, text, env):
     p.write_text(text)
     code, secs, rss, err = measured(urunix_argv("validate", str(p)), env=env)
     assert code == 2 and "Traceback" not in err, (code, err[-800:])
-    assert secs < 60 and rss < 400, (secs, rss)
+    assert rss < 400, (secs, rss)
