@@ -18,7 +18,10 @@ FORMATS = ("docker-archive", "oci-archive", "oci")
 def file_entry(f: FileEntry) -> dict[str, Any]:
     """A `files` (or `include`) copy as an image_writer plan entry."""
     if f.path.is_dir():
-        return {"type": "tree", "path": f.target, "source": str(f.path.absolute())}
+        entry = {"type": "tree", "path": f.target, "source": str(f.path.absolute())}
+        if f.exclude:
+            entry["exclude"] = sorted(f.exclude)
+        return entry
     return {"type": "file", "path": f.target, "source": str(f.path.absolute())}
 
 
