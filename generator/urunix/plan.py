@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .helpers import urunc_json
+from .rootfs.sources import IMAGE_KINDS
 from .spec import FileEntry, Image
 
 FORMATS = ("docker-archive", "oci-archive", "oci")
@@ -43,6 +44,11 @@ def plan(image: Image, fmt: str = "docker-archive", artifacts=None) -> dict[str,
         {"name": "urunc.json", "entries": [
             {"type": "file", "path": "/urunc.json", "data": urunc_json.urunc_json(ann).decode("ascii")}]},
     ]
+    r = image.rootfs
+    if r is not None and r.type == "raw" and r.origin.kind in IMAGE_KINDS:
+        # an image's tree is the base, as FROM is in Docker: what the spec
+        # copies (the kernel too) lies over it, never under it
+        layers.insert(0, layers.pop(1))
     labels = {**image.labels, **urunc_json.labels(ann)}
     return {
         "format": fmt,

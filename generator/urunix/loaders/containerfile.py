@@ -90,6 +90,7 @@ from ..spec import FileEntry, Rootfs, Spec, display_path
 from . import dockerignore
 from ._common import read_text
 from .buildcontext import BuildContext, ContextError, Resolved
+from .copyorder import later_wins
 from .gomatch import BadPattern, has_wildcards
 
 PREFIX = "com.urunc.unikernel."
@@ -705,6 +706,7 @@ class _Mapper:
         if self.stages == 0:
             self.fail(self.parsed.instructions[0], "the Containerfile has no FROM", field="FROM",
                       hint="start it with FROM scratch")
+        self.spec.files = later_wins(self.spec.files)
         self.make_workdirs()
         if self.problems:
             self.problems.sort(key=lambda p: p.line or 0)
