@@ -37,7 +37,10 @@ Instructions -> Spec
   oci-archive or OCI layout) and FROM name@sha256:<digest> -> Spec.rootfs =
   Rootfs(type="base", origin=the path or reference, field="FROM"): the
   image's files are the base of the image's rootfs, as in Docker; the
-  labels alone decide the storage urunc uses.
+  labels alone decide the storage urunc uses. As Docker does, a local base
+  gives its labels (urunc's too; later LABELs win), Env, WorkingDir and
+  directories (COPY file /dir then writes /dir/file). Any image without a
+  PATH gets Docker's default one.
   FROM name:tag (no digest) is refused unless `from_map` maps the name to a
   local archive (the CLI's `--from NAME=PATH`). `--platform=linux/ARCH` sets
   the architecture. A second FROM (multi-stage) is refused.
@@ -45,11 +48,16 @@ Instructions -> Spec
   other labels -> Spec.labels. A later LABEL of the same key wins (Docker).
   Line numbers go to Spec.lines ("annotations.binary", "labels.KEY").
 - COPY src... dst (and ADD of local, non-archive files) -> Spec.files:
-  source as written, resolved against the Containerfile's directory (the
-  build context; `..` out of it is refused); the target is dst, or
+  source as written, resolved inside the Containerfile's directory (the
+  build context; `..` out of it is refused) as Docker's classic builder
+  does (loaders/buildcontext.py): .dockerignore applies, and symlinks are
+  followed as if the context were `/`, so none leads out of it. The
+  target is dst, or
   dst/<basename> when dst ends in "/" (or is "." or a directory made
   earlier), and a directory's contents go to dst, as Docker copies them.
-  Relative destinations follow WORKDIR. Wildcards are expanded. Several
+  Relative destinations follow WORKDIR. Wildcards are Go's filepath.Match
+  (loaders/gomatch.py). A later COPY replaces what an earlier one wrote
+  (loaders/copyorder.py). Several
   sources need a dst ending in "/". `--chown` must be root (0:0): urunix
   writes every file as root. `--chmod` is accepted when it is the mode
   urunix writes anyway (0755 for a file with an exec bit, else 0644);
@@ -58,9 +66,10 @@ Instructions -> Spec
 - CMD / ENTRYPOINT in JSON form -> Spec.cmd / Spec.entrypoint. The shell
   form is refused: Docker would make it ["/bin/sh", "-c", "..."], which
   no unikernel can run; the error shows the JSON form to write instead.
-- ENV -> Spec.env. ARG -> variables for later lines (its default).
-- WORKDIR -> only resolves relative COPY destinations (the image's
-  working directory is not recorded; urunc does not use it). Noted.
+- ENV -> Spec.env; setting a variable again replaces it in place (Docker's
+  order). ARG -> variables for later lines (its default).
+- WORKDIR -> Spec.workdir (the image's WorkingDir), relative COPY
+  destinations, and the directory itself, as Docker makes it.
 - EXPOSE, STOPSIGNAL, MAINTAINER, HEALTHCHECK NONE, USER root/0 -> no
   effect on a unikernel image; ignored with a note (Spec.notes).
 - RUN, ONBUILD, HEALTHCHECK CMD, SHELL, VOLUME, USER other than root, ADD
