@@ -141,9 +141,10 @@ def _environment():
     return env
 
 
-def _copy_file_entry(path: Path, dest_dir: Path, used: set[str], base: str | None = None) -> str:
-    """Copy a spec file (or directory) into dest_dir under a unique, readable
-    name; returns that name."""
+def _copy_file_entry(path: Path, dest_dir: Path, used: set[str], base: str | None = None,
+                     exclude: frozenset[str] = frozenset()) -> str:
+    """Copy a spec file (or directory, without `exclude`: paths relative to
+    it) into dest_dir under a unique, readable name; returns that name."""
     base = base or path.name or "file"
     name, n = base, 1
     while name in used:
@@ -152,7 +153,10 @@ def _copy_file_entry(path: Path, dest_dir: Path, used: set[str], base: str | Non
     used.add(name)
     dest = dest_dir / name
     if path.is_dir():
-        shutil.copytree(path, dest, symlinks=True)
+        def ignore(d: str, names: list[str]) -> set[str]:
+            rel = os.path.relpath(d, path)
+            return {n for n in names if (n if rel == "." else f"{rel}/{n}") in exclude}
+        shutil.copytree(path, dest, symlinks=True, ignore=ignore if exclude else None)
     else:
         shutil.copyfile(path, dest)
         os.chmod(dest, 0o755 if os.stat(path).st_mode & 0o111 else 0o644)
@@ -233,9 +237,10 @@ class _Copier:
         self.used: set[str] = set()
         self.done: dict[tuple[str, str], str] = {}
 
-    def __call__(self, path: str | Path, suffix: str | None = None, avoid: str | None = None) -> str:
+    def __call__(self, path: str | Path, suffix: str | None = None, avoid: str | None = None,
+                 exclude: frozenset[str] = frozenset()) -> str:
         path = Path(path)
-        key = (str(path.absolute()), suffix or "")
+        key = (str(path.absolute()), suffix or "", *sorted(exclude))
         if key in self.done:
             return self.done[key]
         self.dir.mkdir(exist_ok=True)
@@ -244,7 +249,7 @@ class _Copier:
             base += ".bin"      # a plain file named *.tar would read as an image archive in Nix
         if suffix and not base.endswith(suffix):
             base += suffix      # an image archive not named *.tar would read as a plain file in Nix
-        name = _copy_file_entry(path, self.dir, self.used, base)
+        name = _copy_file_entry(path, self.dir, self.used, base, exclude)
         self.done[key] = f"./files/{name}"
         return self.done[key]
 
@@ -317,7 +322,7 @@ def generate(image: Image, source_spec_path: str | os.PathLike | None, out_dir: 
     if files_dir.exists():
         shutil.rmtree(files_dir)
     copy = _Copier(files_dir)
-    files = [{"source": copy(f.path), "target": f.target} for f in image.files]
+    files = [{"source": copy(f.path, exclude=f.exclude), "target": f.target} for f in image.files]
     resolved = _resolved(image, copy)
     _copy_library(out, package=bool(resolved))
     # The name lands in a Nix comment: escaped, a newline in it cannot end

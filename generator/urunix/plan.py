@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .helpers import urunc_json
+from .rootfs.sources import IMAGE_KINDS
 from .spec import FileEntry, Image
 
 FORMATS = ("docker-archive", "oci-archive", "oci")
@@ -18,7 +19,10 @@ FORMATS = ("docker-archive", "oci-archive", "oci")
 def file_entry(f: FileEntry) -> dict[str, Any]:
     """A `files` (or `include`) copy as an image_writer plan entry."""
     if f.path.is_dir():
-        return {"type": "tree", "path": f.target, "source": str(f.path.absolute())}
+        entry = {"type": "tree", "path": f.target, "source": str(f.path.absolute())}
+        if f.exclude:
+            entry["exclude"] = sorted(f.exclude)
+        return entry
     return {"type": "file", "path": f.target, "source": str(f.path.absolute())}
 
 
@@ -40,6 +44,11 @@ def plan(image: Image, fmt: str = "docker-archive", artifacts=None) -> dict[str,
         {"name": "urunc.json", "entries": [
             {"type": "file", "path": "/urunc.json", "data": urunc_json.urunc_json(ann).decode("ascii")}]},
     ]
+    r = image.rootfs
+    if r is not None and r.type == "raw" and r.origin.kind in IMAGE_KINDS:
+        # an image's tree is the base, as FROM is in Docker: what the spec
+        # copies (the kernel too) lies over it, never under it
+        layers.insert(0, layers.pop(1))
     labels = {**image.labels, **urunc_json.labels(ann)}
     return {
         "format": fmt,

@@ -24,6 +24,9 @@ class FileEntry:
     path: Path           # resolved against the spec's directory
     target: str          # absolute path inside the image, as written
     field: str           # e.g. 'files."./redis.hvt"', for messages
+    # paths below a directory source that are left out (a Containerfile's
+    # .dockerignore), relative to it; an excluded directory takes its contents
+    exclude: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -71,6 +74,7 @@ class Spec:
     lines: dict[str, int] = field(default_factory=dict)   # field -> line in `file`
     unknown: dict[str, Any] = field(default_factory=dict) # top-level keys we do not know
     notes: list[str] = field(default_factory=list)        # rendered warnings a loader found (e.g. Containerfile)
+    workdir: str | None = None        # the image's WorkingDir (a Containerfile's WORKDIR)
 
     @property
     def base_dir(self) -> Path:

@@ -301,7 +301,7 @@ class Validator:
                 self.fail(f.field, "source is neither a regular file nor a directory", value=f.source)
                 continue
             seen[norm] = f
-            good.append(FileEntry(f.source, f.path, norm, f.field))
+            good.append(FileEntry(f.source, f.path, norm, f.field, f.exclude))
         for a in good:
             for b in good:
                 if b.target.startswith(a.target + "/") and a.path.is_file():
@@ -600,6 +600,7 @@ class Validator:
             cmd=cmd, entrypoint=entrypoint, env=[f"{k}={v}" for k, v in env.items()],
             labels=labels, files=files, created=created(), source=self.spec.file,
             rootfs=rootfs, kernel=kernel, init=init, argv_from_image=argv_from_image,
+            workdir=self.spec.workdir,
         )
 
 

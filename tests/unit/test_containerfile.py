@@ -10,7 +10,7 @@ import pytest
 
 from urunix.errors import NotSupportedYet, SpecError
 from urunix.loaders import FORMATS, detect, load
-from urunix.loaders.containerfile import parse, parse_words, process_word
+from urunix.loaders.containerfile import DEFAULT_PATH, parse, parse_words, process_word
 from urunix.spec import FileEntry, Rootfs
 
 BASE = "FROM scratch\nCOPY f /f\n"
@@ -119,7 +119,8 @@ def config_of(spec) -> dict:
     """A Spec as the image config Docker would write (labels, env, cmd, entrypoint)."""
     labels = {f"com.urunc.unikernel.{k}": v for k, v in spec.annotations.items()}
     labels.update(spec.labels)
-    return {"labels": labels, "env": dict(spec.env), "cmd": spec.cmd, "entrypoint": spec.entrypoint}
+    env = {k: v for k, v in spec.env.items() if (k, v) != ("PATH", DEFAULT_PATH)}   # Docker's too
+    return {"labels": labels, "env": env, "cmd": spec.cmd, "entrypoint": spec.entrypoint}
 
 
 def expected(want: dict) -> dict:
@@ -197,13 +198,13 @@ def test_mapping(tmp_path):
     assert spec.files[0].path == tmp_path / "kernel" and spec.files[6].path == tmp_path / "e"
     assert spec.annotations == {"binary": "/unikernel/kernel"}
     assert spec.labels == {"org.example.team": "os"}
-    assert spec.env == {"K": "V"}
+    assert spec.env == {"PATH": DEFAULT_PATH, "K": "V"}     # Docker gives FROM scratch a PATH
     assert spec.cmd == ["nginx", "-c", "/nginx/conf/nginx.conf"] and spec.entrypoint is None
     assert spec.rootfs is None
     assert spec.lines["annotations.binary"] == 9 and spec.lines["labels.org.example.team"] == 9
     assert spec.lines["COPY kernel"] == 2 and spec.lines["cmd"] == 11 and spec.lines["env.K"] == 10
     assert spec.where("annotations.binary")["line"] == 9
-    assert any("WORKDIR" in n for n in spec.notes)
+    assert spec.workdir == "/srv"                     # WORKDIR sets the image's WorkingDir, as in Docker
 
 
 def test_wildcards_and_chmod(tmp_path):

@@ -177,11 +177,12 @@ def source_ident(st: os.stat_result) -> str:
     return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
 
 
-def _walk(root: str, prefix: str) -> list[Member]:
+def _walk(root: str, prefix: str, exclude: frozenset = frozenset()) -> list[Member]:
     """A host directory's contents in sorted depth-first order, symlinks
     kept as symlinks (never followed); a file's second and later names
     (same inode, in walk order) become hard links to its first. A loop, not
-    recursion: any depth."""
+    recursion: any depth. `exclude`: paths relative to root left out
+    (a directory with all it holds)."""
     out: list[Member] = []
     seen: dict = {}
     links = HOST_HARDLINKS[0]
@@ -195,6 +196,8 @@ def _walk(root: str, prefix: str) -> list[Member]:
         pfx, entries = stack[-1]
         for name, src in entries:
             path = f"{pfx}/{name}" if pfx else name
+            if exclude and path[len(prefix) + 1 if prefix else 0:] in exclude:
+                continue
             st = os.lstat(src)
             mode = st.st_mode
             if stat.S_ISREG(mode):
@@ -235,7 +238,7 @@ def expand(entries: Iterable[dict], extra: Iterable[Member] = ()) -> list[Member
         if kind == "tree":
             if path:
                 add(Member(path, "dir", 0o755))
-            for m in _walk(e["source"], path):
+            for m in _walk(e["source"], path, frozenset(e.get("exclude", ()))):
                 add(m)
             continue
         if not path:

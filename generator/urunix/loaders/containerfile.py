@@ -37,7 +37,10 @@ Instructions -> Spec
   oci-archive or OCI layout) and FROM name@sha256:<digest> -> Spec.rootfs =
   Rootfs(type="base", origin=the path or reference, field="FROM"): the
   image's files are the base of the image's rootfs, as in Docker; the
-  labels alone decide the storage urunc uses.
+  labels alone decide the storage urunc uses. As Docker does, a local base
+  gives its labels (urunc's too; later LABELs win), Env, WorkingDir and
+  directories (COPY file /dir then writes /dir/file). Any image without a
+  PATH gets Docker's default one.
   FROM name:tag (no digest) is refused unless `from_map` maps the name to a
   local archive (the CLI's `--from NAME=PATH`). `--platform=linux/ARCH` sets
   the architecture. A second FROM (multi-stage) is refused.
@@ -45,11 +48,16 @@ Instructions -> Spec
   other labels -> Spec.labels. A later LABEL of the same key wins (Docker).
   Line numbers go to Spec.lines ("annotations.binary", "labels.KEY").
 - COPY src... dst (and ADD of local, non-archive files) -> Spec.files:
-  source as written, resolved against the Containerfile's directory (the
-  build context; `..` out of it is refused); the target is dst, or
+  source as written, resolved inside the Containerfile's directory (the
+  build context; `..` out of it is refused) as Docker's classic builder
+  does (loaders/buildcontext.py): .dockerignore applies, and symlinks are
+  followed as if the context were `/`, so none leads out of it. The
+  target is dst, or
   dst/<basename> when dst ends in "/" (or is "." or a directory made
   earlier), and a directory's contents go to dst, as Docker copies them.
-  Relative destinations follow WORKDIR. Wildcards are expanded. Several
+  Relative destinations follow WORKDIR. Wildcards are Go's filepath.Match
+  (loaders/gomatch.py). A later COPY replaces what an earlier one wrote
+  (loaders/copyorder.py). Several
   sources need a dst ending in "/". `--chown` must be root (0:0): urunix
   writes every file as root. `--chmod` is accepted when it is the mode
   urunix writes anyway (0755 for a file with an exec bit, else 0644);
@@ -58,9 +66,10 @@ Instructions -> Spec
 - CMD / ENTRYPOINT in JSON form -> Spec.cmd / Spec.entrypoint. The shell
   form is refused: Docker would make it ["/bin/sh", "-c", "..."], which
   no unikernel can run; the error shows the JSON form to write instead.
-- ENV -> Spec.env. ARG -> variables for later lines (its default).
-- WORKDIR -> only resolves relative COPY destinations (the image's
-  working directory is not recorded; urunc does not use it). Noted.
+- ENV -> Spec.env; setting a variable again replaces it in place (Docker's
+  order). ARG -> variables for later lines (its default).
+- WORKDIR -> Spec.workdir (the image's WorkingDir), relative COPY
+  destinations, and the directory itself, as Docker makes it.
 - EXPOSE, STOPSIGNAL, MAINTAINER, HEALTHCHECK NONE, USER root/0 -> no
   effect on a unikernel image; ignored with a note (Spec.notes).
 - RUN, ONBUILD, HEALTHCHECK CMD, SHELL, VOLUME, USER other than root, ADD
@@ -76,7 +85,6 @@ cmdline, kept byte for byte) go to Spec.notes as rendered warnings.
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import posixpath
@@ -88,9 +96,15 @@ from typing import Any
 
 from ..errors import _UNSET, NotSupportedYet, Problem, SpecError, did_you_mean
 from ..spec import FileEntry, Rootfs, Spec, display_path
+from . import dockerignore
 from ._common import read_text
+from .buildcontext import BuildContext, ContextError, Resolved
+from .copyorder import later_wins
+from .gomatch import BadPattern, has_wildcards
 
 PREFIX = "com.urunc.unikernel."
+#: The PATH Docker puts in an image that has none (system.DefaultPathEnv).
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 INSTRUCTIONS = ("FROM", "LABEL", "COPY", "ADD", "CMD", "ENTRYPOINT", "ENV", "ARG", "WORKDIR", "RUN",
                 "EXPOSE", "VOLUME", "USER", "STOPSIGNAL", "HEALTHCHECK", "SHELL", "ONBUILD", "MAINTAINER")
@@ -628,6 +642,9 @@ class _Mapper:
         self.stages = 0
         self.workdir = "/"
         self.dirs: set[str] = {"/"}
+        self.base_dirs: set[str] = set()      # directories of the FROM image
+        self.workdirs: list[tuple[Instruction, str]] = []
+        self.context: BuildContext | None | bool = None
         self.label_lines: dict[str, int] = {}
         self.unsupported: list[NotSupportedYet] = []
 
@@ -698,6 +715,8 @@ class _Mapper:
         if self.stages == 0:
             self.fail(self.parsed.instructions[0], "the Containerfile has no FROM", field="FROM",
                       hint="start it with FROM scratch")
+        self.spec.files = later_wins(self.spec.files)
+        self.make_workdirs()
         if self.problems:
             self.problems.sort(key=lambda p: p.line or 0)
             if len(self.unsupported) == len(self.problems):    # only "not supported yet": say so by type too
@@ -706,6 +725,27 @@ class _Mapper:
                 raise first
             raise SpecError(problems=self.problems)
         return self.spec
+
+    def make_workdirs(self) -> None:
+        """Docker's WORKDIR makes its directory. One that no COPY fills and
+        the FROM image lacks is added as an empty directory: the build
+        context's own directory with everything in it left out."""
+        done: set[str] = set()
+        for ins, path in self.workdirs:
+            if path in done or path == "/" or path in self.base_dirs:
+                continue
+            done.add(path)
+            if any(f.target == path or f.target.startswith(path + "/") for f in self.spec.files):
+                continue
+            root = self.spec.base_dir
+            try:
+                everything = frozenset(os.listdir(root))
+            except OSError:
+                continue
+            entry_field = f"WORKDIR {path}"
+            self.spec.files.append(FileEntry(source=".", path=root, target=path, field=entry_field,
+                                             exclude=everything))
+            self.spec.lines[entry_field] = ins.line
 
     def flags(self, ins: Instruction) -> dict[str, str] | None:
         """buildkit's BFlags.Parse for this instruction."""
@@ -781,6 +821,7 @@ class _Mapper:
             return
         self.spec.lines["FROM"] = ins.line
         if ref == "scratch":
+            self.default_path()
             return
         if ref in self.from_map:
             origin = str(Path(self.from_map[ref]).absolute())
@@ -802,6 +843,47 @@ class _Mapper:
             return
         self.spec.rootfs = Rootfs(type="base", origin=origin, field="FROM")
         self.dirs.clear()
+        self.inherit(ins, origin)
+        self.default_path()
+
+    def default_path(self) -> None:
+        """Docker gives every stage a PATH when its image has none."""
+        if "PATH" not in self.spec.env:
+            self.spec.env["PATH"] = DEFAULT_PATH
+
+    def inherit(self, ins: Instruction, origin: str) -> None:
+        """What Docker takes from the FROM image: its labels (urunc's
+        included; later LABELs win), Env (ENV replaces in place), WorkingDir,
+        and which paths are directories (COPY file /dir writes /dir/file).
+        An image urunix cannot read here is left to validate to report."""
+        from ..rootfs import flatten as F
+        from ..rootfs.sources import resolve as resolve_origin
+        try:
+            o = resolve_origin(origin, self.spec.base_dir, {"field": "FROM"})
+            if o.kind != "image":
+                return
+            with F.flatten(o.location) as flat:
+                labels = flat.config.get("Labels") or {}
+                env = flat.env()
+                workdir = flat.workdir()
+                self.base_dirs = {"/" + m.path for m in flat.members if m.kind == "dir"}
+        except (SpecError, OSError, ValueError):
+            return
+        if isinstance(labels, dict):
+            for key, value in labels.items():
+                if not isinstance(key, str) or not isinstance(value, str):
+                    continue
+                if key.startswith(PREFIX):
+                    self.spec.annotations[key[len(PREFIX):]] = value
+                    self.spec.lines[f"annotations.{key[len(PREFIX):]}"] = ins.line
+                else:
+                    self.spec.labels[key] = value
+                    self.spec.lines[f"labels.{key}"] = ins.line
+        for e in env:
+            k, _, v = e.partition("=")
+            self.spec.env[k] = v
+        if workdir:
+            self.workdir = self.spec.workdir = workdir
 
     def platform(self, ins: Instruction, platform: str) -> None:
         parts = platform.split("/")
@@ -851,8 +933,7 @@ class _Mapper:
             if not key or "=" in key:
                 self.fail(ins, "is not a valid environment variable name", value=key)
                 continue
-            self.spec.env.pop(key, None)   # keep Docker's order: a re-set moves to the end
-            self.spec.env[key] = value
+            self.spec.env[key] = value     # a re-set keeps its place, as in Docker
             self.spec.lines[f"env.{key}"] = ins.line
         self.spec.lines.setdefault("env", ins.line)
 
@@ -904,8 +985,8 @@ class _Mapper:
         if self.workdir.startswith("//"):
             self.workdir = "/" + self.workdir.lstrip("/")
         self.dirs.add(self.workdir)
-        self.note(ins, "WORKDIR only resolves relative COPY destinations here; urunix does not set the image's "
-                       "working directory (urunc does not use it)")
+        self.spec.workdir = self.workdir
+        self.workdirs.append((ins, self.workdir))
 
     def do_copy(self, ins: Instruction, flags: dict[str, str]) -> None:
         self.copy(ins, flags)
@@ -945,7 +1026,7 @@ class _Mapper:
         if any(s.startswith("<<") for s in sources):
             self.not_yet(ins, f"a heredoc in {name}", hint="put the content in a file and COPY it")
             return
-        matches: list[tuple[str, str]] = []
+        matches: list[tuple[str, Resolved]] = []
         for src in sources:
             found = self.sources(ins, name, src)
             if found is None:
@@ -959,7 +1040,7 @@ class _Mapper:
             self.fail(ins, "with several sources, the destination must be a directory ending in /", value=dest,
                       hint=f"write {dest}/")
             return
-        into = dir_like or target_base in self.dirs
+        into = dir_like or target_base in self.dirs or target_base in self.base_dirs
         mode = None
         if "chmod" in flags:
             text = self.word(ins, flags["chmod"], field=f"{name} --chmod")
@@ -971,21 +1052,22 @@ class _Mapper:
                 self.fail(ins, "--chmod takes an octal mode", field=f"{name} --chmod", value=text,
                           hint="e.g. --chmod=0755")
                 return
-        for src, rel in matches:
-            path = self.spec.base_dir / rel
+        for src, found in matches:
+            path = self.spec.base_dir / found.rel if found.rel else self.spec.base_dir
             if name == "ADD" and not self.add_ok(ins, src, path):
                 return
-            is_dir = path.is_dir()
+            is_dir = found.kind == "dir"
             if is_dir or not into:
                 target = target_base
             else:
-                target = posixpath.join(target_base, posixpath.basename(rel))
+                target = posixpath.join(target_base, posixpath.basename(posixpath.normpath(src.lstrip("/") or ".")))
             if mode is not None and not self.mode_ok(ins, name, path, mode):
                 return
             entry_field = f"{name} {src}"
             if entry_field in self.spec.lines:
                 entry_field = f"{name} {src} -> {target}"
-            self.spec.files.append(FileEntry(source=src, path=path, target=target, field=entry_field))
+            self.spec.files.append(FileEntry(source=src, path=path, target=target, field=entry_field,
+                                             exclude=found.exclude))
             self.spec.lines[entry_field] = ins.line
             if is_dir:
                 self.dirs.add(target)
@@ -994,9 +1076,10 @@ class _Mapper:
                 self.dirs.add(parent)
                 parent = posixpath.dirname(parent)
 
-    def sources(self, ins: Instruction, name: str, src: str) -> list[tuple[str, str]] | None:
-        """One COPY source as (as written, relative to the build context):
-        inside the context, wildcards expanded."""
+    def sources(self, ins: Instruction, name: str, src: str) -> list[tuple[str, Resolved]] | None:
+        """One COPY source as (as written or matched, where it resolves in the
+        build context): wildcards expanded, symlinks followed inside the
+        context only (loaders/buildcontext.py), .dockerignore applied."""
         if "://" in src or src.startswith("git@"):
             if name == "ADD":
                 self.fail(ins, "ADD from a URL is not supported: urunix does not download", value=src,
@@ -1009,13 +1092,53 @@ class _Mapper:
             self.fail(ins, "the source is outside the build context (the Containerfile's directory)", value=src,
                       field=f"{name} {src}", hint="move the file next to the Containerfile, or below it")
             return None
-        if any(c in src for c in "*?["):
-            found = sorted(glob.glob(rel, root_dir=self.spec.base_dir, include_hidden=True))
-            if not found:
-                self.fail(ins, "no file in the build context matches", value=src, field=f"{name} {src}")
+        context = self.build_context(ins)
+        if context is None:
+            return None
+        try:
+            if has_wildcards(src):
+                try:
+                    names = context.glob(src)
+                except BadPattern:
+                    names = []          # Docker: a malformed pattern matches nothing
+                if not names:
+                    self.fail(ins, "no file in the build context matches", value=src, field=f"{name} {src}",
+                              hint="Docker matches wildcards as Go's filepath.Match: [^a] negates, [!a] is "
+                                   "\"!\" or \"a\"; files .dockerignore excludes are not there" if "[" in src
+                              else "files .dockerignore excludes are not in the build context")
+                    return None
+                pairs = [(n, context.resolve(n)) for n in names]
+            else:
+                pairs = [(src, context.resolve(rel))]
+        except ContextError as e:
+            self.fail(ins, str(e), value=src, field=f"{name} {src}")
+            return None
+        for shown, found in pairs:
+            if found.kind != "missing":
+                continue
+            if found.via_symlink:
+                self.fail(ins, f"{shown} is a symlink that leads outside the build context, or to nothing in it: "
+                               f"Docker follows it inside the context only, where /{found.rel} does not exist",
+                          value=src, field=f"{name} {src}",
+                          hint="copy the file itself into the build context (cp -L), or point the symlink at a "
+                               "file inside the context")
                 return None
-            return [(f, f) for f in found]
-        return [(src, rel)]
+            if context.ignore is not None and os.path.lexists(self.spec.base_dir / found.rel):
+                self.fail(ins, f"{shown} is excluded by .dockerignore, so it is not in the build context",
+                          value=src, field=f"{name} {src}",
+                          hint="remove its pattern from .dockerignore, or add an exception (!pattern)")
+                return None
+        return pairs
+
+    def build_context(self, ins: Instruction) -> BuildContext | None:
+        if self.context is None:
+            try:
+                self.context = BuildContext(str(self.spec.base_dir))
+            except (ValueError, OSError) as e:
+                self.fail(None, f"{dockerignore.FILE}: {e}", field=dockerignore.FILE,
+                          hint="Docker refuses the same pattern; fix or remove it")
+                self.context = False
+        return self.context or None
 
     def add_ok(self, ins: Instruction, src: str, path: Path) -> bool:
         """ADD of a local file is COPY, except that Docker unpacks archives."""
