@@ -1,0 +1,57 @@
+"""Our model of urunc (urunix.urunc_model) reproduces every row recorded by
+running urunc's own code (the urunc harness) over our images, per release:
+outcome and reason, where the config came from, process.args, the monitor
+and its image-dependent arguments, the guest command line, urunit.conf and
+the files the monitor could not find. Data: tests/urunc_facts/*.json
+(written by tests/urunc_facts/record.py; each row names its urunc commit)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from urunix import urunc_model as M
+
+FACTS = Path(__file__).resolve().parents[1] / "urunc_facts"
+FILES = sorted(FACTS.glob("*.json"))
+DOCS = {p.name: json.loads(p.read_text()) for p in FILES}
+
+
+def _rows():
+    for name, doc in DOCS.items():
+        for i, r in enumerate(doc["rows"]):
+            ra = "" if r["run_args"] is None else "+args"
+            yield pytest.param(name, i, id=f"{name[:-5]}:{r['case']}:{r['release']}:{r['mode']}:{r['snapshotter']}{ra}")
+
+
+def test_facts_are_there():
+    assert {p.name for p in FILES} >= {"examples.json", "probes.json", "cases.json"}
+    for name, doc in DOCS.items():
+        assert doc["rows"], name
+        for r in doc["rows"]:
+            assert r["commit"] == M.COMMITS[r["release"]], (name, r["case"], r["release"], r["commit"])
+
+
+@pytest.mark.parametrize("name,i", list(_rows()))
+def test_model_reproduces_row(name, i):
+    doc = DOCS[name]
+    r = doc["rows"][i]
+    img = M.Image.from_record(doc["images"][r["case"]])
+    m = M.model(img, r["release"], r["mode"], r["snapshotter"], r["run_args"])
+    assert (m.outcome, m.reason) == (r["outcome"], r["reason"]), r["error"]
+    assert m.config_source == r["config_source"]
+    assert m.process_args == r["process_args"]
+    if r["outcome"] != "started":
+        return
+    assert m.monitor == r["monitor"]
+    # the recorded view is what monitor_view() makes of the recorded argv
+    assert M.monitor_view(r["monitor"], r["monitor_argv"], r["firecracker_config"]) == r["monitor_view"]
+    assert m.guest_cmdline == r["guest_cmdline"]
+    assert m.view == r["monitor_view"]
+    assert m.monitor_missing == r["monitor_missing"]
+    conf = [v for k, v in r["guest_files"].items() if k.endswith("/urunit.conf")]
+    assert m.urunit_conf == (conf[0] if conf else None)
+    if r["release"] == "main" and r["guest_rootfs"]:
+        assert M.ROOTFS_TYPE_MAIN.get(m.rootfs, m.rootfs) == (r["guest_rootfs"]["rootfs_type"] or "none")
