@@ -90,3 +90,29 @@ def render_annotations(ann: dict, release: str, echo) -> None:
     echo("  annotations:")
     for k, v in ann.items():
         echo(f"    {k}: {json.dumps(v, ensure_ascii=False)}")
+
+
+def inspect_command(path: str, guest: bool, annotations: bool, releases: list, as_json: bool, echo) -> int:
+    """The logic behind `urunix inspect --guest/--annotations`; returns the
+    exit code (2: an unknown release)."""
+    import json
+    bad = [r for r in releases if r not in M.RELEASES]
+    if bad:
+        import sys
+        print(f"--release {bad[0]!r}: not a urunc release; use one of {', '.join(M.RELEASES)}", file=sys.stderr)
+        return 2
+    img = load(path)
+    out: dict = {}
+    if guest:
+        out["guest"] = guest_report(img, tuple(releases) or DEFAULT_TARGETS)
+    if annotations:
+        out["annotations"] = {r: pod_annotations(img, r) for r in (releases or ["main"])}
+    if as_json:
+        echo(json.dumps(out, indent=2, ensure_ascii=False))
+        return 0
+    if guest:
+        render_guest(out["guest"], echo)
+    if annotations:
+        for r, ann in out["annotations"].items():
+            render_annotations(ann, r, echo)
+    return 0
