@@ -394,7 +394,10 @@ def model(img: Image, release: str, mode: str = "docker", snapshotter: str = "ov
             view["initrd"] = "/urunit.conf"
         res.urunit_conf_where = conf_where
     if guest == "unikraft":
-        vfs = "initrd" if kind == "initrd" or (release == "v0.5.0" and initrd) else ("9pfs" if kind == "9pfs" else None)
+        # up to v0.6.0 the initrd is named whenever it is set (v0.6.0: even
+        # when the monitor is chrooted where it cannot find it)
+        old_initrd = release in ("v0.5.0", "v0.6.0") and initrd and kind != "9pfs"
+        vfs = "initrd" if kind == "initrd" or old_initrd else ("9pfs" if kind == "9pfs" else None)
         cmd = _unikraft(release, cfg, args, env, net, vfs)
     elif guest == "rumprun":
         blk = release in ("v0.5.0", "v0.6.0") or bool(view["blocks"])
