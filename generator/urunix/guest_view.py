@@ -58,7 +58,7 @@ def guest_report(img: M.Image, releases=DEFAULT_TARGETS, run_args=None) -> dict:
 def pod_annotations(img: M.Image, release: str) -> dict:
     """The com.urunc.unikernel.* annotations for a pod (or --annotation) in
     the form `release` reads: base64 up to v0.7.0, plain on main."""
-    labels = {k: v for k, v in sorted(img.labels.items()) if k.startswith(M.PREFIX) and v != ""}
+    labels = {k: v for k, v in sorted(img.labels.items()) if k.startswith(M.PREFIX)}
     if release == "main":
         return labels
     return {k: base64.b64encode(v.encode("utf-8", "surrogateescape")).decode("ascii") for k, v in labels.items()}
