@@ -253,7 +253,7 @@ def _unikraft(release: str, cfg: dict, args: list, env: list, net: Network, vfs:
     return f"Unikraft  {envp} {tail} -- {' '.join(args)}"
 
 
-def _rumprun(release: str, args: list, env: list, net: Network, blk: bool, cfg: dict) -> str:
+def _rumprun(release: str, args: list, env: list, net: Network, blk: bool, cfg: dict, mnt: str = "/data") -> str:
     cmd = cfg.get("cmdline", "") if release == "v0.5.0" else " ".join(args)
     parts = ['"cmdline":' + _go_json_string(cmd)]
     if release not in ("v0.5.0", "v0.6.0"):
@@ -261,7 +261,7 @@ def _rumprun(release: str, args: list, env: list, net: Network, blk: bool, cfg: 
     parts.append('"net":{"if":"ukvmif0","cloner":"True","type":"inet","method":"static",'
                  f'"addr":"{net.ip}","mask":"{str(net.prefix)[0]}","gw":"{net.gateway}"}}')
     if blk:
-        parts.append('"blk":{"source":"etfs","path":"/dev/ld0a","fstype":"blk","mountpoint":"/data"}')
+        parts.append('"blk":{"source":"etfs","path":"/dev/ld0a","fstype":"blk","mountpoint":' + _go_json_string(mnt) + "}")
     return "{" + ",".join(parts) + "}"
 
 
@@ -401,7 +401,10 @@ def model(img: Image, release: str, mode: str = "docker", snapshotter: str = "ov
         cmd = _unikraft(release, cfg, args, env, net, vfs)
     elif guest == "rumprun":
         blk = release in ("v0.5.0", "v0.6.0") or bool(view["blocks"])
-        cmd = _rumprun(release, args, env, net, blk, cfg)
+        # v0.7.0+: an image's block volume mounts at its blkMntPoint; the
+        # container snapshot (and everything up to v0.6.0) at /data
+        at = mnt if release in ("v0.7.0", "main") and block and kind != "devmapper-block" else "/data"
+        cmd = _rumprun(release, args, env, net, blk, cfg, at)
     elif guest == "mirage":
         cmd = _mirage(release, args, net, cfg)
     elif guest == "linux":
@@ -410,6 +413,12 @@ def model(img: Image, release: str, mode: str = "docker", snapshotter: str = "ov
         cmd = None
     res.guest_cmdline = cmd
     view["cmdline"] = cmd
+    if guest == "linux" and hyp in ("hvt", "spt"):
+        # no such pair: urunc still starts Solo5, with Linux's network
+        # option where the kernel goes (v0.6.0: the tap name, later: "")
+        net_opt = "tap0_urunc" if release == "v0.6.0" else ""
+        view.update(kernel=net_opt, initrd=None, cmdline=f"{kernel} {cmd}")
+        res.monitor_missing = [net_opt] if net_opt else []
     res.view = view
     return res
 
