@@ -7,6 +7,11 @@ stdlib only."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+
 RELEASES = ("v0.5.0", "v0.6.0", "v0.7.0", "main")
 COMMITS = {"v0.5.0": "c755088df8f3", "v0.6.0": "54466f08b299", "v0.7.0": "6e5ea5efe2c8", "main": "f6ddb034acd3"}
 
@@ -71,11 +76,6 @@ def monitor_view(monitor: str, argv: list[str], fc_config: dict | None) -> dict:
         view["cmdline"] = " ".join(rest)
     return view
 
-
-import base64
-import binascii
-import json
-from dataclasses import dataclass, field
 
 PREFIX = "com.urunc.unikernel."
 KEYS = ("unikernelType", "unikernelVersion", "binary", "cmdline", "hypervisor", "initrd", "block", "blkMntPoint")
@@ -385,7 +385,7 @@ def model(img: Image, release: str, mode: str = "docker", snapshotter: str = "ov
     if block and mnt not in ("", "/") and release in ("v0.7.0", "main") and guest in BLOCK_GUESTS:
         if release == "v0.7.0" or kind == "none":
             view["blocks"].append(block)
-            volumes = [f"ID:annot_vol", f"MP:{mnt}"]
+            volumes = ["ID:annot_vol", f"MP:{mnt}"]
     conf_where = None
     if guest == "linux" and release in ("v0.7.0", "main") and _uses_urunit(args):
         conf_where = "initrd" if kind == "initrd" else "file"
