@@ -62,6 +62,8 @@ def monitor_view(monitor: str, argv: list[str], fc_config: dict | None) -> dict:
                 view["cmdline"] = nxt
             elif a == "-drive":
                 view["blocks"].append(dict(p.split("=", 1) for p in nxt.split(",") if "=" in p).get("file"))
+            elif a == "-device" and nxt and nxt.startswith("vhost-user-fs-pci"):
+                view["share"] = "virtiofs"
             elif a == "-fsdev":
                 view["share"] = dict(p.split("=", 1) for p in nxt.split(",") if "=" in p).get("path")
         return view
@@ -276,7 +278,8 @@ def _linux(release: str, args: list, env: list, net: Network, root: str, conf_wh
     parts += {"initrd": ["root=/dev/ram0", "rw"], "block": ["root=/dev/vda", "rw"],
               "devmapper-block": ["root=/dev/vda", "rw"],
               "9pfs": ["root=fs0", "rw", "rootfstype=9p",
-                       "rootflags=trans=virtio,version=9p2000.L,msize=5000000,cache=mmap,posixacl"]}.get(root, [])
+                       "rootflags=trans=virtio,version=9p2000.L,msize=5000000,cache=mmap,posixacl"],
+              "virtiofs": ["root=fs0", "rw", "rootfstype=virtiofs"]}.get(root, [])
     parts.append(f"ip={net.ip}::{net.gateway}:{net.mask}:urunc:eth0:off")
     if conf_where == "initrd":
         parts.append("URUNIT_CONFIG=/urunit.conf")
@@ -299,9 +302,11 @@ def _urunit_conf(env: list, img: Image, volumes: list) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _rootfs(release: str, cfg: dict, guest: str, monitor: str, snapshotter: str) -> tuple[str, str | None]:
-    """(rootfs kind, error reason): initrd | block | devmapper-block | 9pfs |
-    none | unreachable (v0.6.0: chrooted into an empty monitor rootfs)."""
+def _rootfs(release: str, cfg: dict, guest: str, monitor: str, snapshotter: str,
+            virtiofsd: bool = False) -> tuple[str, str | None]:
+    """(rootfs kind, error reason): initrd | block | devmapper-block |
+    virtiofs | 9pfs | none | unreachable (v0.6.0: chrooted into an empty
+    monitor rootfs)."""
     devmapper = snapshotter.startswith("devmapper")
     dm_fs_ok = devmapper and (guest == "linux" or (guest == "rumprun" and snapshotter == "devmapper-ext2"))
     block, mnt, initrd = cfg.get("block", ""), cfg.get("blkMntPoint", ""), cfg.get("initrd", "")
@@ -337,6 +342,9 @@ def _rootfs(release: str, cfg: dict, guest: str, monitor: str, snapshotter: str)
     if mount_rootfs:
         if dm_fs_ok:
             return "devmapper-block", None
+        vfs_monitors = ("qemu", "cloud-hypervisor") if release == "main" else ("qemu",)
+        if virtiofsd and guest == "linux" and monitor in vfs_monitors:
+            return "virtiofs", None
         if shared:
             return "9pfs", None
         return "none", "no-rootfs-path"
@@ -344,7 +352,7 @@ def _rootfs(release: str, cfg: dict, guest: str, monitor: str, snapshotter: str)
 
 
 def model(img: Image, release: str, mode: str = "docker", snapshotter: str = "overlayfs",
-          run_args=None, net: Network = Network()) -> Result:
+          run_args=None, net: Network = Network(), virtiofsd: bool = False) -> Result:
     """What `release` of urunc does with `img` run as `mode` presents it."""
     args, env, ann = engine_view(img, mode, run_args, release, net)
     src, cfg = _config(img, ann, release)
@@ -360,7 +368,7 @@ def model(img: Image, release: str, mode: str = "docker", snapshotter: str = "ov
     if release != "v0.5.0" and not args:
         args = cfg.get("cmdline", "").split()
     monitor = MONITORS.get(hyp)
-    kind, err = _rootfs(release, cfg, guest, hyp, snapshotter)
+    kind, err = _rootfs(release, cfg, guest, hyp, snapshotter, virtiofsd)
     if err:
         res.outcome, res.reason = "start-error", err
         return res
@@ -370,9 +378,9 @@ def model(img: Image, release: str, mode: str = "docker", snapshotter: str = "ov
     mnt = cfg.get("blkMntPoint", "")
     kernel = rel(binary)
     view = {"kernel": kernel, "initrd": None, "blocks": [], "share": None, "cmdline": None}
-    if kind == "9pfs":
+    if kind in ("9pfs", "virtiofs"):
         view["kernel"] = "/cntrRootfs" + binary
-        view["share"] = "/cntrRootfs"
+        view["share"] = "/cntrRootfs" if kind == "9pfs" else "virtiofs"
     if kind == "unreachable":
         res.monitor_missing = sorted({binary} | ({initrd} if initrd else set()))
     if initrd and (kind in ("initrd", "unreachable") or release == "v0.6.0" and kind == "block"):

@@ -22,7 +22,7 @@ DOCS = {p.name: json.loads(p.read_text()) for p in FILES}
 def _rows():
     for name, doc in DOCS.items():
         for i, r in enumerate(doc["rows"]):
-            ra = "" if r["run_args"] is None else "+args"
+            ra = ("" if r["run_args"] is None else "+args") + ("+virtiofsd" if r.get("virtiofsd") == "present" else "")
             yield pytest.param(name, i, id=f"{name[:-5]}:{r['case']}:{r['release']}:{r['mode']}:{r['snapshotter']}{ra}")
 
 
@@ -39,7 +39,8 @@ def test_model_reproduces_row(name, i):
     doc = DOCS[name]
     r = doc["rows"][i]
     img = M.Image.from_record(doc["images"][r["case"]])
-    m = M.model(img, r["release"], r["mode"], r["snapshotter"], r["run_args"])
+    m = M.model(img, r["release"], r["mode"], r["snapshotter"], r["run_args"],
+                virtiofsd=r.get("virtiofsd", "absent") == "present")
     assert (m.outcome, m.reason) == (r["outcome"], r["reason"]), r["error"]
     assert m.config_source == r["config_source"]
     assert m.process_args == r["process_args"]

@@ -84,6 +84,20 @@ CASES: dict[str, tuple[dict, dict, list]] = {
                     {"Cmd": ["/urunit", "/bin/app"]}, ["/kernel", "/urunit", "/bin/app"]),
     "lx-hvt": (dict(LX, hypervisor="hvt", cmdline="/urunit /bin/app"), {"Cmd": ["/urunit", "/bin/app"]}, LX_FILES),
     "lx-no-cmdline": ({k: v for k, v in LX.items()}, {"Cmd": ["/urunit", "/bin/app"]}, LX_FILES),
+    "lx-clh-initrd": (dict(LX, hypervisor="cloud-hypervisor", cmdline="/urunit /bin/app"),
+                      {"Cmd": ["/urunit", "/bin/app", "x"], "Env": ["A=1"]}, LX_FILES),
+    "lx-fc-mountrootfs-block": (dict({k: v for k, v in LX.items() if k != "initrd"}, hypervisor="firecracker",
+                                     mountRootfs="true", cmdline="/urunit /bin/app"),
+                                {"Cmd": ["/urunit", "/bin/app"]}, ["/kernel", "/urunit", "/bin/app"]),
+    # other guests
+    "mewz-qemu": ({"unikernelType": "mewz", "hypervisor": "qemu", "binary": "/unikernel/app.qemu", "cmdline": "app"},
+                  {"Cmd": ["app", "-x"], "Env": ["A=1"]}, ["/unikernel/app.qemu"]),
+    "hermit-qemu": ({"unikernelType": "hermit", "hypervisor": "qemu", "binary": "/unikernel/app", "cmdline": "app"},
+                    {"Cmd": ["app", "-x", "two words"], "Env": ["A=1"]}, ["/unikernel/app"]),
+    "uk-old-9p": (dict({k: v for k, v in UK.items() if k != "initrd"}, unikernelVersion="0.15.0", mountRootfs="true",
+                       cmdline="app"), {"Cmd": [""], "Env": ["A=1"]}, ["/unikernel/kernel"]),
+    "uk-old-noinitrd": (dict({k: v for k, v in UK.items() if k != "initrd"}, unikernelVersion="0.15.0", cmdline="app x"),
+                        {"Cmd": ["x"]}, ["/unikernel/kernel"]),
 }
 
 

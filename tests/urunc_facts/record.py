@@ -31,6 +31,8 @@ from urunix.urunc_model import classify_error, monitor_view, release_of_ref  # n
 MODES = "docker nerdctl ctr annot-plain annot-b64"
 SNAPS = ("overlayfs", "devmapper-ext2")
 RUN_ARGS = (["--port", "8080", "a b"],)
+# --extra: Docker only, the other snapshot filesystem and a host with virtiofsd
+EXTRA = (("devmapper-ext4", "absent"), ("overlayfs", "present"))
 ETC = {"initrd:/etc/hostname", "initrd:/etc/hosts", "initrd:/etc/resolv.conf"}
 
 
@@ -113,6 +115,7 @@ def main() -> int:
     ap.add_argument("output")
     ap.add_argument("--about", default="")
     ap.add_argument("--only", default="")
+    ap.add_argument("--extra", action="store_true", help="the EXTRA runs instead of the default ones")
     a = ap.parse_args()
     harness = Path(os.environ.get("HARNESS") or "/work/shared/tools/urunc-harness")
     tmp = os.environ.setdefault("HARNESS_TMP", tempfile.mkdtemp(prefix="urunc-facts-"))
@@ -123,10 +126,14 @@ def main() -> int:
         if a.only not in case:
             continue
         images[case] = image_input(harness, p)
-        runs = [(s, None) for s in SNAPS] + [("overlayfs", ra) for ra in RUN_ARGS]
-        for snap, ra in runs:
-            cmd = [str(harness / "run.sh"), str(p), "--json", "--snapshotter", snap,
-                   "--modes", MODES if ra is None else "docker nerdctl"]
+        if a.extra:
+            runs = [(s, None, v, "docker") for s, v in EXTRA]
+        else:
+            runs = [(s, None, "absent", MODES) for s in SNAPS] + [("overlayfs", ra, "absent", "docker nerdctl")
+                                                                  for ra in RUN_ARGS]
+        for snap, ra, vfsd, modes in runs:
+            cmd = [str(harness / "run.sh"), str(p), "--json", "--snapshotter", snap, "--modes", modes,
+                   "--virtiofsd", vfsd]
             if ra is not None:
                 cmd += ["--run-args", json.dumps(ra)]
             pr = subprocess.run(cmd, capture_output=True, text=True)
@@ -135,6 +142,7 @@ def main() -> int:
                 return 1
             for o in objects(pr.stdout):
                 rw = row(case, o, ra, work)
+                rw["virtiofsd"] = vfsd
                 commits[rw["release"]] = rw["commit"]
                 rows.append(rw)
         print(f"{case}: {len(rows)} rows so far", file=sys.stderr)
