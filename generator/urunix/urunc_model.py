@@ -34,6 +34,8 @@ def classify_error(outcome: str, error: str) -> str | None:
         return "block-without-mountpoint"
     if "can not use the container rootfs" in e:
         return "no-rootfs-path"
+    if e.startswith("exec: vmm") and "is not supported" in e:
+        return "monitor-not-supported"
     return "other: " + error
 
 
@@ -48,6 +50,12 @@ def monitor_view(monitor: str, argv: list[str], fc_config: dict | None) -> dict:
         view["initrd"] = boot.get("initrd_path") or None
         view["blocks"] = [d.get("path_on_host") for d in fc.get("drives") or []]
         view["cmdline"] = boot.get("boot_args")
+        return view
+    if monitor == "cloud-hypervisor":
+        opts = dict(zip(argv[::2], argv[1::2]))
+        view.update(kernel=opts.get("--kernel"), initrd=opts.get("--initramfs"), cmdline=opts.get("--cmdline"))
+        if "--disk" in opts:
+            view["blocks"].append(dict(p.split("=", 1) for p in opts["--disk"].split(",") if "=" in p).get("path"))
         return view
     if monitor.startswith("qemu"):
         it = iter(range(len(argv)))
@@ -244,7 +252,7 @@ def _unikraft(release: str, cfg: dict, args: list, env: list, net: Network, vfs:
     else:
         netp = (f"netdev.ipv4_addr={net.ip} netdev.ipv4_gw_addr={net.gateway} "
                 f"netdev.ipv4_subnet_mask={net.mask}")
-        fs = {"initrd": "vfs.rootfs=initrd", "9pfs": "vfs.rootfs=9pfs"}.get(vfs, "")
+        fs = "vfs.rootfs=initrd" if vfs == "initrd" else ""    # no 9pfs parameter in the old style
         tail = f"{netp} {fs}"
     if release == "v0.5.0":
         cmdline = cfg.get("cmdline", "")
@@ -368,6 +376,9 @@ def model(img: Image, release: str, mode: str = "docker", snapshotter: str = "ov
     if release != "v0.5.0" and not args:
         args = cfg.get("cmdline", "").split()
     monitor = MONITORS.get(hyp)
+    if hyp == "cloud-hypervisor" and release != "main":
+        res.outcome, res.reason = "start-error", "monitor-not-supported"
+        return res
     kind, err = _rootfs(release, cfg, guest, hyp, snapshotter, virtiofsd)
     if err:
         res.outcome, res.reason = "start-error", err
@@ -417,6 +428,11 @@ def model(img: Image, release: str, mode: str = "docker", snapshotter: str = "ov
         cmd = _mirage(release, args, net, cfg)
     elif guest == "linux":
         cmd = _linux(release, args, env, net, kind, conf_where)
+    elif guest == "mewz":
+        # the args are dropped; up to v0.7.0 a trailing space remains
+        cmd = f"ip={net.ip}/{net.prefix} gateway={net.gateway}" + ("" if release == "main" else " ")
+    elif guest == "hermit":
+        cmd = f"ip={net.ip}/{net.prefix} gateway={net.gateway} -- {' '.join(args)}"
     else:
         cmd = None
     res.guest_cmdline = cmd
