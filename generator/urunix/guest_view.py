@@ -23,7 +23,7 @@ def load(path: str) -> M.Image:
                    raw.decode("utf-8", "replace") if raw is not None else None, ann)
 
 
-def _one(r: M.Result) -> dict:
+def _one(img: M.Image, r: M.Result) -> dict:
     out = {"outcome": r.outcome}
     if r.reason:
         out["reason"] = r.reason
@@ -35,6 +35,9 @@ def _one(r: M.Result) -> dict:
         out["urunit_conf"] = r.urunit_conf
     if r.monitor_missing:
         out["monitor_cannot_open"] = r.monitor_missing
+    app = M.app_view(img, r)
+    if app is not None:
+        out["app"] = app
     return out
 
 
@@ -48,7 +51,7 @@ def guest_report(img: M.Image, releases=DEFAULT_TARGETS, run_args=None) -> dict:
         for snap in ("overlayfs", "devmapper-ext2"):
             r = M.model(img, rel, "docker", snap, run_args)
             rep["process_args"], rep["env"] = r.process_args, r.env
-            per[snap] = _one(r)
+            per[snap] = _one(img, r)
         if per["overlayfs"] == per["devmapper-ext2"]:
             per = {"any snapshotter": per["overlayfs"]}
         rep["releases"][rel] = per
@@ -77,6 +80,10 @@ def render_guest(rep: dict, echo) -> None:
                  + (f"  blocks {' '.join(o['blocks'])}" if o["blocks"] else "") + (f"  share {o['share']}" if o["share"] else ""))
             echo(f"  rootfs   {o['rootfs']}")
             echo(f"  guest    {json.dumps(o['guest_cmdline'], ensure_ascii=False)}")
+            if "app" in o:
+                a = o["app"]
+                echo(f"  app      argv {json.dumps(a['argv'], ensure_ascii=False)}  cwd {a['wd']}")
+                echo(f"           env {json.dumps(a['env'], ensure_ascii=False)}")
             if "urunit_conf" in o:
                 echo(f"  urunit.conf {json.dumps(o['urunit_conf'], ensure_ascii=False)}")
             if o.get("monitor_cannot_open"):

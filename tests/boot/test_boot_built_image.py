@@ -109,7 +109,7 @@ def _boot(image: Path, tmp: Path, release: str, run_args) -> tuple[M.Result, H.B
     return r, H.boot(tmp / "kernel", r.guest_cmdline, initrd=tmp / "initrd", timeout=90)
 
 
-def _check(out: H.BootResult, args: list) -> None:
+def _check(out: H.BootResult, args: list, view: dict | None = None) -> None:
     assert not out.timed_out, out.output[-3000:]
     app = [line for line in out.lines() if line.startswith("URUNIX-APP ")]
     assert app, out.output[-3000:]
@@ -118,6 +118,8 @@ def _check(out: H.BootResult, args: list) -> None:
     assert out.value("URUNIX-INIT").split()[:2] == ["/bin/sh", "/urunit"], out.output[-2000:]
     assert out.args() == args, out.output[-2000:]
     assert out.value("URUNIX-ENV") == "URUNIX_TEST=hello"
+    if view is not None:   # the model's view of what the program gets is what it got
+        assert view["argv"] == ["/bin/app", *args] and "URUNIX_TEST=hello" in view["env"], view
 
 
 @pytest.mark.slow
@@ -125,7 +127,7 @@ def _check(out: H.BootResult, args: list) -> None:
 def test_built_image_boots_with_urunit(built, tmp_path, release):
     r, out = _boot(built, tmp_path, release, None)
     assert r.process_args[:2] == ["/urunit", "/bin/app"], r.process_args
-    _check(out, APP_CMD[1:])
+    _check(out, APP_CMD[1:], M.app_view(guest_view.load(str(built)), r))
 
 
 @pytest.mark.slow

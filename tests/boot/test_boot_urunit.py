@@ -82,6 +82,11 @@ def test_urunit_standin_gets_docker_run_args(boot_kernel, boot_busybox, tmp_path
     assert out.value("URUNIX-INIT").split()[:3] in (["/bin/sh", "/urunit", "/bin/app"], ["/urunit", "/bin/app", "--port"]), \
         out.output[-2000:]
     assert out.args() == EXPECTED, out.output[-2000:]
+    # the model's view of what the program gets is what it got
+    v = M.app_view(img, r)
+    assert v["argv"] == ["/bin/app", *EXPECTED]
+    assert [e for e in v["env"] if e.startswith("URUNIX_TEST=")] == [f"URUNIX_TEST={out.value('URUNIX-ENV')[12:]}"]
+    assert v["wd"] == out.value("URUNIX-PWD")
     # v0.6.0: env on the kernel line, split at the space, no WorkingDir;
     # v0.7.0+: the whole env and WD from /urunit.conf
     if release == "v0.6.0":

@@ -57,3 +57,34 @@ def test_model_reproduces_row(name, i):
     assert m.urunit_conf == (conf[0] if conf else None)
     if r["release"] == "main" and r["guest_rootfs"]:
         assert M.ROOTFS_TYPE_MAIN.get(m.rootfs, m.rootfs) == (r["guest_rootfs"]["rootfs_type"] or "none")
+
+
+def _row(name, case, release, mode="docker", snap="overlayfs", run_args=None):
+    doc = DOCS[name]
+    r = next(r for r in doc["rows"] if (r["case"], r["release"], r["mode"], r["snapshotter"], r["run_args"])
+             == (case, release, mode, snap, run_args))
+    img = M.Image.from_record(doc["images"][case])
+    return M.app_view(img, M.model(img, release, mode, snap, run_args))
+
+
+def test_app_view_shows_the_known_manglings():
+    """What the program gets (emulated guest parsing; Linux + urunit checked
+    by real boots in tests/boot) for the cases the facts page names."""
+    # Unikraft since v0.6.0: argv0 "Unikraft", then all of Entrypoint+Cmd
+    assert _row("examples.json", "nginx-unikraft-pun--Containerfile", "main")["argv"] == \
+        ["Unikraft", "nginx", "-c", "/nginx/conf/nginx.conf"]
+    assert _row("examples.json", "nginx-unikraft-pun--Containerfile", "v0.5.0")["argv"] == \
+        ["nginx", "-c", "/nginx/conf/nginx.conf"]
+    # Unikraft: an env value with a space splits
+    assert "GREETING=hello" in _row("probes.json", "probe-unikraft-env-space", "v0.7.0")["env"]
+    # rumprun: an argument with a space becomes two; Go's escapes arrive mangled
+    assert _row("cases.json", "case-rr-env-space", "main")["argv"] == ["app", "two", "words"]
+    assert _row("cases.json", "case-rr-specials", "v0.7.0")["argv"][1:3] == ["au0026b", "u003cxu003e"]
+    # Linux + urunit: one multi-word argument, the rest dropped; v0.7.0+ env/WD from urunit.conf
+    v = _row("cases.json", "case-lx-urunit-multi", "main")
+    assert v["argv"] == ["/bin/app", "one", "two words"] and "B=x y" in v["env"] and v["wd"] == "/srv"
+    v = _row("cases.json", "case-lx-urunit-multi", "v0.6.0")
+    assert "B=x" in v["env"] and v["wd"] == "/"
+    # docker run ARGS replace the init when it sits in Cmd
+    v = _row("examples.json", "whoami-linux-initrd--args.nix", "main", run_args=["--port", "8080", "a b"])
+    assert v["argv"][0] == "--port"
