@@ -64,7 +64,9 @@ def _row(name, case, release, mode="docker", snap="overlayfs", run_args=None):
     r = next(r for r in doc["rows"] if (r["case"], r["release"], r["mode"], r["snapshotter"], r["run_args"])
              == (case, release, mode, snap, run_args))
     img = M.Image.from_record(doc["images"][case])
-    return M.app_view(img, M.model(img, release, mode, snap, run_args))
+    m = M.model(img, release, mode, snap, run_args)
+    assert m.guest_cmdline == r["guest_cmdline"]     # emulated from what urunc really built
+    return M.app_view(img, m)
 
 
 def test_app_view_shows_the_known_manglings():
