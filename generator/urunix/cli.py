@@ -205,8 +205,14 @@ def validate(
 def inspect(
     image: Path = typer.Argument(..., help="docker-archive, oci-archive or OCI layout directory"),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    guest: bool = typer.Option(False, "--guest", help="Show what each urunc release hands the monitor and the guest."),
+    annotations: bool = typer.Option(False, "--annotations", help="Print the pod annotations a urunc release needs."),
+    release: Optional[list[str]] = typer.Option(None, "--release", help="urunc release(s): v0.5.0, v0.6.0, v0.7.0, main (default: v0.6.0 v0.7.0 main; --annotations: main)."),
 ) -> None:
     """Show the urunc metadata of an image: labels, urunc.json, and any disagreement."""
+    if guest or annotations:
+        from .guest_view import inspect_command
+        raise typer.Exit(inspect_command(str(image), guest, annotations, release or [], as_json, typer.echo))
     from .inspect import inspect_image
     report = inspect_image(str(image))
     if as_json:
