@@ -54,11 +54,16 @@ SPEC = """{
 FILES = {"k.hvt": KERNEL, "conf/a.conf": b"a = 1\n"}
 
 
-def test_env_once_and_root_0755(tmp_path):
-    """Defects 1 and 2: Env once, not once per layer; `/` 0755, not 0775."""
-    result = build(tmp_path, SPEC, FILES)
-    config, tree = image_content(result)
+def test_env_once(tmp_path):
+    """Defect 1: Env once, not once per layer."""
+    config, _ = image_content(build(tmp_path, SPEC, FILES))
     assert config["Env"] == ["A=1", "B=two words"]
+
+
+def test_root_0755(tmp_path):
+    """Defect 2: `/` 0755, not 0775 (buildImage's `chmod ug+w` of the layer root)."""
+    result = build(tmp_path, SPEC, FILES)
+    _, tree = image_content(result)
     for members in layers(result):
         for m in members:
             if m.name in (".", "./"):
@@ -93,8 +98,8 @@ def test_no_store_closure_enters_the_image(tmp_path):
     r = run(["nix-build", str(d / "default.nix"), "-o", str(d / "result"), "--arg", "pkgs",
              f"import {HERE / 'testpkgs.nix'} {{ }}", *NIX_OPTS], cwd=d)
     config, tree = image_content(d / "result")
-    assert config["Env"] == [f"TOOL={tool}"]
     assert not [p for p in tree if p.startswith("/nix")], sorted(tree)
+    assert config["Env"] == [f"TOOL={tool}"]
     assert re.search(r"a\.conf names " + re.escape(tool), r.stderr), r.stderr[-3000:]
 
 
