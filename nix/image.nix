@@ -62,7 +62,22 @@ let
           else
             type == "regular" && (util.hasSuffix ".py" path || util.hasSuffix ".json" path);
       };
-  baseImagePy = "${package}/helpers/base_image.py";
+  # The base archive's helper: with the package when it builds a rootfs or
+  # takes a file out of an image; else the three helpers it needs suffice
+  # (a `urunix generate` directory without a rootfs has no package).
+  baseHelpers = builtins.path {
+    path = sources.helpers;
+    name = "urunix-base-helpers";
+    filter =
+      path: type:
+      builtins.elem (baseNameOf path) [
+        "base_image.py"
+        "image_writer.py"
+        "build_rootfs.py"
+      ];
+  };
+  baseImagePy =
+    needsPackage: if needsPackage then "${package}/helpers/base_image.py" else "${baseHelpers}/base_image.py";
 
   # A resolved origin (nix/rootfs.nix `resolve`) as the helper reads it:
   # { kind; location; } with the source copied into the store.
@@ -122,7 +137,7 @@ let
         inherit system;
         builder = python;
         args = [
-          baseImagePy
+          (baseImagePy (builtins.any (l: builtins.any (e: !(e ? source)) l.entries) layers))
           (builtins.toFile "base.json" (toJSON {
             repoTags = [ "${s.name}-base:${s.tag}" ];
             inherit (s) created architecture;

@@ -70,10 +70,14 @@ def store_refs(path: str, store_dir: bytes, seen: set) -> list[tuple[str, str]]:
 
 
 def build(desc: dict, out: str) -> None:
-    build_rootfs._load_package()
-    from urunix.helpers import image_writer
-    from urunix.native.artifacts import Materializer
-    from urunix.rootfs.flatten import copy_member
+    if all("source" in e for layer in desc["layers"] for e in layer["entries"]):
+        import image_writer   # copies only: the helper beside this one will do
+        Materializer = copy_member = None
+    else:
+        build_rootfs._load_package()
+        from urunix.helpers import image_writer
+        from urunix.native.artifacts import Materializer
+        from urunix.rootfs.flatten import copy_member
     image_writer.HOST_HARDLINKS[0] = False   # store paths: see image_writer._walk
 
     store_dir = desc.get("storeDir", "/nix/store").encode()
