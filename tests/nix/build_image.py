@@ -203,7 +203,7 @@ def image() -> int:
     compressor = args["compressor"]
     with open(out, "wb") as f:
         if compressor == "gz":
-            with gzip.GzipFile(fileobj=f, mode="wb", mtime=0, filename="") as g:
+            with gzip.GzipFile(fileobj=f, mode="wb", mtime=0, filename="", compresslevel=6) as g:   # pigz -n: level 6
                 shutil.copyfileobj(p.stdout, g, 1 << 20)
         elif compressor == "zstd":
             subprocess.run(["zstd", "-q", "-c"], stdin=p.stdout, stdout=f, check=True)
