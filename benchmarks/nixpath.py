@@ -32,9 +32,25 @@ def store_paths() -> set[str]:
         return set()
 
 
+def ours(link: str, new: set[str]) -> set[str]:
+    """The new store paths this build made or imported: the new ones in the
+    closure of the result's derivation with its outputs (other Nix users of
+    a shared store add paths meanwhile)."""
+    drv = subprocess.run(["nix-store", "-q", "--deriver", os.path.realpath(link)], capture_output=True,
+                         text=True).stdout.strip()
+    if not drv or not os.path.exists(drv):
+        return {p for p in new if not p.endswith(".lock")}
+    closure = subprocess.run(["nix-store", "-qR", "--include-outputs", drv], capture_output=True,
+                             text=True).stdout.split()
+    return new & set(closure)
+
+
 def tree_bytes(path: str) -> int:
     """Apparent bytes of a file or a tree (symlinks as themselves)."""
-    st = os.lstat(path)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return 0
     if not os.path.isdir(path) or os.path.islink(path):
         return st.st_size
     total = 0
@@ -44,10 +60,17 @@ def tree_bytes(path: str) -> int:
 
 
 def delete(paths: set[str]) -> None:
-    """Delete store paths we made (their GC roots are gone by then)."""
-    if paths:
-        subprocess.run(["nix-store", "--delete", *sorted(paths)], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+    """Delete store paths we made whose GC roots are gone. nix-store refuses
+    the whole set when one is alive (still used elsewhere), so one at a
+    time, referrers first, until nothing more goes."""
+    left = {p for p in paths if os.path.lexists(p)}
+    while left:
+        for p in sorted(left):
+            subprocess.run(["nix-store", "--delete", p], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        gone = {p for p in left if not os.path.lexists(p)}
+        if not gone:
+            return
+        left -= gone
 
 
 def nix_string(s: str) -> str:
@@ -95,12 +118,14 @@ def run(bench, name: str, tree: str, kernel: str, spec_dir: str, env: dict, *, r
                 "--option", "substituters", "", "-o", link, "--quiet", "--no-build-output"]
 
     before_all = store_paths()
+    made: set[str] = set()   # what our builds added (the store may be shared: delete nothing else)
 
     def clean() -> None:
         for p in (link, native_out):
             if os.path.lexists(p):
                 os.unlink(p)
-        delete(store_paths() - before_all)
+        delete({p for p in made if "-host-" not in p})
+        made.clear()
 
     def source_paths(new: set[str]) -> set[str]:
         # the tree's import: builtins.path names it after the directory
@@ -114,7 +139,8 @@ def run(bench, name: str, tree: str, kernel: str, spec_dir: str, env: dict, *, r
         settle()
         s0 = store_paths()
         r = probe(bench.work, nix_build(a), False, nenv)
-        new = store_paths() - s0
+        new = ours(link, store_paths() - s0)
+        made.update(new & (store_paths() - before_all))
         src = source_paths(new)
         r.update(image_bytes=os.path.getsize(os.path.realpath(link)),
                  store_source=sum(tree_bytes(p) for p in src),
@@ -125,7 +151,8 @@ def run(bench, name: str, tree: str, kernel: str, spec_dir: str, env: dict, *, r
         settle()
         s0 = store_paths()
         r = probe(bench.work, nix_build(b), False, nenv)
-        new = store_paths() - s0
+        new = ours(link, store_paths() - s0)
+        made.update(new & (store_paths() - before_all))
         src = source_paths(new)
         r.update(image_bytes=os.path.getsize(os.path.realpath(link)),
                  store_source=sum(tree_bytes(p) for p in src),

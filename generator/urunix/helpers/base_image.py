@@ -46,14 +46,19 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import build_rootfs  # noqa: E402
 
 
+SCAN_LIMIT = 16 << 20
+
+
 def store_refs(path: str, store_dir: bytes, seen: set) -> list[tuple[str, str]]:
-    """(file, store path) for every store path named in the files under `path`."""
+    """(file, store path) for every store path named in the files under
+    `path`, up to SCAN_LIMIT bytes each: programs and configs, not the big
+    data files whose second read would cost the build as much again."""
     pattern = re.compile(re.escape(store_dir) + rb"/[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+._?=-]*")
     found = []
     files = [path] if not os.path.isdir(path) else [
         os.path.join(r, n) for r, _, ns in os.walk(path) for n in sorted(ns)]
     for f in files:
-        if os.path.islink(f) or not os.path.isfile(f):
+        if os.path.islink(f) or not os.path.isfile(f) or os.path.getsize(f) > SCAN_LIMIT:
             continue
         tail = b""
         with open(f, "rb") as fh:
