@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-from . import trees
+from . import nixpath, trees
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GENERATOR = os.path.join(ROOT, "generator")
@@ -232,39 +232,25 @@ class Bench:
         return ext.auto_size(expand([{"type": "tree", "path": "", "source": root}]))[0]
 
     def nix_case(self, name: str, root: str, kernel: str, spec_dir: str, env: dict) -> None:
+        """benchmarks/nixpath.py: nix-build of a block rootfs, cold and after
+        a cmdline-only change, with store growth, next to the native build."""
         if not shutil.which("nix-build"):
             self.results.setdefault(name, {})["nix_build"] = {"skipped": "nix-build not found"}
             self.notes.append("nix-build not found: the Nix figures are missing")
             return
-        pkgs = f"import {os.path.join(ROOT, 'tests', 'nix', 'testpkgs.nix')} {{ }}"
-        nenv = {"NIX_TEST_PYTHON": os.environ.get("NIX_TEST_PYTHON") or
-                ("/usr/bin/python3" if os.path.exists("/usr/bin/python3") else os.path.realpath(PY))}
-        link = os.path.join(self.out, "nix-result")
-        salt = f"{time.time_ns()}-{random.random()}"
-
-        def spec(i):
-            # a new tag each run: the image derivation is built again; the
-            # tree's store import is cached after the warm-up (reported too)
-            return write_spec(os.path.join(spec_dir, f"{name}-nix-{i}.nix"), f"bench/{name}-nix",
-                              f"r{salt}-{i + 10}".replace(".", ""), kernel, None, root, "/init", tree_as_file=True)
-
-        def cmd(i):
-            return ["nix-build", os.path.join(ROOT, "default.nix"), "--arg", "args", spec(i), "--arg", "pkgs", pkgs,
-                    "--option", "substituters", "", "-o", link, "--quiet", "--no-build-output"]
-
         try:
-            a = write_spec(os.path.join(spec_dir, f"{name}-files.yaml"), f"bench/{name}-nix", "native",
-                           kernel, None, root, "/init", tree_as_file=True)
-            dst = os.path.join(self.out, "files.tar")
-            self.measure(name, [
-                {"name": "nix_build", "cmd": cmd, "env": nenv, "outputs": [link]},
-                {"name": "urunix_files_native", "cmd": lambda i: ["build", "--backend", "native", a, "-o", dst],
-                 "urunix": True, "env": {**env, "URUNIX_NO_CACHE": "1"}, "outputs": [dst]}])
+            got = nixpath.run(self, name, root, kernel, spec_dir, env, root=ROOT, probe=probe, settle=settle,
+                              summarize=summarize)
         except RuntimeError as e:
-            self.results.setdefault(name, {})["nix_build"] = {"error": str(e)[-2000:]}
+            self.results.setdefault(name, {})["nix_block"] = {"error": str(e)[-2000:]}
             self.notes.append(f"nix-build failed: {str(e)[-300:]}")
-        finally:
-            rm(link)
+            return
+        for case, s in got.items():
+            self.results.setdefault(name, {})[case] = s
+            extra = "".join(f"  {k} {mib(s[k])} MiB" for k in ("image_bytes", "store_built", "store_source")
+                            if k in s)
+            self.log(f"  {name:8} {case:28} median {s['wall_median']:8.3f} s  "
+                     f"rss {s['rss_max_kib'] / 1024:7.1f} MiB{extra}")
 
     def startup(self, spec: str) -> None:
         env = {**os.environ, "PYTHONPATH": GENERATOR, "CI": "1"}
@@ -326,9 +312,7 @@ def ratios(results: dict) -> dict:
         for suffix in ("_oci_archive", "_oci"):
             if f"urunix_raw{suffix}" in med and "tar" in med:
                 r[f"raw{suffix}_vs_tar"] = med[f"urunix_raw{suffix}"] / med["tar"]
-        if "nix_build" in med and "urunix_files_native" in med:
-            r["nix_vs_native"] = med["nix_build"] / med["urunix_files_native"]
-            r["nix_adds_seconds"] = med["nix_build"] - med["urunix_files_native"]
+        r.update(nixpath.ratios(cases))
         out[tree] = r
     return out
 
@@ -394,6 +378,14 @@ def markdown(data: dict) -> str:
                          f"{s['rss_max_kib'] / 1024:.1f} | {mib(io.get('rchar', 0))} | {mib(io.get('wchar', 0))} | "
                          f"{mib(io.get('read_bytes', 0))} | {mib(io.get('write_bytes', 0))} |")
         lines.append("")
+        nix = [(case, s) for case, s in cases.items() if "image_bytes" in s]
+        if nix:
+            lines.append("| Nix-path case | image MiB | store growth, built MiB | store growth, tree import MiB |")
+            lines.append("|---|---:|---:|---:|")
+            for case, s in nix:
+                lines.append(f"| {case} | {mib(s['image_bytes'])} | {mib(s.get('store_built', 0))} | "
+                             f"{mib(s.get('store_source', 0))} |")
+            lines.append("")
         r = data["ratios"].get(tree, {})
         if r:
             lines.append("| ratio | value |")
@@ -420,9 +412,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="tiny trees, one run, no warm-up (CI smoke run)")
     p.add_argument("--runs", type=int, default=None, help="measured runs per case (default 5; --quick: 1)")
     p.add_argument("--warmup", type=int, default=None, help="warm-up runs per case (default 1; --quick: 0)")
-    p.add_argument("--trees", default="small,large,bigfile", help="comma-separated: small,large,bigfile")
+    p.add_argument("--trees", default=None,
+                   help="comma-separated: small,mid,large,bigfile (default all; --quick: small,large,bigfile)")
     p.add_argument("--types", default=",".join(TYPES), help="rootfs types to build: raw,initrd,block")
-    p.add_argument("--nix-trees", default="small", help="trees to build with nix-build too ('' for none)")
+    p.add_argument("--nix-trees", default=None,
+                   help="trees to build with nix-build too ('' for none; default mid,large; --quick: large)")
     p.add_argument("--work", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "urunix-bench"),
                    help="where trees, outputs and the benchmark's cache go (needs ~8 GB for the full run)")
     p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "out"), help="where results.json/.md go")
@@ -430,6 +424,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.runs is None:
         args.runs = 1 if args.quick else 5
+    if args.trees is None:
+        args.trees = "small,large,bigfile" if args.quick else "small,mid,large,bigfile"
+    if args.nix_trees is None:
+        args.nix_trees = "large" if args.quick else "mid,large"
     if args.warmup is None:
         args.warmup = 0 if args.quick else 1
     if args.quick and args.work == p.get_default("work"):

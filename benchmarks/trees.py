@@ -1,6 +1,7 @@
 """Fixed-seed synthetic input trees (same seed, same tree, on any machine).
 
 small     ~1,000 files, 50 MB
+mid       ~8,000 files, 238 MB (the size a Nix user reported, issue 17)
 large     ~20,000 files, 1 GiB: mostly small files, a few big ones, some
           hard links and symlinks, directories up to 4 deep
 bigfile   one 2 GiB file
@@ -25,11 +26,13 @@ GIB = 1 << 30
 # name: (files, total bytes, hard links, symlinks, big files)
 FULL = {
     "small": dict(files=1000, total=50 * 1000 * 1000, hardlinks=10, symlinks=20, big=2),
+    "mid": dict(files=8000, total=238 * 1000 * 1000, hardlinks=80, symlinks=160, big=16),
     "large": dict(files=20000, total=GIB, hardlinks=200, symlinks=400, big=40),
     "bigfile": dict(files=1, total=2 * GIB, hardlinks=0, symlinks=0, big=1),
 }
 QUICK = {
     "small": dict(files=40, total=1 * MIB, hardlinks=2, symlinks=2, big=1),
+    "mid": dict(files=80, total=2 * MIB, hardlinks=2, symlinks=2, big=1),
     "large": dict(files=200, total=4 * MIB, hardlinks=4, symlinks=4, big=2),
     "bigfile": dict(files=1, total=8 * MIB, hardlinks=0, symlinks=0, big=1),
 }

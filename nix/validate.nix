@@ -109,8 +109,8 @@ let
 
   optional = cond: x: if cond then [ x ] else [ ];
 
-  # The host's architecture, from builtins.currentSystem ("x86_64-linux").
-  hostArch = head (splitOn "-" (builtins.currentSystem or "x86_64-linux"));
+  # The architecture of a Nix system ("x86_64-linux" -> "x86_64").
+  systemArch = system: head (splitOn "-" system);
 
   # --- path rules (contract.json "paths") -----------------------------------
   # `binary`, `initrd`, `block`, `blkMntPoint`: urunc main refuses anything
@@ -373,7 +373,7 @@ let
     );
 
   # --- the whole spec -------------------------------------------------------
-  # normalize { spec; src ? null; specName ? "spec"; }
+  # normalize { spec; src ? null; specName ? "spec"; system ? current; }
   #
   # Checks a spec (a bimanix args.nix attrset, or the normalized form that
   # `urunix generate` writes) against contract.json and returns the
@@ -394,8 +394,13 @@ let
       spec,
       src ? null,
       specName ? "spec",
+      # The system images are built for: image.nix passes pkgs' own, so a
+      # flake's aarch64-linux output is arm64 (pure evaluation has no
+      # builtins.currentSystem).
+      system ? builtins.currentSystem or "x86_64-linux",
     }:
     let
+      hostArch = systemArch system;
       given = if isAttrs spec then spec else { };
       topProblems =
         optional (!(isAttrs spec)) "the spec must be an attribute set (got ${show spec})"

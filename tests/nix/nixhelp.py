@@ -108,3 +108,64 @@ def read_image(archive: Path) -> tuple[dict, dict[str, tuple[int, bytes]], list[
                         files["/" + (m.name[2:] if m.name.startswith("./") else m.name).lstrip("/")] = (m.mode, lt.extractfile(m).read())
     history = [h.get("created_by", "") for h in config.get("history", [])]
     return config, files, history
+
+
+# What "the same image" means between the Nix path and `urunix build`: the
+# same content and config, not the same bytes. nixpkgs' dockerTools.buildImage
+# writes its own layer (a `./` entry, user/group names root, mtime 1980-01-01
+# from stdenv's SOURCE_DATE_EPOCH), its own config (`preferLocalBuild`, no
+# history text) and its own archive layout, so these are left out, and:
+UNAVOIDABLE = {
+    "Env": "buildImage sets Env to the base image's Env + config.Env, so no Env is [] (native: absent)",
+    "/": "buildImage's layer has a `./` entry (mode 0755, like Docker's own root); native writes none",
+    "mtime": "buildImage's layer has mtime 315532800 (1980-01-01, stdenv); native uses `created`",
+}
+CONFIG_KEYS = ("Labels", "Env", "Entrypoint", "Cmd", "WorkingDir")
+
+
+def image_content(archive: Path) -> tuple[dict, dict[str, tuple]]:
+    """(config, tree) of a docker-archive (plain or compressed): config is
+    Labels, Env, Entrypoint, Cmd, WorkingDir and Architecture; tree maps
+    each path of the merged layers to (type, mode, uid, gid, sha256 of the
+    bytes or the link target). See UNAVOIDABLE for what is normalized."""
+    import hashlib
+    with tarfile.open(archive) as t:
+        manifest = json.load(t.extractfile("manifest.json"))[0]
+        cfg = json.load(t.extractfile(manifest["Config"]))
+        tree: dict[str, tuple] = {}
+        for layer in manifest["Layers"]:
+            with tarfile.open(fileobj=t.extractfile(layer)) as lt:
+                for m in lt:
+                    path = os.path.normpath("/" + m.name)
+                    if path == "/":
+                        continue
+                    base = os.path.basename(path)
+                    if base.startswith(".wh."):
+                        gone = os.path.join(os.path.dirname(path), base[4:])
+                        tree = {p: v for p, v in tree.items() if p != gone and not p.startswith(gone + "/")}
+                        continue
+                    if m.isfile():
+                        what = ("file", hashlib.sha256(lt.extractfile(m).read()).hexdigest())
+                    elif m.isdir():
+                        what = ("dir", "")
+                    elif m.issym():
+                        what = ("symlink", m.linkname)
+                    elif m.islnk():
+                        what = ("hardlink", os.path.normpath("/" + m.linkname))
+                    else:
+                        what = (str(m.type), f"{m.devmajor}:{m.devminor}")
+                    tree[path] = (what[0], m.mode & 0o7777, m.uid, m.gid, what[1])
+    c = cfg.get("config") or {}
+    config = {k: c.get(k) for k in CONFIG_KEYS}
+    config["Env"] = config["Env"] or []
+    config["Architecture"] = cfg.get("architecture")
+    return config, tree
+
+
+def assert_same_content(nix: Path, native: Path) -> None:
+    a, b = image_content(nix), image_content(native)
+    assert a[0] == b[0], f"config differs:\nnix    {a[0]}\nnative {b[0]}"
+    only = sorted(set(a[1]) ^ set(b[1]))
+    assert not only, f"paths in only one image: {only[:20]}"
+    diff = [(p, a[1][p], b[1][p]) for p in sorted(a[1]) if a[1][p] != b[1][p]]
+    assert not diff, f"entries differ (path, nix, native): {diff[:20]}"

@@ -73,18 +73,25 @@ def test_nix_layout_like_nixfmt():
 
 # -- evaluation against the recording pkgs ------------------------------------
 
-def recorded(args_file: Path, extra: str = "") -> dict:
+def recorded(args_file: Path, system: str = "x86_64-linux") -> dict:
+    """What the library hands to dockerTools.buildImage (one call): its
+    arguments, the urunc.json tree's entries, and the base archive's layers
+    (name and entry targets)."""
     expr = f"""
       let
-        pkgs = import {HERE / 'recordpkgs.nix'} {{ }};
+        pkgs = import {HERE / 'recordpkgs.nix'} {{ system = "{system}"; }};
         img = (import {ROOT / 'nix'} {{ inherit pkgs; }}).fromArgs {{ args = {args_file}; }};
-        chain = i: (if i ? fromImage then chain i.fromImage else [ ]) ++ [ i ];
-      in
-        map (i: {{
-          inherit (i) name tag config architecture created extraCommands recordedBuildImage;
-          layer = (builtins.head i.copyToRoot).name;
-          entries = builtins.fromJSON (builtins.unsafeDiscardStringContext (builtins.head i.copyToRoot).entries);
-        }}) (chain img)
+        top = builtins.head img.copyToRoot;
+      in {{
+        inherit (img) name tag config architecture created extraCommands recordedBuildImage;
+        hasFromImage = img ? fromImage;
+        hasCompressor = img ? compressor;
+        top = top.name;
+        topEntries = builtins.fromJSON (builtins.unsafeDiscardStringContext top.entries);
+        base = map (l: {{ inherit (l) name; targets = map (e: e.target) l.entries;
+                         sources = map (e: builtins.unsafeDiscardStringContext (toString (e.source or ""))) l.entries; }})
+          (builtins.filter (l: l.name != "urunc.json") img.urunix.layers);
+      }}
     """
     return eval_json(expr)
 
@@ -103,15 +110,16 @@ def test_recorded_redis_rumprun(tmp_path):
     sys_path_standins()
     from standins import example
     d = example("redis-rumprun-hvt", tmp_path / "ex")
-    steps = recorded(d / "args.nix")
-    assert [s["layer"] for s in steps] == [
-        "redis-rumprun-hvt-kernel", "redis-rumprun-hvt-files", "redis-rumprun-hvt-urunc.json"]
-    last = steps[-1]
-    assert all(s["recordedBuildImage"] for s in steps)
+    last = recorded(d / "args.nix")
+    # One buildImage: the big layers come in as fromImage (one derivation).
+    assert [b["name"] for b in last["base"]] == ["kernel", "files"]
+    assert last["hasFromImage"] and last["recordedBuildImage"]
+    assert not last["hasCompressor"]   # this buildImage has no `compressor`
+    assert last["top"] == "redis-rumprun-hvt-urunc.json"
     assert last["name"] == "urunc/prebuilt/redis-rumprun-hvt" and last["tag"] == "test"
     assert last["architecture"] == "amd64"
     assert last["created"] == "1970-01-01T00:00:01Z"
-    assert last["extraCommands"] == "chmod -R u+w ."
+    assert last["extraCommands"] == "chmod -R u+w,go-w ."
     assert last["config"] == {
         "Cmd": ["hello"],
         "Labels": {
@@ -123,11 +131,24 @@ def test_recorded_redis_rumprun(tmp_path):
             "com.urunc.unikernel.useDMBlock": "true",
         },
     }
-    assert [e["target"] for e in steps[0]["entries"]] == ["/unikernel/redis.hvt"]
-    assert [e["target"] for e in steps[1]["entries"]] == ["/conf/redis.conf"]
-    assert steps[0]["entries"][0]["source"].startswith("/nix/store/")
-    assert steps[0]["entries"][0]["source"].endswith("-redis.hvt")
-    assert [e["target"] for e in steps[2]["entries"]] == ["/urunc.json"]
+    kernel, files = last["base"]
+    assert kernel["targets"] == ["/unikernel/redis.hvt"]
+    assert files["targets"] == ["/conf/redis.conf"]
+    assert kernel["sources"][0].startswith("/nix/store/") and kernel["sources"][0].endswith("-redis.hvt")
+    assert [e["target"] for e in last["topEntries"]] == ["/urunc.json"]
+
+
+def test_architecture_comes_from_pkgs(tmp_path):
+    """Defect 3: the system is pkgs' own, not builtins.currentSystem."""
+    args = write_args(tmp_path, """{ name = "a"; files = { "./k" = "/k"; };
+      annotations = { unikernelType = "mirage"; hypervisor = "hvt"; binary = "/k"; }; }""", {"k": b"k"})
+    assert recorded(args, "aarch64-linux")["architecture"] == "arm64"
+    assert recorded(args, "x86_64-linux")["architecture"] == "amd64"
+    expr = (f"(import {ROOT / 'nix'} {{ pkgs = import {HERE / 'testpkgs.nix'} {{ system = \"aarch64-linux\"; "
+            f"python = \"/usr/bin/python3\"; }}; }}).fromArgs {{ args = {args}; }}")
+    base = eval_json(f"builtins.fromJSON ({expr}).baseJson.text")
+    assert base["architecture"] == "arm64"
+    assert eval_json(f"({expr}).urunix.base.system") == "aarch64-linux"
 
 
 def sys_path_standins():
@@ -146,7 +167,7 @@ def test_recorded_argv_env_labels_arch(tmp_path):
       env = { B = "2"; A = "1"; };
       labels = { "org.example.x" = "y"; };
     }""", {"my kernel": b"k", "dir/sub/init file": b"i"})
-    last = recorded(args)[-1]
+    last = recorded(args)
     assert last["architecture"] == "arm64"
     assert last["config"]["Cmd"] == ["/urunit", "/bin/sh", "-c", "echo  hi"]
     assert last["config"]["Env"] == ["A=1", "B=2"]
@@ -168,7 +189,7 @@ def test_cmd_from_cmdline(tmp_path, cmdline, cmd):
       name = "m"; files = {{ "./k" = "/k"; }};
       annotations = {{ unikernelType = "mirage"; hypervisor = "hvt"; binary = "/k"; cmdline = {nixgen.nix_string(cmdline)}; }};
     }}""", {"k": b"k"})
-    assert recorded(args)[-1]["config"]["Cmd"] == cmd
+    assert recorded(args)["config"]["Cmd"] == cmd
 
 
 ERRORS = [
@@ -251,7 +272,7 @@ def check_image(archive: Path, src: Path, args: dict) -> tuple[dict, dict]:
         assert data == (src / source).read_bytes()
         assert mode == (0o755 if os.stat(src / source).st_mode & 0o111 else 0o644)
     assert config["created"] == "1970-01-01T00:00:01Z"
-    assert history[-1].endswith("urunc.json")
+    assert history   # one entry per layer (buildImage writes no created_by)
     return config, files
 
 
@@ -341,7 +362,7 @@ def test_generated_dir_is_standalone_and_builds(tmp_path):
     assert files["/data/conf/a.conf"] == (0o644, b"a = 1\n")
     uj = {k: base64.b64decode(v).decode() for k, v in json.loads(files["/urunc.json"][1]).items()}
     assert uj == {k: v for k, v in c["Labels"].items() if k.startswith("com.urunc.")}
-    assert [h.split(": ")[-1] for h in history] == ["kernel", "files", "urunc.json"]
+    assert len(history) == 3   # kernel, files (the base archive), urunc.json
 
 
 def test_nix_build_check_is_deterministic(tmp_path):
@@ -369,15 +390,25 @@ def test_flake_build_with_input_overridden(tmp_path):
                     ignore=shutil.ignore_patterns("__pycache__"))
     system = eval_json("builtins.currentSystem")
     (pkgs / "flake.nix").write_text(
-        "{ outputs = _: { legacyPackages." + system + " = import ./testpkgs.nix { system = "
-        + nixgen.nix_string(system) + "; python = " + nixgen.nix_string(host_python())
-        + "; helpers = ./helpers; }; }; }\n")
+        "{ outputs = _: { legacyPackages = builtins.listToAttrs (map (system: { name = system; value = "
+        "import ./testpkgs.nix { inherit system; python = " + nixgen.nix_string(host_python())
+        + "; }; }) [ \"x86_64-linux\" \"aarch64-linux\" ]); }; }\n")
     for d in (repo, pkgs):
         run(["git", "init", "-q"], cwd=d)
         run(["git", "add", "-A"], cwd=d)
     run(["nix", *FLAKES, "build", "--option", "substituters", "", "--override-input", "nixpkgs",
          f"path:{pkgs}", "-o", str(tmp_path / "result"), f"path:{repo}"], cwd=repo)
     config, files, _ = read_image(tmp_path / "result")
+    assert config["architecture"] == {"x86_64-linux": "amd64", "aarch64-linux": "arm64"}[system]
+    # Both systems' outputs, evaluated (pure, so no builtins.currentSystem):
+    # each has its own system's architecture in the image config.
+    for other, arch in (("x86_64-linux", "amd64"), ("aarch64-linux", "arm64")):
+        got = run(["nix", *FLAKES, "eval", "--raw", "--option", "substituters", "", "--override-input", "nixpkgs",
+                   f"path:{pkgs}", f"path:{repo}#packages.{other}.default.baseJson.text"], cwd=repo).stdout
+        assert json.loads(got)["architecture"] == arch, other
+        drv_system = run(["nix", *FLAKES, "eval", "--raw", "--option", "substituters", "", "--override-input",
+                          "nixpkgs", f"path:{pkgs}", f"path:{repo}#packages.{other}.default.system"], cwd=repo).stdout
+        assert drv_system == other
     assert config["config"]["Labels"]["com.urunc.unikernel.binary"] == "/unikernel/hello.hvt"
     assert files["/unikernel/hello.hvt"][1] == (ROOT / "templates" / "flake" / "hello.hvt").read_bytes()
     # The template a user gets from `nix flake init -t` holds the example,

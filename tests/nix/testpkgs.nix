@@ -3,16 +3,23 @@
 #
 #   python3                 the host's python (NIX_TEST_PYTHON or --arg python)
 #   e2fsprogs               the host's /usr/sbin/{mke2fs,debugfs,e2fsck,dumpe2fs}
-#   dockerTools.buildImage  writes a PLAN.json (the native builder's input)
-#                           and runs helpers/image_writer.py on it; supports
-#                           copyToRoot, fromImage (layers are chained through
-#                           the `plan` output), config, architecture, created
+#   dockerTools.buildImage  behaves like nixpkgs' (24.05-25.05) in every way
+#                           that can change an image: a layer derivation and
+#                           an image derivation (see build_image.py); base Env
+#                           concatenated across fromImage, `chmod ug+w` of the
+#                           layer root, 1980 mtimes, a `./` entry, owner names
+#                           root, the layer's runtime closure appended, config
+#                           from this call only, gzip unless `compressor`.
+#                           No runAsRoot (a VM there).
 #
 # Everything else urunix's nix/ library needs is plain `derivation`.
 {
   python ? builtins.getEnv "NIX_TEST_PYTHON",
   system ? builtins.currentSystem,
-  helpers ? ../../generator/urunix/helpers,
+  # false: a nixpkgs whose buildImage has no `compressor` (always gzip)
+  withCompressor ? true,
+  # kept for callers that pass it (flake test)
+  helpers ? null,
 }:
 let
   py =
@@ -46,43 +53,159 @@ let
       "dumpe2fs"
     ];
   };
-  imageWriter = builtins.path {
-    path = helpers + "/image_writer.py";
-    name = "image_writer.py";
+  chars = s: builtins.genList (i: builtins.substring i 1 s) (builtins.stringLength s);
+  lower = builtins.replaceStrings (chars "ABCDEFGHIJKLMNOPQRSTUVWXYZ") (chars "abcdefghijklmnopqrstuvwxyz");
+  # GOARCH of the system, as nixpkgs' go.GOARCH gives it.
+  defaultArch =
+    {
+      "x86_64-linux" = "amd64";
+      "aarch64-linux" = "arm64";
+    }
+    .${system} or (throw "testpkgs.nix: no GOARCH for ${system}");
+  compressors = {
+    none = "";
+    gz = ".gz";
+    zstd = ".zst";
   };
-  buildImage =
-    args:
+  step =
+    name: what: attrs:
+    derivation (
+      {
+        inherit name system;
+        builder = "${hostPython}/bin/python3";
+        args = [
+          ./build_image.py
+          what
+        ];
+        # stdenv's value: every file in a layer gets mtime 1980-01-01.
+        SOURCE_DATE_EPOCH = "315532800";
+        passAsFile = [ "stepArgs" ];
+      }
+      // attrs
+    );
+  writeText =
+    name: text:
     derivation {
-      name = "docker-image-${baseNameOf args.name}.tar";
-      inherit system;
+      inherit name system;
       builder = "${hostPython}/bin/python3";
-      # Nix runs builders with argv[0] = "python3" and no PATH, so
-      # sys.executable is empty: the script finds python here.
-      python = "${hostPython}/bin/python3";
       args = [
-        ./build_image.py
-        imageWriter
+        "-c"
+        "import os; open(os.environ['out'], 'w').write(open(os.environ['textPath']).read())"
       ];
-      outputs = [
-        "out"
-        "plan"
-      ];
-      fromImagePlan = if args ? fromImage && args.fromImage != null then "${args.fromImage.plan}" else "";
-      imageArgs = builtins.toJSON (
-        removeAttrs args [ "fromImage" ]
-        // {
-          copyToRoot = map toString (args.copyToRoot or [ ]);
+      inherit text;
+      passAsFile = [ "text" ];
+    };
+
+  # buildImage without runAsRoot (a VM in nixpkgs): the arguments and defaults
+  # of nixpkgs 24.05-25.05. An unknown argument is an error, as there.
+  build =
+    {
+      name,
+      tag ? null,
+      fromImage ? null,
+      copyToRoot ? null,
+      config ? null,
+      architecture ? defaultArch,
+      extraCommands ? "",
+      created ? "1970-01-01T00:00:01Z",
+      compressor ? "gz",
+      runAsRoot ? null,
+      ...
+    }:
+    let
+      baseName = baseNameOf name;
+      ext = compressors.${compressor} or (throw "in docker image ${name}: compressor must be one of: [${toString (builtins.attrNames compressors)}]");
+      baseJson = writeText "${baseName}-config.json" (
+        builtins.toJSON {
+          inherit created config architecture;
+          preferLocalBuild = true;
+          os = "linux";
         }
       );
-      passAsFile = [ "imageArgs" ];
-    };
+      layer = step "docker-layer-${baseName}" "layer" {
+        inherit baseJson;
+        stepArgs = builtins.toJSON {
+          copyToRoot = map toString (if copyToRoot == null then [ ] else if builtins.isList copyToRoot then copyToRoot else [ copyToRoot ]);
+          inherit extraCommands;
+        };
+      };
+      result = step "docker-image-${baseName}.tar${ext}" "image" {
+        inherit baseJson layer;
+        fromImage = if fromImage == null then "" else fromImage;
+        exportReferencesGraph = [
+          "layer-closure"
+          layer
+        ];
+        stepArgs = builtins.toJSON {
+          imageName = lower name;
+          imageTag = if tag == null then "" else tag;
+          inherit compressor;
+        };
+      };
+    in
+    if runAsRoot != null then
+      throw "testpkgs.nix: runAsRoot needs a VM; not in this stand-in"
+    else if created == "now" then
+      throw "testpkgs.nix: created = \"now\" is not in this stand-in"
+    else if tag == null then
+      throw "testpkgs.nix: tag = null (the output hash as tag) is not in this stand-in"
+    else
+      result
+      // {
+        inherit layer;
+        imageTag = tag;
+      };
+  buildImage =
+    {
+      name,
+      tag ? null,
+      fromImage ? null,
+      fromImageName ? null,
+      fromImageTag ? null,
+      copyToRoot ? null,
+      keepContentsDirlinks ? false,
+      config ? null,
+      architecture ? defaultArch,
+      extraCommands ? "",
+      uid ? 0,
+      gid ? 0,
+      runAsRoot ? null,
+      diskSize ? 1024,
+      buildVMMemorySize ? 512,
+      created ? "1970-01-01T00:00:01Z",
+      compressor ? "gz",
+      includeNixDB ? false,
+      contents ? null,
+    }@args:
+    build args;
+  # nixpkgs before `compressor` (23.05 and older): always gzip.
+  buildImageGzOnly =
+    {
+      name,
+      tag ? null,
+      fromImage ? null,
+      fromImageName ? null,
+      fromImageTag ? null,
+      copyToRoot ? null,
+      keepContentsDirlinks ? false,
+      config ? null,
+      architecture ? defaultArch,
+      extraCommands ? "",
+      uid ? 0,
+      gid ? 0,
+      runAsRoot ? null,
+      diskSize ? 1024,
+      buildVMMemorySize ? 512,
+      created ? "1970-01-01T00:00:01Z",
+      includeNixDB ? false,
+      contents ? null,
+    }@args:
+    build args;
 in
 {
   inherit system;
   stdenv.hostPlatform.system = system;
   python3 = hostPython;
   inherit e2fsprogs;
-  dockerTools = {
-    inherit buildImage;
-  };
+  dockerTools.buildImage = if withCompressor then buildImage else buildImageGzOnly;
 }

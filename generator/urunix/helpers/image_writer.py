@@ -734,8 +734,10 @@ def write(plan: dict, out_path: str, progress: Progress | None = None,
                            "platform": {"architecture": plan["architecture"], "os": plan.get("os", "linux")},
                            **({"annotations": ref_annotations} if ref_annotations else {})}],
         }
-        sink.file("index.json", canonical(index))
-        sink.file("oci-layout", canonical({"imageLayoutVersion": "1.0.0"}))
+        if fmt != "docker-archive" or plan.get("ociLayout", True):
+            # helpers/base_image.py turns it off: see there
+            sink.file("index.json", canonical(index))
+            sink.file("oci-layout", canonical({"imageLayoutVersion": "1.0.0"}))
         if fmt == "docker-archive":
             # What `docker load` reads; the rest makes the archive an OCI
             # layout too, exactly as Docker >= 25 `docker save` writes it.

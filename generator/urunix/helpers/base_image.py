@@ -1,0 +1,156 @@
+"""The big, rarely changing layers of a Nix-built image (kernel, rootfs,
+other files), written in one derivation as a docker-archive that
+dockerTools.buildImage then takes as `fromImage`.
+
+stdlib only; loads the urunix package the way build_rootfs.py does. Why one
+step: the rootfs artifact (an ext2 image, a cpio) is built in the build
+directory and streamed straight into its layer, so it enters the Nix store
+once, inside this archive, instead of as an artifact, a layer tree, a layer
+tarball and once more per chained image. A cmdline change rebuilds only the
+small layer dockerTools adds on top.
+
+    python3 base_image.py BASE.json OUT
+
+BASE.json:
+  {"repoTags": ["name-base:tag"], "created": "...", "architecture": "amd64",
+   "storeDir": "/nix/store",
+   "layers": [{"name": "kernel", "entries": [ENTRY, ...]}, ...]}
+ENTRY:
+  {"source": "/nix/store/...", "target": "/unikernel/k"}   a file or a directory
+  {"build": ROOTFS, "target": "/rootfs.ext2"}              build_rootfs.py's description
+  {"build": ROOTFS (type raw), "target": "/"}              a raw rootfs: the tree itself
+  {"extract": EXTRACT, "target": "/kernel"}                one file out of an image
+
+The layers are the native builder's (same writer, same entries), so their
+bytes and digests are the ones `urunix build` writes. The archive has no
+index.json/oci-layout: dockerTools deletes the *.json it finds at the top of
+its base image, and a leftover oci-layout without index.json would make
+containerd refuse the result.
+
+Files that name a Nix store path are reported (file and path): the image gets
+the bytes only, not the store path, so a Nix-built program that needs it
+will not find it in the guest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+from contextlib import ExitStack
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import build_rootfs  # noqa: E402
+
+
+SCAN_LIMIT = 16 << 20
+
+
+def store_refs(path: str, store_dir: bytes, seen: set) -> list[tuple[str, str]]:
+    """(file, store path) for every store path named in the files under
+    `path`, up to SCAN_LIMIT bytes each: programs and configs, not the big
+    data files whose second read would cost the build as much again."""
+    pattern = re.compile(re.escape(store_dir) + rb"/[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+._?=-]*")
+    found = []
+    files = [path] if not os.path.isdir(path) else [
+        os.path.join(r, n) for r, _, ns in os.walk(path) for n in sorted(ns)]
+    for f in files:
+        if os.path.islink(f) or not os.path.isfile(f) or os.path.getsize(f) > SCAN_LIMIT:
+            continue
+        tail = b""
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                buf = tail + chunk
+                if store_dir in buf:
+                    for m in pattern.finditer(buf):
+                        ref = m.group().decode("ascii", "replace")
+                        if (f, ref) not in seen:
+                            seen.add((f, ref))
+                            found.append((f, ref))
+                tail = buf[-300:]
+    return found
+
+
+def build(desc: dict, out: str) -> None:
+    if all("source" in e for layer in desc["layers"] for e in layer["entries"]):
+        import image_writer   # copies only: the helper beside this one will do
+        Materializer = copy_member = None
+    else:
+        build_rootfs._load_package()
+        from urunix.helpers import image_writer
+        from urunix.native.artifacts import Materializer
+        from urunix.rootfs.flatten import copy_member
+    image_writer.HOST_HARDLINKS[0] = False   # store paths: see image_writer._walk
+
+    store_dir = desc.get("storeDir", "/nix/store").encode()
+    seen: set = set()
+    refs: list[tuple[str, str]] = []
+    with ExitStack() as stack:
+        scratch = tempfile.mkdtemp(prefix="urunix-base-", dir=os.environ.get("TMPDIR"))
+        stack.callback(shutil.rmtree, scratch, True)
+        layers = []
+        for i, layer in enumerate(desc["layers"]):
+            entries, members, expanded = [], [], False
+            for j, e in enumerate(layer["entries"]):
+                target = e["target"]
+                if "source" in e:
+                    src = e["source"]
+                    refs += store_refs(src, store_dir, seen)
+                    entries.append({"type": "tree" if os.path.isdir(src) else "file", "path": target, "source": src})
+                    continue
+                if "extract" in e:
+                    d = e["extract"]
+                    m = Materializer(build_rootfs._image({}), scratch, stack)
+                    member = m.extract(build_rootfs._extract(d))
+                    dest = os.path.join(scratch, f"{i}-{j}")
+                    copy_member(member, dest)
+                    os.chmod(dest, member.mode & 0o777)
+                    refs += store_refs(dest, store_dir, seen)
+                    entries.append({"type": "file", "path": target, "source": dest})
+                    continue
+                r = e["build"]
+                for inc in r.get("include", []):
+                    refs += store_refs(inc["source"], store_dir, seen)
+                if r.get("origin", {}).get("kind") == "dir":
+                    refs += store_refs(r["origin"]["location"], store_dir, seen)
+                if r["type"] == "raw":
+                    image = build_rootfs._image(r)
+                    members += Materializer(image, scratch, stack).tree()
+                    expanded = True
+                else:
+                    dest = os.path.join(scratch, f"{i}-{j}")
+                    build_rootfs.build(r, dest)
+                    entries.append({"type": "file", "path": target, "source": dest})
+            if expanded and entries:
+                raise SystemExit("base_image.py: a raw rootfs shares its layer with nothing")
+            layers.append({"name": layer["name"], "entries": entries, "members": members, "expanded": expanded})
+        for f, ref in refs:
+            print(f"urunix: warning: {f} names {ref}; the image gets this file's bytes, "
+                  f"not {ref} (nothing from {store_dir.decode()} is copied into the image)", file=sys.stderr)
+        plan = {"format": "docker-archive", "ociLayout": False, "repoTags": desc["repoTags"],
+                "created": desc["created"], "architecture": desc["architecture"], "os": "linux",
+                "config": {}, "layers": layers}
+        image_writer.write(plan, out)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 3:
+        print("usage: base_image.py BASE.json OUT", file=sys.stderr)
+        return 2
+    with open(argv[1], "rb") as f:
+        desc = json.load(f)
+    try:
+        build(desc, argv[2])
+    except Exception as e:   # a derivation log wants the reason, not a traceback
+        if os.environ.get("URUNIX_DEBUG"):
+            raise
+        print(f"base_image.py: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
