@@ -262,8 +262,12 @@ def merge_layout(old: str, staged: str, scratch: str) -> None:
         for name in filenames:
             src = os.path.join(dirpath, name)
             dst = os.path.join(into, name)
-            if src in skip or os.path.lexists(dst):
-                continue   # the new image's own file (oci-layout, a blob both share) is the same
+            if src in skip:
+                continue
+            if os.path.lexists(dst):
+                if rel.split(os.sep)[0] == "blobs":
+                    continue   # a blob both images share: the same bytes by its name
+                os.unlink(dst)  # the layout's own oci-layout (any spelling of it) stays as it was
             st = os.lstat(src)
             if stat.S_ISLNK(st.st_mode):
                 os.symlink(os.readlink(src), dst)
