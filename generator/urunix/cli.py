@@ -154,8 +154,11 @@ def build(
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither use nor fill the layer cache ($XDG_CACHE_HOME/urunix)."),
     fsync: bool = typer.Option(False, "--fsync", help="Flush the image to disk before renaming it into place."),
 ) -> None:
-    """Build an image that `docker load < result` accepts and urunc boots."""
+    """Build an image that `docker load < result` accepts and urunc boots.
+    `-o -` streams the archive to stdout (`urunix build s.yaml -o - | docker load`)."""
     image = _load(spec, spec_format, tag, from_)
+    from .native import output as outputs
+    dest = outputs.resolve(str(output), out_format.value, image.name, str(spec))
     chosen = backend
     if backend == Backend.auto:
         chosen = Backend.native
@@ -171,13 +174,20 @@ def build(
             raise SpecError("the nix backend writes docker-archive only", field="--format", value=out_format.value,
                             hint="use --backend native for oci-archive and oci")
         from . import nixgen
-        nixgen.build_with_nix(image, spec, output, nix_pkgs)
+        if dest.stream:
+            import tempfile
+            with tempfile.TemporaryDirectory(prefix="urunix-nix-out-") as tmp:
+                nixgen.build_with_nix(image, spec, Path(tmp) / "result", nix_pkgs)
+                outputs.stream(str(Path(tmp) / "result"))
+        else:
+            nixgen.build_with_nix(image, spec, dest.path, nix_pkgs)
         digest = None
     else:
         from .native.build import build as native_build
         digest = native_build(image, str(output), out_format.value, _progress_factory(f"building {image.name}:{image.tag}"),
                               cache=False if no_cache else None, fsync=fsync)
-    _say(f"built {image.name}:{image.tag} ({out_format.value}, {chosen.value} backend) -> {output}"
+    shown = "stdout" if dest.stream else (str(output) if dest.path == os.path.abspath(output) else dest.path)
+    _say(f"built {image.name}:{image.tag} ({out_format.value}, {chosen.value} backend) -> {shown}"
          + (f"  {digest}" if digest else ""))
 
 
@@ -232,11 +242,14 @@ def generate(
     tag: Optional[str] = typer.Option(None, "--tag", "-t", help="Image name[:tag], overriding the spec's."),
     spec_format: Optional[SpecFormat] = typer.Option(None, "--spec-format", help="Input format (default: from the file name)."),
     from_: Optional[list[str]] = typer.Option(None, "--from", help="Containerfile: take FROM NAME from a local archive: NAME=PATH (repeatable)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite files in the output directory that urunix did not generate."),
 ) -> None:
     """Write a standalone Nix expression that builds the same image (`nix-build DIR`)."""
     image = _load(spec, spec_format, tag, from_)
-    from . import nixgen
+    from . import generated, nixgen
+    generated.check(output, force, str(output))
     nixgen.generate(image, spec, output)
+    generated.record(output)
     _say(f"wrote {output}/default.nix; build it with: nix-build {output}")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import overlap
 from .helpers import urunc_json
 from .rootfs.sources import IMAGE_KINDS
 from .spec import FileEntry, Image
@@ -26,21 +27,45 @@ def file_entry(f: FileEntry) -> dict[str, Any]:
     return {"type": "file", "path": f.target, "source": str(f.path.absolute())}
 
 
-def plan(image: Image, fmt: str = "docker-archive", artifacts=None) -> dict[str, Any]:
+def plan(image: Image, fmt: str = "docker-archive", artifacts=None, exclude=()) -> dict[str, Any]:
     """The image_writer plan; `artifacts` (native/artifacts.py) adds members
-    made by urunix itself: a kernel from an image, the built rootfs, the init."""
+    made by urunix itself: a kernel from an image, the built rootfs, the init.
+    `exclude`: host paths no directory copy may take in (the output, the
+    build's scratch directory).
+
+    Where entries overlap, the later one in `image.files` wins, whatever
+    layer it lands in (validate.py orders them: the later COPY, or the more
+    specific target): a directory copy in a later layer leaves out what an
+    entry that outranks it put in an earlier one."""
     ann = image.annotations
     kernel = [f for f in image.files if f.target == ann.get("binary")]
     rootfs = [f for f in image.files if f.target in (ann.get("initrd"), ann.get("block")) and f not in kernel]
     rest = [f for f in image.files if f not in kernel and f not in rootfs]
     made = {"kernel": [], "rootfs": [], "files": []} if artifacts is None else \
         {"kernel": artifacts.kernel, "rootfs": artifacts.rootfs, "files": artifacts.files}
+    rank = {id(f): i for i, f in enumerate(image.files)}
+    earlier = [(f.target, rank[id(f)]) for f in kernel + rootfs]
+    earlier += [("/" + m.path.lstrip("/"), len(image.files)) for m in list(made["kernel"]) + list(made["rootfs"])
+                if getattr(m, "kind", "file") != "dir"]
+    above = overlap.index_earlier(earlier)
+    excluded = overlap.real_paths(exclude)
+
+    def entry(f: FileEntry, later_layer: bool) -> dict[str, Any]:
+        e = file_entry(f)
+        e["rank"] = rank[id(f)]
+        if e["type"] == "tree":
+            skip = overlap.outranked(f.target, rank[id(f)], above) if later_layer else []
+            skip += overlap.inside(e["source"], f.target, excluded)
+            if skip:
+                e["skip"] = skip
+        return e
+
     layers = [
-        {"name": "kernel", "entries": [file_entry(f) for f in kernel], "members": made["kernel"]},
+        {"name": "kernel", "entries": [entry(f, False) for f in kernel], "members": made["kernel"]},
         # a raw rootfs tree comes out of expand() sorted, with its parents
-        {"name": "rootfs", "entries": [file_entry(f) for f in rootfs], "members": made["rootfs"],
+        {"name": "rootfs", "entries": [entry(f, False) for f in rootfs], "members": made["rootfs"],
          "expanded": bool(artifacts is not None and getattr(artifacts, "expanded", False))},
-        {"name": "files", "entries": [file_entry(f) for f in rest], "members": made["files"]},
+        {"name": "files", "entries": [entry(f, True) for f in rest], "members": made["files"]},
         {"name": "urunc.json", "entries": [
             {"type": "file", "path": "/urunc.json", "data": urunc_json.urunc_json(ann).decode("ascii")}]},
     ]

@@ -177,12 +177,17 @@ def source_ident(st: os.stat_result) -> str:
     return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
 
 
-def _walk(root: str, prefix: str, exclude: frozenset = frozenset()) -> list[Member]:
+PATH_MAX = 4095   # bytes of an absolute path Linux (and so docker load, mke2fs, a guest) can create
+
+
+def _walk(root: str, prefix: str, exclude: frozenset = frozenset(), skip: frozenset = frozenset()) -> list[Member]:
     """A host directory's contents in sorted depth-first order, symlinks
     kept as symlinks (never followed); a file's second and later names
     (same inode, in walk order) become hard links to its first. A loop, not
-    recursion: any depth. `exclude`: paths relative to root left out
-    (a directory with all it holds)."""
+    recursion: any depth. Left out: paths relative to root in `exclude`
+    (.dockerignore; a directory with all it holds), image paths in `skip`
+    (what another entry provides, urunix's own output) and urunix's
+    temporary directories (.urunix-tmp-*), never part of anyone's tree."""
     out: list[Member] = []
     seen: dict = {}
     links = HOST_HARDLINKS[0]
@@ -196,8 +201,13 @@ def _walk(root: str, prefix: str, exclude: frozenset = frozenset()) -> list[Memb
         pfx, entries = stack[-1]
         for name, src in entries:
             path = f"{pfx}/{name}" if pfx else name
+            if path in skip or name.startswith(TEMP_PREFIX):
+                continue
             if exclude and path[len(prefix) + 1 if prefix else 0:] in exclude:
                 continue
+            if len(path.encode("utf-8", "surrogateescape")) >= PATH_MAX:
+                raise UnsupportedFile(src, f"a path of {len(path.encode('utf-8', 'surrogateescape')) + 1} bytes in the "
+                                      f"image (/{path[:40]}...), over the {PATH_MAX} bytes Linux and docker load take")
             st = os.lstat(src)
             mode = st.st_mode
             if stat.S_ISREG(mode):
@@ -224,38 +234,49 @@ def expand(entries: Iterable[dict], extra: Iterable[Member] = ()) -> list[Member
     """Plan entries (plus members already made, e.g. a flattened image) ->
     sorted tar members with their parent directories."""
     members: dict[str, Member] = {}
+    ranks: dict[str, int] = {}
 
-    def add(m: Member) -> None:
+    def add(m: Member, rank=None) -> None:
+        """Entries may carry a "rank": where two provide one path, the
+        higher rank wins (the later COPY, the more specific target)."""
         old = members.get(m.path)
         if old is not None and not (old.kind == m.kind == "dir"):
-            raise PlanError(f"two entries for /{m.path} in one layer")
+            had = ranks.get(m.path)
+            if rank is None or had is None or rank == had:
+                raise PlanError(f"two entries for /{m.path} in one layer")
+            if rank < had:
+                return
         members[m.path] = m
+        if rank is not None:
+            ranks[m.path] = rank
 
     for e in entries:
         kind = e.get("type")
         path = clean_path(e.get("path", ""))
         mode = e.get("mode")
+        rank = e.get("rank")
         if kind == "tree":
             if path:
-                add(Member(path, "dir", 0o755))
-            for m in _walk(e["source"], path, frozenset(e.get("exclude", ()))):
-                add(m)
+                add(Member(path, "dir", 0o755), rank)
+            for m in _walk(e["source"], path, frozenset(e.get("exclude", ())),
+                           frozenset(clean_path(x) for x in e.get("skip", ()))):
+                add(m, rank)
             continue
         if not path:
             raise PlanError(f"entry {e!r} has an empty path")
         if kind == "file":
             if "data" in e:
                 data = e["data"].encode("utf-8", "surrogateescape")
-                add(Member(path, "file", 0o644 if mode is None else mode, len(data), data=data))
+                add(Member(path, "file", 0o644 if mode is None else mode, len(data), data=data), rank)
             else:
                 st = os.stat(e["source"])
                 if not stat.S_ISREG(st.st_mode):
                     raise PlanError(f"{e['source']}: not a regular file")
-                add(Member(path, "file", host_mode(st) if mode is None else mode, st.st_size, source=e["source"]))
+                add(Member(path, "file", host_mode(st) if mode is None else mode, st.st_size, source=e["source"]), rank)
         elif kind == "dir":
-            add(Member(path, "dir", 0o755 if mode is None else mode))
+            add(Member(path, "dir", 0o755 if mode is None else mode), rank)
         elif kind == "symlink":
-            add(Member(path, "symlink", 0o777, target=e["target"]))
+            add(Member(path, "symlink", 0o777, target=e["target"]), rank)
         else:
             raise PlanError(f"unknown entry type {kind!r}")
 
@@ -551,12 +572,9 @@ class Sink:
         with (open(path, "rb") if isinstance(path, str) else nullcontext(path)) as src:
             if self.tar is None:
                 final = os.path.join(self.root, "blobs", "sha256", digest)
-                if offset == 0 and os.fstat(src.fileno()).st_size == size and _link_open(src, final):
-                    # a whole file (an OCI layout's blob in the cache): share it
-                    self.last = (final, 0)
-                    if progress:
-                        progress(size)
-                    return digest
+                # copied, never linked: an output must not share an inode
+                # with the cache (editing one would change the other);
+                # copy_file_range makes it a reflink on XFS and btrfs
                 fd, tmp = tempfile.mkstemp(dir=os.path.join(self.root, "blobs", "sha256"), prefix=".tmp-")
                 with os.fdopen(fd, "wb") as f:
                     copy_range(src, offset, f, 0, size, progress)
@@ -591,24 +609,6 @@ class Sink:
             if fsync:
                 os.fsync(self.tar.fileno())
             self.tar.close()
-
-
-def _link_open(f, dest: str) -> bool:
-    """Hard-link the open file `f` (by its name) at `dest`, if that name is
-    still that file; False where it cannot be done (another filesystem, the
-    name pruned or replaced meanwhile): then the caller copies from `f`."""
-    name = getattr(f, "name", None)
-    if not isinstance(name, str):
-        return False
-    try:
-        os.link(name, dest, follow_symlinks=False)
-    except OSError:
-        return False
-    have, got = os.fstat(f.fileno()), os.lstat(dest)
-    if (have.st_dev, have.st_ino) != (got.st_dev, got.st_ino):
-        os.unlink(dest)
-        return False
-    return True
 
 
 def copy_range(src, src_off: int, dst, dst_off: int, size: int, progress: Progress | None = None) -> None:

@@ -13,6 +13,7 @@ from ..plan import plan
 from ..spec import Image
 from . import cache as layer_cache
 from ..rootfs.sources import IMAGE_KINDS
+from . import output
 from .artifacts import materialize
 
 ProgressFactory = Callable[[int], ContextManager[Callable[[int], None] | None]]
@@ -27,45 +28,41 @@ def build(image: Image, out: str, fmt: str = "docker-archive",
     if fmt not in image_writer.FORMATS:
         raise SpecError("is not an output format urunix writes", field="--format", value=fmt,
                         allowed=", ".join(image_writer.FORMATS))
-    parent = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(parent):
-        raise SpecError("the output's directory does not exist", field="--output", value=out)
+    dest = output.resolve(out, fmt, image.name, str(image.source) if image.source else None)
     use_cache = layer_cache.enabled() if cache is None else cache
     store = layer_cache.LayerCache() if use_cache else None
+    scratch = None
     try:
         with ExitStack() as stack:
-            scratch, _ = image_writer.owned_temp_dir(parent, stack)
+            scratch, _ = image_writer.owned_temp_dir(dest.parent, stack)
             made = materialize(image, scratch, stack, lazy=True) if (image.rootfs or image.kernel or image.init) else None
-            p = plan(image, fmt, made)
+            p = plan(image, fmt, made, exclude=[dest.path or "", scratch])
             if made is not None and made.expanded and image.rootfs.origin.kind in IMAGE_KINDS:
                 check_paths_exist(image, made.rootfs)
             layers = _layers(p, made, store, stack)
             total = image_writer.total_bytes(p, layers)
 
-            kept: list[tuple[str, str, int, int]] = []
-
             def keep(layer: image_writer.Layer, digest: str, path: str, offset: int) -> None:
+                # the cache copies the layer out of this build's own staged
+                # file (in its private scratch directory), never out of the
+                # output path, which another build may replace meanwhile
                 if store is not None and layer.key and layer.size >= layer_cache.MIN_BYTES:
-                    kept.append((layer.key, digest, offset, layer.size))
+                    store.store(layer.key, digest, path, offset, layer.size)
 
             with (progress(total) if progress else nullcontext(None)) as advance:
-                digest = image_writer.write_atomic(p, out, advance, layers, keep, fsync)
-            if store is not None and kept:
-                # the finished output is what the cache keeps (a hard link)
-                if fmt == "oci":
-                    for k in kept:
-                        store.store_many(os.path.join(out, "blobs", "sha256", k[1]), [k])
-                else:
-                    store.store_many(out, kept)
-            return digest
+                return output.write(p, dest, scratch, advance, layers, keep, fsync)
     except image_writer.UnsupportedFile as e:
         raise _host_tree_error(image, e) from e
     except image_writer.PlanError as e:
         raise BuildError(str(e)) from e
     except OSError as e:
+        shown = dest.given if dest.path is not None else "stdout"
         if e.errno == errno.ENOSPC:
-            raise BuildError(f"the disk is full while writing {out}; the previous result (if any) is untouched") from e
-        raise BuildError(f"{e.filename or out}: {e.strerror or e}") from e
+            raise BuildError(f"the disk is full while writing {shown}; the previous result (if any) is untouched") from e
+        name = e.filename
+        if not name or (scratch and str(name).startswith(scratch)):
+            name = shown     # a temporary name means nothing to the user
+        raise BuildError(f"{name}: {e.strerror or e}") from e
 
 
 def _host_tree_error(image: Image, e: image_writer.UnsupportedFile) -> SpecError:

@@ -2,12 +2,10 @@
 small change (the cmdline, a tag) copies the big layers instead of making
 them again.
 
-Where: $XDG_CACHE_HOME/urunix (default ~/.cache/urunix), under v1/:
-  keys/<key>.json   {"digest", "size", "file", "offset", "fp": [size, dev, ino, mtime_ns]}
-  blobs/f-<random>  a hard link to a finished output (an archive, or an OCI
-                    layout's blob): the key's layer is bytes [offset,
-                    offset+size) of it
-  tmp/              key files being written (and copies, off-filesystem)
+Where: $XDG_CACHE_HOME/urunix (default ~/.cache/urunix), under v2/:
+  keys/<key>.json   {"digest", "size", "file", "offset", "fp": [size, dev, ino, mtime_ns, ctime_ns]}
+  blobs/f-<random>  the cache's own copy of one layer (read-only, mode 0444)
+  tmp/              key files and blobs being written
 
 The key of a layer is a SHA-256 of everything its bytes follow from: each
 member's path, kind, mode, owner, size, link target, device numbers, offset,
@@ -19,23 +17,24 @@ its recipe (type, options, e2fsprogs' binary, zlib's version) and the
 tree it is made from, so a hit skips cpio or mke2fs altogether. A change to
 any input file changes its mtime/ctime and so the key: a miss.
 
-Filling the cache costs nothing: the finished output is hard-linked into
-blobs/ (copied only when the cache is on another filesystem). A hit copies
-the layer's byte range into the new output with copy_file_range (in the
-kernel, no hashing: the digest comes from the key file); archives put each
-layer at a 4 KiB-aligned offset, so on XFS and btrfs that copy shares
-extents instead of moving bytes, and an OCI layout links the cached blob. Safety:
-- the link is made after the output is complete and renamed into place,
-  and a key file is written under tmp/ and renamed, after its blob: an
-  interrupted build leaves no partial entry (at most an unnamed link,
-  removed by prune);
-- concurrent builds of the same spec each link their own output and write
-  the same key; the last rename wins and either entry is whole;
-- on use, the file's stat fingerprint (size, dev, inode, mtime) must match
-  the one recorded when it was stored; if it does not (the output was
-  written to in place, or replaced), the range is hashed again: the entry
-  is kept if the digest still matches, else dropped and the layer rebuilt.
-  URUNIX_CACHE_VERIFY=1 hashes on every use;
+How an entry stays what it was (SECURITY.md, "the layer cache"):
+- it enters the cache from the build's own staged file, in the build's
+  private scratch directory, while the build holds it -- never from the
+  output path, which another build (`make -j`) may rename over meanwhile;
+- the cache keeps its own inode: the layer's bytes are copied with
+  copy_file_range (a reflink on XFS and btrfs, so free there; a real copy
+  on ext4), and a hit is copied the same way into the output (an OCI
+  layout's blob too). No output ever shares an inode with the cache, so
+  editing `result` in place cannot change an entry;
+- the entry's stat fingerprint includes ctime, which no one can set back
+  (`touch -r` restores mtime, not ctime; any write or chmod moves ctime):
+  on use, a fingerprint that differs means the bytes are hashed again, and
+  the entry is dropped (and the layer rebuilt) unless the digest still
+  matches. URUNIX_CACHE_VERIFY=1 hashes on every use;
+- a key file is written under tmp/ and renamed, after its blob: an
+  interrupted build leaves no partial entry (at most an unnamed blob,
+  removed by prune); concurrent builds of the same spec each store their
+  own blob and the last key rename wins, either entry whole;
 - an open file is held from lookup to copy, so a concurrent prune cannot
   pull the blob away mid-copy.
 
@@ -60,7 +59,7 @@ from typing import BinaryIO, Iterable
 
 from ..helpers.image_writer import CHUNK, Member, copy_range, source_ident
 
-VERSION = "v1"
+VERSION = "v2"          # v1 shared inodes with outputs: never read again
 MIN_BYTES = 1 << 20          # smaller layers are cheaper to make than to look up
 DEFAULT_MAX = 10 << 30
 STALE_TMP = 15 * 60          # seconds: an untouched tmp file older than this is abandoned
@@ -169,9 +168,9 @@ class Hit:
 
 
 def _fp(st: os.stat_result) -> list[int]:
-    # not ctime: linking and unlinking (the next build replacing `result`)
-    # change it; a write through the filesystem changes mtime
-    return [st.st_size, st.st_dev, st.st_ino, st.st_mtime_ns]
+    # ctime too: the blob is the cache's own inode (never linked to an
+    # output), so only a change to it moves ctime, and ctime cannot be set back
+    return [st.st_size, st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
 
 
 def _sha256_range(f: BinaryIO, offset: int, size: int) -> str:
@@ -189,12 +188,8 @@ def _sha256_range(f: BinaryIO, offset: int, size: int) -> str:
 
 
 class LayerCache:
-    """Entries are keys pointing at a byte range of a file under blobs/.
-    That file is a hard link to the finished output itself (a
-    docker-archive, oci-archive, or an OCI layout's blob), so filling the
-    cache writes nothing, and replacing `result` later frees nothing either
-    (the cache keeps the old inode); only where a link cannot be made
-    (another filesystem) are the layer's bytes copied."""
+    """Entries are keys pointing at a byte range of a file under blobs/,
+    the cache's own read-only copy of a layer (see the module docstring)."""
 
     def __init__(self, root: str | None = None, verify: bool | None = None):
         self.root = os.path.join(root or cache_dir(), VERSION)
@@ -263,37 +258,26 @@ class LayerCache:
         STATS["hits"] += 1
         return Hit(f, offset, size, digest)
 
-    def store_many(self, path: str, layers: list[tuple[str, str, int, int]]) -> None:
-        """Keep layers (key, digest, offset, size) of the finished file
-        `path`. Errors are not fatal: a cache that cannot be written is only
-        a slower next build."""
-        if not layers:
-            return
+    def store(self, key: str, digest: str, src: str, offset: int, size: int) -> None:
+        """Keep bytes [offset, offset+size) of `src` (the build's own staged
+        file) as the layer `key`: copied into a read-only blob of the
+        cache's own. Errors are not fatal: a cache that cannot be written is
+        only a slower next build."""
         try:
             self._dirs()
-            name = "f-" + os.urandom(12).hex()
-            final = os.path.join(self.blobs, name)
+            final = os.path.join(self.blobs, "f-" + os.urandom(12).hex())
+            fd, tmp = tempfile.mkstemp(dir=self.tmp, prefix="blob-")
             try:
-                os.link(path, final)
-                entries = [(k, d, o, n) for k, d, o, n in layers]
-            except OSError:
-                # another filesystem (or no links): copy each layer's bytes
-                fd, tmp = tempfile.mkstemp(dir=self.tmp, prefix="blob-")
-                entries, pos = [], 0
-                try:
-                    with os.fdopen(fd, "wb") as dst, open(path, "rb") as src:
-                        for k, d, o, n in layers:
-                            copy_range(src, o, dst, pos, n)
-                            entries.append((k, d, pos, n))
-                            pos += n
-                    os.replace(tmp, final)
-                except BaseException:
-                    _unlink(tmp)
-                    raise
+                with os.fdopen(fd, "wb") as dst, open(src, "rb") as f:
+                    copy_range(f, offset, dst, 0, size)
+                    os.fchmod(dst.fileno(), 0o444)
+                os.replace(tmp, final)
+            except BaseException:
+                _unlink(tmp)
+                raise
             fp = _fp(os.stat(final))
-            for k, d, o, n in entries:
-                self._write_key(k, {"digest": d, "size": n, "offset": o, "file": name, "fp": fp})
-                STATS["stores"] += 1
+            self._write_key(key, {"digest": digest, "size": size, "offset": 0, "file": os.path.basename(final), "fp": fp})
+            STATS["stores"] += 1
         except OSError:
             return
         try:
