@@ -96,7 +96,7 @@ def _load(spec: Path, spec_format: Optional[SpecFormat], tag: Optional[str], fro
     if not spec.exists():
         raise SpecError("no such file", file=str(spec),
                         hint="give the path of an args.nix, a YAML spec, a bunnyfile or a Containerfile")
-    s = load(spec, spec_format.value if spec_format else None, from_map=_from_map(from_pairs))
+    s = load(spec, spec_format.value if spec_format else None, from_map=_from_map(from_pairs), keep_problems=True)
     if tag:
         name, sep, t = tag.rpartition(":")
         if not sep or "/" in t:

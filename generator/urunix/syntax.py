@@ -40,8 +40,8 @@ BUNNY_NAMES = {
     "annotations.blkMntPoint": "rootfs.type",
     "env": "envs",
     "files": "rootfs.include",
-    "name": "-t NAME:TAG",
-    "tag": "-t NAME:TAG",
+    "name": "image name",
+    "tag": "image tag",
 }
 
 #: What a bunnyfile writes for a spec field (the key, under its section).
@@ -60,7 +60,7 @@ BUNNY_KEYS = {
     "kernel.path": ("kernel", "path"),
 }
 
-_CF_FIXED = {"cmd": "CMD", "entrypoint": "ENTRYPOINT", "name": "-t NAME:TAG", "tag": "-t NAME:TAG",
+_CF_FIXED = {"cmd": "CMD", "entrypoint": "ENTRYPOINT", "name": "image name", "tag": "image tag",
              "architecture": "FROM --platform", "files": "COPY", "env": "ENV"}
 
 

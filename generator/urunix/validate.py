@@ -184,7 +184,8 @@ class Validator:
         tag = self.string("tag", self.spec.tag, default="latest") or "latest"
         if not name:
             self.fail("name", "is missing", after=("name",),
-                      hint=("pass --tag NAME:TAG" if self.spec.format in ("bunnyfile", "containerfile")
+                      hint=(f"pass --tag NAME:TAG (a {self.spec.format} names no image)"
+                            if self.spec.format in ("bunnyfile", "containerfile")
                             else f"set {self.say('name', 'my/image')} in the spec, or pass --tag NAME:TAG"))
             name = "invalid"
         elif not NAME_RE.match(name):
@@ -273,13 +274,17 @@ class Validator:
             storage = c["guests"][guest].get("storage")
             for key in ("initrd", "block"):
                 if key in ann and storage is not None and key not in storage:
-                    self.fail(f"annotations.{key}", f"a {guest} guest cannot boot from {key} storage", value=ann[key],
-                              allowed=f"storage for {guest}: {', '.join(storage) or 'none (in-memory)'}")
+                    # name what the user chose: rootfs.type when that is where it came from
+                    r = self.spec.rootfs
+                    fieldname, value = ("rootfs.type", key) if r is not None and r.type == key else (f"annotations.{key}", ann[key])
+                    self.fail(fieldname, f"a {guest} guest cannot boot from {key} storage", value=value,
+                              allowed=f"storage for {guest}: {', '.join(storage) or 'none (in-memory)'}",
+                              hint=f"write {self.say('rootfs.type', storage[0])}" if storage and fieldname == "rootfs.type" else None)
             if ann.get("useDMBlock") == "true" and storage is not None and "devmapper" not in storage:
                 self.warn("annotations.useDMBlock", f"a {guest} guest does not take the container rootfs as a block device; urunc will ignore it")
             if guest == "linux" and ann.get("useDMBlock") is None:
                 self.warn("annotations.useDMBlock",
-                          "a Linux guest without useDMBlock/mountRootfs = \"false\": urunc v0.5 then defaults to "
+                          "a Linux guest without useDMBlock or mountRootfs set to \"false\": urunc v0.5 then defaults to "
                           "the devmapper rootfs, which needs containerd's devmapper snapshotter",
                           hint=f"set {self.say('annotations.mountRootfs', 'false')} unless you run with devmapper")
             if "unikernelVersion" in ann and guest != "unikraft":
@@ -294,7 +299,7 @@ class Validator:
             if isinstance(target, str) and target:
                 # whatever is wrong below, the user did ask for this path: a
                 # check that looks for it must not report it missing as well
-                self.failed_targets.add(os.path.normpath("/" + target))
+                self.failed_targets.add("/" + os.path.normpath(target).lstrip("/"))
             if not isinstance(target, str) or not target:
                 self.fail(f.field, "needs a target path inside the image", value=target)
                 continue
@@ -494,6 +499,8 @@ class Validator:
             kernel = self.extract(s.kernel, ann, "/kernel", files)
             if kernel is None and ann.get("binary"):
                 self.planned.add(ann["binary"])   # its problem is reported already
+            if kernel is None and self.problems.failed("kernel"):
+                self.problems.mark("annotations.binary")   # no "binary is missing" on top of it
             if kernel is not None:
                 if ann.get("binary") and s.kernel.target is None:
                     kernel.target = ann["binary"]
