@@ -194,3 +194,20 @@ def test_linux_containerfile_hint_is_a_label_line(tmp_path):
     assert r.returncode == 0, r.stderr
     assert 'LABEL com.urunc.unikernel.mountRootfs="false"' in r.stderr
     assert "mountRootfs = " not in r.stderr and "annotations" not in r.stderr
+
+
+@pytest.mark.parametrize("nix", ["builtin", "nix"])
+@pytest.mark.parametrize("text,line,col", [
+    ('{\n  name = "x"\n  tag = "y";\n}\n', 2, 13),
+    ('{\n  name = "x";\n  files = { "./a" = "/a" };\n}\n', 3, 25),
+])
+def test_nix_reader_says_expected_semicolon(tmp_path, nix, text, line, col):
+    """Item 4: a forgotten `;` is named as such, where it belongs, with no advice to install Nix."""
+    import shutil
+    if nix == "nix" and not shutil.which("nix-instantiate"):
+        pytest.skip("needs nix-instantiate")
+    (tmp_path / "args.nix").write_text(text)
+    r = urunix("validate", "args.nix", cwd=tmp_path, env=NO_NIX if nix == "builtin" else {})
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert f"args.nix:{line}: expected `;` after the value of" in r.stderr, r.stderr
+    assert f"(column {col})" in r.stderr and "install Nix" not in r.stderr and "function application" not in r.stderr
