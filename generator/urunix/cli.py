@@ -25,6 +25,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},   # inherited by every subcommand
 )
 
 _state = {"debug": False}
@@ -89,6 +90,38 @@ def _from_map(pairs: Optional[list[str]]) -> Optional[dict[str, str]]:
     return out
 
 
+SPEC_HELP = ("args.nix, a YAML spec, a bunnyfile or a Containerfile; or a directory holding exactly one "
+             "(default: the current directory).")
+FILE_HELP = "The spec file, as in `docker build -f` (then SPEC, if given, is its directory)."
+SPEC_NAMES = ("args.nix", "bunnyfile", "Containerfile", "Dockerfile")
+SPEC_GLOBS = ("*.yaml", "*.yml", "*.bunnyfile", "*.Containerfile", "*.Dockerfile")
+
+
+def _spec_file(spec: Optional[Path], file: Optional[Path]) -> Path:
+    """The spec to read: `-f FILE` (docker build's habit), else SPEC, where
+    a directory stands for the one spec in it."""
+    if file is not None:
+        if spec is not None and not (spec.is_dir() and spec.resolve() == file.absolute().parent.resolve()):
+            raise SpecError("-f names the spec file; SPEC may then only be the directory it is in",
+                            field="-f", value=str(file),
+                            hint=f"drop {spec}: paths in the spec are relative to its own directory")
+        return file
+    spec = Path(".") if spec is None else spec
+    if not spec.is_dir():
+        return spec
+    found = sorted({p for n in SPEC_NAMES if (p := spec / n).is_file()}
+                   | {p for g in SPEC_GLOBS for p in spec.glob(g) if p.is_file()})
+    shown = str(spec) if str(spec) != "." else "the current directory"
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise SpecError(f"no spec in {shown}", field="SPEC", value=str(spec),
+                        allowed="args.nix, *.yaml, *.yml, bunnyfile, Containerfile, Dockerfile",
+                        hint="give the spec file itself: urunix build path/to/args.nix")
+    raise SpecError(f"{shown} holds {len(found)} specs: {', '.join(p.name for p in found)}", field="SPEC",
+                    value=str(spec), hint=f"name one: urunix build -f {found[0]}")
+
+
 def _load(spec: Path, spec_format: Optional[SpecFormat], tag: Optional[str], from_pairs: Optional[list[str]] = None):
     from .loaders import load
     from .validate import validate
@@ -143,19 +176,21 @@ def _nix_available(pkgs_expr: Optional[str]) -> bool:
 
 @app.command()
 def build(
-    spec: Path = typer.Argument(..., help="args.nix, spec.yaml, bunnyfile or Containerfile"),
-    output: Path = typer.Option(Path("result"), "--output", "-o", help="Where to write the image."),
-    out_format: OutFormat = typer.Option(OutFormat.docker_archive, "--format", "-f", help="Output format."),
+    spec: Optional[Path] = typer.Argument(None, metavar="[SPEC]", show_default=False, help=SPEC_HELP),
+    file: Optional[Path] = typer.Option(None, "--file", "-f", metavar="FILE", help=FILE_HELP),
+    output: Path = typer.Option(Path("result"), "--output", "-o", metavar="PATH", help="Where to write the image."),
+    out_format: OutFormat = typer.Option(OutFormat.docker_archive, "--format", metavar="FORMAT",
+                                         help="Output format: docker-archive, oci-archive or oci."),
     backend: Backend = typer.Option(Backend.auto, "--backend", help="native, nix, or auto (nix when nix-build and <nixpkgs> are available)."),
-    tag: Optional[str] = typer.Option(None, "--tag", "-t", help="Image name[:tag], overriding the spec's."),
+    tag: Optional[str] = typer.Option(None, "--tag", "-t", metavar="NAME[:TAG]", help="Image name[:tag], overriding the spec's."),
     spec_format: Optional[SpecFormat] = typer.Option(None, "--spec-format", help="Input format (default: from the file name)."),
-    from_: Optional[list[str]] = typer.Option(None, "--from", help="Containerfile: take FROM NAME from a local archive: NAME=PATH (repeatable)."),
-    nix_pkgs: Optional[str] = typer.Option(None, "--nix-pkgs", help="Nix expression for pkgs (default: import <nixpkgs> {})."),
+    from_: Optional[list[str]] = typer.Option(None, "--from", metavar="NAME=PATH", help="Containerfile: take FROM NAME from a local archive: NAME=PATH (repeatable)."),
+    nix_pkgs: Optional[str] = typer.Option(None, "--nix-pkgs", metavar="EXPR", help="Nix expression for pkgs (default: import <nixpkgs> {})."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither use nor fill the layer cache ($XDG_CACHE_HOME/urunix)."),
     fsync: bool = typer.Option(False, "--fsync", help="Flush the image to disk before renaming it into place."),
 ) -> None:
     """Build an image that `docker load < result` accepts and urunc boots."""
-    image = _load(spec, spec_format, tag, from_)
+    image = _load(_spec_file(spec, file), spec_format, tag, from_)
     chosen = backend
     if backend == Backend.auto:
         chosen = Backend.native
@@ -166,6 +201,11 @@ def build(
                 _say(f"using the native builder: {why}")
             else:
                 chosen = Backend.nix
+    if chosen == Backend.nix and backend == Backend.nix:
+        from . import nixgen
+        why = nixgen.unsupported(image)
+        if why:
+            raise SpecError(why, field="--backend", value="nix", hint="use --backend native (or auto)")
     if chosen == Backend.nix:
         if out_format != OutFormat.docker_archive:
             raise SpecError("the nix backend writes docker-archive only", field="--format", value=out_format.value,
@@ -183,13 +223,15 @@ def build(
 
 @app.command()
 def validate(
-    spec: Path = typer.Argument(..., help="args.nix, spec.yaml, bunnyfile or Containerfile"),
-    tag: Optional[str] = typer.Option(None, "--tag", "-t", help="Image name[:tag], overriding the spec's."),
+    spec: Optional[Path] = typer.Argument(None, metavar="[SPEC]", show_default=False, help=SPEC_HELP),
+    file: Optional[Path] = typer.Option(None, "--file", "-f", metavar="FILE", help=FILE_HELP),
+    tag: Optional[str] = typer.Option(None, "--tag", "-t", metavar="NAME[:TAG]", help="Image name[:tag], overriding the spec's."),
     spec_format: Optional[SpecFormat] = typer.Option(None, "--spec-format", help="Input format (default: from the file name)."),
-    from_: Optional[list[str]] = typer.Option(None, "--from", help="Containerfile: take FROM NAME from a local archive: NAME=PATH (repeatable)."),
+    from_: Optional[list[str]] = typer.Option(None, "--from", metavar="NAME=PATH", help="Containerfile: take FROM NAME from a local archive: NAME=PATH (repeatable)."),
     show: bool = typer.Option(False, "--json", help="Print the normalized spec (what the Nix library builds) as JSON."),
 ) -> None:
     """Check a spec against urunc's contract, without building."""
+    spec = _spec_file(spec, file)
     image = _load(spec, spec_format, tag, from_)
     if show:
         import json
@@ -203,7 +245,7 @@ def validate(
 
 @app.command()
 def inspect(
-    image: Path = typer.Argument(..., help="docker-archive, oci-archive or OCI layout directory"),
+    image: Path = typer.Argument(..., metavar="IMAGE", help="docker-archive, oci-archive or OCI layout directory"),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Show the urunc metadata of an image: labels, urunc.json, and any disagreement."""
@@ -221,14 +263,15 @@ def inspect(
 
 @app.command()
 def generate(
-    spec: Path = typer.Argument(..., help="args.nix, spec.yaml, bunnyfile or Containerfile"),
-    output: Path = typer.Option(..., "--output", "-o", help="Directory to write the Nix expression into."),
-    tag: Optional[str] = typer.Option(None, "--tag", "-t", help="Image name[:tag], overriding the spec's."),
+    spec: Optional[Path] = typer.Argument(None, metavar="[SPEC]", show_default=False, help=SPEC_HELP),
+    file: Optional[Path] = typer.Option(None, "--file", "-f", metavar="FILE", help=FILE_HELP),
+    output: Path = typer.Option(..., "--output", "-o", metavar="DIR", help="Directory to write the Nix expression into."),
+    tag: Optional[str] = typer.Option(None, "--tag", "-t", metavar="NAME[:TAG]", help="Image name[:tag], overriding the spec's."),
     spec_format: Optional[SpecFormat] = typer.Option(None, "--spec-format", help="Input format (default: from the file name)."),
-    from_: Optional[list[str]] = typer.Option(None, "--from", help="Containerfile: take FROM NAME from a local archive: NAME=PATH (repeatable)."),
+    from_: Optional[list[str]] = typer.Option(None, "--from", metavar="NAME=PATH", help="Containerfile: take FROM NAME from a local archive: NAME=PATH (repeatable)."),
 ) -> None:
     """Write a standalone Nix expression that builds the same image (`nix-build DIR`)."""
-    image = _load(spec, spec_format, tag, from_)
+    image = _load(_spec_file(spec, file), spec_format, tag, from_)
     from . import nixgen
     nixgen.generate(image, spec, output)
     _say(f"wrote {output}/default.nix; build it with: nix-build {output}")
@@ -240,7 +283,7 @@ app.add_typer(cache_app, name="cache")
 
 @cache_app.command("prune")
 def cache_prune(
-    max_size: Optional[str] = typer.Option(None, "--max-size", help="Keep at most this much (e.g. 5G); default: empty it."),
+    max_size: Optional[str] = typer.Option(None, "--max-size", metavar="SIZE", help="Keep at most this much (e.g. 5G); default: empty it."),
 ) -> None:
     """Remove the least recently used cached layers."""
     from .native import cache
@@ -251,6 +294,17 @@ def cache_prune(
     files, freed = cache.prune(limit)
     _say(f"removed {files} files ({freed / (1 << 20):.1f} MiB) from {cache.cache_dir()}")
 
+
+def _whole_first_lines(typer_app: typer.Typer) -> None:
+    """The command list shows each command's whole first line (click would
+    cut it at about 45 characters)."""
+    import inspect as _inspect
+    for c in typer_app.registered_commands:
+        c.short_help = c.short_help or (_inspect.getdoc(c.callback) or "").split("\n")[0]
+
+
+_whole_first_lines(app)
+_whole_first_lines(cache_app)
 
 _main_running = [False]   # set while main() runs: a signal then unwinds
 
@@ -278,7 +332,11 @@ def _on_sigterm() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; our errors become one message and an exit code. Usage
     errors, --help and --version are typer's (exit 2 and 0)."""
-    args = sys.argv[1:] if argv is None else argv
+    args = list(sys.argv[1:] if argv is None else argv)
+    # --debug anywhere before `--` (also after the subcommand, as with docker)
+    end = args.index("--") if "--" in args else len(args)
+    if "--debug" in args[:end]:
+        args = ["--debug"] + [a for a in args[:end] if a != "--debug"] + args[end:]
     _on_sigterm()
     _main_running[0] = True
     try:

@@ -36,6 +36,13 @@ NAME_MAX = 255     # bytes in one path component (Linux)
 PATH_MAX = 4095    # bytes in a whole path (Linux, without the NUL)
 
 
+def _upper_first_component(name: str) -> bool:
+    """Docker reads a first component as a registry host only if it holds a
+    '.' or ':' or is localhost; otherwise it is a path component, lower case."""
+    first, sep, _ = name.partition("/")
+    return bool(sep) and not ("." in first or ":" in first or first == "localhost") and first != first.lower()
+
+
 def host_architecture() -> str:
     return contract()["architectures"].get(platform.machine().lower(), platform.machine().lower())
 
@@ -188,7 +195,7 @@ class Validator:
                             if self.spec.format in ("bunnyfile", "containerfile")
                             else f"set {self.say('name', 'my/image')} in the spec, or pass --tag NAME:TAG"))
             name = "invalid"
-        elif not NAME_RE.match(name):
+        elif not NAME_RE.match(name) or _upper_first_component(name):
             self.fail("name", "is not a valid image name", value=name,
                       allowed="lowercase letters, digits and separators (. _ - /), e.g. urunc/prebuilt/redis-rumprun-hvt",
                       hint=f'try "{re.sub(r"[^a-z0-9./_-]+", "-", name.lower()).strip("-./_") or "my-image"}"')
