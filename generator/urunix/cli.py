@@ -245,20 +245,21 @@ def validate(
 
 @app.command()
 def inspect(
-    image: Path = typer.Argument(..., metavar="IMAGE", help="docker-archive, oci-archive or OCI layout directory"),
+    image: str = typer.Argument(..., metavar="IMAGE", help="An image archive (docker-archive, oci-archive), an OCI "
+                                "layout DIR or oci:DIR[:TAG], or docker-daemon:NAME:TAG (an image loaded into Docker)."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Show the urunc metadata of an image: labels, urunc.json, and any disagreement."""
-    from .inspect import inspect_image
-    report = inspect_image(str(image))
+    from .inspect import exit_code, inspect_image
+    report = inspect_image(image)
     if as_json:
         import json
         typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
     else:
         from .inspect import render
         render(report, _console(stderr=False))
-    if report["disagreements"]:
-        raise typer.Exit(1)
+    if exit_code(report):
+        raise typer.Exit(exit_code(report))
 
 
 @app.command()
