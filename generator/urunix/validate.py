@@ -319,6 +319,12 @@ class Validator:
                           hint=f'did you mean "/{target}"?')
                 continue
             parts = PurePosixPath(target).parts
+            if target == "/" and not reserved and f.path.is_dir():
+                # bunny's `- rootfs:/`: the directory's tree is the rootfs's tree
+                seen.setdefault("/", f)
+                good.append(FileEntry(f.source, f.path, "/", f.field))
+                self.failed_targets.discard("/")
+                continue
             if ".." in target.split("/") or target == "/" or len(parts) < 2:
                 self.fail(f.field, "target must name a path below / without '..'", value=target)
                 continue

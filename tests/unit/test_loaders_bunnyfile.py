@@ -254,7 +254,7 @@ def test_include_forms(tmp_path):
         "  - redis.conf:/conf/redis.conf",
         "  - redis.conf\n  - source: data/x\n    destination: /x\n  - a:b:c")))
     assert [(f.source, f.target, f.field) for f in spec.files[1:]] == [
-        ("redis.conf", "redis.conf", "rootfs.include.0"),       # no ':' -> same path, as bunny
+        ("redis.conf", "/redis.conf", "rootfs.include.0"),      # no ":" -> same path below /, as bunny
         ("data/x", "/x", "rootfs.include.1"),
         ("a", "b:c", "rootfs.include.2"),                       # split on the first ':'
     ]

@@ -36,6 +36,7 @@ at any level are refused with a did-you-mean (bunny ignores them)."""
 from __future__ import annotations
 
 import difflib
+import posixpath
 from pathlib import Path
 from typing import Any
 
@@ -299,6 +300,17 @@ class _Bunny:
         if path is None:
             raise self.err("rootfs", "rootfs.path is required with from: local",
                            hint="name the prebuilt initrd or block image, e.g. path: rootfs.cpio")
+        if (self.spec.base_dir / path).is_dir() and rtype != "raw":
+            # bunny would copy the directory itself to /.boot/rootfs, where
+            # urunc expects a file; urunix builds the initrd or block image
+            # from the directory's tree instead
+            if rtype is None:
+                rtype = self.spec.rootfs.type = self.default_type(framework, ("initrd", "block"))
+            self.spec.rootfs.origin = path
+            self.spec.rootfs.path = ROOTFS_PATH
+            self.alias("rootfs.from", "rootfs.path")
+            self.point_at_rootfs(rtype, framework, "rootfs.path", "rootfs")
+            return rtype
         if rtype == "raw":
             raise self.err("rootfs.type", "a raw rootfs cannot come from a local file", rtype,
                            allowed="initrd, block", hint="raw means files copied into the image; "
@@ -334,7 +346,9 @@ class _Bunny:
             if not src:
                 raise self.err(field, "an include needs a source before ':'", text,
                                hint="write it like: - redis.conf:/conf/redis.conf")
-            out.append(self.entry(field, src, dst or src))
+            # bunny's short form `- conf/nginx`: the same path, below / (its
+            # copy resolves a relative destination against /)
+            out.append(self.entry(field, src, dst or posixpath.normpath("/" + src)))
         return out
 
     def include_mapping(self, field: str, item: dict[str, Any]) -> list[FileEntry]:
