@@ -145,23 +145,13 @@ def _load(spec: Path, spec_format: Optional[SpecFormat], tag: Optional[str], fro
     return image
 
 
-def _progress_factory(label: str):
-    """A rich progress bar on a terminal; nothing otherwise."""
-    from contextlib import contextmanager
-
-    @contextmanager
-    def factory(total: int):
-        if not sys.stderr.isatty() or os.environ.get("CI"):
-            yield None
-            return
-        console = _console()
-        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
-        with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                      TimeRemainingColumn(), console=console, transient=True) as bar:
-            task = bar.add_task(label, total=total)
-            yield lambda n: bar.advance(task, n)
-
-    return factory
+def _progress(image, output: Path):
+    """Steps and bytes on stderr (progress.py): a status line on a terminal,
+    one line per step otherwise."""
+    from .progress import BuildProgress
+    r = image.rootfs
+    tool = "cpio" if r is not None and r.type == "initrd" else None
+    return BuildProgress(str(output), rootfs_tool=tool)
 
 
 def _nix_available(pkgs_expr: Optional[str]) -> bool:
@@ -215,7 +205,7 @@ def build(
         digest = None
     else:
         from .native.build import build as native_build
-        digest = native_build(image, str(output), out_format.value, _progress_factory(f"building {image.name}:{image.tag}"),
+        digest = native_build(image, str(output), out_format.value, _progress(image, output),
                               cache=False if no_cache else None, fsync=fsync)
     _say(f"built {image.name}:{image.tag} ({out_format.value}, {chosen.value} backend) -> {output}"
          + (f"  {digest}" if digest else ""))
@@ -308,6 +298,7 @@ _whole_first_lines(app)
 _whole_first_lines(cache_app)
 
 _main_running = [False]   # set while main() runs: a signal then unwinds
+_interrupted = [False]    # a SIGINT/SIGTERM arrived (typer turns KeyboardInterrupt into a silent exit 130)
 
 
 def _on_sigterm() -> None:
@@ -318,6 +309,7 @@ def _on_sigterm() -> None:
 
     def interrupt(signum, frame):
         if _main_running[0]:
+            _interrupted[0] = True
             raise KeyboardInterrupt
         # main() has returned: nothing to unwind; die of the signal as the
         # default would, rather than a KeyboardInterrupt in shutdown code
@@ -326,8 +318,19 @@ def _on_sigterm() -> None:
     try:
         if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
             signal.signal(signal.SIGTERM, interrupt)
+        now = signal.getsignal(signal.SIGINT)
+        if now is signal.default_int_handler or getattr(now, "urunix_early", False):
+            signal.signal(signal.SIGINT, interrupt)
     except ValueError:   # not the main thread (the CLI called from a test)
         pass
+
+
+def _say_interrupted() -> int:
+    if sys.stderr.isatty():
+        print("\r\x1b[K", end="", file=sys.stderr)   # off a progress line (progress.py), if one is drawn
+    print("interrupted; no partial result was written (the output is as it was, or complete if the "
+          "build had already finished)", file=sys.stderr)
+    return 130
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -339,10 +342,13 @@ def main(argv: list[str] | None = None) -> int:
     if "--debug" in args[:end]:
         args = ["--debug"] + [a for a in args[:end] if a != "--debug"] + args[end:]
     _on_sigterm()
+    _interrupted[0] = False
     _main_running[0] = True
     try:
         app(args=args, prog_name="urunix")
     except SystemExit as e:
+        if _interrupted[0]:
+            return _say_interrupted()
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except UrunixError as e:
         if "--debug" in args:
@@ -351,9 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         _say(e.render())
         return e.exit_code
     except KeyboardInterrupt:
-        print("interrupted; no partial result was written (the output is as it was, or complete if the "
-              "build had already finished)", file=sys.stderr)
-        return 130
+        return _say_interrupted()
     finally:
         _main_running[0] = False
     return 0
