@@ -217,7 +217,9 @@ class Validator:
             short = key[len(prefix):] if isinstance(key, str) and key.startswith(prefix) else key
             if short not in keys:
                 self.fail(fieldname, "is not an annotation urunc reads", allowed=", ".join(keys),
-                          hint=did_you_mean(short, keys) or "urunc ignores unknown keys; put other metadata in `labels`")
+                          hint=did_you_mean(short, keys) or ("urunc ignores unknown keys; for other metadata use a label without "
+                                                                 f"the {self.c['prefix']} prefix" if self.spec.format == "containerfile"
+                                                                 else "urunc ignores unknown keys; put other metadata in `labels`"))
                 continue
             kind = keys[short]["kind"]
             if isinstance(value, bool) and kind == "bool":
@@ -337,7 +339,8 @@ class Validator:
             norm = os.path.normpath(target)
             if norm == URUNC_JSON and reserved:
                 self.fail(f.field, "target /urunc.json is written by urunix itself", value=target,
-                          hint="put urunc metadata in `annotations`")
+                          hint="give urunc's metadata as " + ("LABEL com.urunc.unikernel.KEY=VALUE lines"
+                                                              if self.spec.format == "containerfile" else "annotations"))
                 continue
             if norm in seen:
                 self.fail(f.field, f"copies to the same target as {seen[norm].field}", value=target)
