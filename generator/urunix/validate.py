@@ -191,7 +191,7 @@ class Validator:
         tag = self.string("tag", self.spec.tag, default="latest") or "latest"
         if not name:
             self.fail("name", "is missing", after=("name",),
-                      hint=(f"pass --tag NAME:TAG (a {self.spec.format} names no image)"
+                      hint=(f"pass --tag NAME:TAG (a {'Containerfile' if self.spec.format == 'containerfile' else 'bunnyfile'} names no image)"
                             if self.spec.format in ("bunnyfile", "containerfile")
                             else f"set {self.say('name', 'my/image')} in the spec, or pass --tag NAME:TAG"))
             name = "invalid"
@@ -255,11 +255,17 @@ class Validator:
                           hint=f'did you mean "/{value}"?')
         elif kind == "bool" and value not in c["bool"]:
             self.fail(fieldname, "must be the text true or false (urunc main refuses anything else)", value=value,
-                      allowed="true, false", hint=did_you_mean(value.lower(), c["bool"])
-                      or "write " + self.say(fieldname, "false" if value.lower() in ("no", "n", "off", "0") else "true"))
+                      allowed="true, false", hint=did_you_mean(value.lower(), c["bool"]) or self.bool_hint(key, value, fieldname))
         elif kind == "devname" and not re.match(c["devname"]["pattern"], value):
             self.fail(fieldname, "is not a valid Solo5 device name", value=value,
                       allowed="1 to 67 letters or digits")
+
+    def bool_hint(self, key: str, value: str, fieldname: str) -> str:
+        r = self.spec.rootfs
+        if key in ("useDMBlock", "mountRootfs") and r is not None and isinstance(r.type, str):
+            want = "true" if r.type == "raw" else "false"
+            return f"remove it: with rootfs.type {r.type} urunix writes \"{want}\" itself"
+        return "write " + self.say(fieldname, "false" if value.lower() in ("no", "n", "off", "0") else "true")
 
     def contract_rules(self, ann: dict[str, str]) -> None:
         c = self.c

@@ -219,7 +219,7 @@ class _Bunny:
         if not close:
             return origin
         self.spec.problems.extend(self.err(
-            field, f"is neither {' nor '.join(repr(w) for w in words)} nor an image", origin,
+            field, "is neither " + " nor ".join(f'"{w}"' for w in words) + " nor an image", origin,
             allowed=", ".join(words) + ", or an image reference",
             hint=f'did you mean "{close[0]}"?').problems)
         return close[0]
