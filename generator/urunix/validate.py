@@ -1,6 +1,20 @@
 """Judge a Spec against urunc's contract (contract.json) and normalize it into
 an Image. Every problem names the file, the field, the line, the bad value,
-what is allowed and a hint; all problems are reported at once."""
+what is allowed and a hint; all problems are reported at once.
+
+How a check reports (and how a new rule module should):
+    self.fail("annotations.block", "a mirage guest cannot boot from block storage",
+              value=..., allowed=..., hint=f"write {self.say('rootfs.type', 'initrd')}",
+              after=("rootfs.type",))
+- the field is the spec model's name; Spec.where() shows the user's own
+  (`platforms.monitor` in a bunnyfile, `LABEL com.urunc.unikernel.block` in a
+  Containerfile) with its line;
+- `self.say(field, value)` writes the fix in the user's format (syntax.py);
+- `after=` names fields whose failure makes this problem a mere consequence:
+  it is then left out (errors.Problems); the loader's shape problems are
+  already in self.problems, so `after=("cmd",)` also covers "cmd was not a list".
+Everything goes into the one errors.Problems; run() raises it once, sorted
+by line."""
 
 from __future__ import annotations
 
