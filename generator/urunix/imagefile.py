@@ -108,12 +108,19 @@ class _Tar:
         yield f
 
 
+def _why(e: BaseException) -> str:
+    """An exception's reason without Python's `[Errno N]` or a repeated path."""
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    return str(e) or type(e).__name__
+
+
 def _json(store, name: str, limit: int = 16 << 20):
     with store.open(name) as f:
         try:
             data = f.read(limit + 1)
         except (tarfile.TarError, OSError, EOFError) as e:
-            raise ImageFormatError(f"{name} cannot be read ({e})")
+            raise ImageFormatError(f"{name} cannot be read ({_why(e)})")
     if len(data) > limit:
         raise ImageFormatError(f"{name} is larger than {limit} bytes")
     try:
@@ -174,8 +181,7 @@ def open_image(path: str, ref: str | None = None) -> Iterator[tuple[ImageInfo, o
         try:
             store = _Tar(path)
         except (tarfile.TarError, OSError, EOFError) as e:
-            why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-            raise ImageFormatError(f"not an image archive ({why})", file=path,
+            raise ImageFormatError(f"not an image archive ({_why(e)})", file=path,
                                    hint="give a docker-archive, an oci-archive or an OCI layout directory") from None
         kind = "docker-archive" if store.exists("manifest.json") else "oci-archive"
     try:
@@ -273,5 +279,5 @@ def read_file(store, info: ImageInfo, path: str, limit: int = 16 << 20) -> bytes
                             data = t.extractfile(m)
                             return data.read() if data else None
             except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
-                raise ImageFormatError(f"layer {layer} is not a readable tar ({e})") from None
+                raise ImageFormatError(f"layer {layer} is not a readable tar ({_why(e)})") from None
     return None
