@@ -436,8 +436,8 @@ rec {
             "ext4"
           ] && !(elem fsType blockFs)
         ) "rootfs.fsType: a ${guest} guest mounts only ${concatStringsSep ", " blockFs} (got ${show fsType})"
-        ++ optional (isBlock && (!(isString size) || match "(auto|[0-9]+[KMGT]?)" size == null)) (
-          "rootfs.size: ${show r.size} is not a size; allowed: \"auto\", or a number with K, M, G or T (e.g. \"64M\")"
+        ++ optional (isBlock && (!(isString size) || match "auto|[ ]*[0-9]+[ ]*([KMGTkmgt]([iI]?[bB])?|[bB])?[ ]*" size == null)) (
+          "rootfs.size: ${show r.size} is not a size; allowed: \"auto\", bytes, or a number with K, M, G, T or KiB... (powers of 1024) or KB... (powers of 1000), e.g. \"64M\""
         )
         ++ optional (rtype == "initrd" && !(elem compression [
           "none"

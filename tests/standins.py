@@ -68,3 +68,16 @@ def example(name: str, dest: Path) -> Path:
 
 def all_examples() -> list[str]:
     return sorted(p.name for p in EXAMPLES.iterdir() if p.is_dir())
+
+
+if __name__ == "__main__":
+    # python3 tests/standins.py EXAMPLE DEST: the example plus stand-ins for
+    # the files it names but does not ship (its STANDINS list), ready to build
+    import sys
+    sys.path.insert(0, str(ROOT / "generator"))
+    if len(sys.argv) != 3 or sys.argv[1] not in all_examples():
+        print(f"usage: python3 tests/standins.py EXAMPLE DEST\n  EXAMPLE: {', '.join(all_examples())}",
+              file=sys.stderr)
+        sys.exit(2)
+    dest = example(sys.argv[1], Path(sys.argv[2]))
+    print(f"{dest}: ready; e.g. cd {dest} && urunix build args.nix")

@@ -1,5 +1,17 @@
+import signal
 import sys
 
-from .cli import main
+
+def _early_interrupt(signum, frame):
+    """Ctrl-C while the CLI is still being imported: nothing has started, so
+    leave quietly with 130 rather than a KeyboardInterrupt traceback."""
+    raise SystemExit(130)
+
+
+_early_interrupt.urunix_early = True
+if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+    signal.signal(signal.SIGINT, _early_interrupt)
+
+from .cli import main  # noqa: E402
 
 sys.exit(main())

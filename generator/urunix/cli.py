@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from enum import Enum
 from pathlib import Path
@@ -25,6 +24,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},   # inherited by every subcommand
 )
 
 _state = {"debug": False}
@@ -89,6 +89,38 @@ def _from_map(pairs: Optional[list[str]]) -> Optional[dict[str, str]]:
     return out
 
 
+SPEC_HELP = ("args.nix, a YAML spec, a bunnyfile or a Containerfile; or a directory holding exactly one "
+             "(default: the current directory).")
+FILE_HELP = "The spec file, as in `docker build -f` (then SPEC, if given, is its directory)."
+SPEC_NAMES = ("args.nix", "bunnyfile", "Containerfile", "Dockerfile")
+SPEC_GLOBS = ("*.yaml", "*.yml", "*.bunnyfile", "*.Containerfile", "*.Dockerfile")
+
+
+def _spec_file(spec: Optional[Path], file: Optional[Path]) -> Path:
+    """The spec to read: `-f FILE` (docker build's habit), else SPEC, where
+    a directory stands for the one spec in it."""
+    if file is not None:
+        if spec is not None and not (spec.is_dir() and spec.resolve() == file.absolute().parent.resolve()):
+            raise SpecError("-f names the spec file; SPEC may then only be the directory it is in",
+                            field="-f", value=str(file),
+                            hint=f"drop {spec}: paths in the spec are relative to its own directory")
+        return file
+    spec = Path(".") if spec is None else spec
+    if not spec.is_dir():
+        return spec
+    found = sorted({p for n in SPEC_NAMES if (p := spec / n).is_file()}
+                   | {p for g in SPEC_GLOBS for p in spec.glob(g) if p.is_file()})
+    shown = str(spec) if str(spec) != "." else "the current directory"
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise SpecError(f"no spec in {shown}", field="SPEC", value=str(spec),
+                        allowed="args.nix, *.yaml, *.yml, bunnyfile, Containerfile, Dockerfile",
+                        hint="give the spec file itself: urunix build path/to/args.nix")
+    raise SpecError(f"{shown} holds {len(found)} specs: {', '.join(p.name for p in found)}", field="SPEC",
+                    value=str(spec), hint=f"name one: urunix build -f {found[0]}")
+
+
 def _load(spec: Path, spec_format: Optional[SpecFormat], tag: Optional[str], from_pairs: Optional[list[str]] = None):
     from .loaders import load
     from .validate import validate
@@ -96,7 +128,7 @@ def _load(spec: Path, spec_format: Optional[SpecFormat], tag: Optional[str], fro
     if not spec.exists():
         raise SpecError("no such file", file=str(spec),
                         hint="give the path of an args.nix, a YAML spec, a bunnyfile or a Containerfile")
-    s = load(spec, spec_format.value if spec_format else None, from_map=_from_map(from_pairs))
+    s = load(spec, spec_format.value if spec_format else None, from_map=_from_map(from_pairs), keep_problems=True)
     if tag:
         name, sep, t = tag.rpartition(":")
         if not sep or "/" in t:
@@ -112,23 +144,13 @@ def _load(spec: Path, spec_format: Optional[SpecFormat], tag: Optional[str], fro
     return image
 
 
-def _progress_factory(label: str):
-    """A rich progress bar on a terminal; nothing otherwise."""
-    from contextlib import contextmanager
-
-    @contextmanager
-    def factory(total: int):
-        if not sys.stderr.isatty() or os.environ.get("CI"):
-            yield None
-            return
-        console = _console()
-        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
-        with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                      TimeRemainingColumn(), console=console, transient=True) as bar:
-            task = bar.add_task(label, total=total)
-            yield lambda n: bar.advance(task, n)
-
-    return factory
+def _progress(image, output: Path):
+    """Steps and bytes on stderr (progress.py): a status line on a terminal,
+    one line per step otherwise."""
+    from .progress import BuildProgress
+    r = image.rootfs
+    tool = "cpio" if r is not None and r.type == "initrd" else None
+    return BuildProgress(str(output), rootfs_tool=tool)
 
 
 def _nix_available(pkgs_expr: Optional[str]) -> bool:
@@ -143,19 +165,22 @@ def _nix_available(pkgs_expr: Optional[str]) -> bool:
 
 @app.command()
 def build(
-    spec: Path = typer.Argument(..., help="args.nix, spec.yaml, bunnyfile or Containerfile"),
-    output: Path = typer.Option(Path("result"), "--output", "-o", help="Where to write the image."),
-    out_format: OutFormat = typer.Option(OutFormat.docker_archive, "--format", "-f", help="Output format."),
+    spec: Optional[Path] = typer.Argument(None, metavar="[SPEC]", show_default=False, help=SPEC_HELP),
+    file: Optional[Path] = typer.Option(None, "--file", "-f", metavar="FILE", help=FILE_HELP),
+    output: Path = typer.Option(Path("result"), "--output", "-o", metavar="PATH", help="Where to write the image."),
+    out_format: OutFormat = typer.Option(OutFormat.docker_archive, "--format", metavar="FORMAT",
+                                         help="Output format: docker-archive, oci-archive or oci."),
     backend: Backend = typer.Option(Backend.auto, "--backend", help="native, nix, or auto (nix when nix-build and <nixpkgs> are available)."),
-    tag: Optional[str] = typer.Option(None, "--tag", "-t", help="Image name[:tag], overriding the spec's."),
+    tag: Optional[str] = typer.Option(None, "--tag", "-t", metavar="NAME[:TAG]", help="Image name[:tag], overriding the spec's."),
     spec_format: Optional[SpecFormat] = typer.Option(None, "--spec-format", help="Input format (default: from the file name)."),
-    from_: Optional[list[str]] = typer.Option(None, "--from", help="Containerfile: take FROM NAME from a local archive: NAME=PATH (repeatable)."),
-    nix_pkgs: Optional[str] = typer.Option(None, "--nix-pkgs", help="Nix expression for pkgs (default: import <nixpkgs> {})."),
+    from_: Optional[list[str]] = typer.Option(None, "--from", metavar="NAME=PATH", help="Containerfile: take FROM NAME from a local archive: NAME=PATH (repeatable)."),
+    nix_pkgs: Optional[str] = typer.Option(None, "--nix-pkgs", metavar="EXPR", help="Nix expression for pkgs (default: import <nixpkgs> {})."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither use nor fill the layer cache ($XDG_CACHE_HOME/urunix)."),
     fsync: bool = typer.Option(False, "--fsync", help="Flush the image to disk before renaming it into place."),
 ) -> None:
     """Build an image that `docker load < result` accepts and urunc boots.
     `-o -` streams the archive to stdout (`urunix build s.yaml -o - | docker load`)."""
+    spec = _spec_file(spec, file)
     image = _load(spec, spec_format, tag, from_)
     from .native import output as outputs
     dest = outputs.resolve(str(output), out_format.value, image.name, str(spec))
@@ -169,6 +194,11 @@ def build(
                 _say(f"using the native builder: {why}")
             else:
                 chosen = Backend.nix
+    if chosen == Backend.nix and backend == Backend.nix:
+        from . import nixgen
+        why = nixgen.unsupported(image)
+        if why:
+            raise SpecError(why, field="--backend", value="nix", hint="use --backend native (or auto)")
     if chosen == Backend.nix:
         if out_format != OutFormat.docker_archive:
             raise SpecError("the nix backend writes docker-archive only", field="--format", value=out_format.value,
@@ -184,7 +214,7 @@ def build(
         digest = None
     else:
         from .native.build import build as native_build
-        digest = native_build(image, str(output), out_format.value, _progress_factory(f"building {image.name}:{image.tag}"),
+        digest = native_build(image, str(output), out_format.value, _progress(image, output),
                               cache=False if no_cache else None, fsync=fsync)
     shown = "stdout" if dest.stream else (str(output) if dest.path == os.path.abspath(output) else dest.path)
     _say(f"built {image.name}:{image.tag} ({out_format.value}, {chosen.value} backend) -> {shown}"
@@ -193,13 +223,15 @@ def build(
 
 @app.command()
 def validate(
-    spec: Path = typer.Argument(..., help="args.nix, spec.yaml, bunnyfile or Containerfile"),
-    tag: Optional[str] = typer.Option(None, "--tag", "-t", help="Image name[:tag], overriding the spec's."),
+    spec: Optional[Path] = typer.Argument(None, metavar="[SPEC]", show_default=False, help=SPEC_HELP),
+    file: Optional[Path] = typer.Option(None, "--file", "-f", metavar="FILE", help=FILE_HELP),
+    tag: Optional[str] = typer.Option(None, "--tag", "-t", metavar="NAME[:TAG]", help="Image name[:tag], overriding the spec's."),
     spec_format: Optional[SpecFormat] = typer.Option(None, "--spec-format", help="Input format (default: from the file name)."),
-    from_: Optional[list[str]] = typer.Option(None, "--from", help="Containerfile: take FROM NAME from a local archive: NAME=PATH (repeatable)."),
+    from_: Optional[list[str]] = typer.Option(None, "--from", metavar="NAME=PATH", help="Containerfile: take FROM NAME from a local archive: NAME=PATH (repeatable)."),
     show: bool = typer.Option(False, "--json", help="Print the normalized spec (what the Nix library builds) as JSON."),
 ) -> None:
     """Check a spec against urunc's contract, without building."""
+    spec = _spec_file(spec, file)
     image = _load(spec, spec_format, tag, from_)
     if show:
         import json
@@ -213,7 +245,8 @@ def validate(
 
 @app.command()
 def inspect(
-    image: Path = typer.Argument(..., help="docker-archive, oci-archive or OCI layout directory"),
+    image: str = typer.Argument(..., metavar="IMAGE", help="An image archive (docker-archive, oci-archive), an OCI "
+                                "layout DIR or oci:DIR[:TAG], or docker-daemon:NAME:TAG (an image loaded into Docker)."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
     guest: bool = typer.Option(False, "--guest", help="Show what each urunc release hands the monitor and the guest."),
     annotations: bool = typer.Option(False, "--annotations", help="Print the pod annotations a urunc release needs."),
@@ -223,28 +256,30 @@ def inspect(
     if guest or annotations:
         from .guest_view import inspect_command
         raise typer.Exit(inspect_command(str(image), guest, annotations, release or [], as_json, typer.echo))
-    from .inspect import inspect_image
-    report = inspect_image(str(image))
+    from .inspect import exit_code, inspect_image
+    report = inspect_image(image)
     if as_json:
         import json
         typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
     else:
         from .inspect import render
         render(report, _console(stderr=False))
-    if report["disagreements"]:
-        raise typer.Exit(1)
+    if exit_code(report):
+        raise typer.Exit(exit_code(report))
 
 
 @app.command()
 def generate(
-    spec: Path = typer.Argument(..., help="args.nix, spec.yaml, bunnyfile or Containerfile"),
-    output: Path = typer.Option(..., "--output", "-o", help="Directory to write the Nix expression into."),
-    tag: Optional[str] = typer.Option(None, "--tag", "-t", help="Image name[:tag], overriding the spec's."),
+    spec: Optional[Path] = typer.Argument(None, metavar="[SPEC]", show_default=False, help=SPEC_HELP),
+    file: Optional[Path] = typer.Option(None, "--file", "-f", metavar="FILE", help=FILE_HELP),
+    output: Path = typer.Option(..., "--output", "-o", metavar="DIR", help="Directory to write the Nix expression into."),
+    tag: Optional[str] = typer.Option(None, "--tag", "-t", metavar="NAME[:TAG]", help="Image name[:tag], overriding the spec's."),
     spec_format: Optional[SpecFormat] = typer.Option(None, "--spec-format", help="Input format (default: from the file name)."),
-    from_: Optional[list[str]] = typer.Option(None, "--from", help="Containerfile: take FROM NAME from a local archive: NAME=PATH (repeatable)."),
+    from_: Optional[list[str]] = typer.Option(None, "--from", metavar="NAME=PATH", help="Containerfile: take FROM NAME from a local archive: NAME=PATH (repeatable)."),
     force: bool = typer.Option(False, "--force", help="Overwrite files in the output directory that urunix did not generate."),
 ) -> None:
     """Write a standalone Nix expression that builds the same image (`nix-build DIR`)."""
+    spec = _spec_file(spec, file)
     image = _load(spec, spec_format, tag, from_)
     from . import generated, nixgen
     generated.check(output, force, str(output))
@@ -259,7 +294,7 @@ app.add_typer(cache_app, name="cache")
 
 @cache_app.command("prune")
 def cache_prune(
-    max_size: Optional[str] = typer.Option(None, "--max-size", help="Keep at most this much (e.g. 5G); default: empty it."),
+    max_size: Optional[str] = typer.Option(None, "--max-size", metavar="SIZE", help="Keep at most this much (e.g. 5G); default: empty it."),
 ) -> None:
     """Remove the least recently used cached layers."""
     from .native import cache
@@ -271,7 +306,19 @@ def cache_prune(
     _say(f"removed {files} files ({freed / (1 << 20):.1f} MiB) from {cache.cache_dir()}")
 
 
+def _whole_first_lines(typer_app: typer.Typer) -> None:
+    """The command list shows each command's whole first line (click would
+    cut it at about 45 characters)."""
+    import inspect as _inspect
+    for c in typer_app.registered_commands:
+        c.short_help = c.short_help or (_inspect.getdoc(c.callback) or "").split("\n")[0]
+
+
+_whole_first_lines(app)
+_whole_first_lines(cache_app)
+
 _main_running = [False]   # set while main() runs: a signal then unwinds
+_interrupted = [False]    # a SIGINT/SIGTERM arrived (typer turns KeyboardInterrupt into a silent exit 130)
 
 
 def _on_sigterm() -> None:
@@ -282,6 +329,7 @@ def _on_sigterm() -> None:
 
     def interrupt(signum, frame):
         if _main_running[0]:
+            _interrupted[0] = True
             raise KeyboardInterrupt
         # main() has returned: nothing to unwind; die of the signal as the
         # default would, rather than a KeyboardInterrupt in shutdown code
@@ -290,19 +338,37 @@ def _on_sigterm() -> None:
     try:
         if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
             signal.signal(signal.SIGTERM, interrupt)
+        now = signal.getsignal(signal.SIGINT)
+        if now is signal.default_int_handler or getattr(now, "urunix_early", False):
+            signal.signal(signal.SIGINT, interrupt)
     except ValueError:   # not the main thread (the CLI called from a test)
         pass
+
+
+def _say_interrupted() -> int:
+    if sys.stderr.isatty():
+        print("\r\x1b[K", end="", file=sys.stderr)   # off a progress line (progress.py), if one is drawn
+    print("interrupted; no partial result was written (the output is as it was, or complete if the "
+          "build had already finished)", file=sys.stderr)
+    return 130
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; our errors become one message and an exit code. Usage
     errors, --help and --version are typer's (exit 2 and 0)."""
-    args = sys.argv[1:] if argv is None else argv
+    args = list(sys.argv[1:] if argv is None else argv)
+    # --debug anywhere before `--` (also after the subcommand, as with docker)
+    end = args.index("--") if "--" in args else len(args)
+    if "--debug" in args[:end]:
+        args = ["--debug"] + [a for a in args[:end] if a != "--debug"] + args[end:]
     _on_sigterm()
+    _interrupted[0] = False
     _main_running[0] = True
     try:
         app(args=args, prog_name="urunix")
     except SystemExit as e:
+        if _interrupted[0]:
+            return _say_interrupted()
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except UrunixError as e:
         if "--debug" in args:
@@ -311,9 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         _say(e.render())
         return e.exit_code
     except KeyboardInterrupt:
-        print("interrupted; no partial result was written (the output is as it was, or complete if the "
-              "build had already finished)", file=sys.stderr)
-        return 130
+        return _say_interrupted()
     finally:
         _main_running[0] = False
     return 0

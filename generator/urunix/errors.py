@@ -39,6 +39,7 @@ class Problem:
     value: Any = _UNSET
     allowed: str | None = None
     hint: str | None = None
+    key: str | None = None   # the spec model's name for the field (`field` is the user's); not shown
 
     def render(self, level: str = "error") -> str:
         where = ""
@@ -104,6 +105,73 @@ class MissingTool(BuildError):
     def __init__(self, tool: str, install: str, why: str = ""):
         self.tool = tool
         super().__init__(f"{tool} is needed{(' ' + why) if why else ''} but was not found on PATH; install it with: {install}")
+
+
+class Problems:
+    """The one place every stage puts what is wrong with a spec, so that a
+    run reports all of it at once: the loader's shape checks, validate's
+    values, files on disk and cross-field rules (and any later rule module).
+
+        problems.add(Problem("must be a list", field="cmd", ...))
+        problems.add(p, after=("cmd",))   # dropped when cmd already failed
+        problems.failed("rootfs.size")    # True if rootfs or rootfs.size failed
+        problems.raise_if_any()           # SpecError listing each once
+
+    A problem marks its field (and with `marks=`, other fields) as failed;
+    a problem that is only a consequence of an earlier one names that field
+    in `after=` and is left out, since fixing the first fixes it. The same
+    (field, message) is never reported twice. Problems keep the spec's field
+    names; Spec.where() turns them into the user's own (a bunnyfile key, a
+    LABEL) before they get here."""
+
+    def __init__(self, items: Iterable[Problem] = ()):
+        self.items: list[Problem] = []
+        self.bad: set[str] = set()
+        for p in items:
+            self.add(p)
+
+    def add(self, problem: Problem, *, after: Iterable[str] = (), marks: Iterable[str] = ()) -> bool:
+        """Record `problem` unless a field in `after` already failed or it is
+        a repeat; returns whether it was recorded."""
+        if any(self.failed(f) for f in after):
+            return False
+        key = (problem.field, problem.message, problem.line)
+        if any((p.field, p.message, p.line) == key for p in self.items):
+            return False
+        self.items.append(problem)
+        for f in (problem.key or problem.field, *marks):
+            if f:
+                self.bad.add(f)
+        return True
+
+    def extend(self, problems: Iterable[Problem], *, marks: Iterable[str] = ()) -> None:
+        for p in problems:
+            self.add(p, marks=marks)
+
+    def mark(self, *fields: str) -> None:
+        """Say that `fields` are broken without a message of their own (their
+        problem was reported under another name)."""
+        self.bad.update(f for f in fields if f)
+
+    def failed(self, field: str) -> bool:
+        """Whether `field`, a field that contains it, or a field inside it failed."""
+        return any(b == field or field.startswith(b + ".") or b.startswith(field + ".") for b in self.bad)
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Problems) and (self.items, self.bad) == (other.items, other.bad)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise SpecError(problems=sorted(self.items, key=lambda p: (p.line is None, p.line or 0)))
 
 
 @dataclass

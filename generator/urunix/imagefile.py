@@ -108,12 +108,19 @@ class _Tar:
         yield f
 
 
+def _why(e: BaseException) -> str:
+    """An exception's reason without Python's `[Errno N]` or a repeated path."""
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    return str(e) or type(e).__name__
+
+
 def _json(store, name: str, limit: int = 16 << 20):
     with store.open(name) as f:
         try:
             data = f.read(limit + 1)
         except (tarfile.TarError, OSError, EOFError) as e:
-            raise ImageFormatError(f"{name} cannot be read ({e})")
+            raise ImageFormatError(f"{name} cannot be read ({_why(e)})")
     if len(data) > limit:
         raise ImageFormatError(f"{name} is larger than {limit} bytes")
     try:
@@ -159,9 +166,14 @@ def _strings(value: object, what: str, path: str) -> list[str]:
 
 
 @contextmanager
-def open_image(path: str) -> Iterator[tuple[ImageInfo, object]]:
+def open_image(path: str, ref: str | None = None) -> Iterator[tuple[ImageInfo, object]]:
     """Yield (info, store); store.open(name) reads a member (e.g. a layer).
+    `ref` picks, in an OCI index, the manifest of that tag
+    (org.opencontainers.image.ref.name), as skopeo's oci:DIR:TAG does.
     Anything malformed is an ImageFormatError (exit code 2)."""
+    if not os.path.lexists(path):
+        raise ImageFormatError("no such file or directory", file=path,
+                               hint="give a docker-archive, an oci-archive or an OCI layout directory")
     if os.path.isdir(path):
         store: _Dir | _Tar = _Dir(path)
         kind = "oci"
@@ -169,25 +181,25 @@ def open_image(path: str) -> Iterator[tuple[ImageInfo, object]]:
         try:
             store = _Tar(path)
         except (tarfile.TarError, OSError, EOFError) as e:
-            raise ImageFormatError(f"{path}: not an image archive ({e})", file=path,
+            raise ImageFormatError(f"not an image archive ({_why(e)})", file=path,
                                    hint="give a docker-archive, an oci-archive or an OCI layout directory") from None
         kind = "docker-archive" if store.exists("manifest.json") else "oci-archive"
     try:
         try:
-            info = _read_info(store, kind, path)
+            info = _read_info(store, kind, path, ref)
         except ImageFormatError as e:
             for p in e.problems:
                 p.file = p.file or path
             raise
         except (KeyError, TypeError, IndexError, AttributeError, ValueError) as e:
-            raise ImageFormatError(f"{path}: malformed image metadata ({e!r})", file=path) from None
+            raise ImageFormatError(f"malformed image metadata ({type(e).__name__}: {e})", file=path) from None
         yield info, store
     finally:
         if isinstance(store, _Tar):
             store.tar.close()
 
 
-def _read_info(store, kind: str, path: str) -> ImageInfo:
+def _read_info(store, kind: str, path: str, ref: str | None = None) -> ImageInfo:
     if kind == "docker-archive":
         manifest_list = _need(_json(store, "manifest.json"), list, "manifest.json", path)
         if not manifest_list:
@@ -201,10 +213,10 @@ def _read_info(store, kind: str, path: str) -> ImageInfo:
             _add_oci(store, info, path)
     else:
         if not store.exists("index.json"):
-            raise ImageFormatError(f"{path}: neither manifest.json nor index.json found", file=path,
+            raise ImageFormatError("not an image: neither manifest.json nor index.json found", file=path,
                                    hint="give a docker-archive, an oci-archive or an OCI layout directory")
         info = ImageInfo(kind, {}, None)
-        _add_oci(store, info, path)
+        _add_oci(store, info, path, ref)
         assert info.manifest is not None
         cdesc = _need(info.manifest.get("config"), dict, "the manifest's config", path)
         info.config = _need(_json(store, _blob(cdesc.get("digest"))), dict, "the config", path)
@@ -213,12 +225,21 @@ def _read_info(store, kind: str, path: str) -> ImageInfo:
     return info
 
 
-def _add_oci(store, info: ImageInfo, path: str) -> None:
+REF_NAME = "org.opencontainers.image.ref.name"
+
+
+def _add_oci(store, info: ImageInfo, path: str, ref: str | None = None) -> None:
     index = _need(_json(store, "index.json"), dict, "index.json", path)
     manifests = _need(index.get("manifests"), list, "index.json manifests", path)
     if not manifests:
         raise ImageFormatError("index.json lists no manifest", file=path)
     desc = _need(manifests[0], dict, "index.json manifests[0]", path)
+    if ref is not None:
+        names = [(d.get("annotations") or {}).get(REF_NAME) if isinstance(d, dict) else None for d in manifests]
+        if ref not in names:
+            known = ", ".join(n for n in names if isinstance(n, str)) or "none"
+            raise ImageFormatError(f"the layout has no image tagged {ref}", file=path, allowed=known)
+        desc = _need(manifests[names.index(ref)], dict, "index.json manifests[]", path)
     manifest = _need(_json(store, _blob(desc.get("digest"))), dict, "the manifest", path)
     if str(manifest.get("mediaType", "")).endswith("index.v1+json") or "manifests" in manifest:
         inner = _need(manifest.get("manifests"), list, "the nested index's manifests", path)
@@ -258,5 +279,5 @@ def read_file(store, info: ImageInfo, path: str, limit: int = 16 << 20) -> bytes
                             data = t.extractfile(m)
                             return data.read() if data else None
             except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
-                raise ImageFormatError(f"layer {layer} is not a readable tar ({e})") from None
+                raise ImageFormatError(f"layer {layer} is not a readable tar ({_why(e)})") from None
     return None

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import Problems
+
 #: Fields of the top level of an args.nix / YAML spec.
 TOP_LEVEL_FIELDS = (
     "name", "tag", "files", "annotations", "architecture", "cmd", "entrypoint",
@@ -75,17 +77,21 @@ class Spec:
     unknown: dict[str, Any] = field(default_factory=dict) # top-level keys we do not know
     notes: list[str] = field(default_factory=list)        # rendered warnings a loader found (e.g. Containerfile)
     workdir: str | None = None        # the image's WorkingDir (a Containerfile's WORKDIR)
+    names: dict[str, str] = field(default_factory=dict)   # spec field -> the user's own name for it (syntax.py)
+    problems: Problems = field(default_factory=Problems)  # what the loader found wrong; validate adds the rest
 
     @property
     def base_dir(self) -> Path:
         return self.file.parent
 
     def where(self, fieldname: str) -> dict[str, Any]:
-        """Location keywords for a Problem about `fieldname`."""
+        """Location keywords for a Problem about `fieldname`: the field as
+        the user wrote it (syntax.name), its line, and the model's name as `key`."""
+        from .syntax import name
         line = self.lines.get(fieldname)
         if line is None and "." in fieldname:
             line = self.lines.get(fieldname.rsplit(".", 1)[0])
-        return {"file": display_path(self.file), "field": fieldname, "line": line}
+        return {"file": display_path(self.file), "field": name(self, fieldname), "line": line, "key": fieldname}
 
 
 @dataclass

@@ -1,6 +1,20 @@
 """Judge a Spec against urunc's contract (contract.json) and normalize it into
 an Image. Every problem names the file, the field, the line, the bad value,
-what is allowed and a hint; all problems are reported at once."""
+what is allowed and a hint; all problems are reported at once.
+
+How a check reports (and how a new rule module should):
+    self.fail("annotations.block", "a mirage guest cannot boot from block storage",
+              value=..., allowed=..., hint=f"write {self.say('rootfs.type', 'initrd')}",
+              after=("rootfs.type",))
+- the field is the spec model's name; Spec.where() shows the user's own
+  (`platforms.monitor` in a bunnyfile, `LABEL com.urunc.unikernel.block` in a
+  Containerfile) with its line;
+- `self.say(field, value)` writes the fix in the user's format (syntax.py);
+- `after=` names fields whose failure makes this problem a mere consequence:
+  it is then left out (errors.Problems); the loader's shape problems are
+  already in self.problems, so `after=("cmd",)` also covers "cmd was not a list".
+Everything goes into the one errors.Problems; run() raises it once, sorted
+by line."""
 
 from __future__ import annotations
 
@@ -10,27 +24,37 @@ import re
 import stat
 from typing import Any
 
-from . import overlap
-from .errors import Diagnostics, Problem, SpecError, did_you_mean
+from . import overlap, syntax
+from .errors import Diagnostics, Problem, Problems, SpecError, did_you_mean
+from .helpers.ext import ExtError, parse_size
+from .loaders.nixdata import dotted
 from .resources import contract
 from .rootfs.sources import IMAGE_KINDS
 from .rootfs.sources import resolve as resolve_origin
 from .spec import TOP_LEVEL_FIELDS, Extract, FileEntry, Image, Origin, Rootfs, RootfsBuild, Source, Spec
 
 ROOTFS_TYPES = ("initrd", "block", "raw")
+SIZE_FORMS = ('"auto"; bytes; or a number with K, M, G, T or KiB, MiB, GiB, TiB (powers of 1024), '
+              'or KB, MB, GB, TB (powers of 1000), e.g. "64M", "64MiB", "64MB", "1G"')
 
 # Docker reference grammar (distribution/reference), enough to refuse what
 # `docker load` would refuse.
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _HOST = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?/)"
 NAME_RE = re.compile(rf"^{_HOST}?{_COMPONENT}(?:/{_COMPONENT})*$")
-# Docker allows upper case in tags, but dockerTools lowercases them silently:
-# refuse it so both backends tag the image alike.
-TAG_RE = re.compile(r"^[a-z0-9_][a-z0-9_.-]{0,127}$")
+# Docker's tag grammar: upper case is allowed in a tag (not in the name).
+TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 ENV_KEY_RE = re.compile(r"^[^=\0]+$")
 URUNC_JSON = "/urunc.json"
 NAME_MAX = 255     # bytes in one path component (Linux)
 PATH_MAX = 4095    # bytes in a whole path (Linux, without the NUL)
+
+
+def _upper_first_component(name: str) -> bool:
+    """Docker reads a first component as a registry host only if it holds a
+    '.' or ':' or is localhost; otherwise it is a path component, lower case."""
+    first, sep, _ = name.partition("/")
+    return bool(sep) and not ("." in first or ":" in first or first == "localhost") and first != first.lower()
 
 
 def host_architecture() -> str:
@@ -92,7 +116,9 @@ class Validator:
     def __init__(self, spec: Spec):
         self.spec = spec
         self.c = contract()
-        self.problems: list[Problem] = []
+        # the loader's problems first; every check below adds to the same list
+        self.problems = Problems(spec.problems)
+        self.failed_targets: set[str] = set()   # image paths of `files` entries that failed
         self.diag = Diagnostics()
         self.planned: set[str] = set()   # image paths urunix itself will fill (kernel, initrd, block)
         self.bad_text: set[str] = set()  # fields already refused by texts()
@@ -134,8 +160,26 @@ class Validator:
                 walk(f"{src.field}.path", src.path)
         self.image_tree = False           # the image's rootfs holds an image's tree (raw/base from an image)
 
-    def fail(self, fieldname: str, message: str, **kw: Any) -> None:
-        self.problems.append(Problem(message, **self.spec.where(fieldname), **kw))
+    def fail(self, fieldname: str, message: str, *, after: tuple[str, ...] = (), **kw: Any) -> None:
+        """A problem with `fieldname`; left out if a field in `after` already
+        failed (it would only be a consequence of that one)."""
+        self.problems.add(Problem(message, **self.spec.where(fieldname), **kw), after=after)
+
+    def say(self, fieldname: str, value: Any = "...", fallback: str = "") -> str:
+        """How the user writes `fieldname = value` in their own format."""
+        return syntax.example(self.spec, fieldname, value, fallback)
+
+    def add_file_hint(self, target: str) -> str:
+        """How to put a host file at `target`, in the user's format."""
+        base = target.rsplit("/", 1)[-1] or "file"
+        fmt = self.spec.format
+        if fmt == "containerfile":
+            return f"COPY it: COPY ./{base} {target}"
+        if fmt == "bunnyfile":
+            return f"include it: - ./{base}:{target}  (under rootfs: include:)"
+        if fmt == "yaml":
+            return f"add it to files: ./{base}: {target}  (under files:)"
+        return f'add it to files: files."./{base}" = "{target}";'
 
     def warn(self, fieldname: str, message: str, **kw: Any) -> None:
         self.diag.warn(message, **self.spec.where(fieldname), **kw)
@@ -160,16 +204,18 @@ class Validator:
         name = self.string("name", self.spec.name)
         tag = self.string("tag", self.spec.tag, default="latest") or "latest"
         if not name:
-            self.fail("name", "is missing", hint="set `name = \"my/image\";` in the spec, or pass --tag name:tag")
+            self.fail("name", "is missing", after=("name",),
+                      hint=(f"pass --tag NAME:TAG (a {'Containerfile' if self.spec.format == 'containerfile' else 'bunnyfile'} names no image)"
+                            if self.spec.format in ("bunnyfile", "containerfile")
+                            else f"set {self.say('name', 'my/image')} in the spec, or pass --tag NAME:TAG"))
             name = "invalid"
-        elif not NAME_RE.match(name):
+        elif not NAME_RE.match(name) or _upper_first_component(name):
             self.fail("name", "is not a valid image name", value=name,
                       allowed="lowercase letters, digits and separators (. _ - /), e.g. urunc/prebuilt/redis-rumprun-hvt",
                       hint=f'try "{re.sub(r"[^a-z0-9./_-]+", "-", name.lower()).strip("-./_") or "my-image"}"')
         if not TAG_RE.match(tag):
             self.fail("tag", "is not a valid image tag", value=tag,
-                      allowed="up to 128 of a-z 0-9 _ . -, not starting with . or -",
-                      hint="dockerTools lowercases tags; urunix refuses upper case so both backends agree")
+                      allowed="up to 128 of A-Z a-z 0-9 _ . -, not starting with . or -")
         return name, tag
 
     def annotations(self) -> dict[str, str]:
@@ -185,7 +231,9 @@ class Validator:
             short = key[len(prefix):] if isinstance(key, str) and key.startswith(prefix) else key
             if short not in keys:
                 self.fail(fieldname, "is not an annotation urunc reads", allowed=", ".join(keys),
-                          hint=did_you_mean(short, keys) or "urunc ignores unknown keys; put other metadata in `labels`")
+                          hint=did_you_mean(short, keys) or ("urunc ignores unknown keys; for other metadata use a label without "
+                                                                 f"the {self.c['prefix']} prefix" if self.spec.format == "containerfile"
+                                                                 else "urunc ignores unknown keys; put other metadata in `labels`"))
                 continue
             kind = keys[short]["kind"]
             if isinstance(value, bool) and kind == "bool":
@@ -194,7 +242,8 @@ class Validator:
                 continue
             if not isinstance(value, str):
                 self.fail(fieldname, "must be a string", value=value,
-                          hint=f'write it in quotes: {short} = "{value}";')
+                          hint="write it in quotes: " + self.say(f"annotations.{short}", str(value).lower()
+                                                                  if isinstance(value, bool) else str(value)))
                 continue
             if value == "":
                 continue  # bimanix: an empty string means unset
@@ -220,17 +269,24 @@ class Validator:
                           hint=f'did you mean "/{value}"?')
         elif kind == "bool" and value not in c["bool"]:
             self.fail(fieldname, "must be the text true or false (urunc main refuses anything else)", value=value,
-                      allowed="true, false", hint=did_you_mean(value.lower(), c["bool"]))
+                      allowed="true, false", hint=did_you_mean(value.lower(), c["bool"]) or self.bool_hint(key, value, fieldname))
         elif kind == "devname" and not re.match(c["devname"]["pattern"], value):
             self.fail(fieldname, "is not a valid Solo5 device name", value=value,
                       allowed="1 to 67 letters or digits")
 
+    def bool_hint(self, key: str, value: str, fieldname: str) -> str:
+        r = self.spec.rootfs
+        if key in ("useDMBlock", "mountRootfs") and r is not None and isinstance(r.type, str):
+            want = "true" if r.type == "raw" else "false"
+            return f"remove it: with rootfs.type {r.type} urunix writes \"{want}\" itself"
+        return "write " + self.say(fieldname, "false" if value.lower() in ("no", "n", "off", "0") else "true")
+
     def contract_rules(self, ann: dict[str, str]) -> None:
         c = self.c
         for key in c["required"]:
-            if key not in ann and f"annotations.{key}" not in [p.field for p in self.problems]:
+            if key not in ann and not self.problems.failed(f"annotations.{key}"):
                 self.fail(f"annotations.{key}", "is required by urunc and missing",
-                          hint=f"add `{key} = \"...\";` to annotations ({c['keys'][key]['doc']})")
+                          hint=f"add {self.say(f'annotations.{key}')} ({c['keys'][key]['doc']})")
         guest, monitor = ann.get("unikernelType"), ann.get("hypervisor")
         if guest in c["guests"] and monitor in c["monitors"] and guest not in c["pairs"][monitor]:
             can = [m for m, gs in c["pairs"].items() if guest in gs]
@@ -247,15 +303,19 @@ class Validator:
             storage = c["guests"][guest].get("storage")
             for key in ("initrd", "block"):
                 if key in ann and storage is not None and key not in storage:
-                    self.fail(f"annotations.{key}", f"a {guest} guest cannot boot from {key} storage", value=ann[key],
-                              allowed=f"storage for {guest}: {', '.join(storage) or 'none (in-memory)'}")
+                    # name what the user chose: rootfs.type when that is where it came from
+                    r = self.spec.rootfs
+                    fieldname, value = ("rootfs.type", key) if r is not None and r.type == key else (f"annotations.{key}", ann[key])
+                    self.fail(fieldname, f"a {guest} guest cannot boot from {key} storage", value=value,
+                              allowed=f"storage for {guest}: {', '.join(storage) or 'none (in-memory)'}",
+                              hint=f"write {self.say('rootfs.type', storage[0])}" if storage and fieldname == "rootfs.type" else None)
             if ann.get("useDMBlock") == "true" and storage is not None and "devmapper" not in storage:
                 self.warn("annotations.useDMBlock", f"a {guest} guest does not take the container rootfs as a block device; urunc will ignore it")
             if guest == "linux" and ann.get("useDMBlock") is None:
                 self.warn("annotations.useDMBlock",
-                          "a Linux guest without useDMBlock/mountRootfs = \"false\": urunc v0.5 then defaults to "
+                          "a Linux guest without useDMBlock or mountRootfs set to \"false\": urunc v0.5 then defaults to "
                           "the devmapper rootfs, which needs containerd's devmapper snapshotter",
-                          hint='set mountRootfs = "false"; unless you run with devmapper')
+                          hint=f"set {self.say('annotations.mountRootfs', 'false')} unless you run with devmapper")
             if "unikernelVersion" in ann and guest != "unikraft":
                 self.warn("annotations.unikernelVersion", f"only Unikraft uses unikernelVersion; urunc ignores it for {guest}")
 
@@ -265,6 +325,10 @@ class Validator:
         good = []
         for f in entries:
             target = f.target
+            if isinstance(target, str) and target:
+                # whatever is wrong below, the user did ask for this path: a
+                # check that looks for it must not report it missing as well
+                self.failed_targets.add("/" + os.path.normpath(target).lstrip("/"))
             if not isinstance(target, str) or not target:
                 self.fail(f.field, "needs a target path inside the image", value=target)
                 continue
@@ -279,6 +343,12 @@ class Validator:
             if ".." not in target.split("/"):
                 target = overlap.normalize(target)   # '//urunc.json' is '/urunc.json'
             parts = [p for p in target.split("/") if p]
+            if target == "/" and not reserved and f.path.is_dir():
+                # bunny's `- rootfs:/`: the directory's tree is the rootfs's tree
+                seen.setdefault("/", f)
+                good.append(FileEntry(f.source, f.path, "/", f.field, f.exclude))
+                self.failed_targets.discard("/")
+                continue
             if ".." in parts or target == "/" or not parts:
                 self.fail(f.field, "target must name a path below / without '..'", value=f.target)
                 continue
@@ -291,7 +361,8 @@ class Validator:
             norm = os.path.normpath(target)
             if norm == URUNC_JSON and reserved:
                 self.fail(f.field, "target /urunc.json is written by urunix itself", value=f.target,
-                          hint="put urunc metadata in `annotations`")
+                          hint="give urunc's metadata as " + ("LABEL com.urunc.unikernel.KEY=VALUE lines"
+                                                              if self.spec.format == "containerfile" else "annotations"))
                 continue
             if norm in seen:
                 line = self.spec.lines.get(seen[norm].field)
@@ -312,6 +383,7 @@ class Validator:
                 continue
             seen[norm] = f
             good.append(FileEntry(f.source, f.path, norm, f.field, f.exclude))
+            self.failed_targets.discard(norm)
         good = overlap.by_precedence(good, ordered=self.spec.format == "containerfile")
         for f, other, wrong in overlap.conflicts(good):
             line = self.spec.lines.get(other.field)
@@ -331,10 +403,12 @@ class Validator:
         return False
 
     def artifacts(self, ann: dict[str, str], files: list[FileEntry]) -> None:
-        targets = ", ".join(f.target for f in files) or "none"
+        everything = sorted({f.target for f in files} | self.failed_targets | self.planned)
         by_target = {f.target: f for f in files}
         for key in ("binary", "initrd", "block"):
             value = ann.get(key)
+            if value and value in self.failed_targets:
+                continue    # its `files` entry is wrong, and said so already
             if not (value and value.startswith("/") and not check_path(value, key)):
                 continue
             if not self.contains(files, value):
@@ -342,12 +416,14 @@ class Validator:
                 if given is not None and given.path.is_dir():
                     inside = sorted(p.name for p in given.path.iterdir() if p.is_file())[:3]
                     self.fail(f"annotations.{key}", f"names a directory ({given.field} copies one there); urunc needs a file",
-                              value=value, hint=(f'name a file inside it, e.g. "{value}/{inside[0]}"' if inside
-                                                 else "copy the file itself, not its directory"))
+                              value=value, after=(f"annotations.{key}",),
+                              hint=(f'name a file inside it, e.g. "{value}/{inside[0]}"' if inside
+                                    else "copy the file itself, not its directory"))
                     continue
-                hint = did_you_mean(value, [f.target for f in files if f.target != value])
                 self.fail(f"annotations.{key}", "names a file the image will not contain", value=value,
-                          allowed=f"the targets of `files`: {targets}", hint=hint or "add it to `files`")
+                          after=(f"annotations.{key}",),
+                          allowed=f"the paths the image will hold: {', '.join(everything) or 'none'}",
+                          hint=did_you_mean(value, [t for t in everything if t != value]) or self.add_file_hint(value))
             elif value not in self.planned and self._size(files, value) == 0:
                 self.warn(f"annotations.{key}", f"names an empty file (0 bytes); urunc would hand the monitor an empty {key}",
                           value=value, hint="check that the file was built completely")
@@ -379,7 +455,8 @@ class Validator:
             return None
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             self.fail(fieldname, "must be a list of strings", value=value,
-                      hint='e.g. cmd = [ "redis-server" "/conf/redis.conf" ];')
+                      hint="e.g. " + self.say(fieldname, value.split() if isinstance(value, str)
+                                              else ["redis-server", "/conf/redis.conf"]))
             return None
         return list(value)
 
@@ -443,7 +520,8 @@ class Validator:
                 ann["cmdline"] = join_args((entrypoint or []) + cmd, guest)
         if guest == "linux" and not ((entrypoint or []) + [a for a in cmd if a]) and not image_argv:
             self.fail("annotations.cmdline", "a Linux guest needs an init: urunc passes argv[0] as init= and fails with 'No init was specified'",
-                      hint='set cmdline = "/urunit /usr/bin/app"; or cmd = [ "/urunit" "/usr/bin/app" ];')
+                      after=("cmd", "entrypoint", "annotations.cmdline", "annotations"),
+                      hint=f"set {self.say('cmd', ['/urunit', '/usr/bin/app'])}")
         return entrypoint, cmd, False
 
     # -- rootfs, kernel, init (what urunix builds or fetches) ----------------
@@ -475,7 +553,7 @@ class Validator:
                 return None
         elif origin.kind != "file":
             self.fail(f"{fieldname}.from", f"must be a file or an image, not a {origin.kind}", value=src.origin,
-                      hint=f'e.g. {fieldname} = {{ from = "./{fieldname}-image.tar"; path = "{default}"; }};')
+                      hint="e.g. " + self.say(f"{fieldname}.from", f"./{fieldname}-image.tar"))
             return None
         target = src.target or (inner if origin.kind != "file" else src.path if src.origin != "local" and src.path else None)
         return Extract(origin, inner, target or default, fieldname)
@@ -491,6 +569,8 @@ class Validator:
             kernel = self.extract(s.kernel, ann, "/kernel", files)
             if kernel is None and ann.get("binary"):
                 self.planned.add(ann["binary"])   # its problem is reported already
+            if kernel is None and self.problems.failed("kernel"):
+                self.problems.mark("annotations.binary")   # no "binary is missing" on top of it
             if kernel is not None:
                 if ann.get("binary") and s.kernel.target is None:
                     kernel.target = ann["binary"]
@@ -506,7 +586,7 @@ class Validator:
             init = self.extract(s.init, ann, "/urunit", [])
             if init is not None and guest not in (None, "linux"):
                 self.fail("init", f"only Linux guests run an init; a {guest} guest is the application itself",
-                          hint="remove init, or set unikernelType = \"linux\"")
+                          hint=f"remove init, or set {self.say('annotations.unikernelType', 'linux')}")
 
         rootfs = None
         r = s.rootfs
@@ -543,24 +623,24 @@ class Validator:
             self.fail(f"{f}.type", f"a {guest} guest cannot boot from {need} storage", value=rtype,
                       allowed=f"storage for {guest}: {', '.join(storage) or 'none (in-memory)'}")
             return None
+        # a bad `from` does not stop the checks of the other rootfs fields:
+        # they are reported in the same run, and the build is refused after
         origin = self.origin(r.origin, f"{f}.from" if f"{f}.from" in self.spec.lines else f)
-        if origin is None:
-            return None
-        if rtype == "raw" and origin.kind in IMAGE_KINDS:
+        if origin is not None and rtype == "raw" and origin.kind in IMAGE_KINDS:
             self.image_tree = True
-        if origin.kind == "file":
+        if origin is not None and origin.kind == "file":
             self.fail(f"{f}.from", "a single file is not a rootfs tree", value=r.origin,
-                      hint="a prebuilt initrd or block image goes in `files`, with annotations.initrd / annotations.block pointing at it")
-            return None
+                      hint=self.prebuilt_hint(rtype))
+            origin = None
         include = self.files(r.include, reserved=False)
-        build = RootfsBuild(rtype, origin, include, field=f)
+        build = RootfsBuild(rtype, origin or Origin("scratch", "", f), include, field=f)
         if rtype == "raw":
             for key in ("useDMBlock", "mountRootfs"):
                 if ann.get(key) == "false":
                     self.fail(f"annotations.{key}", "a raw rootfs is the container's own rootfs, handed to the guest by devmapper",
                               value="false", hint="remove it: urunix sets it to true for rootfs.type = raw")
                 ann[key] = "true"
-            return build
+            return build if origin is not None else None
         for key in ("useDMBlock", "mountRootfs"):
             if ann.get(key) == "true":
                 self.fail(f"annotations.{key}", f"asks for the devmapper rootfs, but rootfs.type is {rtype}", value="true")
@@ -571,10 +651,14 @@ class Validator:
                 self.fail(f"{f}.fsType", "is not a filesystem urunix builds", value=build.fs_type, allowed="ext2, ext4")
             blockfs = self.c["guests"].get(guest or "", {}).get("blockFs")
             if blockfs and build.fs_type not in blockfs:
-                self.fail(f"{f}.fsType", f"a {guest} guest mounts only {', '.join(blockfs)}", value=build.fs_type)
+                self.fail(f"{f}.fsType", f"a {guest} guest mounts only {', '.join(blockfs)}", value=build.fs_type,
+                          after=(f"{f}.fsType",))
             build.size = str(r.size or "auto")
-            if not re.match(r"^(auto|[0-9]+[KMGT]?)$", build.size):
-                self.fail(f"{f}.size", "is not a size", value=r.size, allowed='"auto", or a number with K, M, G or T (e.g. "64M")')
+            if build.size != "auto":
+                try:
+                    parse_size(build.size)
+                except (ExtError, ValueError):
+                    self.fail(f"{f}.size", "is not a size", value=r.size, allowed=SIZE_FORMS)
             default = f"/.boot/rootfs.{build.fs_type}"
         else:
             default = "/.boot/rootfs"
@@ -600,14 +684,22 @@ class Validator:
             mnt = self.c["guests"].get(guest or "", {}).get("blkMntPoint") or ("/" if guest == "linux" else None)
             if mnt:
                 ann.setdefault("blkMntPoint", mnt)
-        return build
+        return build if origin is not None else None
+
+    def prebuilt_hint(self, rtype: str) -> str:
+        """Where a prebuilt initrd or block image goes, in the user's format."""
+        if self.spec.format == "bunnyfile":
+            return "a prebuilt initrd or block image is from: local with path: FILE"
+        key = "block" if rtype == "block" else "initrd"
+        return (f"copy the prebuilt {key} into the image ({self.add_file_hint('/.boot/rootfs')}) and point at it: "
+                + self.say(f"annotations.{key}", "/.boot/rootfs"))
 
     # -- all of it -----------------------------------------------------------
 
     def run(self) -> Image:
         self.texts()
-        if self.problems:
-            raise SpecError(problems=self.problems)
+        if self.bad_text:    # the rest would trip over the NUL or the surrogate
+            self.problems.raise_if_any()
         self.top_level()
         name, tag = self.name_tag()
         ann = self.annotations()
@@ -621,14 +713,14 @@ class Validator:
         env = self.string_map("env", self.spec.env)
         for k in env:
             if not ENV_KEY_RE.match(k):
-                self.fail(f"env.{k}", "is not a valid environment variable name", value=k)
+                self.fail(dotted(["env", k]), "is not a valid environment variable name", value=k)
         labels = self.string_map("labels", self.spec.labels)
-        for k in labels:
+        for k, v in labels.items():
             if k.startswith(self.c["prefix"]):
-                self.fail(f"labels.{k}", "is a urunc annotation; urunix writes those labels itself",
-                          hint=f"move it to annotations.{k[len(self.c['prefix']):]}")
-        if self.problems:
-            raise SpecError(problems=self.problems)
+                short = k[len(self.c['prefix']):]
+                self.fail(dotted(["labels", k]), "is a urunc annotation; urunix writes those labels itself",
+                          hint=f"move it to annotations: {self.say(f'annotations.{short}', v)}")
+        self.problems.raise_if_any()
         return Image(
             name=name, tag=tag, architecture=arch, annotations=dict(sorted(ann.items())),
             cmd=cmd, entrypoint=entrypoint, env=[f"{k}={v}" for k, v in env.items()],

@@ -84,7 +84,7 @@ def test_inspect_flags_a_disagreement(work, tmp_path):
     image_writer.write_atomic(p, str(tmp_path / "bad.tar"))
     r = urunix("inspect", str(tmp_path / "bad.tar"))
     assert r.returncode == 1
-    assert "DISAGREEMENT: binary: label '/a' but urunc.json '/b'" in r.stdout
+    assert 'DISAGREEMENT: binary: label "/a" but urunc.json "/b"' in r.stdout
 
 
 def test_inspect_rejects_what_is_not_an_image(tmp_path):

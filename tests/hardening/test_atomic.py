@@ -58,7 +58,7 @@ def write_spec(d: Path, cmdline: str, mb: int = 128) -> Path:
 
 
 def start(spec: Path, out: Path, fmt: str, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "urunix", "build", "--backend", "native", "-f", fmt,
+    return subprocess.Popen([sys.executable, "-m", "urunix", "build", "--backend", "native", "--format", fmt,
                              "-o", str(out), str(spec)], env=env or ENV, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 

@@ -30,7 +30,7 @@ def build(guard, spec: str, out: str = "out", fmt: str = "docker-archive"):
     (guard.work / "spec.yaml").write_text(spec)
     (guard.work / "vmlinux").write_bytes(b"\x7fELF kernel")
     guard.arm()
-    r = run_cli("build", "--backend", "native", "-f", fmt, "-o", str(guard.work / out), str(guard.work / "spec.yaml"))
+    r = run_cli("build", "--backend", "native", "--format", fmt, "-o", str(guard.work / out), str(guard.work / "spec.yaml"))
     assert "Traceback" not in r.stderr
     return r
 

@@ -121,7 +121,7 @@ def check_config(config: dict, files: dict[str, bytes]) -> None:
 @pytest.mark.parametrize("fmt", ["docker-archive", "oci-archive"])
 def test_native_build_carries_every_value_byte_for_byte(tmp_path, fmt):
     spec = hostile_yaml(tmp_path)
-    r = run_cli("build", "--backend", "native", "-f", fmt, "-o", str(tmp_path / "out"), str(spec))
+    r = run_cli("build", "--backend", "native", "--format", fmt, "-o", str(tmp_path / "out"), str(spec))
     assert r.returncode == 0, r.stderr
     config, _, files = read_archive(tmp_path / "out")
     check_config(config, files)

@@ -269,13 +269,13 @@ def test_nix_errors_carry_nixs_message_and_line(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("text, field, line, words", [
-    ('{\n  files = [ "./a" ];\n}', "files", 2, "files must be an attribute set"),
+    ('{\n  files = [ "./a" ];\n}', "files", 2, "must be an attribute set"),
     ('{\n  files = { "./a" = 1; };\n}', 'files."./a"', 2, "target"),
     ('{\n  files = { "./a" = ./b; };\n}', 'files."./a"', 2, "target"),
-    ('{\n  annotations = "rumprun";\n}', "annotations", 2, "annotations must be an attribute set"),
-    ('{\n  cmd = "redis-server /conf";\n}', "cmd", 2, "cmd must be a list of strings"),
-    ('{\n  cmd = [ "a" 1 ];\n}', "cmd.1", 2, "cmd must be a list of strings"),
-    ('{\n  env = [ "A=1" ];\n}', "env", 2, "env must be an attribute set"),
+    ('{\n  annotations = "rumprun";\n}', "annotations", 2, "must be an attribute set"),
+    ('{\n  cmd = "redis-server /conf";\n}', "cmd", 2, "must be a list of strings"),
+    ('{\n  cmd = [ "a" 1 ];\n}', "cmd.1", 2, "must be a string"),
+    ('{\n  env = [ "A=1" ];\n}', "env", 2, "must be an attribute set"),
     ('{\n  annotations.binary = ./redis.hvt;\n}', "annotations.binary", 2, "Nix path literal"),
     ('{\n  rootfs = { tpye = "initrd"; };\n}', "rootfs.tpye", 2, "unknown field in rootfs"),
     ('{\n  kernel = { from = "local"; pth = "x"; };\n}', "kernel.pth", 2, "unknown field in kernel"),

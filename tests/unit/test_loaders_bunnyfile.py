@@ -200,9 +200,9 @@ def test_seed_redis_linux_needs_pinned_or_saved_images(tmp_path):
     with pytest.raises(SpecError) as e:
         validate(spec)
     problems = e.value.problems
-    assert [(p.field, p.line) for p in problems] == [("kernel.from", 11), ("rootfs.from", 8)]
+    assert [(p.field, p.line) for p in problems] == [("rootfs.from", 8), ("kernel.from", 11)]   # in file order
     assert all("not pinned by digest" in p.message for p in problems)
-    assert "docker save redis:alpine -o redis.tar" in problems[1].hint
+    assert "docker save redis:alpine -o redis.tar" in problems[0].hint
     assert all(p.file.endswith("bunnyfile") for p in problems)
 
 
@@ -254,7 +254,7 @@ def test_include_forms(tmp_path):
         "  - redis.conf:/conf/redis.conf",
         "  - redis.conf\n  - source: data/x\n    destination: /x\n  - a:b:c")))
     assert [(f.source, f.target, f.field) for f in spec.files[1:]] == [
-        ("redis.conf", "redis.conf", "rootfs.include.0"),       # no ':' -> same path, as bunny
+        ("redis.conf", "/redis.conf", "rootfs.include.0"),      # no ":" -> same path below /, as bunny
         ("data/x", "/x", "rootfs.include.1"),
         ("a", "b:c", "rootfs.include.2"),                       # split on the first ':'
     ]

@@ -137,7 +137,7 @@ def test_lines_of_every_key(tmp_path):
     ('{ a = 1; a = 2; }', 1, "attribute a already defined"),
     ('{\n  a.b = 1;\n  a.b.c = 2;\n}', 3, "attribute a.b already defined (first defined on line 2)"),
     ('{ a = { b = {x=1;}; }; a = { b = {y=1;}; }; }', 1, "attribute a.b already defined"),
-    ('{ a = 1 }', 1, "expected ; after the value of a"),
+    ('{ a = 1 }', 1, "expected `;` after the value of a"),
     ('{ a = 1;\n', 1, "unterminated attribute set"),
     ('[ 1 2', 1, "unterminated list"),
     ('"abc', 1, "unterminated string"),

@@ -119,15 +119,28 @@ def tool(name: str) -> str:
                    f"Nix: pkgs.e2fsprogs)")
 
 
+_SIZE = re.compile(r"\s*([0-9]+)\s*(?:([KMGT])(i?)B?|B)?\s*", re.IGNORECASE)
+
+
 def parse_size(size: str | int) -> int:
-    """'64M' -> bytes; also K, G, T (powers of 1024), an optional trailing
-    'iB'/'B', or a plain number of bytes."""
-    if isinstance(size, int):
+    """The one size syntax of urunix, in the spec and on the command line:
+    a number of bytes; K, M, G, T or KiB, MiB, GiB, TiB (powers of 1024:
+    "64M" = "64MiB" = 64 * 2**20); KB, MB, GB, TB (powers of 1000, as disk
+    makers and `df -H` count: "64MB" = 64 * 10**6); a trailing B is bytes.
+    Letters in either case."""
+    if isinstance(size, int) and not isinstance(size, bool):
         return size
-    m = re.fullmatch(r"\s*(\d+)\s*([KMGT]?)(?:i?B)?\s*", str(size), re.IGNORECASE)
+    m = _SIZE.fullmatch(str(size))
     if not m:
-        raise ExtError(f"size {size!r}: give \"auto\" or a number with K, M, G or T (e.g. \"64M\")")
-    return int(m.group(1)) * (1024 ** " KMGT".index(m.group(2).upper() or " "))
+        raise ExtError(f"size {size!r}: give \"auto\", bytes, or a number with K, M, G, T "
+                       f"(or KiB...: powers of 1024; KB...: powers of 1000), e.g. \"64M\"")
+    number, prefix, binary = m.groups()
+    if not prefix:
+        return int(number)
+    power = " KMGT".index(prefix.upper())
+    whole = m.group(0).rstrip()
+    decimal = whole[-1:] in "bB" and not binary     # KB, MB: SI
+    return int(number) * ((1000 if decimal else 1024) ** power)
 
 
 def _blocks(n: int, bs: int = BLOCK_SIZE) -> int:

@@ -21,10 +21,24 @@ FORMATS = ("args.nix", "yaml", "bunnyfile", "containerfile")
 _BUNNY_KEYS = re.compile(r"^(version|platforms)\s*:", re.M)
 
 
-def load(path: Path | str, format: str | None = None, *, from_map: dict[str, str] | None = None) -> Spec:
+def load(path: Path | str, format: str | None = None, *, from_map: dict[str, str] | None = None,
+         keep_problems: bool = False) -> Spec:
     """Read `path` as `format` ("args.nix", "yaml", "bunnyfile", "containerfile";
     None: detect). `from_map` maps a Containerfile's `FROM name:tag` to a
-    local image archive or OCI layout (the CLI's `--from NAME=PATH`)."""
+    local image archive or OCI layout (the CLI's `--from NAME=PATH`).
+
+    A file that cannot be read at all raises SpecError. Shape problems (a
+    string where a list belongs, an unknown key) leave that field unset and
+    are kept in Spec.problems: with keep_problems the caller gets the Spec
+    and validate() reports them together with its own, in one run (what the
+    CLI does); without, they are raised here."""
+    spec = _load(path, format, from_map)
+    if not keep_problems:
+        spec.problems.raise_if_any()
+    return spec
+
+
+def _load(path: Path | str, format: str | None, from_map: dict[str, str] | None) -> Spec:
     path = Path(path).absolute()
     if format is None:
         format = detect(path)

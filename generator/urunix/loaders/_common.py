@@ -6,6 +6,7 @@ for argv); urunc values are validate.py's business, so they stay raw."""
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any
 
@@ -58,20 +59,25 @@ class Shapes:
 
     def mapping(self, field: str, value: Any, example: str) -> dict[str, Any]:
         if not isinstance(value, dict):
-            raise self.error(field, f"{field} must be {self.a_set}", value,
-                             hint=f"write it like: {example}")
+            if isinstance(value, str) and "=" in value and field in ("env", "labels"):
+                k, _, v = value.partition("=")   # `env: FOO=bar`: show their own pair as a mapping
+                from ..syntax import setting
+                example = setting(self.spec, f"{field}.{k.strip()}", v.strip()) or example
+            raise self.error(field, f"must be {self.a_set}", value, hint=f"write it like: {example}")
         return value
 
     def string_list(self, field: str, value: Any) -> list[str] | None:
         if value is None:
             return None
-        example = f'{field} = [ "/app" "--flag" ];' if self.nix else f'{field}: ["/app", "--flag"]'
+        from ..syntax import setting
+        example = setting(self.spec, field, value.split() if isinstance(value, str) and value.split()
+                          else ["/app", "--flag"])
         if not isinstance(value, list):
-            raise self.error(field, f"{field} must be a list of strings (one per argument)", value,
+            raise self.error(field, "must be a list of strings (one per argument)", value,
                              hint=f"write it like: {example}")
         for i, item in enumerate(value):
             if not isinstance(item, str):
-                raise self.error(dotted([field, i]), f"{field} must be a list of strings", item,
+                raise self.error(dotted([field, i]), "must be a string", item,
                                  hint="quote each argument" + (" (YAML reads true, 1 or 1.0 as non-strings)" if not self.nix else ""))
         return list(value)
 
@@ -112,14 +118,34 @@ def files_from(spec: Spec, shapes: Shapes, field: str, value: Any, *, allow_list
         return out
     example = '{ "./redis.hvt" = "/unikernel/redis.hvt"; }' if shapes.nix else '{"./redis.hvt": /unikernel/redis.hvt}'
     mapping = shapes.mapping(field, value, f"{field} = {example}" if shapes.nix else f"{field}: {example}")
-    return [file_entry(spec, shapes, f"{field}.{dotted([src])}", src, dst) for src, dst in mapping.items()]
+    out = []
+    for src, dst in mapping.items():
+        try:     # one bad entry does not hide the others
+            out.append(file_entry(spec, shapes, f"{field}.{dotted([src])}", src, dst))
+        except SpecError as e:
+            spec.problems.extend(e.problems)
+    return out
 
 
-def known_keys(shapes: Shapes, field: str, value: dict[str, Any], allowed: tuple[str, ...]) -> None:
+def known_keys(shapes: Shapes, field: str, value: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, Any]:
+    """The known keys of `value`; each unknown one is a problem of its own
+    (all of them, not just the first), and is left out."""
+    out = {k: v for k, v in value.items() if k in allowed}
+    lines = shapes.spec.lines
     for key in value:
         if key not in allowed:
-            raise shapes.error(f"{field}.{dotted([key])}", f"unknown field in {field}", key,
-                               allowed=", ".join(allowed), hint=did_you_mean(key, allowed))
+            where = f"{field}.{dotted([key])}"
+            shapes.spec.problems.extend(shapes.error(
+                where, f"unknown field in {field}", key,
+                allowed=", ".join(allowed), hint=did_you_mean(key, allowed)).problems)
+            # read on as if the near miss were spelled right: its value is
+            # checked too, and nothing follows from the typo alone
+            close = difflib.get_close_matches(str(key), [k for k in allowed if k not in value], n=1, cutoff=0.6)
+            if close and close[0] not in out:
+                out[close[0]] = value[key]
+                if where in lines:
+                    lines.setdefault(f"{field}.{close[0]}", lines[where])
+    return out
 
 
 def source_from(shapes: Shapes, field: str, value: Any) -> Source:
@@ -127,17 +153,20 @@ def source_from(shapes: Shapes, field: str, value: Any) -> Source:
     if isinstance(value, str):
         return Source(origin="local", path=str(value), field=field)
     example = '{ from = "local"; path = "./vmlinux"; }' if shapes.nix else "{from: local, path: ./vmlinux}"
-    mapping = shapes.mapping(field, value, example)
-    known_keys(shapes, field, mapping, SOURCE_FIELDS)
+    mapping = known_keys(shapes, field, shapes.mapping(field, value, example), SOURCE_FIELDS)
     return Source(origin=mapping.get("from", "local"), path=mapping.get("path"), field=field)
 
 
 def rootfs_from(spec: Spec, shapes: Shapes, value: Any) -> Rootfs:
     example = '{ type = "initrd"; include = { "./conf" = "/conf"; }; }' if shapes.nix else "{type: initrd, include: [./conf:/conf]}"
-    mapping = shapes.mapping("rootfs", value, example)
-    known_keys(shapes, "rootfs", mapping, ROOTFS_FIELDS)
+    mapping = known_keys(shapes, "rootfs", shapes.mapping("rootfs", value, example), ROOTFS_FIELDS)
     include = mapping.get("include")
-    entries = [] if include is None else files_from(spec, shapes, "rootfs.include", include, allow_list=True)
+    entries = []
+    if include is not None:
+        try:
+            entries = files_from(spec, shapes, "rootfs.include", include, allow_list=True)
+        except SpecError as e:
+            spec.problems.extend(e.problems, marks=("rootfs.include",))
     return Rootfs(type=mapping.get("type"), origin=mapping.get("from", "scratch"),
                   path=mapping.get("path"), include=entries,
                   size=mapping.get("size"), fs_type=mapping.get("fsType"),
@@ -157,22 +186,32 @@ def build_spec(data: Any, lines: dict[str, int], file: Path, fmt: str) -> Spec:
         if key not in TOP_LEVEL_FIELDS:
             spec.unknown[key] = value
             continue
-        if key in _NO_PATHS:
-            shapes.no_path_literals(key, value)
-        if key in ("name", "tag", "architecture"):
-            setattr(spec, key, value)
-        elif key == "files":
-            spec.files = files_from(spec, shapes, "files", value)
-        elif key == "annotations":
-            example = '{ unikernelType = "rumprun"; hypervisor = "hvt"; }' if shapes.nix else "{unikernelType: rumprun, hypervisor: hvt}"
-            spec.annotations = dict(shapes.mapping("annotations", value, f"annotations = {example}" if shapes.nix else f"annotations: {example}"))
-        elif key in ("cmd", "entrypoint"):
-            setattr(spec, key, shapes.string_list(key, value))
-        elif key in ("env", "labels"):
-            example = '{ FOO = "bar"; }' if shapes.nix else "{FOO: bar}"
-            setattr(spec, key, dict(shapes.mapping(key, value, f"{key} = {example}" if shapes.nix else f"{key}: {example}")))
-        elif key == "rootfs":
-            spec.rootfs = rootfs_from(spec, shapes, value)
-        elif key in ("kernel", "init"):
-            setattr(spec, key, source_from(shapes, key, value))
+        try:
+            _top_level(spec, shapes, key, value)
+        except SpecError as e:
+            # the field is left unset; validate then leaves out what only
+            # follows from its absence (Problems.failed)
+            spec.problems.extend(e.problems, marks=(key,))
     return spec
+
+
+def _top_level(spec: Spec, shapes: Shapes, key: str, value: Any) -> None:
+    """Read one known top-level field into `spec`; a SpecError leaves it unset."""
+    if key in _NO_PATHS:
+        shapes.no_path_literals(key, value)
+    if key in ("name", "tag", "architecture"):
+        setattr(spec, key, value)
+    elif key == "files":
+        spec.files = files_from(spec, shapes, "files", value)
+    elif key == "annotations":
+        example = '{ unikernelType = "rumprun"; hypervisor = "hvt"; }' if shapes.nix else "{unikernelType: rumprun, hypervisor: hvt}"
+        spec.annotations = dict(shapes.mapping("annotations", value, f"annotations = {example}" if shapes.nix else f"annotations: {example}"))
+    elif key in ("cmd", "entrypoint"):
+        setattr(spec, key, shapes.string_list(key, value))
+    elif key in ("env", "labels"):
+        example = '{ FOO = "bar"; }' if shapes.nix else "{FOO: bar}"
+        setattr(spec, key, dict(shapes.mapping(key, value, f"{key} = {example}" if shapes.nix else f"{key}: {example}")))
+    elif key == "rootfs":
+        spec.rootfs = rootfs_from(spec, shapes, value)
+    elif key in ("kernel", "init"):
+        setattr(spec, key, source_from(shapes, key, value))

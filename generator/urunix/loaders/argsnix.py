@@ -88,6 +88,14 @@ def evaluate(nix: str, path: Path) -> Any:
     except OSError:
         return None
     if proc.returncode != 0:
+        if "syntax error" in proc.stderr:
+            # Nix points at the token after a forgotten `;` (the next line);
+            # the built-in reader says "expected `;`" where it belongs
+            try:
+                nixdata.read(read_text(path), file=path)
+            except SpecError as e:
+                if e.problem.message.startswith("expected"):
+                    raise e from None
         raise nix_error(proc.stderr, path)
     try:
         value = json.loads(proc.stdout)

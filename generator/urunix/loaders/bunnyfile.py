@@ -35,6 +35,8 @@ at any level are refused with a did-you-mean (bunny ignores them)."""
 
 from __future__ import annotations
 
+import difflib
+import posixpath
 from pathlib import Path
 from typing import Any
 
@@ -78,11 +80,22 @@ class _Bunny:
         self.unsupported.append(NotSupportedYet(what, **self.spec.where(field)))
 
     def alias(self, spec_field: str, *bunny_fields: str) -> None:
-        """Let messages about a Spec field point at the bunnyfile line it came from."""
+        """Let messages about a Spec field point at the bunnyfile line it came
+        from, and name it as the bunnyfile does (syntax.name)."""
         for f in bunny_fields:
             if f in self.spec.lines:
                 self.spec.lines[spec_field] = self.spec.lines[f]
+                self.spec.names[spec_field] = f
                 return
+
+    def step(self, field: str, fn: Any, *args: Any) -> Any:
+        """Run one part of the mapping; its SpecError becomes problems (the
+        part is then left out) so that the other parts are still checked."""
+        try:
+            return fn(*args)
+        except SpecError as e:
+            self.spec.problems.extend(e.problems, marks=(field,))
+            return None
 
     def section(self, field: str, value: Any, kind: str, required: bool = False) -> dict[str, Any] | None:
         if value is None:
@@ -93,13 +106,26 @@ class _Bunny:
         if not isinstance(value, dict):
             raise self.err(field or "bunnyfile", f"{field or 'a bunnyfile'} must be a mapping", value,
                            allowed=", ".join(FIELDS[kind]))
-        for key in value:
-            if key not in FIELDS[kind]:
-                f = f"{field}.{dotted([key])}" if field else dotted([key])
-                raise self.err(f, f"unknown field{' in ' + field if field else ''}", key,
-                               allowed=", ".join(FIELDS[kind]),
-                               hint=did_you_mean(key, FIELDS[kind]) or "bunny ignores unknown fields; urunix refuses them")
-        return value
+        out = {}
+        for key, item in value.items():
+            if key in FIELDS[kind]:
+                out.setdefault(key, item)
+                continue
+            f = f"{field}.{dotted([key])}" if field else dotted([key])
+            self.spec.problems.extend(self.err(
+                f, f"unknown field{' in ' + field if field else ''}", key, allowed=", ".join(FIELDS[kind]),
+                hint=did_you_mean(key, FIELDS[kind]) or "bunny ignores unknown fields; urunix refuses them").problems)
+            # read on as if the near miss were spelled right, so the rest of
+            # the section is checked as the user meant it (and nothing is
+            # reported that only follows from the typo)
+            close = difflib.get_close_matches(str(key), [k for k in FIELDS[kind] if k not in value], n=1, cutoff=0.6)
+            if close:
+                out.setdefault(close[0], item)
+                fixed = f"{field}.{close[0]}" if field else close[0]
+                if f in self.spec.lines:
+                    self.spec.lines.setdefault(fixed, self.spec.lines[f])
+                    self.texts.setdefault(fixed, self.texts.get(f, ""))
+        return out
 
     def text(self, field: str, value: Any, required: bool = False) -> str | None:
         """A field bunny reads as a string: a non-string scalar gives its text as written."""
@@ -128,17 +154,20 @@ class _Bunny:
                             hint="it needs at least version, platforms and kernel")
         top = self.section("", data, "")
         assert top is not None
-        self.version(top.get("version"))
-        framework = self.platforms(top.get("platforms"))
-        self.kernel(top.get("kernel"))
-        rootfs_type = self.rootfs(top.get("rootfs"), framework)
-        self.storage_flags(rootfs_type, framework)
-        self.command(top)
-        if self.unsupported:     # all of them at once, in file order
+        self.step("version", self.version, top.get("version"))
+        framework = self.step("platforms", self.platforms, top.get("platforms"))
+        self.step("kernel", self.kernel, top.get("kernel"))
+        rootfs_type = self.step("rootfs", self.rootfs, top.get("rootfs"), framework)
+        if not self.spec.problems.failed("rootfs"):
+            self.storage_flags(rootfs_type, framework)
+        self.step("cmd", self.command, top)
+        if self.unsupported and not self.spec.problems:   # only "not supported yet": say so by type too
             self.unsupported.sort(key=lambda e: e.problem.line or 0)
             first = self.unsupported[0]
             first.problems = [e.problem for e in self.unsupported]
             raise first
+        for e in self.unsupported:
+            self.spec.problems.extend(e.problems)
         return self.spec
 
     def version(self, value: Any) -> None:
@@ -167,7 +196,7 @@ class _Bunny:
     def kernel(self, value: Any) -> None:
         kernel = self.section("kernel", value, "kernel", required=True)
         assert kernel is not None
-        origin = self.text("kernel.from", kernel.get("from"), required=True)
+        origin = self.keyword("kernel.from", self.text("kernel.from", kernel.get("from"), required=True), ("local",))
         path = self.text("kernel.path", kernel.get("path"), required=True)
         assert origin is not None and path is not None
         # Either way the kernel lands at bunny's /.boot/kernel; from an image,
@@ -181,6 +210,20 @@ class _Bunny:
         self.spec.annotations["binary"] = KERNEL_PATH
         self.alias("annotations.binary", "kernel.path")
 
+    def keyword(self, field: str, origin: Any, words: tuple[str, ...]) -> Any:
+        """A `from` that misspells one of bunny's words (`locl`) and names
+        nothing on disk: say so, and read on as the word it is close to."""
+        if not isinstance(origin, str) or origin in words or (self.spec.base_dir / origin).exists():
+            return origin
+        close = difflib.get_close_matches(origin, words, n=1, cutoff=0.6)
+        if not close:
+            return origin
+        self.spec.problems.extend(self.err(
+            field, "is neither " + " nor ".join(f'"{w}"' for w in words) + " nor an image", origin,
+            allowed=", ".join(words) + ", or an image reference",
+            hint=f'did you mean "{close[0]}"?').problems)
+        return close[0]
+
     def entry(self, field: str, source: str, target: str) -> FileEntry:
         return FileEntry(source=source, path=self.spec.base_dir / source, target=target, field=field)
 
@@ -189,7 +232,8 @@ class _Bunny:
         rootfs = self.section("rootfs", value, "rootfs")
         if rootfs is None:
             return None
-        origin = self.text("rootfs.from", rootfs.get("from")) or "scratch"
+        origin = self.keyword("rootfs.from", self.text("rootfs.from", rootfs.get("from")) or "scratch",
+                              ("local", "scratch"))
         path = self.text("rootfs.path", rootfs.get("path"))
         rtype = self.text("rootfs.type", rootfs.get("type"))
         if rtype is not None and rtype not in ROOTFS_TYPES:
@@ -220,6 +264,8 @@ class _Bunny:
         since bunny's silent `raw` is rarely what a non-devmapper host wants."""
         if framework == "unikraft":
             return "initrd"
+        if framework is None:     # platforms is wrong, and said so: no guess, no second message
+            raise SpecError(problems=[])
         raise self.err("rootfs", f"rootfs.type is needed for {framework} guests", allowed=", ".join(choices),
                        hint="bunny would silently pick raw (the container's own rootfs through "
                             "devmapper); say which one you mean")
@@ -254,6 +300,17 @@ class _Bunny:
         if path is None:
             raise self.err("rootfs", "rootfs.path is required with from: local",
                            hint="name the prebuilt initrd or block image, e.g. path: rootfs.cpio")
+        if (self.spec.base_dir / path).is_dir() and rtype != "raw":
+            # bunny would copy the directory itself to /.boot/rootfs, where
+            # urunc expects a file; urunix builds the initrd or block image
+            # from the directory's tree instead
+            if rtype is None:
+                rtype = self.spec.rootfs.type = self.default_type(framework, ("initrd", "block"))
+            self.spec.rootfs.origin = path
+            self.spec.rootfs.path = ROOTFS_PATH
+            self.alias("rootfs.from", "rootfs.path")
+            self.point_at_rootfs(rtype, framework, "rootfs.path", "rootfs")
+            return rtype
         if rtype == "raw":
             raise self.err("rootfs.type", "a raw rootfs cannot come from a local file", rtype,
                            allowed="initrd, block", hint="raw means files copied into the image; "
@@ -289,7 +346,9 @@ class _Bunny:
             if not src:
                 raise self.err(field, "an include needs a source before ':'", text,
                                hint="write it like: - redis.conf:/conf/redis.conf")
-            out.append(self.entry(field, src, dst or src))
+            # bunny's short form `- conf/nginx`: the same path, below / (its
+            # copy resolves a relative destination against /)
+            out.append(self.entry(field, src, dst or posixpath.normpath("/" + src)))
         return out
 
     def include_mapping(self, field: str, item: dict[str, Any]) -> list[FileEntry]:
@@ -327,10 +386,12 @@ class _Bunny:
             field = f"envs.{i}"
             key, sep, val = item.partition("=")
             if not sep or not key:
-                raise self.err(field, "an environment variable must be KEY=VALUE", item,
-                               hint="write it like: - HOME=/root")
+                self.spec.problems.extend(self.err(field, "an environment variable must be KEY=VALUE", item,
+                                                   hint=f"write it like: - {key or 'HOME'}=VALUE").problems)
+                continue
             if key in env:
-                raise self.err(field, f"the environment variable {key} is set twice", item)
+                self.spec.problems.extend(self.err(field, f"the environment variable {key} is set twice", item).problems)
+                continue
             env[key] = val
             self.alias(f"env.{dotted([key])}", field)
         self.alias("env", "envs")

@@ -79,6 +79,7 @@ class Token:
     line: int
     col: int
     text: str = ""
+    end: tuple[int, int] = (0, 0)   # (line, column) just after the token
 
 
 def ident_ok(name: str) -> bool:
@@ -136,6 +137,8 @@ class _Reader:
             line = src.count("\n", 0, src.index("\0")) + 1
             raise self.fail("the file contains a NUL byte", line, 1)
         while True:
+            if self.tokens:
+                self.tokens[-1].end = (self.line, self.col)
             self._skip_space()
             line, col = self.line, self.col
             if self.pos >= len(src):
@@ -312,6 +315,20 @@ class _Reader:
             return self.fail("function application is not plain data", t.line, t.col, refused=True)
         return self.fail(f"expected {expected}, found {t.text}", t.line, t.col)
 
+    def missing_semicolon(self, t: Token, full: tuple[str | int, ...]) -> SpecError:
+        """What follows a binding's value is not `;`. When it is the next
+        binding (`b = ...`) or the closing `}`, the `;` was forgotten: say
+        that, where it belongs, rather than "function application"."""
+        nxt = self.peek()
+        starts_binding = t.kind in ("id", "str") and nxt.kind in ("=", ".")
+        if t.kind in ("}", "eof") or starts_binding:
+            k = self.i - (1 if t.kind == "eof" else 2)   # the value's last token (take() stops at eof)
+            prev = self.tokens[k] if k >= 0 else t
+            line, col = prev.end if prev.end != (0, 0) else (t.line, t.col)
+            return self.fail(f"expected `;` after the value of {dotted(full)}", line, col,
+                             hint=f"add `;` at line {line}, column {col}")
+        return self.after_value(t, f"`;` after the value of {dotted(full)}")
+
     def value(self, path: tuple[str | int, ...], depth: int, in_list: bool = False) -> Any:
         if depth > MAX_DEPTH:
             t = self.peek()
@@ -424,7 +441,7 @@ class _Reader:
             val = self.value(full, depth + 1)
             semi = self.take()
             if semi.kind != ";":
-                raise self.after_value(semi, f"; after the value of {dotted(full)}")
+                raise self.missing_semicolon(semi, full)
             self.add_attr(result, path, attrpath, val)
             first = False
 

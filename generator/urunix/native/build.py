@@ -35,12 +35,20 @@ def build(image: Image, out: str, fmt: str = "docker-archive",
     try:
         with ExitStack() as stack:
             scratch, _ = image_writer.owned_temp_dir(dest.parent, stack)
+            step = getattr(progress, "step", None) or (lambda text: None)    # progress.py names the steps
+            if image.rootfs is not None:
+                step(f"reading the tree of {image.rootfs.field or 'rootfs'}")
             made = materialize(image, scratch, stack, lazy=True) if (image.rootfs or image.kernel or image.init) else None
             p = plan(image, fmt, made, exclude=[dest.path or "", scratch])
             if made is not None and made.expanded and image.rootfs.origin.kind in IMAGE_KINDS:
                 check_paths_exist(image, made.rootfs)
-            layers = _layers(p, made, store, stack)
+            r = image.rootfs
+            tool = (f"mke2fs: making the {r.fs_type} image" if r is not None and r.type == "block" else
+                    "cpio: making the gzip initrd" if r is not None and r.compression == "gzip" else None)
+            layers = _layers(p, made, store, stack, lambda: tool and step(tool))
             total = image_writer.total_bytes(p, layers)
+            if hasattr(progress, "layers"):
+                progress.layers([(x.name, x.size) for x in layers])
 
             def keep(layer: image_writer.Layer, digest: str, path: str, offset: int) -> None:
                 # the cache copies the layer out of this build's own staged
@@ -85,7 +93,8 @@ def _host_tree_error(image: Image, e: image_writer.UnsupportedFile) -> SpecError
                           "as the rootfs source, or is made by the guest's init)")
 
 
-def _layers(p: dict, made, store, stack: ExitStack) -> list[image_writer.Layer]:
+def _layers(p: dict, made, store, stack: ExitStack,
+            on_make: Callable[[], None] = lambda: None) -> list[image_writer.Layer]:
     """Prepared layers: cache hits as ready blobs, the rest with their
     members (the rootfs artifact made only on a miss)."""
     mtime = image_writer.epoch(p["created"])
@@ -104,6 +113,7 @@ def _layers(p: dict, made, store, stack: ExitStack) -> list[image_writer.Layer]:
                 out.append(image_writer.ready_layer(name, hit.file, hit.offset, hit.size, hit.digest, key))
                 continue
         if mine is not None:
+            on_make()
             made_member = mine.make()
             members = [made_member if m is mine.placeholder else m for m in members]
         layer = image_writer.prepare(name, members, mtime)

@@ -77,14 +77,14 @@ def cache_dir() -> str:
 
 
 def parse_bytes(text: str | int | None, default: int) -> int:
+    """A size as everywhere in urunix (helpers/ext.py parse_size); ValueError if not one."""
     if text is None or text == "":
         return default
-    if isinstance(text, int):
-        return text
-    m = re.fullmatch(r"\s*(\d+)\s*([KMGT]?)(?:i?B)?\s*", str(text), re.I)
-    if not m:
-        raise ValueError(f"not a size: {text!r} (give bytes, or a number with K, M, G or T)")
-    return int(m.group(1)) * (1024 ** " KMGT".index(m.group(2).upper() or " "))
+    from ..helpers.ext import ExtError, parse_size
+    try:
+        return parse_size(text)
+    except ExtError as e:
+        raise ValueError(str(e)) from None
 
 
 # ---------------------------------------------------------------- keys

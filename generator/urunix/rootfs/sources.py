@@ -48,7 +48,7 @@ def is_layout(path: str) -> bool:
 def resolve(text: object, base_dir: Path, where: dict) -> Origin:
     """An Origin for a `from` value; a SpecError (with `where`) if it names
     nothing usable."""
-    field = where.get("field") or ""
+    field = where.get("key") or where.get("field") or ""
     if not isinstance(text, str) or not text:
         raise SpecError("must name a source", value=text, **where,
                         allowed='"scratch", a directory, a file, an image archive, "oci:./layout", "docker://ref@sha256:..."')
@@ -79,4 +79,22 @@ def resolve(text: object, base_dir: Path, where: dict) -> Origin:
                         hint=f"pin it (docker://{text.split(':')[0] if ':' in text.rsplit('/', 1)[-1] else text}@sha256:...) "
                              f"or save it locally: docker save {text} -o {name}.tar, then from = \"./{name}.tar\"")
     raise SpecError("does not exist", value=text, **where,
-                    hint=f"paths are relative to the spec's directory ({base_dir})")
+                    hint=_near_miss(text, base_dir) or f"paths are relative to the spec's directory ({base_dir})")
+
+
+def _near_miss(text: str, base_dir: Path) -> str | None:
+    """did you mean "local"/"scratch", or a name that is there, beside the one given?"""
+    from ..errors import did_you_mean
+    close = did_you_mean(text, ("local", "scratch"))
+    if close:
+        return close
+    head, _, tail = text.rstrip("/").rpartition("/")
+    try:
+        names = os.listdir(base_dir / head) if tail else []
+    except OSError:
+        return None
+    close = did_you_mean(tail, names)
+    if close:
+        name = close[len('did you mean "'):-2]
+        return f'did you mean "{head + "/" if head or text.startswith("/") else ""}{name}"? (paths are relative to {base_dir})'
+    return None
