@@ -89,7 +89,12 @@ def _from_map(pairs: Optional[list[str]]) -> Optional[dict[str, str]]:
     return out
 
 
-def _load(spec: Path, spec_format: Optional[SpecFormat], tag: Optional[str], from_pairs: Optional[list[str]] = None):
+_URUNC_HELP = ("urunc releases the image must work on, comma-separated (v0.5.0, v0.6.0, v0.7.0, main, next); "
+               "overrides the spec's `urunc`. Default: v0.6.0,v0.7.0,main.")
+
+
+def _load(spec: Path, spec_format: Optional[SpecFormat], tag: Optional[str], from_pairs: Optional[list[str]] = None,
+          urunc: Optional[str] = None):
     from .loaders import load
     from .validate import validate
 
@@ -104,6 +109,9 @@ def _load(spec: Path, spec_format: Optional[SpecFormat], tag: Optional[str], fro
         s.name, s.tag = name, t
         s.lines.pop("name", None)
         s.lines.pop("tag", None)
+    if urunc is not None:
+        s.urunc = urunc
+        s.lines.pop("urunc", None)
     for note in s.notes:
         _say(note)
     image, diag = validate(s)
@@ -153,9 +161,10 @@ def build(
     nix_pkgs: Optional[str] = typer.Option(None, "--nix-pkgs", help="Nix expression for pkgs (default: import <nixpkgs> {})."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither use nor fill the layer cache ($XDG_CACHE_HOME/urunix)."),
     fsync: bool = typer.Option(False, "--fsync", help="Flush the image to disk before renaming it into place."),
+    urunc: Optional[str] = typer.Option(None, "--urunc", help=_URUNC_HELP),
 ) -> None:
     """Build an image that `docker load < result` accepts and urunc boots."""
-    image = _load(spec, spec_format, tag, from_)
+    image = _load(spec, spec_format, tag, from_, urunc)
     chosen = backend
     if backend == Backend.auto:
         chosen = Backend.native
@@ -188,9 +197,10 @@ def validate(
     spec_format: Optional[SpecFormat] = typer.Option(None, "--spec-format", help="Input format (default: from the file name)."),
     from_: Optional[list[str]] = typer.Option(None, "--from", help="Containerfile: take FROM NAME from a local archive: NAME=PATH (repeatable)."),
     show: bool = typer.Option(False, "--json", help="Print the normalized spec (what the Nix library builds) as JSON."),
+    urunc: Optional[str] = typer.Option(None, "--urunc", help=_URUNC_HELP),
 ) -> None:
     """Check a spec against urunc's contract, without building."""
-    image = _load(spec, spec_format, tag, from_)
+    image = _load(spec, spec_format, tag, from_, urunc)
     if show:
         import json
 
@@ -198,7 +208,7 @@ def validate(
         typer.echo(json.dumps(resolved_json(image), indent=2, ensure_ascii=False))
     else:
         _say(f"{spec}: ok ({image.annotations.get('unikernelType')} on {image.annotations.get('hypervisor')}, "
-             f"{image.name}:{image.tag}, {image.architecture})")
+             f"{image.name}:{image.tag}, {image.architecture}; urunc {', '.join(image.targets)})")
 
 
 @app.command()
@@ -226,9 +236,10 @@ def generate(
     tag: Optional[str] = typer.Option(None, "--tag", "-t", help="Image name[:tag], overriding the spec's."),
     spec_format: Optional[SpecFormat] = typer.Option(None, "--spec-format", help="Input format (default: from the file name)."),
     from_: Optional[list[str]] = typer.Option(None, "--from", help="Containerfile: take FROM NAME from a local archive: NAME=PATH (repeatable)."),
+    urunc: Optional[str] = typer.Option(None, "--urunc", help=_URUNC_HELP),
 ) -> None:
     """Write a standalone Nix expression that builds the same image (`nix-build DIR`)."""
-    image = _load(spec, spec_format, tag, from_)
+    image = _load(spec, spec_format, tag, from_, urunc)
     from . import nixgen
     nixgen.generate(image, spec, output)
     _say(f"wrote {output}/default.nix; build it with: nix-build {output}")

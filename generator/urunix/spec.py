@@ -12,7 +12,7 @@ from typing import Any
 #: Fields of the top level of an args.nix / YAML spec.
 TOP_LEVEL_FIELDS = (
     "name", "tag", "files", "annotations", "architecture", "cmd", "entrypoint",
-    "env", "labels", "rootfs", "kernel", "init",
+    "env", "labels", "rootfs", "kernel", "init", "urunc",
 )
 
 
@@ -71,6 +71,7 @@ class Spec:
     lines: dict[str, int] = field(default_factory=dict)   # field -> line in `file`
     unknown: dict[str, Any] = field(default_factory=dict) # top-level keys we do not know
     notes: list[str] = field(default_factory=list)        # rendered warnings a loader found (e.g. Containerfile)
+    urunc: Any = None                 # the urunc releases to build for (list, or "v0.6.0,main"); None: the default
 
     @property
     def base_dir(self) -> Path:
@@ -149,6 +150,7 @@ class Image:
     init: Extract | None = None
     argv_from_image: bool = False     # no cmd given: the rootfs image's Entrypoint+Cmd become the argv
     workdir: str | None = None
+    targets: tuple[str, ...] = ()     # the urunc releases the image is built for (urunc_rules.py)
 
     def to_json(self) -> dict[str, Any]:
         """The normalized spec as plain data (what the Nix library takes)."""

@@ -18,7 +18,7 @@ SOURCE_FIELDS = ("from", "path")
 
 #: Fields whose strings name something inside the image or are plain text:
 #: a Nix path literal there would silently become a host path, so refuse it.
-_NO_PATHS = ("name", "tag", "annotations", "architecture", "cmd", "entrypoint", "env", "labels")
+_NO_PATHS = ("name", "tag", "annotations", "architecture", "cmd", "entrypoint", "env", "labels", "urunc")
 
 
 def read_text(path: Path) -> str:
@@ -159,7 +159,7 @@ def build_spec(data: Any, lines: dict[str, int], file: Path, fmt: str) -> Spec:
             continue
         if key in _NO_PATHS:
             shapes.no_path_literals(key, value)
-        if key in ("name", "tag", "architecture"):
+        if key in ("name", "tag", "architecture", "urunc"):
             setattr(spec, key, value)
         elif key == "files":
             spec.files = files_from(spec, shapes, "files", value)

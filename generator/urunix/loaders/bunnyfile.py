@@ -50,7 +50,7 @@ ROOTFS_PATH = "/.boot/rootfs"
 ROOTFS_TYPES = ("initrd", "block", "raw")
 
 FIELDS: dict[str, tuple[str, ...]] = {
-    "": ("version", "platforms", "rootfs", "kernel", "cmdline", "cmd", "entrypoint", "envs"),
+    "": ("version", "platforms", "rootfs", "kernel", "cmdline", "cmd", "entrypoint", "envs", "urunc"),
     "platforms": ("framework", "monitor", "architecture", "version"),
     "rootfs": ("from", "type", "path", "include"),
     "kernel": ("from", "path"),
@@ -134,6 +134,9 @@ class _Bunny:
         rootfs_type = self.rootfs(top.get("rootfs"), framework)
         self.storage_flags(rootfs_type, framework)
         self.command(top)
+        # urunix's own key: the urunc releases to build for (a list, or "v0.6.0,main")
+        urunc = top.get("urunc")
+        self.spec.urunc = self.strings("urunc", urunc) if isinstance(urunc, list) else self.text("urunc", urunc)
         if self.unsupported:     # all of them at once, in file order
             self.unsupported.sort(key=lambda e: e.problem.line or 0)
             first = self.unsupported[0]

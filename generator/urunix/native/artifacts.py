@@ -21,7 +21,7 @@ from ..plan import file_entry
 from ..rootfs import flatten as F
 from ..rootfs.sources import IMAGE_KINDS
 from ..spec import Extract, Image, Origin
-from ..validate import join_args
+from ..validate import join_args, linux_split
 
 
 @dataclass
@@ -163,13 +163,55 @@ class Materializer:
             if not argv and img.annotations.get("unikernelType") == "linux" and not img.cmd:
                 raise self.fail("cmd", "the rootfs image has no Entrypoint or Cmd, and the spec gives no command",
                                 hint="set cmdline (or cmd); a Linux guest needs an init")
-            img.cmd = img.cmd + argv   # img.cmd holds the init, if any
-            img.entrypoint = None
-            img.annotations["cmdline"] = join_args(img.cmd, img.annotations.get("unikernelType", ""))
+            guest = img.annotations.get("unikernelType", "")
+            full = img.cmd + argv   # img.cmd holds the init, if any
+            img.annotations["cmdline"] = join_args(full, guest)
+            img.entrypoint, img.cmd = None, full
+            if guest == "linux":
+                # Docker's convention kept: the image's Entrypoint (or its
+                # program) stays, its Cmd stays replaceable by `docker run` ARGS
+                ep = flat.entrypoint()
+                if ep:
+                    n = len(full) - len(flat.cmd())
+                    img.entrypoint, img.cmd = full[:n], full[n:]
+                else:
+                    img.entrypoint, img.cmd = linux_split(full, img.init is not None)
             img.argv_from_image = False
+            self.urunc_rules(guest, full, "image Entrypoint/Cmd")
         mine = {e.split("=", 1)[0] for e in img.env}
-        img.env = [e for e in flat.env() if e.split("=", 1)[0] not in mine] + img.env
+        inherited = [e for e in flat.env() if e.split("=", 1)[0] not in mine]
+        img.env = inherited + img.env
         img.workdir = img.workdir or flat.workdir() or None
+        self.urunc_env(dict(e.split("=", 1) for e in inherited if "=" in e))
+
+    def urunc_rules(self, guest: str, argv: list[str], what: str) -> None:
+        """The targeted releases' rules on a command known only now."""
+        from ..urunc_rules import Rules
+        rules = Rules(self.image.targets)
+        rules.command(guest, argv, self.image.annotations.get("cmdline"), [what] * len(argv))
+        self.report(rules)
+
+    def urunc_env(self, env: dict[str, str]) -> None:
+        from ..urunc_rules import Rules
+        img = self.image
+        rules = Rules(img.targets)
+        argv = (img.entrypoint or []) + img.cmd
+        rules.env(img.annotations.get("unikernelType", ""), env, argv[0] if argv else None,
+                  img.annotations.get("unikernelVersion"))
+        rules.workdir_user(img.annotations.get("unikernelType", ""), argv[0] if argv else None, img.workdir, None)
+        self.report(rules)
+
+    def report(self, rules) -> None:
+        import sys
+        errors = []
+        for f in rules.findings():
+            p = self.fail(f.field if f.field != "env" else "image Env", f.text(), value=f.value, hint=f.hint)
+            if f.level == "error":
+                errors.extend(p.problems)
+            else:
+                print(p.problem.render("warning"), file=sys.stderr, flush=True)
+        if errors:
+            raise SpecError(problems=errors)
 
     def build(self, lazy: bool = False) -> Artifacts:
         """What the image needs. lazy: leave the initrd / block image to
