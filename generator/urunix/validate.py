@@ -622,12 +622,14 @@ class Validator:
             rules.command(guest, argv, ann.get("cmdline"), self.argv_fields(argv))
         rules.env(guest, env, argv[0] if argv else None, ann.get("unikernelVersion"))
         for f in rules.findings():
-            where = f.field if f.field in self.spec.lines or "." not in f.field else f.field
+            where = f.field
+            written = {str(k).rsplit(".", 1)[-1] for k in self.spec.annotations} if isinstance(self.spec.annotations, dict) else set()
+            if where == "annotations.mountRootfs" and "useDMBlock" in written and "mountRootfs" not in written:
+                where = "annotations.useDMBlock"     # the name the user wrote
             hint = f.hint
             if f.level == "error" and f.field in ("annotations.unikernelType", "annotations.hypervisor"):
-                ok = [t for t in targets if t not in f.releases]
-                hint = ("target only " + urunc_rules.targets_hint(self.spec.format, ok)) if ok else \
-                    "no targeted urunc release runs it; " + urunc_rules.targets_hint(self.spec.format, ["main"])
+                ok = [r for r, rel in urunc_rules.releases().items() if guest in rel["guests"] and monitor in rel["monitors"]]
+                hint = "target the releases that run it: " + urunc_rules.targets_hint(self.spec.format, ok)
             kw = {} if f.value is None else {"value": f.value}
             (self.fail if f.level == "error" else self.warn)(where, f.text(), hint=hint, **kw)
 

@@ -103,6 +103,12 @@ def test_recorded_redis_rumprun(tmp_path):
     sys_path_standins()
     from standins import example
     d = example("redis-rumprun-hvt", tmp_path / "ex")
+    # the docs' (seed 000) args.nix, devmapper form; the example itself now builds a block image
+    seed = '{ name = "urunc/prebuilt/redis-rumprun-hvt"; tag = "test"; files = { "./redis.hvt" = "/unikernel/redis.hvt"; ' \
+        '"./redis.conf" = "/conf/redis.conf"; }; annotations = { unikernelType = "rumprun"; hypervisor = "hvt"; ' \
+        'binary = "/unikernel/redis.hvt"; cmdline = "hello"; unikernelVersion = ""; initrd = ""; block = ""; ' \
+        'blkMntPoint = ""; useDMBlock = "true"; }; }'
+    (d / "args.nix").write_text(seed)
     steps = recorded(d / "args.nix")
     assert [s["layer"] for s in steps] == [
         "redis-rumprun-hvt-kernel", "redis-rumprun-hvt-files", "redis-rumprun-hvt-urunc.json"]
