@@ -143,6 +143,24 @@ SPECS = {
       rootfs = { type = "initrd"; from = "./rootdir"; };
       cmd = [ "/bin/app" "a" ];
     }""",
+    "unikraft-cmd-args-only": """{
+      name = "t/uka"; files = { "./kernel" = "/unikernel/kernel"; };
+      annotations = { unikernelType = "unikraft"; hypervisor = "qemu"; binary = "/unikernel/kernel"; };
+      rootfs = { include = { "./conf" = "/conf"; }; };
+      cmd = [ "/conf/redis.conf" ];
+    }""",
+    "unikraft-elfloader-one-word-v050": """{
+      name = "t/uke"; files = { "./kernel" = "/unikernel/kernel"; };
+      annotations = { unikernelType = "unikraft"; hypervisor = "qemu"; binary = "/unikernel/kernel"; cmdline = "/chttp"; };
+      rootfs = { include = { "./conf" = "/conf"; }; };
+      urunc = "v0.5.0,v0.6.0,main";
+    }""",
+    "rumprun-block-annotation-gets-blkmntpoint": """{
+      name = "t/rb"; files = { "./kernel" = "/unikernel/k.hvt"; "./conf/redis.conf" = "/disk.ext2"; };
+      annotations = { unikernelType = "rumprun"; hypervisor = "hvt"; binary = "/unikernel/k.hvt"; block = "/disk.ext2";
+                      cmdline = "redis-server /data/redis.conf"; };
+      urunc = [ "v0.5.0" "v0.7.0" ];
+    }""",
     "linux-initrd-no-init": """{
       name = "t/ln"; kernel = "./kernel";
       annotations = { unikernelType = "linux"; hypervisor = "qemu"; cmdline = "/bin/app"; };
