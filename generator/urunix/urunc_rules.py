@@ -299,7 +299,7 @@ class Rules:
                 elif on_kernel_line:
                     self.refuse(r, f"env.{k}", "puts each K=V of a Linux guest on the kernel command line, where "
                                 "whitespace or \" splits it and shifts the init's arguments", v,
-                                hint="drop the whitespace" + ("" if r == "v0.6.0" else ", or use urunit as the init"))
+                                hint="drop the whitespace (urunc v0.7.0+ hand urunit the env in urunit.conf, intact)")
                 elif guest == "rumprun":
                     self.refuse(r, f"env.{k}", "writes rumprun's env through Go's json.Marshal and its parser splits "
                                 "at whitespace", v, hint="drop the whitespace from the value")
