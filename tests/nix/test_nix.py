@@ -154,7 +154,9 @@ def test_recorded_argv_env_labels_arch(tmp_path):
     }""", {"my kernel": b"k", "dir/sub/init file": b"i"})
     last = recorded(args)[-1]
     assert last["architecture"] == "arm64"
-    assert last["config"]["Cmd"] == ["/urunit", "/bin/sh", "-c", "echo  hi"]
+    # Linux: init and program in Entrypoint, the program's arguments in Cmd
+    assert last["config"]["Entrypoint"] == ["/urunit", "/bin/sh"]
+    assert last["config"]["Cmd"] == ["-c", "echo  hi"]
     assert last["config"]["Env"] == ["A=1", "B=2"]
     labels = last["config"]["Labels"]
     assert labels["org.example.x"] == "y"

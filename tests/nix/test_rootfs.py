@@ -319,7 +319,7 @@ def test_recorded_initrd_and_kernel_from_image(tmp_path, srcdir):
     assert desc["origin"]["kind"] == "image" and desc["init"]["target"] == "/urunit"
     assert desc["init"]["origin"]["kind"] == "file"
     c = steps[-1]["config"]
-    assert c["Cmd"] == ["/urunit", "/bin/app", "arg1"]
+    assert (c["Entrypoint"], c["Cmd"]) == (["/urunit", "/bin/app"], ["arg1"])
     assert c["Labels"]["com.urunc.unikernel.initrd"] == "/.boot/rootfs"
     assert c["Labels"]["com.urunc.unikernel.binary"] == "/kernel"
     assert c["Labels"]["com.urunc.unikernel.useDMBlock"] == "false"
@@ -418,7 +418,8 @@ def test_linux_guest_from_images_matches_native(tmp_path, srcdir):
     nat = native(d, tmp_path / "native.tar")
     (cn, fn, hn), (cb, fb, hb) = read_image(nix), read_image(nat)
     assert fn == fb and hn == hb
-    assert cn["config"]["Cmd"] == cb["config"]["Cmd"] == ["/urunit", "/bin/app", "arg1"]
+    assert cn["config"]["Cmd"] == cb["config"]["Cmd"] == ["arg1"]
+    assert cn["config"]["Entrypoint"] == cb["config"]["Entrypoint"] == ["/urunit", "/bin/app"]
     assert cn["config"]["Labels"] == cb["config"]["Labels"]
     # the image's Env and WorkingDir: urunix build reads them from app.tar;
     # the Nix library cannot at evaluation time (see the README)
