@@ -751,7 +751,10 @@ let
           entrypoint = entrypoint0;
           cmd = if cmd0 == [ ] && ep0 == [ ] then [ "" ] else cmd0;
           cmdline =
-            if cmdline == null && filter (a: a != "") all != [ ] then joinArgs guest ([ "Unikraft" ] ++ all) else cmdline;
+            if cmdline == null && filter (a: a != "") all != [ ] then
+              joinArgs guest ([ "Unikraft" ] ++ filter (a: a != "") all)
+            else
+              cmdline;
         };
       isUrunit = p: hasInfix "urunit" (builtins.baseNameOf p);
       linuxSplit =

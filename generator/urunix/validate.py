@@ -428,8 +428,9 @@ class Validator:
             self.fail("cmd", "and annotations.cmdline disagree: for Unikraft, cmd holds the app's arguments only and "
                       "cmdline is argv0 (the program's name) followed by them", value=cmd,
                       hint=f"give one of them; cmdline {cmdline!r} means cmd = {from_line!r}")
-        if cmdline is None and [a for a in (entrypoint or []) + cmd if a]:
-            ann["cmdline"] = join_args(["Unikraft"] + (entrypoint or []) + cmd, "unikraft")
+        args = [a for a in (entrypoint or []) + cmd if a]
+        if cmdline is None and args:
+            ann["cmdline"] = join_args(["Unikraft"] + args, "unikraft")
         if not cmd and not entrypoint:
             cmd = [""]   # Docker refuses an image without a command; urunc reads [""] as no arguments
         return entrypoint, cmd, False
@@ -629,7 +630,8 @@ class Validator:
             hint = f.hint
             if f.level == "error" and f.field in ("annotations.unikernelType", "annotations.hypervisor"):
                 ok = [r for r, rel in urunc_rules.releases().items() if guest in rel["guests"] and monitor in rel["monitors"]]
-                hint = "target the releases that run it: " + urunc_rules.targets_hint(self.spec.format, ok)
+                hint = (f"target the releases that run it: {urunc_rules.targets_hint(self.spec.format, ok)} "
+                        f"(or --urunc {','.join(ok)})")
             kw = {} if f.value is None else {"value": f.value}
             (self.fail if f.level == "error" else self.warn)(where, f.text(), hint=hint, **kw)
 

@@ -155,6 +155,13 @@ SPECS = {
       rootfs = { include = { "./conf" = "/conf"; }; };
       urunc = "v0.5.0,v0.6.0,main";
     }""",
+    "unikraft-entrypoint-elfloader": """{
+      name = "t/ukp"; files = { "./kernel" = "/unikernel/kernel"; };
+      annotations = { unikernelType = "unikraft"; hypervisor = "qemu"; binary = "/unikernel/kernel"; };
+      rootfs = { include = { "./conf" = "/conf"; }; };
+      entrypoint = [ "/chttp" ];
+      cmd = [ "" ];
+    }""",
     "rumprun-block-annotation-gets-blkmntpoint": """{
       name = "t/rb"; files = { "./kernel" = "/unikernel/k.hvt"; "./conf/redis.conf" = "/disk.ext2"; };
       annotations = { unikernelType = "rumprun"; hypervisor = "hvt"; binary = "/unikernel/k.hvt"; block = "/disk.ext2";

@@ -99,7 +99,8 @@ def test_containerfile_label_names_targets(tmp_path):
 def test_linux_on_v050_is_refused_naming_the_release(tmp_path):
     p = one(make(tmp_path, {**LINUX, "cmdline": "/sbin/init"}, urunc="v0.5.0,v0.6.0"), "annotations.unikernelType")
     assert p.message.startswith("urunc v0.5.0: has no linux guest (it came in v0.6.0)")
-    assert p.hint == 'target the releases that run it: urunc = [ "v0.6.0" "v0.7.0" "main" "next" ];'
+    assert p.hint == 'target the releases that run it: urunc = [ "v0.6.0" "v0.7.0" "main" "next" ]; ' \
+        '(or --urunc v0.6.0,v0.7.0,main,next)'
 
 
 def test_linux_on_default_targets_is_fine(tmp_path):
@@ -133,6 +134,12 @@ def test_unikraft_cmd_given_is_arguments_only_and_writes_a_v050_cmdline(tmp_path
     img, _ = validate(make(tmp_path, UK, cmd=["/conf/redis.conf"]))
     assert img.cmd == ["/conf/redis.conf"]
     assert img.annotations["cmdline"] == "Unikraft /conf/redis.conf"
+
+
+def test_unikraft_elfloader_program_in_entrypoint_survives_docker_run_args(tmp_path):
+    img, _ = validate(make(tmp_path, UK, entrypoint=["/chttp"], cmd=[""]))
+    assert (img.entrypoint, img.cmd) == (["/chttp"], [""])
+    assert img.annotations["cmdline"] == "Unikraft /chttp"
 
 
 def test_unikraft_no_arguments_is_one_empty_argument(tmp_path):
