@@ -122,3 +122,42 @@ def test_linux_example_keeps_init_and_program_in_entrypoint(tmp_path):
     assert cfg["Entrypoint"] == ["/urunit", "/usr/sbin/nginx"]
     assert cfg["Cmd"] == ["-g", "daemon off;error_log stderr debug;"]
     assert cfg["Labels"]["com.urunc.unikernel.blkMntPoint"] == "/"
+
+
+def app_image(path, config: dict) -> None:
+    from urunix.helpers import image_writer
+    entries = [{"type": "file", "path": "/bin/app", "data": "#!/bin/sh\n", "mode": 0o755}]
+    image_writer.write_atomic({"format": "docker-archive", "repoTags": ["t/app:1"], "created": "1970-01-01T00:00:01Z",
+                               "architecture": "amd64", "config": config,
+                               "layers": [{"name": "l", "entries": entries}]}, str(path))
+
+
+def linux_from_image(tmp_path, config: dict, urunc: str = ""):
+    app_image(tmp_path / "app.tar", config)
+    (tmp_path / "kernel").write_bytes(b"\x7fELF")
+    (tmp_path / "urunit").write_bytes(b"\x7fELF")
+    (tmp_path / "args.nix").write_text(
+        '{ name = "t/li"; kernel = "./kernel"; init = "./urunit"; ' + urunc +
+        ' annotations = { unikernelType = "linux"; hypervisor = "qemu"; };'
+        ' rootfs = { type = "initrd"; from = "./app.tar"; }; }\n')
+    return tmp_path
+
+
+def test_image_command_and_env_judged_at_build_time(tmp_path):
+    # the rootfs image's own Cmd and Env are known only when it is read
+    d = linux_from_image(tmp_path, {"Cmd": ["/bin/app", "a b", "c d"], "Env": ["OPTS=-x -y"]})
+    r = urunix("build", "args.nix", "-o", "out.tar", "--backend", "native", cwd=d)
+    assert r.returncode == 2, r.stderr
+    assert "urunc v0.6.0, v0.7.0 and main: passes the arguments through urunit, which drops every argument" in r.stderr
+    assert "urunc v0.6.0: puts each K=V of a Linux guest on the kernel command line" in r.stderr
+    assert not (d / "out.tar").exists()
+
+
+def test_image_entrypoint_stays_docker_run_args_replace_cmd(tmp_path):
+    d = linux_from_image(tmp_path, {"Entrypoint": ["/bin/app", "serve"], "Cmd": ["--port", "80"],
+                                    "Env": ["OPTS=-x -y"]}, 'urunc = "v0.7.0,main";')
+    r = urunix("build", "args.nix", "-o", "out.tar", "--backend", "native", cwd=d)
+    assert r.returncode == 0, r.stderr       # env with spaces reaches urunit intact on v0.7.0+
+    cfg = config_of(d / "out.tar")
+    assert (cfg["Entrypoint"], cfg["Cmd"]) == (["/urunit", "/bin/app", "serve"], ["--port", "80"])
+    assert cfg["Labels"]["com.urunc.unikernel.cmdline"] == "/urunit /bin/app serve --port 80"

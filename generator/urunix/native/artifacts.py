@@ -157,7 +157,9 @@ class Materializer:
     def image_config(self, flat: F.FlatImage) -> None:
         """Keep the rootfs image's command, Env and WorkingDir where the
         guest uses them."""
+        from ..urunc_rules import Rules
         img = self.image
+        rules = Rules(img.targets)      # the targeted releases' rules on what is known only now
         if img.argv_from_image:
             argv = flat.argv()
             if not argv and img.annotations.get("unikernelType") == "linux" and not img.cmd:
@@ -177,35 +179,24 @@ class Materializer:
                 else:
                     img.entrypoint, img.cmd = linux_split(full, img.init is not None)
             img.argv_from_image = False
-            self.urunc_rules(guest, full, "image Entrypoint/Cmd")
+            rules.command(guest, full, img.annotations.get("cmdline"), ["image Entrypoint/Cmd"] * len(full))
         mine = {e.split("=", 1)[0] for e in img.env}
         inherited = [e for e in flat.env() if e.split("=", 1)[0] not in mine]
         img.env = inherited + img.env
         img.workdir = img.workdir or flat.workdir() or None
-        self.urunc_env(dict(e.split("=", 1) for e in inherited if "=" in e))
-
-    def urunc_rules(self, guest: str, argv: list[str], what: str) -> None:
-        """The targeted releases' rules on a command known only now."""
-        from ..urunc_rules import Rules
-        rules = Rules(self.image.targets)
-        rules.command(guest, argv, self.image.annotations.get("cmdline"), [what] * len(argv))
-        self.report(rules)
-
-    def urunc_env(self, env: dict[str, str]) -> None:
-        from ..urunc_rules import Rules
-        img = self.image
-        rules = Rules(img.targets)
+        guest = img.annotations.get("unikernelType", "")
         argv = (img.entrypoint or []) + img.cmd
-        rules.env(img.annotations.get("unikernelType", ""), env, argv[0] if argv else None,
+        rules.env(guest, dict(e.split("=", 1) for e in inherited if "=" in e), argv[0] if argv else None,
                   img.annotations.get("unikernelVersion"))
-        rules.workdir_user(img.annotations.get("unikernelType", ""), argv[0] if argv else None, img.workdir, None)
+        rules.workdir_user(guest, argv[0] if argv else None, img.workdir, None)
         self.report(rules)
 
     def report(self, rules) -> None:
         import sys
         errors = []
         for f in rules.findings():
-            p = self.fail(f.field if f.field != "env" else "image Env", f.text(), value=f.value, hint=f.hint)
+            where = "image Env" + f.field[3:] if f.field.startswith("env") else f.field
+            p = self.fail(where, f.text(), value=f.value, hint=f.hint)
             if f.level == "error":
                 errors.extend(p.problems)
             else:
