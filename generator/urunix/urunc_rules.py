@@ -337,3 +337,60 @@ def unikraft_args(cmdline: str | None, split) -> list[str]:
     the ELF loader's program (v0.5.0 hands it argv [w, w]): one argument."""
     words = split(cmdline or "")
     return words[1:] if len(words) > 1 else words
+
+
+# -- the validator's entry points ------------------------------------------------
+
+def spec_targets(spec) -> tuple[tuple[str, ...], dict[str, Any] | None]:
+    """The spec's `urunc` (a Containerfile: LABEL urunix.urunc), else the
+    default; and the problem's keywords when it names no known release."""
+    fieldname, value = "urunc", spec.urunc
+    if value is None and isinstance(spec.labels, dict) and "urunix.urunc" in spec.labels:
+        fieldname, value = "labels.urunix.urunc", spec.labels["urunix.urunc"]
+    targets, wrong = parse_targets(value)
+    if wrong:
+        return default_targets(), {"fieldname": fieldname, "message": wrong, "value": value,
+                                   "allowed": ", ".join(releases()),
+                                   "hint": targets_hint(spec.format, default_targets())}
+    return targets or (), None
+
+
+def argv_fields(spec, argv: list[str]) -> list[str]:
+    """The spec field that gave each argument of the image's argv."""
+    ep = spec.entrypoint if isinstance(spec.entrypoint, list) else []
+    cmd = spec.cmd if isinstance(spec.cmd, list) else None
+    if cmd is None and not ep:
+        return ["annotations.cmdline"] * len(argv)
+    names = [f"entrypoint.{i}" for i in range(len(ep))] + [f"cmd.{i}" for i in range(len(cmd or []))]
+    extra = len(argv) - len(names)      # an init urunix put first
+    return (["init"] * extra + names)[:len(argv)] if extra >= 0 else names[-len(argv):]
+
+
+def judge(spec, targets: tuple[str, ...], ann: dict[str, str], entrypoint: list[str] | None, cmd: list[str],
+          env: dict[str, str], argv_from_image: bool) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """Every finding for a validated spec: (level, field, message, keywords
+    for Problem). With argv_from_image the command is judged at build time."""
+    guest, monitor = ann.get("unikernelType", ""), ann.get("hypervisor", "")
+    rules = Rules(targets)
+    rules.platform(guest, monitor)
+    rules.metadata(ann)
+    argv = (entrypoint or []) + cmd
+    if not argv_from_image:
+        rules.command(guest, argv, ann.get("cmdline"), argv_fields(spec, argv))
+    rules.env(guest, env, argv[0] if argv else None, ann.get("unikernelVersion"))
+    raw = spec.annotations if isinstance(spec.annotations, dict) else {}
+    written = {str(k).rsplit(".", 1)[-1] for k in raw}
+    out = []
+    for f in rules.findings():
+        where = f.field
+        if where == "annotations.mountRootfs" and "useDMBlock" in written and "mountRootfs" not in written:
+            where = "annotations.useDMBlock"     # the name the user wrote
+        hint = f.hint
+        if f.level == "error" and f.field in ("annotations.unikernelType", "annotations.hypervisor"):
+            ok = [r for r, rel in releases().items() if guest in rel["guests"] and monitor in rel["monitors"]]
+            hint = f"target the releases that run it: {targets_hint(spec.format, ok)} (or --urunc {','.join(ok)})"
+        kw: dict[str, Any] = {"hint": hint}
+        if f.value is not None:
+            kw["value"] = f.value
+        out.append((f.level, where, f.text(), kw))
+    return out

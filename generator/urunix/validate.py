@@ -10,7 +10,7 @@ import re
 from pathlib import PurePosixPath
 from typing import Any
 
-from . import urunc_rules
+from . import guest_argv, urunc_rules
 from .errors import Diagnostics, Problem, SpecError, did_you_mean
 from .resources import contract
 from .rootfs.sources import IMAGE_KINDS
@@ -374,7 +374,10 @@ class Validator:
         entrypoint = self.string_list("entrypoint", self.spec.entrypoint)
         cmdline = ann.get("cmdline")
         if guest == "unikraft":
-            return self.unikraft_argv(ann, entrypoint, cmd, cmdline)
+            entrypoint, cmd, wrong = guest_argv.unikraft(ann, entrypoint, cmd, cmdline)
+            if wrong:
+                self.fail("cmd", wrong[0], value=cmd, hint=wrong[1])
+            return entrypoint, cmd, False
         if cmd is not None and cmdline is not None:
             if fields(cmdline) != (entrypoint or []) + cmd and join_args((entrypoint or []) + cmd, guest) != cmdline:
                 self.fail("cmd", "and annotations.cmdline are both given and disagree", value=cmd,
@@ -407,32 +410,7 @@ class Validator:
             self.fail("annotations.cmdline", "a Linux guest needs an init: urunc passes argv[0] as init= and fails with 'No init was specified'",
                       hint='set cmdline = "/urunit /usr/bin/app"; or cmd = [ "/urunit" "/usr/bin/app" ];')
         if guest == "linux" and not entrypoint:
-            entrypoint, cmd = linux_split(cmd, init is not None)
-        return entrypoint, cmd, False
-
-    def unikraft_argv(self, ann: dict[str, str], entrypoint: list[str] | None, cmd: list[str] | None,
-                      cmdline: str | None) -> tuple[list[str] | None, list[str], bool]:
-        """urunc v0.6.0+ write argv0 `Unikraft` and put all of Entrypoint+Cmd
-        after `--`: Cmd holds the app's arguments only (`[""]` for none), so
-        `docker run IMAGE ARGS` replaces them. The cmdline annotation keeps
-        v0.5.0's form (argv0 first): given, it is kept and Cmd is its
-        arguments; else it is written as `Unikraft ARGS`."""
-        from_line = None if cmdline is None else urunc_rules.unikraft_args(cmdline, fields)
-        if cmd is None:
-            args = from_line or []
-            ep = entrypoint or []
-            if ep and args[:len(ep)] == ep:
-                args = args[len(ep):]
-            cmd = args
-        elif from_line is not None and from_line != [a for a in (entrypoint or []) + cmd if a]:
-            self.fail("cmd", "and annotations.cmdline disagree: for Unikraft, cmd holds the app's arguments only and "
-                      "cmdline is argv0 (the program's name) followed by them", value=cmd,
-                      hint=f"give one of them; cmdline {cmdline!r} means cmd = {from_line!r}")
-        args = [a for a in (entrypoint or []) + cmd if a]
-        if cmdline is None and args:
-            ann["cmdline"] = join_args(["Unikraft"] + args, "unikraft")
-        if not cmd and not entrypoint:
-            cmd = [""]   # Docker refuses an image without a command; urunc reads [""] as no arguments
+            entrypoint, cmd = guest_argv.linux_split(cmd, init is not None)
         return entrypoint, cmd, False
 
     # -- rootfs, kernel, init (what urunix builds or fetches) ----------------
@@ -594,57 +572,18 @@ class Validator:
     # -- urunc releases (urunc_rules.py) ----------------------------------------
 
     def targets(self) -> tuple[str, ...]:
-        """`urunc` of the spec (a Containerfile: LABEL urunix.urunc), else the default."""
-        s = self.spec
-        fieldname, value = "urunc", s.urunc
-        if value is None and isinstance(s.labels, dict) and "urunix.urunc" in s.labels:
-            fieldname, value = "labels.urunix.urunc", s.labels["urunix.urunc"]
-        targets, wrong = urunc_rules.parse_targets(value)
+        targets, wrong = urunc_rules.spec_targets(self.spec)
         if wrong:
-            known = list(urunc_rules.releases())
-            self.fail(fieldname, wrong, value=value, allowed=", ".join(known),
-                      hint=urunc_rules.targets_hint(s.format, urunc_rules.default_targets()))
-            return urunc_rules.default_targets()
-        return targets or ()
+            self.fail(wrong.pop("fieldname"), wrong.pop("message"), **wrong)
+        return targets
 
     def urunc_rules(self, targets: tuple[str, ...], ann: dict[str, str], entrypoint: list[str] | None,
                     cmd: list[str], env: dict[str, str], argv_from_image: bool) -> None:
-        """Refuse what a targeted urunc release would fail on or mangle; warn
-        where it depends on the snapshotter."""
-        if any(p.field and p.field.startswith(("annotations.unikernelType", "annotations.hypervisor"))
-               for p in self.problems):
+        if any(p.field in ("annotations.unikernelType", "annotations.hypervisor") for p in self.problems):
             return
-        guest, monitor = ann.get("unikernelType", ""), ann.get("hypervisor", "")
-        rules = urunc_rules.Rules(targets)
-        rules.platform(guest, monitor)
-        rules.metadata(ann)
-        argv = (entrypoint or []) + cmd
-        if not argv_from_image:
-            rules.command(guest, argv, ann.get("cmdline"), self.argv_fields(argv))
-        rules.env(guest, env, argv[0] if argv else None, ann.get("unikernelVersion"))
-        for f in rules.findings():
-            where = f.field
-            written = {str(k).rsplit(".", 1)[-1] for k in self.spec.annotations} if isinstance(self.spec.annotations, dict) else set()
-            if where == "annotations.mountRootfs" and "useDMBlock" in written and "mountRootfs" not in written:
-                where = "annotations.useDMBlock"     # the name the user wrote
-            hint = f.hint
-            if f.level == "error" and f.field in ("annotations.unikernelType", "annotations.hypervisor"):
-                ok = [r for r, rel in urunc_rules.releases().items() if guest in rel["guests"] and monitor in rel["monitors"]]
-                hint = (f"target the releases that run it: {urunc_rules.targets_hint(self.spec.format, ok)} "
-                        f"(or --urunc {','.join(ok)})")
-            kw = {} if f.value is None else {"value": f.value}
-            (self.fail if f.level == "error" else self.warn)(where, f.text(), hint=hint, **kw)
-
-    def argv_fields(self, argv: list[str]) -> list[str]:
-        """The spec field that gave each argument of the image's argv."""
-        s = self.spec
-        ep = s.entrypoint if isinstance(s.entrypoint, list) else []
-        cmd = s.cmd if isinstance(s.cmd, list) else None
-        if cmd is None and not ep:
-            return ["annotations.cmdline"] * len(argv)
-        names = [f"entrypoint.{i}" for i in range(len(ep))] + [f"cmd.{i}" for i in range(len(cmd or []))]
-        extra = len(argv) - len(names)      # an init urunix put first
-        return (["init"] * extra + names)[:len(argv)] if extra >= 0 else names[-len(argv):]
+        for level, fieldname, message, kw in urunc_rules.judge(self.spec, targets, ann, entrypoint, cmd, env,
+                                                                argv_from_image):
+            (self.fail if level == "error" else self.warn)(fieldname, message, **kw)
 
     # -- all of it -----------------------------------------------------------
 
@@ -682,18 +621,6 @@ class Validator:
             labels=labels, files=files, created=created(), source=self.spec.file,
             rootfs=rootfs, kernel=kernel, init=init, argv_from_image=argv_from_image,
         )
-
-
-def linux_split(argv: list[str], has_init: bool) -> tuple[list[str] | None, list[str]]:
-    """Docker's entrypoint convention for a Linux guest: the init and the
-    program in Entrypoint, the program's arguments in Cmd, so `docker run
-    IMAGE ARGS` and Kubernetes `args:` replace only the arguments. Without
-    an init of urunix's, argv[0] is the init (urunc's init=); urunit
-    there is followed by the program too."""
-    n = 2 if (has_init or urunc_rules.is_urunit(argv[0] if argv else None)) else 1
-    if not argv:
-        return None, []
-    return argv[:n], argv[n:]
 
 
 def created() -> str:

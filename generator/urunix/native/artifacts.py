@@ -21,7 +21,8 @@ from ..plan import file_entry
 from ..rootfs import flatten as F
 from ..rootfs.sources import IMAGE_KINDS
 from ..spec import Extract, Image, Origin
-from ..validate import join_args, linux_split
+from ..guest_argv import linux_split
+from ..validate import join_args
 
 
 @dataclass
