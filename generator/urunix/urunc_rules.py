@@ -291,18 +291,17 @@ class Rules:
                 continue
             on_kernel_line = guest == "linux" and not (rel["linuxEnv"].startswith("urunit.conf") and is_urunit(argv0))
             for k, v in env.items():
-                if not _WS.search(v) and not (on_kernel_line and '"' in v):
-                    continue
-                if guest == "unikraft":
+                if guest == "unikraft" and _WS.search(v):
                     self.refuse(r, f"env.{k}", "writes the environment into Unikraft's env.vars=[ ... ], which "
                                 "splits a value at whitespace", v, hint="drop the whitespace from the value")
-                elif on_kernel_line:
+                elif on_kernel_line and (_WS.search(v) or '"' in v):
                     self.refuse(r, f"env.{k}", "puts each K=V of a Linux guest on the kernel command line, where "
                                 "whitespace or \" splits it and shifts the init's arguments", v,
                                 hint="drop the whitespace (urunc v0.7.0+ hand urunit the env in urunit.conf, intact)")
-                elif guest == "rumprun":
-                    self.refuse(r, f"env.{k}", "writes rumprun's env through Go's json.Marshal and its parser splits "
-                                "at whitespace", v, hint="drop the whitespace from the value")
+                elif guest == "rumprun" and RUMPRUN_BAD.search(k + "=" + v):
+                    self.refuse(r, f"env.{k}", "writes rumprun's env with Go's json.Marshal: & < > \" \\ and "
+                                "newlines reach the guest as \\u0026-style escapes, literally", v,
+                                hint="avoid these characters in rumprun env values")
 
     def workdir_user(self, guest: str, argv0: str | None, workdir: str | None, user: str | None) -> None:
         for fieldname, value in (("WorkingDir", workdir), ("User", user)):

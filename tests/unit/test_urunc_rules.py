@@ -264,6 +264,12 @@ def test_env_dropped_for_mirage_and_early_rumprun(tmp_path):
     validate(make(tmp_path, {"cmdline": "x"}, env={"A": "b"}, urunc="v0.7.0,main"))
 
 
+def test_rumprun_env_json_escapes_refused_from_v070(tmp_path):
+    p = one(make(tmp_path, {"cmdline": "x"}, env={"A": "a&b"}, urunc="v0.7.0,main"), "env.A")
+    assert p.message.startswith("urunc v0.7.0 and main: writes rumprun's env with Go's json.Marshal")
+    validate(make(tmp_path, {"cmdline": "x"}, env={"A": "a b"}, urunc="v0.7.0,main"))
+
+
 def test_env_on_v050_never_passed(tmp_path):
     p = one(make(tmp_path, {**UK, "cmdline": "app x"}, env={"A": "b"}, urunc="v0.5.0"), "env")
     assert p.message.startswith("urunc v0.5.0: does not hand the environment")
