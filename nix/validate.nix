@@ -95,6 +95,7 @@ let
     "rootfs"
     "kernel"
     "init"
+    "urunc"
     "created"
     "workdir"
   ];
@@ -609,7 +610,35 @@ let
           };
       rootfsProblems = (if rootfsShape == null then [ ] else rootfsShape.problems) ++ rootfsR.problems;
       rootfs = rootfsR.build;
-      ann1 = rootfsR.ann;
+      # urunc_rules.fill_defaults(): blkMntPoint with block (urunc v0.7.0+
+      # stop without it), useDMBlock = "false" when v0.5.0 is targeted
+      # (unset means true there). Targets: `urunc`, else contract.defaultTargets.
+      uruncGiven = given.urunc or null;
+      targets =
+        if uruncGiven == null then
+          contract.defaultTargets
+        else if isString uruncGiven then
+          map util.strip (splitOn "," uruncGiven)
+        else
+          uruncGiven;
+      ann1 =
+        let
+          a = rootfsR.ann;
+          mnt = if isString guest then (contract.guests.${guest} or { }).blkMntPoint or null else null;
+          a2 =
+            if (a.block or "") != "" && !(a ? blkMntPoint) && mnt != null && !(guest == "linux" && a ? initrd) then
+              a // { blkMntPoint = mnt; }
+            else
+              a;
+        in
+        if isList targets && elem "v0.5.0" targets && !(a2 ? useDMBlock) && !(a2 ? mountRootfs) then
+          a2
+          // {
+            useDMBlock = "false";
+            mountRootfs = "false";
+          }
+        else
+          a2;
       planned =
         optional (kernelShape != null) kernelTarget
         ++ optional (rootfs != null && rootfs.target != null) rootfs.target;
@@ -652,8 +681,11 @@ let
           entrypointGiven != null && entrypoint0 == null
         ) "entrypoint: must be a list of strings (got ${show entrypointGiven})"
         ++ optional (
-          cmdOk && cmdline != null && fields cmdline != ep0 ++ cmdGiven && joinArgs guest (ep0 ++ cmdGiven) != cmdline
+          guest != "unikraft" && cmdOk && cmdline != null && fields cmdline != ep0 ++ cmdGiven && joinArgs guest (ep0 ++ cmdGiven) != cmdline
         ) "cmd: and annotations.cmdline are both given and disagree (got ${show cmdGiven}); give one of them: urunix derives the other"
+        ++ optional (
+          guest == "unikraft" && cmdOk && cmdline != null && unikraftArgs cmdline != filter (a: a != "") (ep0 ++ cmdGiven)
+        ) "cmd: and annotations.cmdline disagree: for Unikraft, cmd holds the app's arguments only and cmdline is argv0 (the program's name) followed by them (got ${show cmdGiven})"
         ++ optional (imageArgv && !argvGiven) (
           "cmd: rootfs.from is an image (${show rootfs.origin.from}) and the spec gives no command; "
           + "the Nix backend cannot read the image's Entrypoint/Cmd at evaluation time (urunix build does): "
@@ -685,7 +717,68 @@ let
             entrypoint = ep;
             changed = false;
           };
+      # Per guest (validate.py unikraft_argv(), linux_split()): Unikraft's
+      # Cmd holds the app's arguments only (urunc v0.6.0+ write argv0
+      # `Unikraft` and put all of Entrypoint+Cmd after `--`); a Linux
+      # guest's init and program go in Entrypoint, the program's arguments
+      # in Cmd, so `docker run IMAGE ARGS` replaces only the arguments.
       argv =
+        if guest == "unikraft" then
+          unikraftArgv
+        else if guest == "linux" then
+          linuxSplit argvFlat
+        else
+          argvFlat;
+      takeN = n: l: builtins.genList (i: builtins.elemAt l i) (if n < length l then n else length l);
+      dropN = n: l: builtins.genList (i: builtins.elemAt l (i + n)) (if n < length l then length l - n else 0);
+      # a bunny/bima cmdline: argv0 then the arguments; one word is the ELF
+      # loader's program (urunc v0.5.0 hands it argv [w, w]): one argument.
+      unikraftArgs =
+        line:
+        let
+          w = fields line;
+        in
+        if length w > 1 then dropN 1 w else w;
+      unikraftArgv =
+        let
+          args0 = if cmdline == null then [ ] else unikraftArgs cmdline;
+          n = length ep0;
+          cmd0 =
+            if cmdOk then
+              cmdGiven
+            else if ep0 != [ ] && takeN n args0 == ep0 then
+              dropN n args0
+            else
+              args0;
+          all = ep0 ++ cmd0;
+        in
+        {
+          entrypoint = entrypoint0;
+          cmd = if cmd0 == [ ] && ep0 == [ ] then [ "" ] else cmd0;
+          cmdline =
+            if cmdline == null && filter (a: a != "") all != [ ] then
+              joinArgs guest ([ "Unikraft" ] ++ filter (a: a != "") all)
+            else
+              cmdline;
+        };
+      isUrunit = p: hasInfix "urunit" (builtins.baseNameOf p);
+      linuxSplit =
+        a:
+        let
+          l = a.cmd;
+          n = if init != null || (l != [ ] && isUrunit (head l)) then 2 else 1;
+        in
+        if a.entrypoint != null && a.entrypoint != [ ] then
+          a
+        else if l == [ ] then
+          a // { entrypoint = null; }
+        else
+          a
+          // {
+            entrypoint = takeN n l;
+            cmd = dropN n l;
+          };
+      argvFlat =
         if !cmdOk then
           let
             fromLine = if cmdline != null then fields cmdline else [ ];

@@ -3,7 +3,16 @@
   tag = "test";
   files = {
     "./redis.hvt" = "/unikernel/redis.hvt";
-    "./redis.conf" = "/conf/redis.conf";
+  };
+  # The docs' args.nix set useDMBlock = "true" (the container's own rootfs,
+  # a devmapper snapshot, as Rumprun's block device). urunc v0.6.0+ refuse
+  # or break that under any other snapshotter, so this example builds the
+  # block image itself: Rumprun mounts it at /data on every urunc release.
+  rootfs = {
+    type = "block";
+    include = {
+      "./redis.conf" = "/conf/redis.conf";
+    };
   };
   annotations = {
     unikernelType = "rumprun";
@@ -12,8 +21,6 @@
     cmdline = "hello";
     unikernelVersion = "";
     initrd = "";
-    block = "";
     blkMntPoint = "";
-    useDMBlock = "true";
   };
 }

@@ -121,7 +121,12 @@ def _spec_file(spec: Optional[Path], file: Optional[Path]) -> Path:
                     value=str(spec), hint=f"name one: urunix build -f {found[0]}")
 
 
-def _load(spec: Path, spec_format: Optional[SpecFormat], tag: Optional[str], from_pairs: Optional[list[str]] = None):
+_URUNC_HELP = ("urunc releases the image must work on, comma-separated (v0.5.0, v0.6.0, v0.7.0, main, next); "
+               "overrides the spec's `urunc`. Default: v0.6.0,v0.7.0,main.")
+
+
+def _load(spec: Path, spec_format: Optional[SpecFormat], tag: Optional[str], from_pairs: Optional[list[str]] = None,
+          urunc: Optional[str] = None):
     from .loaders import load
     from .validate import validate
 
@@ -136,6 +141,9 @@ def _load(spec: Path, spec_format: Optional[SpecFormat], tag: Optional[str], fro
         s.name, s.tag = name, t
         s.lines.pop("name", None)
         s.lines.pop("tag", None)
+    if urunc is not None:
+        s.urunc = urunc
+        s.lines.pop("urunc", None)
     for note in s.notes:
         _say(note)
     image, diag = validate(s)
@@ -177,11 +185,12 @@ def build(
     nix_pkgs: Optional[str] = typer.Option(None, "--nix-pkgs", metavar="EXPR", help="Nix expression for pkgs (default: import <nixpkgs> {})."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither use nor fill the layer cache ($XDG_CACHE_HOME/urunix)."),
     fsync: bool = typer.Option(False, "--fsync", help="Flush the image to disk before renaming it into place."),
+    urunc: Optional[str] = typer.Option(None, "--urunc", help=_URUNC_HELP),
 ) -> None:
     """Build an image that `docker load < result` accepts and urunc boots.
     `-o -` streams the archive to stdout (`urunix build s.yaml -o - | docker load`)."""
     spec = _spec_file(spec, file)
-    image = _load(spec, spec_format, tag, from_)
+    image = _load(spec, spec_format, tag, from_, urunc)
     from .native import output as outputs
     dest = outputs.resolve(str(output), out_format.value, image.name, str(spec))
     chosen = backend
@@ -229,10 +238,11 @@ def validate(
     spec_format: Optional[SpecFormat] = typer.Option(None, "--spec-format", help="Input format (default: from the file name)."),
     from_: Optional[list[str]] = typer.Option(None, "--from", metavar="NAME=PATH", help="Containerfile: take FROM NAME from a local archive: NAME=PATH (repeatable)."),
     show: bool = typer.Option(False, "--json", help="Print the normalized spec (what the Nix library builds) as JSON."),
+    urunc: Optional[str] = typer.Option(None, "--urunc", help=_URUNC_HELP),
 ) -> None:
     """Check a spec against urunc's contract, without building."""
     spec = _spec_file(spec, file)
-    image = _load(spec, spec_format, tag, from_)
+    image = _load(spec, spec_format, tag, from_, urunc)
     if show:
         import json
 
@@ -240,7 +250,7 @@ def validate(
         typer.echo(json.dumps(resolved_json(image), indent=2, ensure_ascii=False))
     else:
         _say(f"{spec}: ok ({image.annotations.get('unikernelType')} on {image.annotations.get('hypervisor')}, "
-             f"{image.name}:{image.tag}, {image.architecture})")
+             f"{image.name}:{image.tag}, {image.architecture}; urunc {', '.join(image.targets)})")
 
 
 @app.command()
@@ -276,11 +286,12 @@ def generate(
     tag: Optional[str] = typer.Option(None, "--tag", "-t", metavar="NAME[:TAG]", help="Image name[:tag], overriding the spec's."),
     spec_format: Optional[SpecFormat] = typer.Option(None, "--spec-format", help="Input format (default: from the file name)."),
     from_: Optional[list[str]] = typer.Option(None, "--from", metavar="NAME=PATH", help="Containerfile: take FROM NAME from a local archive: NAME=PATH (repeatable)."),
+    urunc: Optional[str] = typer.Option(None, "--urunc", help=_URUNC_HELP),
     force: bool = typer.Option(False, "--force", help="Overwrite files in the output directory that urunix did not generate."),
 ) -> None:
     """Write a standalone Nix expression that builds the same image (`nix-build DIR`)."""
     spec = _spec_file(spec, file)
-    image = _load(spec, spec_format, tag, from_)
+    image = _load(spec, spec_format, tag, from_, urunc)
     from . import generated, nixgen
     generated.check(output, force, str(output))
     nixgen.generate(image, spec, output)

@@ -304,6 +304,7 @@ def resolved_json(image: Image) -> dict[str, Any]:
     normalized spec, as `urunix validate --json` prints it."""
     data = image.to_json()
     data["workdir"] = image.workdir
+    data["urunc"] = list(image.targets)    # the releases it was judged for
     data.update(_resolved(image, lambda path, suffix=None, avoid=None: str(path)))
     return data
 

@@ -14,7 +14,7 @@ from .errors import Problems
 #: Fields of the top level of an args.nix / YAML spec.
 TOP_LEVEL_FIELDS = (
     "name", "tag", "files", "annotations", "architecture", "cmd", "entrypoint",
-    "env", "labels", "rootfs", "kernel", "init",
+    "env", "labels", "rootfs", "kernel", "init", "urunc",
 )
 
 
@@ -79,6 +79,7 @@ class Spec:
     workdir: str | None = None        # the image's WorkingDir (a Containerfile's WORKDIR)
     names: dict[str, str] = field(default_factory=dict)   # spec field -> the user's own name for it (syntax.py)
     problems: Problems = field(default_factory=Problems)  # what the loader found wrong; validate adds the rest
+    urunc: Any = None                 # the urunc releases to build for (list, or "v0.6.0,main"); None: the default
 
     @property
     def base_dir(self) -> Path:
@@ -159,6 +160,7 @@ class Image:
     init: Extract | None = None
     argv_from_image: bool = False     # no cmd given: the rootfs image's Entrypoint+Cmd become the argv
     workdir: str | None = None
+    targets: tuple[str, ...] = ()     # the urunc releases the image is built for (urunc_rules.py)
 
     def to_json(self) -> dict[str, Any]:
         """The normalized spec as plain data (what the Nix library takes)."""

@@ -24,7 +24,7 @@ import re
 import stat
 from typing import Any
 
-from . import overlap, syntax
+from . import guest_argv, overlap, syntax, urunc_rules
 from .errors import Diagnostics, Problem, Problems, SpecError, did_you_mean
 from .helpers.ext import ExtError, parse_size
 from .loaders.nixdata import dotted
@@ -309,13 +309,6 @@ class Validator:
                     self.fail(fieldname, f"a {guest} guest cannot boot from {key} storage", value=value,
                               allowed=f"storage for {guest}: {', '.join(storage) or 'none (in-memory)'}",
                               hint=f"write {self.say('rootfs.type', storage[0])}" if storage and fieldname == "rootfs.type" else None)
-            if ann.get("useDMBlock") == "true" and storage is not None and "devmapper" not in storage:
-                self.warn("annotations.useDMBlock", f"a {guest} guest does not take the container rootfs as a block device; urunc will ignore it")
-            if guest == "linux" and ann.get("useDMBlock") is None:
-                self.warn("annotations.useDMBlock",
-                          "a Linux guest without useDMBlock or mountRootfs set to \"false\": urunc v0.5 then defaults to "
-                          "the devmapper rootfs, which needs containerd's devmapper snapshotter",
-                          hint=f"set {self.say('annotations.mountRootfs', 'false')} unless you run with devmapper")
             if "unikernelVersion" in ann and guest != "unikraft":
                 self.warn("annotations.unikernelVersion", f"only Unikraft uses unikernelVersion; urunc ignores it for {guest}")
 
@@ -490,6 +483,11 @@ class Validator:
         cmd = self.string_list("cmd", self.spec.cmd)
         entrypoint = self.string_list("entrypoint", self.spec.entrypoint)
         cmdline = ann.get("cmdline")
+        if guest == "unikraft":
+            entrypoint, cmd, wrong = guest_argv.unikraft(ann, entrypoint, cmd, cmdline)
+            if wrong:
+                self.fail("cmd", wrong[0], value=cmd, hint=wrong[1])
+            return entrypoint, cmd, False
         if cmd is not None and cmdline is not None:
             if fields(cmdline) != (entrypoint or []) + cmd and join_args((entrypoint or []) + cmd, guest) != cmdline:
                 self.fail("cmd", "and annotations.cmdline are both given and disagree", value=cmd,
@@ -522,6 +520,8 @@ class Validator:
             self.fail("annotations.cmdline", "a Linux guest needs an init: urunc passes argv[0] as init= and fails with 'No init was specified'",
                       after=("cmd", "entrypoint", "annotations.cmdline", "annotations"),
                       hint=f"set {self.say('cmd', ['/urunit', '/usr/bin/app'])}")
+        if guest == "linux" and not entrypoint:
+            entrypoint, cmd = guest_argv.linux_split(cmd, init is not None)
         return entrypoint, cmd, False
 
     # -- rootfs, kernel, init (what urunix builds or fetches) ----------------
@@ -694,6 +694,22 @@ class Validator:
         return (f"copy the prebuilt {key} into the image ({self.add_file_hint('/.boot/rootfs')}) and point at it: "
                 + self.say(f"annotations.{key}", "/.boot/rootfs"))
 
+    # -- urunc releases (urunc_rules.py) ----------------------------------------
+
+    def targets(self) -> tuple[str, ...]:
+        targets, wrong = urunc_rules.spec_targets(self.spec)
+        if wrong:
+            self.fail(wrong.pop("fieldname"), wrong.pop("message"), **wrong)
+        return targets
+
+    def urunc_rules(self, targets: tuple[str, ...], ann: dict[str, str], entrypoint: list[str] | None,
+                    cmd: list[str], env: dict[str, str], argv_from_image: bool) -> None:
+        if any(p.field in ("annotations.unikernelType", "annotations.hypervisor") for p in self.problems):
+            return
+        for level, fieldname, message, kw in urunc_rules.judge(self.spec, targets, ann, entrypoint, cmd, env,
+                                                                argv_from_image):
+            (self.fail if level == "error" else self.warn)(fieldname, message, **kw)
+
     # -- all of it -----------------------------------------------------------
 
     def run(self) -> Image:
@@ -705,6 +721,8 @@ class Validator:
         ann = self.annotations()
         files = self.files(self.spec.files)
         rootfs, kernel, init = self.storage(ann, files)
+        targets = self.targets()
+        urunc_rules.fill_defaults(ann, targets)
         self.contract_rules(ann)
         self.artifacts(ann, files)
         arch = self.architecture()
@@ -720,8 +738,9 @@ class Validator:
                 short = k[len(self.c['prefix']):]
                 self.fail(dotted(["labels", k]), "is a urunc annotation; urunix writes those labels itself",
                           hint=f"move it to annotations: {self.say(f'annotations.{short}', v)}")
+        self.urunc_rules(targets, ann, entrypoint, cmd, env, argv_from_image)
         self.problems.raise_if_any()
-        return Image(
+        return Image(targets=targets,
             name=name, tag=tag, architecture=arch, annotations=dict(sorted(ann.items())),
             cmd=cmd, entrypoint=entrypoint, env=[f"{k}={v}" for k, v in env.items()],
             labels=labels, files=files, created=created(), source=self.spec.file,

@@ -122,7 +122,7 @@ def test_validate_json_prints_the_resolved_spec(tmp_path):
     spec = json.loads(urunix("validate", "args.nix", "--json", cwd=work, check=True).stdout)
     assert spec["rootfs"]["path"] == "/.boot/rootfs.ext2" and spec["rootfs"]["fsType"] == "ext2"
     assert spec["annotations"]["block"] == "/.boot/rootfs.ext2" and spec["annotations"]["blkMntPoint"] == "/"
-    assert spec["cmd"][0] == "/urunit" and spec["kernel"]["path"] == "/kernel"
+    assert spec["entrypoint"] == ["/urunit", "/usr/sbin/nginx"] and spec["kernel"]["path"] == "/kernel"
 
 
 def test_messages_show_values_as_given(tmp_path):

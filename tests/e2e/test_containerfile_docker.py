@@ -40,6 +40,10 @@ FROM_REGISTRY = {("nginx-unikraft-pun", "catalog.Containerfile")}
 # Where a seed's Containerfile and its args.nix deliberately differ (the docs
 # wrote cmdline = "hello" in args.nix, the real command in the Containerfile).
 DIFFER = {"redis-rumprun-hvt": {"cmdline"}}
+# Examples whose args.nix/bunnyfile no longer use the Containerfile's storage:
+# redis-rumprun-hvt builds a block image (the docs' devmapper rootfs cannot
+# work on urunc v0.6.0+ under overlayfs; see its README).
+STORAGE_DIFFERS = {"redis-rumprun-hvt"}
 
 # Seed 004: urunit added to redis:alpine, a multi-stage build from registry
 # images. Not an example (it cannot build): it must fail clearly.
@@ -128,7 +132,7 @@ def test_seed_containerfile_builds_unchanged(tmp_path, docker, name, file):
 
 
 @pytest.mark.docker
-@pytest.mark.parametrize("name", sorted({n for n, f in SEEDS if (EXAMPLES / n / "args.nix").exists()}))
+@pytest.mark.parametrize("name", sorted({n for n, f in SEEDS if (EXAMPLES / n / "args.nix").exists()} - STORAGE_DIFFERS))
 def test_seed_containerfile_equals_args_nix_and_bunnyfile(tmp_path, docker, name):
     """The same seed, three ways: the images agree on annotations, files and
     Cmd, except where the docs made them differ (bunny puts the kernel at

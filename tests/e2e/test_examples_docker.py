@@ -46,9 +46,10 @@ def test_example_builds_and_loads(name, spec, tmp_path, docker):
     image, _ = validate(s)
     if image.argv_from_image:
         # no command in the spec: the init, then the rootfs image's own
-        # Entrypoint + Cmd (the stand-in image's, see standins.py)
-        image.cmd = image.cmd + ["/bin/app", "--port", "80"]
-        image.annotations["cmdline"] = join_args(image.cmd, "linux")
+        # Entrypoint + Cmd (the stand-in image's, see standins.py); its Cmd
+        # stays Cmd, so `docker run IMAGE ARGS` replaces only the arguments
+        image.entrypoint, image.cmd = image.cmd + ["/bin/app"], ["--port", "80"]
+        image.annotations["cmdline"] = join_args(image.entrypoint + image.cmd, "linux")
     ref = docker.load(work / "result")
     assert ref == f"{image.name}:{image.tag}"
 
@@ -56,6 +57,7 @@ def test_example_builds_and_loads(name, spec, tmp_path, docker):
     want_labels = {f"com.urunc.unikernel.{k}": v for k, v in image.annotations.items()}
     assert cfg["Config"]["Labels"] == want_labels
     assert cfg["Config"]["Cmd"] == image.cmd
+    assert cfg["Config"]["Entrypoint"] == image.entrypoint
     assert cfg["Architecture"] == image.architecture
     assert cfg["Os"] == "linux"
     assert cfg["Created"].startswith("1970-01-01T00:00:01")

@@ -96,8 +96,9 @@ def build(images: Path, tmp_path: Path, docker, rtype: str) -> tuple[dict, Path]
 
 def check_config(cfg: dict, extra: dict) -> None:
     c = cfg["Config"]
-    # the init first, then the image's own command (from its Cmd)
-    assert c["Cmd"] == ["/urunit", *APP_ARGV]
+    # the init and the program in Entrypoint, the image's arguments in Cmd
+    # (so `docker run IMAGE ARGS` replaces only the arguments)
+    assert (c["Entrypoint"], c["Cmd"]) == (["/urunit", APP_ARGV[0]], APP_ARGV[1:])
     assert "URUNIX_TEST=hello" in c["Env"]
     labels = {k.rsplit(".", 1)[1]: v for k, v in c["Labels"].items()}
     assert labels == {"unikernelType": "linux", "hypervisor": "qemu", "binary": "/kernel",
@@ -115,7 +116,7 @@ def check_boot(r: H.BootResult) -> None:
 def test_initrd_recipe(images, tmp_path, docker, boot_kernel):
     cfg, root = build(images, tmp_path, docker, "initrd")
     check_config(cfg, {"initrd": "/.boot/rootfs", "useDMBlock": "false", "mountRootfs": "false"})
-    cmdline = H.urunc_cmdline(cfg["Config"]["Cmd"], initrd=True, env=["URUNIX_TEST=hello"])
+    cmdline = H.urunc_cmdline(cfg["Config"]["Entrypoint"] + cfg["Config"]["Cmd"], initrd=True, env=["URUNIX_TEST=hello"])
     r = H.boot(root / "kernel", cmdline, initrd=root / ".boot" / "rootfs")
     check_boot(r)
     assert r.value("URUNIX-ROOT") == "rootfs rootfs"
@@ -128,7 +129,7 @@ def test_block_recipe(images, tmp_path, docker, boot_kernel):
     check_config(cfg, {"block": "/.boot/rootfs.ext2", "blkMntPoint": "/", "useDMBlock": "false",
                        "mountRootfs": "false"})
     disk = root / ".boot" / "rootfs.ext2"
-    cmdline = H.urunc_cmdline(cfg["Config"]["Cmd"], initrd=False, env=["URUNIX_TEST=hello"], block_dev="/dev/nvme0n1")
+    cmdline = H.urunc_cmdline(cfg["Config"]["Entrypoint"] + cfg["Config"]["Cmd"], initrd=False, env=["URUNIX_TEST=hello"], block_dev="/dev/nvme0n1")
     r = H.boot(root / "kernel", cmdline, disk=disk)
     check_boot(r)
     assert r.value("URUNIX-ROOT") == "/dev/root ext2"
@@ -149,5 +150,5 @@ def test_devmapper_recipe(images, tmp_path, docker, boot_kernel):
                if not m.path.startswith("dev/")]
     from urunix.helpers.image_writer import Member
     ext.write_ext(members + [Member("dev/console", "char", 0o600, devmajor=5, devminor=1)], str(disk))
-    cmdline = H.urunc_cmdline(cfg["Config"]["Cmd"], initrd=False, env=["URUNIX_TEST=hello"], block_dev="/dev/nvme0n1")
+    cmdline = H.urunc_cmdline(cfg["Config"]["Entrypoint"] + cfg["Config"]["Cmd"], initrd=False, env=["URUNIX_TEST=hello"], block_dev="/dev/nvme0n1")
     check_boot(H.boot(root / "kernel", cmdline, disk=disk))

@@ -43,7 +43,8 @@ def seen(docker, archive: Path, dest: Path) -> tuple:
     cfg = docker.inspect(ref)
     root = docker.export(ref, dest)
     c = cfg["Config"]
-    out = (c["Labels"], c["Cmd"], c.get("Env"), c.get("WorkingDir"), cfg["Architecture"], tree(root),
+    # (Entrypoint, Cmd): a Linux guest's init and program, then its arguments
+    out = (c["Labels"], (c.get("Entrypoint"), c["Cmd"]), c.get("Env"), c.get("WorkingDir"), cfg["Architecture"], tree(root),
            (root / "urunc.json").read_bytes())
     docker.run("rmi", ref)
     return out
@@ -67,7 +68,7 @@ def test_linux_guest_from_images_nix_matches_native(tmp_path, docker, rtype):
     a = seen(docker, nix, tmp_path / "r-nix")
     b = seen(docker, tmp_path / "native.tar", tmp_path / "r-native")
     labels, cmd, env, workdir, arch, files, uj = b
-    assert cmd == ["/urunit", "/bin/app", "arg1", "two words"]
+    assert cmd == (["/urunit", "/bin/app"], ["arg1", "two words"])
     assert env == ["URUNIX_TEST=hello"]
     assert labels["com.urunc.unikernel.cmdline"] == "/urunit /bin/app arg1 'two words'"
     target = "/.boot/rootfs" if rtype == "initrd" else "/.boot/rootfs.ext2"
@@ -100,7 +101,7 @@ def test_generated_expression_reads_the_image_command(tmp_path, docker):
     urunix("build", "args.nix", "-o", str(tmp_path / "native.tar"), "--backend", "native", cwd=d, check=True)
     assert_same_content(Path(result), tmp_path / "native.tar")
     a = seen(docker, Path(result), tmp_path / "r-nix")
-    assert a[1] == ["/urunit", "/bin/app", "arg1", "two words"]
+    assert a[1] == (["/urunit", "/bin/app"], ["arg1", "two words"])
     assert a[2] == ["URUNIX_TEST=hello"] and a[3] == "/srv"
     cpio = subprocess.run(["cpio", "-it", "--quiet"], input=(tmp_path / "r-nix" / ".boot" / "rootfs").read_bytes(),
                           capture_output=True, check=True).stdout.decode().splitlines()

@@ -17,6 +17,7 @@ CMDLINE = "app \"dq\" 'sq' $HOME ${x} `id` \\ back\\slash\nnew line  two  spaces
 ARGS_NIX = r'''{
   name = "urunix-test/roundtrip";
   tag = "nix";
+  urunc = [ ];   # no urunc release reads such a cmdline as meant (refused otherwise); only its transport is tested
   files = { "./k.hvt" = "/unikernel/k.hvt"; };
   annotations = {
     unikernelType = "rumprun";
@@ -29,6 +30,7 @@ ARGS_NIX = r'''{
 
 YAML = r'''name: urunix-test/roundtrip
 tag: yaml
+urunc: []
 files:
   ./k.hvt: /unikernel/k.hvt
 annotations:

@@ -77,7 +77,10 @@ def _pair(k: str, v: str) -> str:
 
 def hostile_yaml(d: Path) -> Path:
     e = expected()
-    lines = ["name: hostile/injection", "tag: v1", "annotations:", "  unikernelType: rumprun",
+    # urunc: [] -- no urunc release reads these strings as meant (spaces,
+    # JSON-escaped characters, env for rumprun): urunix refuses them for any
+    # targeted release; here only their transport, byte for byte, is tested
+    lines = ["name: hostile/injection", "tag: v1", "urunc: []", "annotations:", "  unikernelType: rumprun",
              "  hypervisor: hvt", "  binary: /unikernel/kernel.hvt", "files:",
              "  ./kernel.hvt: /unikernel/kernel.hvt"]
     lines += [f"  {yaml_quote('./src/' + n)}: {yaml_quote('/t/' + n)}" for n in NAMES]
@@ -92,7 +95,7 @@ def hostile_yaml(d: Path) -> Path:
 
 def hostile_nix(d: Path) -> Path:
     e = expected()
-    out = ["{", '  name = "hostile/injection";', '  tag = "v1";',
+    out = ["{", '  name = "hostile/injection";', '  tag = "v1";', "  urunc = [ ];",
            '  annotations = { unikernelType = "rumprun"; hypervisor = "hvt"; binary = "/unikernel/kernel.hvt"; };',
            "  files = {", '    "./kernel.hvt" = "/unikernel/kernel.hvt";']
     out += [f"    {nix_quote('./src/' + n)} = {nix_quote('/t/' + n)};" for n in NAMES]

@@ -110,6 +110,12 @@ def test_recorded_redis_rumprun(tmp_path):
     sys_path_standins()
     from standins import example
     d = example("redis-rumprun-hvt", tmp_path / "ex")
+    # the docs' (seed 000) args.nix, devmapper form; the example itself now builds a block image
+    seed = '{ name = "urunc/prebuilt/redis-rumprun-hvt"; tag = "test"; files = { "./redis.hvt" = "/unikernel/redis.hvt"; ' \
+        '"./redis.conf" = "/conf/redis.conf"; }; annotations = { unikernelType = "rumprun"; hypervisor = "hvt"; ' \
+        'binary = "/unikernel/redis.hvt"; cmdline = "hello"; unikernelVersion = ""; initrd = ""; block = ""; ' \
+        'blkMntPoint = ""; useDMBlock = "true"; }; }'
+    (d / "args.nix").write_text(seed)
     last = recorded(d / "args.nix")
     # One buildImage: the big layers come in as fromImage (one derivation).
     assert [b["name"] for b in last["base"]] == ["kernel", "files"]
@@ -169,7 +175,9 @@ def test_recorded_argv_env_labels_arch(tmp_path):
     }""", {"my kernel": b"k", "dir/sub/init file": b"i"})
     last = recorded(args)
     assert last["architecture"] == "arm64"
-    assert last["config"]["Cmd"] == ["/urunit", "/bin/sh", "-c", "echo  hi"]
+    # Linux: init and program in Entrypoint, the program's arguments in Cmd
+    assert last["config"]["Entrypoint"] == ["/urunit", "/bin/sh"]
+    assert last["config"]["Cmd"] == ["-c", "echo  hi"]
     assert last["config"]["Env"] == ["A=1", "B=2"]
     labels = last["config"]["Labels"]
     assert labels["org.example.x"] == "y"

@@ -143,6 +143,31 @@ SPECS = {
       rootfs = { type = "initrd"; from = "./rootdir"; };
       cmd = [ "/bin/app" "a" ];
     }""",
+    "unikraft-cmd-args-only": """{
+      name = "t/uka"; files = { "./kernel" = "/unikernel/kernel"; };
+      annotations = { unikernelType = "unikraft"; hypervisor = "qemu"; binary = "/unikernel/kernel"; };
+      rootfs = { include = { "./conf" = "/conf"; }; };
+      cmd = [ "/conf/redis.conf" ];
+    }""",
+    "unikraft-elfloader-one-word-v050": """{
+      name = "t/uke"; files = { "./kernel" = "/unikernel/kernel"; };
+      annotations = { unikernelType = "unikraft"; hypervisor = "qemu"; binary = "/unikernel/kernel"; cmdline = "/chttp"; };
+      rootfs = { include = { "./conf" = "/conf"; }; };
+      urunc = "v0.5.0,v0.6.0,main";
+    }""",
+    "unikraft-entrypoint-elfloader": """{
+      name = "t/ukp"; files = { "./kernel" = "/unikernel/kernel"; };
+      annotations = { unikernelType = "unikraft"; hypervisor = "qemu"; binary = "/unikernel/kernel"; };
+      rootfs = { include = { "./conf" = "/conf"; }; };
+      entrypoint = [ "/chttp" ];
+      cmd = [ "" ];
+    }""",
+    "rumprun-block-annotation-gets-blkmntpoint": """{
+      name = "t/rb"; files = { "./kernel" = "/unikernel/k.hvt"; "./conf/redis.conf" = "/disk.ext2"; };
+      annotations = { unikernelType = "rumprun"; hypervisor = "hvt"; binary = "/unikernel/k.hvt"; block = "/disk.ext2";
+                      cmdline = "redis-server /data/redis.conf"; };
+      urunc = [ "v0.5.0" "v0.7.0" ];
+    }""",
     "linux-initrd-no-init": """{
       name = "t/ln"; kernel = "./kernel";
       annotations = { unikernelType = "linux"; hypervisor = "qemu"; cmdline = "/bin/app"; };
@@ -297,7 +322,7 @@ def test_recorded_initrd_and_kernel_from_image(tmp_path, srcdir):
     assert desc["origin"]["kind"] == "image" and desc["init"]["target"] == "/urunit"
     assert desc["init"]["origin"]["kind"] == "file"
     c = steps[-1]["config"]
-    assert c["Cmd"] == ["/urunit", "/bin/app", "arg1"]
+    assert (c["Entrypoint"], c["Cmd"]) == (["/urunit", "/bin/app"], ["arg1"])
     assert c["Labels"]["com.urunc.unikernel.initrd"] == "/.boot/rootfs"
     assert c["Labels"]["com.urunc.unikernel.binary"] == "/kernel"
     assert c["Labels"]["com.urunc.unikernel.useDMBlock"] == "false"
@@ -395,7 +420,8 @@ def test_linux_guest_from_images_matches_native(tmp_path, srcdir):
     nat = native(d, tmp_path / "native.tar")
     (cn, fn, hn), (cb, fb, hb) = read_image(nix), read_image(nat)
     assert fn == fb and len(hn) == len(hb)
-    assert cn["config"]["Cmd"] == cb["config"]["Cmd"] == ["/urunit", "/bin/app", "arg1"]
+    assert cn["config"]["Cmd"] == cb["config"]["Cmd"] == ["arg1"]
+    assert cn["config"]["Entrypoint"] == cb["config"]["Entrypoint"] == ["/urunit", "/bin/app"]
     assert cn["config"]["Labels"] == cb["config"]["Labels"]
     # the image's Env and WorkingDir: urunix build reads them from app.tar;
     # the Nix library cannot at evaluation time (see the README)

@@ -38,7 +38,9 @@ def test_seed_style_spec_normalizes(tmp_path):
     assert img.annotations == {"binary": "/unikernel/kernel", "cmdline": "hello", "hypervisor": "hvt",
                                "mountRootfs": "true", "unikernelType": "rumprun", "useDMBlock": "true"}
     assert img.cmd == ["hello"]
-    assert not diag.warnings
+    # a rumprun guest takes the container rootfs only from a devmapper ext2 snapshot
+    assert [w.message.split(":")[0] for w in diag.warnings] == ["urunc v0.6.0", "urunc v0.7.0 and main"]
+    assert all("devmapper" in w.message and w.field == "annotations.useDMBlock" for w in diag.warnings)
 
 
 def test_misspelt_guest_names_the_line_and_suggests(tmp_path):
@@ -54,11 +56,11 @@ def test_bad_pair_says_which_monitors_fit(tmp_path):
     assert "unikraft runs on qemu, firecracker, hyperlight" in p.allowed
 
 
-@pytest.mark.parametrize("monitor,guest", [("cloud-hypervisor", "linux"), ("hyperlight", "unikraft"),
-                                           ("spt", "mirage"), ("firecracker", "freebsd")])
-def test_pairs_of_urunc_main_are_accepted(tmp_path, monitor, guest):
-    validate(make(tmp_path, {"unikernelType": guest, "hypervisor": monitor, "cmdline": "/init",
-                             "mountRootfs": "false"}))
+@pytest.mark.parametrize("monitor,guest,release", [("cloud-hypervisor", "linux", "main"), ("hyperlight", "unikraft", "next"),
+                                                   ("spt", "mirage", "v0.6.0"), ("firecracker", "freebsd", "next")])
+def test_pairs_of_newer_urunc_are_accepted_when_targeted(tmp_path, monitor, guest, release):
+    validate(make(tmp_path, {"unikernelType": guest, "hypervisor": monitor, "cmdline": "/init x",
+                             "mountRootfs": "false"}, urunc=[release]))
 
 
 def test_unknown_annotation_did_you_mean(tmp_path):
@@ -117,9 +119,11 @@ def test_bool_values_are_strict(tmp_path):
     assert "true or false" in p.message
 
 
-def test_linux_without_devmapper_setting_warns(tmp_path):
+def test_linux_without_devmapper_setting_does_not_warn(tmp_path):
+    # Linux came in urunc v0.6.0, where mountRootfs defaults to false (the
+    # old warning about v0.5's useDMBlock default was about a release without Linux)
     _, diag = validate(make(tmp_path, {"unikernelType": "linux", "hypervisor": "qemu", "cmdline": "/urunit /bin/app"}))
-    assert any("devmapper" in w.message for w in diag.warnings)
+    assert not diag.warnings
     _, diag = validate(make(tmp_path, {"unikernelType": "linux", "hypervisor": "qemu", "cmdline": "/init",
                                        "mountRootfs": "false"}))
     assert not diag.warnings
@@ -150,7 +154,7 @@ def test_empty_cmdline_gives_one_empty_argument(tmp_path):
 def test_cmd_list_writes_cmdline_annotation(tmp_path):
     img, _ = validate(make(tmp_path, {"unikernelType": "linux", "hypervisor": "qemu", "mountRootfs": "false"},
                            cmd=["/urunit", "/usr/sbin/nginx", "-g", "daemon off;"]))
-    assert img.cmd == ["/urunit", "/usr/sbin/nginx", "-g", "daemon off;"]
+    assert (img.entrypoint, img.cmd) == (["/urunit", "/usr/sbin/nginx"], ["-g", "daemon off;"])
     assert img.annotations["cmdline"] == "/urunit /usr/sbin/nginx -g 'daemon off;'"
 
 
@@ -211,5 +215,5 @@ def test_init_goes_first_in_cmd_and_cmdline_both(tmp_path):
              cmd=["/app", "a"])
     s.init = Source("local", "./urunit", "init")
     img, _ = validate(s)
-    assert img.cmd == ["/urunit", "/app", "a"]
+    assert (img.entrypoint, img.cmd) == (["/urunit", "/app"], ["a"])
     assert img.annotations["cmdline"] == "/urunit /app a"

@@ -19,7 +19,7 @@ SOURCE_FIELDS = ("from", "path")
 
 #: Fields whose strings name something inside the image or are plain text:
 #: a Nix path literal there would silently become a host path, so refuse it.
-_NO_PATHS = ("name", "tag", "annotations", "architecture", "cmd", "entrypoint", "env", "labels")
+_NO_PATHS = ("name", "tag", "annotations", "architecture", "cmd", "entrypoint", "env", "labels", "urunc")
 
 
 def read_text(path: Path) -> str:
@@ -199,7 +199,7 @@ def _top_level(spec: Spec, shapes: Shapes, key: str, value: Any) -> None:
     """Read one known top-level field into `spec`; a SpecError leaves it unset."""
     if key in _NO_PATHS:
         shapes.no_path_literals(key, value)
-    if key in ("name", "tag", "architecture"):
+    if key in ("name", "tag", "architecture", "urunc"):
         setattr(spec, key, value)
     elif key == "files":
         spec.files = files_from(spec, shapes, "files", value)

@@ -52,7 +52,7 @@ ROOTFS_PATH = "/.boot/rootfs"
 ROOTFS_TYPES = ("initrd", "block", "raw")
 
 FIELDS: dict[str, tuple[str, ...]] = {
-    "": ("version", "platforms", "rootfs", "kernel", "cmdline", "cmd", "entrypoint", "envs"),
+    "": ("version", "platforms", "rootfs", "kernel", "cmdline", "cmd", "entrypoint", "envs", "urunc"),
     "platforms": ("framework", "monitor", "architecture", "version"),
     "rootfs": ("from", "type", "path", "include"),
     "kernel": ("from", "path"),
@@ -161,6 +161,10 @@ class _Bunny:
         if not self.spec.problems.failed("rootfs"):
             self.storage_flags(rootfs_type, framework)
         self.step("cmd", self.command, top)
+        # urunix's own key: the urunc releases to build for (a list, or "v0.6.0,main")
+        urunc = top.get("urunc")
+        self.spec.urunc = self.step("urunc", lambda v: self.strings("urunc", v) if isinstance(v, list)
+                                    else self.text("urunc", v), urunc)
         if self.unsupported and not self.spec.problems:   # only "not supported yet": say so by type too
             self.unsupported.sort(key=lambda e: e.problem.line or 0)
             first = self.unsupported[0]

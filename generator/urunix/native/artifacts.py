@@ -21,6 +21,7 @@ from ..plan import file_entry
 from ..rootfs import flatten as F
 from ..rootfs.sources import IMAGE_KINDS
 from ..spec import Extract, Image, Origin
+from ..guest_argv import linux_split
 from ..validate import join_args
 
 
@@ -157,19 +158,52 @@ class Materializer:
     def image_config(self, flat: F.FlatImage) -> None:
         """Keep the rootfs image's command, Env and WorkingDir where the
         guest uses them."""
+        from ..urunc_rules import Rules
         img = self.image
+        rules = Rules(img.targets)      # the targeted releases' rules on what is known only now
         if img.argv_from_image:
             argv = flat.argv()
             if not argv and img.annotations.get("unikernelType") == "linux" and not img.cmd:
                 raise self.fail("cmd", "the rootfs image has no Entrypoint or Cmd, and the spec gives no command",
                                 hint="set cmdline (or cmd); a Linux guest needs an init")
-            img.cmd = img.cmd + argv   # img.cmd holds the init, if any
-            img.entrypoint = None
-            img.annotations["cmdline"] = join_args(img.cmd, img.annotations.get("unikernelType", ""))
+            guest = img.annotations.get("unikernelType", "")
+            full = img.cmd + argv   # img.cmd holds the init, if any
+            img.annotations["cmdline"] = join_args(full, guest)
+            img.entrypoint, img.cmd = None, full
+            if guest == "linux":
+                # Docker's convention kept: the image's Entrypoint (or its
+                # program) stays, its Cmd stays replaceable by `docker run` ARGS
+                ep = flat.entrypoint()
+                if ep:
+                    n = len(full) - len(flat.cmd())
+                    img.entrypoint, img.cmd = full[:n], full[n:]
+                else:
+                    img.entrypoint, img.cmd = linux_split(full, img.init is not None)
             img.argv_from_image = False
+            rules.command(guest, full, img.annotations.get("cmdline"), ["image Entrypoint/Cmd"] * len(full))
         mine = {e.split("=", 1)[0] for e in img.env}
-        img.env = [e for e in flat.env() if e.split("=", 1)[0] not in mine] + img.env
+        inherited = [e for e in flat.env() if e.split("=", 1)[0] not in mine]
+        img.env = inherited + img.env
         img.workdir = img.workdir or flat.workdir() or None
+        guest = img.annotations.get("unikernelType", "")
+        argv = (img.entrypoint or []) + img.cmd
+        rules.env(guest, dict(e.split("=", 1) for e in inherited if "=" in e), argv[0] if argv else None,
+                  img.annotations.get("unikernelVersion"))
+        rules.workdir_user(guest, argv[0] if argv else None, img.workdir, None)
+        self.report(rules)
+
+    def report(self, rules) -> None:
+        import sys
+        errors = []
+        for f in rules.findings():
+            where = "image Env" + f.field[3:] if f.field.startswith("env") else f.field
+            p = self.fail(where, f.text(), value=f.value, hint=f.hint)
+            if f.level == "error":
+                errors.extend(p.problems)
+            else:
+                print(p.problem.render("warning"), file=sys.stderr, flush=True)
+        if errors:
+            raise SpecError(problems=errors)
 
     def build(self, lazy: bool = False) -> Artifacts:
         """What the image needs. lazy: leave the initrd / block image to
