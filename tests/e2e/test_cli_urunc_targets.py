@@ -53,7 +53,8 @@ def test_linux_refused_for_v050_from_every_format(tmp_path, fmt, line):
     spec = linux(tmp_path, fmt, line)
     r = urunix("validate", spec, "-t", "t/lx", cwd=tmp_path)
     assert r.returncode == 2, r.stderr
-    assert "annotations.unikernelType: urunc v0.5.0: has no linux guest (it came in v0.6.0)" in r.stderr
+    field = {"yaml": "annotations.unikernelType", "bunnyfile": "platforms.framework"}[fmt]   # the user's own key
+    assert f"{field}: urunc v0.5.0: has no linux guest (it came in v0.6.0)" in r.stderr
     assert "Traceback" not in r.stderr
     r = urunix("validate", spec, "-t", "t/lx", "--urunc", "v0.6.0,main", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
