@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 
 from . import urunc_model as M
+from .guest_args import app_view
 from .imagefile import open_image, read_file
 
 DEFAULT_TARGETS = ("v0.6.0", "v0.7.0", "main")
@@ -35,7 +36,7 @@ def _one(img: M.Image, r: M.Result) -> dict:
         out["urunit_conf"] = r.urunit_conf
     if r.monitor_missing:
         out["monitor_cannot_open"] = r.monitor_missing
-    app = M.app_view(img, r)
+    app = app_view(img, r)
     if app is not None:
         out["app"] = app
     return out
