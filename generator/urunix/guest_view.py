@@ -32,6 +32,8 @@ def _one(img: M.Image, r: M.Result) -> dict:
         return out
     out.update(monitor=r.monitor, kernel=r.view["kernel"], initrd=r.view["initrd"], blocks=r.view["blocks"],
                share=r.view["share"], rootfs=r.rootfs, guest_cmdline=r.guest_cmdline)
+    if "devices" in r.view:
+        out["solo5_devices"] = r.view["devices"]
     if r.urunit_conf is not None:
         out["urunit_conf"] = r.urunit_conf
     if r.monitor_missing:
@@ -79,7 +81,8 @@ def render_guest(rep: dict, echo) -> None:
                 continue
             echo(f"  monitor  {o['monitor']}  kernel {o['kernel']}" + (f"  initrd {o['initrd']}" if o["initrd"] else "")
                  + (f"  blocks {' '.join(o['blocks'])}" if o["blocks"] else "") + (f"  share {o['share']}" if o["share"] else ""))
-            echo(f"  rootfs   {o['rootfs']}")
+            echo(f"  rootfs   {o['rootfs']}" + (f"  solo5 devices {' '.join(o['solo5_devices'])}"
+                                                    if o.get("solo5_devices") else ""))
             echo(f"  guest    {json.dumps(o['guest_cmdline'], ensure_ascii=False)}")
             if "app" in o:
                 a = o["app"]

@@ -73,10 +73,14 @@ def monitor_view(monitor: str, argv: list[str], fc_config: dict | None) -> dict:
             elif a == "-fsdev":
                 view["share"] = dict(p.split("=", 1) for p in nxt.split(",") if "=" in p).get("path")
         return view
-    # solo5 hvt/spt: --opts, then the kernel, then the guest's arguments
+    # solo5 hvt/spt: --opts, then the kernel, then the guest's arguments;
+    # the device names (--net:NAME, --block:NAME) are the guest's own
+    view["devices"] = []
     rest = list(argv)
     while rest and rest[0].startswith("--"):
         opt = rest.pop(0)
+        if opt.startswith(("--net:", "--block:")):
+            view["devices"].append(opt[2:].split("=", 1)[0])
         if opt.startswith("--block:"):
             view["blocks"].append(opt.split("=", 1)[1])
     if rest:
@@ -435,6 +439,9 @@ def model(img: Image, release: str, mode: str = "docker", snapshotter: str = "ov
         cmd = None
     res.guest_cmdline = cmd
     view["cmdline"] = cmd
+    if hyp in ("hvt", "spt"):
+        names = {"rumprun": ("net:tap", "block:rootfs"), "mirage": ("net:service", "block:storage")}.get(guest)
+        view["devices"] = [names[0]] + [names[1]] * len(view["blocks"]) if names else []
     if guest == "linux" and hyp in ("hvt", "spt"):
         # no such pair: urunc still starts Solo5, with Linux's network
         # option where the kernel goes (v0.6.0: the tap name, later: "")
