@@ -19,9 +19,14 @@ def load(path: str) -> M.Image:
         cfg = info.config.get("config") or {}
         raw = read_file(store, info, "/urunc.json")
         ann = dict(info.manifest_annotations)
+        user = cfg.get("User") or ""
+        names = user and not all(p.isdigit() for p in user.split(":") if p)
+        passwd = read_file(store, info, "/etc/passwd") if names else None
+        group = read_file(store, info, "/etc/group") if names else None
+    text = (lambda b: b.decode("utf-8", "replace") if b is not None else None)  # noqa: E731
     return M.Image(tuple(cfg.get("Entrypoint") or ()), tuple(cfg.get("Cmd") or ()), tuple(cfg.get("Env") or ()),
-                   cfg.get("WorkingDir") or "", cfg.get("User") or "", dict(cfg.get("Labels") or {}),
-                   raw.decode("utf-8", "replace") if raw is not None else None, ann)
+                   cfg.get("WorkingDir") or "", user, dict(cfg.get("Labels") or {}), text(raw), ann,
+                   text(passwd), text(group))
 
 
 def _one(img: M.Image, r: M.Result) -> dict:

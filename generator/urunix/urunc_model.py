@@ -27,6 +27,8 @@ def classify_error(outcome: str, error: str) -> str | None:
         return None
     if outcome == "runc-fallback":
         return "not-a-unikernel"
+    if outcome == "engine-refuses":
+        return "no-command" if "neither Entrypoint nor Cmd" in error else "user-not-found"
     e = error.lower()
     if "unikernel is not supported" in e:
         return "guest-not-supported"
@@ -131,6 +133,8 @@ class Image:
     labels: dict = field(default_factory=dict)
     urunc_json: str | None = None
     manifest_annotations: dict = field(default_factory=dict)
+    passwd: str | None = None       # /etc/passwd and /etc/group of the rootfs, for User names
+    group: str | None = None
 
     @classmethod
     def from_record(cls, rec: dict) -> "Image":
@@ -305,9 +309,40 @@ def _linux(release: str, args: list, env: list, net: Network, root: str, conf_wh
     return " ".join(parts)
 
 
+def _lookup(text: str | None, key: str, is_group: bool) -> tuple[int, int] | None:
+    """(id, gid) of a passwd/group entry named or numbered `key`."""
+    for line in (text or "").split("\n"):
+        f = line.split(":")
+        if len(f) >= 4 and key in (f[0], f[2]) and f[2].isdigit() and (is_group or f[3].isdigit()):
+            return int(f[2]), int(f[2] if is_group else f[3])
+    return None
+
+
+def resolve_user(img: Image) -> tuple[int, int] | None:
+    """process.user as the engine sets it from the image's User (a number,
+    or a name looked up in the rootfs's /etc/passwd, /etc/group); None: the
+    engine refuses to create the container."""
+    name, _, group = img.user.partition(":")
+    if not name:
+        return 0, 0
+    if name.isdigit():
+        uid, gid = int(name), (_lookup(img.passwd, name, False) or (0, 0))[1]
+    else:
+        found = _lookup(img.passwd, name, False)
+        if found is None:
+            return None
+        uid, gid = found
+    if group:
+        g = int(group) if group.isdigit() else (_lookup(img.group, group, True) or (None,))[0]
+        if g is None:
+            return None
+        gid = g
+    return uid, gid
+
+
 def _urunit_conf(env: list, img: Image, volumes: list) -> str:
-    uid, _, gid = (img.user or "0:0").partition(":")
-    lines = ["UES", *env, "UEE", "UCS", f"UID:{uid or 0}", f"GID:{gid or 0}", f"WD:{img.workdir or '/'}", "UCE",
+    uid, gid = resolve_user(img) or (0, 0)
+    lines = ["UES", *env, "UEE", "UCS", f"UID:{uid}", f"GID:{gid}", f"WD:{img.workdir or '/'}", "UCE",
              "UBS", *volumes, "UBE"]
     return "\n".join(lines) + "\n"
 
@@ -365,6 +400,10 @@ def model(img: Image, release: str, mode: str = "docker", snapshotter: str = "ov
           run_args=None, net: Network = Network(), virtiofsd: bool = False) -> Result:
     """What `release` of urunc does with `img` run as `mode` presents it."""
     args, env, ann = engine_view(img, mode, run_args, release, net)
+    if not args:
+        return Result(release, "engine-refuses", "no-command", config_source="", process_args=None, env=env)
+    if resolve_user(img) is None:
+        return Result(release, "engine-refuses", "user-not-found", config_source="", process_args=args, env=env)
     src, cfg = _config(img, ann, release)
     res = Result(release, "started", config_source=src, process_args=args, env=env)
     if cfg is None:
