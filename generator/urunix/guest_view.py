@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 
 from . import urunc_model as M
+from .guest_args import app_view
 from .imagefile import open_image, read_file
 
 DEFAULT_TARGETS = ("v0.6.0", "v0.7.0", "main")
@@ -18,9 +19,14 @@ def load(path: str) -> M.Image:
         cfg = info.config.get("config") or {}
         raw = read_file(store, info, "/urunc.json")
         ann = dict(info.manifest_annotations)
+        user = cfg.get("User") or ""
+        names = user and not all(p.isdigit() for p in user.split(":") if p)
+        passwd = read_file(store, info, "/etc/passwd") if names else None
+        group = read_file(store, info, "/etc/group") if names else None
+    text = (lambda b: b.decode("utf-8", "replace") if b is not None else None)  # noqa: E731
     return M.Image(tuple(cfg.get("Entrypoint") or ()), tuple(cfg.get("Cmd") or ()), tuple(cfg.get("Env") or ()),
-                   cfg.get("WorkingDir") or "", cfg.get("User") or "", dict(cfg.get("Labels") or {}),
-                   raw.decode("utf-8", "replace") if raw is not None else None, ann)
+                   cfg.get("WorkingDir") or "", user, dict(cfg.get("Labels") or {}), text(raw), ann,
+                   text(passwd), text(group))
 
 
 def _one(img: M.Image, r: M.Result) -> dict:
@@ -31,11 +37,13 @@ def _one(img: M.Image, r: M.Result) -> dict:
         return out
     out.update(monitor=r.monitor, kernel=r.view["kernel"], initrd=r.view["initrd"], blocks=r.view["blocks"],
                share=r.view["share"], rootfs=r.rootfs, guest_cmdline=r.guest_cmdline)
+    if "devices" in r.view:
+        out["solo5_devices"] = r.view["devices"]
     if r.urunit_conf is not None:
         out["urunit_conf"] = r.urunit_conf
     if r.monitor_missing:
         out["monitor_cannot_open"] = r.monitor_missing
-    app = M.app_view(img, r)
+    app = app_view(img, r)
     if app is not None:
         out["app"] = app
     return out
@@ -78,7 +86,8 @@ def render_guest(rep: dict, echo) -> None:
                 continue
             echo(f"  monitor  {o['monitor']}  kernel {o['kernel']}" + (f"  initrd {o['initrd']}" if o["initrd"] else "")
                  + (f"  blocks {' '.join(o['blocks'])}" if o["blocks"] else "") + (f"  share {o['share']}" if o["share"] else ""))
-            echo(f"  rootfs   {o['rootfs']}")
+            echo(f"  rootfs   {o['rootfs']}" + (f"  solo5 devices {' '.join(o['solo5_devices'])}"
+                                                    if o.get("solo5_devices") else ""))
             echo(f"  guest    {json.dumps(o['guest_cmdline'], ensure_ascii=False)}")
             if "app" in o:
                 a = o["app"]

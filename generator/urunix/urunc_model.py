@@ -27,6 +27,8 @@ def classify_error(outcome: str, error: str) -> str | None:
         return None
     if outcome == "runc-fallback":
         return "not-a-unikernel"
+    if outcome == "engine-refuses":
+        return "no-command" if "neither Entrypoint nor Cmd" in error else "user-not-found"
     e = error.lower()
     if "unikernel is not supported" in e:
         return "guest-not-supported"
@@ -58,9 +60,7 @@ def monitor_view(monitor: str, argv: list[str], fc_config: dict | None) -> dict:
             view["blocks"].append(dict(p.split("=", 1) for p in opts["--disk"].split(",") if "=" in p).get("path"))
         return view
     if monitor.startswith("qemu"):
-        it = iter(range(len(argv)))
-        for i in it:
-            a = argv[i]
+        for i, a in enumerate(argv):
             nxt = argv[i + 1] if i + 1 < len(argv) else None
             if a == "-kernel":
                 view["kernel"] = nxt
@@ -75,10 +75,14 @@ def monitor_view(monitor: str, argv: list[str], fc_config: dict | None) -> dict:
             elif a == "-fsdev":
                 view["share"] = dict(p.split("=", 1) for p in nxt.split(",") if "=" in p).get("path")
         return view
-    # solo5 hvt/spt: --opts, then the kernel, then the guest's arguments
+    # solo5 hvt/spt: --opts, then the kernel, then the guest's arguments;
+    # the device names (--net:NAME, --block:NAME) are the guest's own
+    view["devices"] = []
     rest = list(argv)
     while rest and rest[0].startswith("--"):
         opt = rest.pop(0)
+        if opt.startswith(("--net:", "--block:")):
+            view["devices"].append(opt[2:].split("=", 1)[0])
         if opt.startswith("--block:"):
             view["blocks"].append(opt.split("=", 1)[1])
     if rest:
@@ -129,6 +133,8 @@ class Image:
     labels: dict = field(default_factory=dict)
     urunc_json: str | None = None
     manifest_annotations: dict = field(default_factory=dict)
+    passwd: str | None = None       # /etc/passwd and /etc/group of the rootfs, for User names
+    group: str | None = None
 
     @classmethod
     def from_record(cls, rec: dict) -> "Image":
@@ -303,9 +309,40 @@ def _linux(release: str, args: list, env: list, net: Network, root: str, conf_wh
     return " ".join(parts)
 
 
+def _lookup(text: str | None, key: str, is_group: bool) -> tuple[int, int] | None:
+    """(id, gid) of a passwd/group entry named or numbered `key`."""
+    for line in (text or "").split("\n"):
+        f = line.split(":")
+        if len(f) >= 4 and key in (f[0], f[2]) and f[2].isdigit() and (is_group or f[3].isdigit()):
+            return int(f[2]), int(f[2] if is_group else f[3])
+    return None
+
+
+def resolve_user(img: Image) -> tuple[int, int] | None:
+    """process.user as the engine sets it from the image's User (a number,
+    or a name looked up in the rootfs's /etc/passwd, /etc/group); None: the
+    engine refuses to create the container."""
+    name, _, group = img.user.partition(":")
+    if not name:
+        return 0, 0
+    if name.isdigit():
+        uid, gid = int(name), (_lookup(img.passwd, name, False) or (0, 0))[1]
+    else:
+        found = _lookup(img.passwd, name, False)
+        if found is None:
+            return None
+        uid, gid = found
+    if group:
+        g = int(group) if group.isdigit() else (_lookup(img.group, group, True) or (None,))[0]
+        if g is None:
+            return None
+        gid = g
+    return uid, gid
+
+
 def _urunit_conf(env: list, img: Image, volumes: list) -> str:
-    uid, _, gid = (img.user or "0:0").partition(":")
-    lines = ["UES", *env, "UEE", "UCS", f"UID:{uid or 0}", f"GID:{gid or 0}", f"WD:{img.workdir or '/'}", "UCE",
+    uid, gid = resolve_user(img) or (0, 0)
+    lines = ["UES", *env, "UEE", "UCS", f"UID:{uid}", f"GID:{gid}", f"WD:{img.workdir or '/'}", "UCE",
              "UBS", *volumes, "UBE"]
     return "\n".join(lines) + "\n"
 
@@ -363,6 +400,10 @@ def model(img: Image, release: str, mode: str = "docker", snapshotter: str = "ov
           run_args=None, net: Network = Network(), virtiofsd: bool = False) -> Result:
     """What `release` of urunc does with `img` run as `mode` presents it."""
     args, env, ann = engine_view(img, mode, run_args, release, net)
+    if not args:
+        return Result(release, "engine-refuses", "no-command", config_source="", process_args=None, env=env)
+    if resolve_user(img) is None:
+        return Result(release, "engine-refuses", "user-not-found", config_source="", process_args=args, env=env)
     src, cfg = _config(img, ann, release)
     res = Result(release, "started", config_source=src, process_args=args, env=env)
     if cfg is None:
@@ -437,6 +478,9 @@ def model(img: Image, release: str, mode: str = "docker", snapshotter: str = "ov
         cmd = None
     res.guest_cmdline = cmd
     view["cmdline"] = cmd
+    if hyp in ("hvt", "spt"):
+        names = {"rumprun": ("net:tap", "block:rootfs"), "mirage": ("net:service", "block:storage")}.get(guest)
+        view["devices"] = [names[0]] + [names[1]] * len(view["blocks"]) if names else []
     if guest == "linux" and hyp in ("hvt", "spt"):
         # no such pair: urunc still starts Solo5, with Linux's network
         # option where the kernel goes (v0.6.0: the tap name, later: "")
@@ -450,140 +494,3 @@ def model(img: Image, release: str, mode: str = "docker", snapshotter: str = "ov
 # main logs its rootfs choice; our kinds in its words
 ROOTFS_TYPE_MAIN = {"devmapper-block": "block"}
 
-
-# ---- what the program inside the guest receives ------------------------------
-# Emulated from the guests' documented parsing, checked where we can run it:
-# Linux + urunit by real boots (tests/boot), the others against the urunc
-# harness study's emulation. Reported by `urunix inspect --guest`.
-
-_KERNEL_OWN = {"panic", "console", "root", "rw", "ro", "ip", "init", "rdinit", "rootfstype", "rootflags",
-               "retain_initrd"}
-
-
-def _kernel_words(s: str) -> list[str]:
-    """The kernel's split of its command line: at whitespace outside double
-    quotes; a word's leading quote (and then its trailing one) and the
-    quotes around a value after `=` are removed, inner ones stay; single
-    quotes mean nothing."""
-    out, i = [], 0
-    while i < len(s):
-        while i < len(s) and s[i].isspace():
-            i += 1
-        if i >= len(s):
-            break
-        j, inq = i, False
-        while j < len(s) and (inq or not s[j].isspace()):
-            if s[j] == '"':
-                inq = not inq
-            j += 1
-        w, i = s[i:j], j
-        if w.startswith('"'):
-            w = w[1:-1] if len(w) > 1 and w.endswith('"') else w[1:]
-        else:
-            key, eq, val = w.partition("=")
-            if eq and val.startswith('"'):
-                w = key + "=" + (val[1:-1] if len(val) > 1 and val.endswith('"') else val[1:])
-        out.append(w)
-    return out
-
-
-def urunit_argv(argv: list[str]) -> list[str]:
-    """urunit's regrouping of its arguments (its README: a multi-word
-    argument arrives wrapped in quotes): the first argument that opens a
-    quote and does not close it is joined with the following words up to the
-    one that closes it; what follows that group is dropped."""
-    out = []
-    for i, a in enumerate(argv):
-        if a[:1] in ("'", '"') and not (len(a) > 1 and a[-1] == a[0]):
-            q, buf = a[0], a[1:]
-            for n in argv[i + 1:]:
-                if n == "":
-                    continue
-                if n == q or (n[-1] == q and n[-2:-1] != q):
-                    buf += " " + n[:-1]
-                    break
-                buf += " " + n
-            out.append(buf)
-            break
-        out.append(a)
-    return out
-
-
-def _quoted_split(s: str, backslash: bool = False) -> list[str]:
-    """Whitespace split where '...' and "..." group (Unikraft's
-    uk_argnparse; rumprun's parseargs, which also honours backslashes)."""
-    out, cur, q, have, i = [], "", "", False, 0
-    while i < len(s):
-        ch = s[i]
-        i += 1
-        if backslash and ch == "\\" and i < len(s):
-            cur, have = cur + s[i], True
-            i += 1
-            continue
-        if ch in " \t\n\r\v" and not q:
-            if have:
-                out.append(cur)
-            cur, have = "", False
-            continue
-        if ch in "'\"" and (not q or ch == q):
-            q = "" if q else ch
-            have = True
-            continue
-        cur, have = cur + ch, True
-    if have:
-        out.append(cur)
-    return out
-
-
-def app_view(img: Image, r: Result) -> dict | None:
-    """What the program gets: argv, env, working directory (None when the
-    guest does not start or its parsing is not modelled)."""
-    if r.outcome != "started" or r.guest_cmdline is None:
-        return None
-    guest = r.config.get("unikernelType")
-    cmd = r.guest_cmdline
-    if guest == "linux":
-        words = _kernel_words(cmd)
-        k = words.index("--") if "--" in words else len(words)
-        env, init = ["HOME=/", "TERM=linux"], None
-        for w in words[:k]:
-            key, eq, val = w.partition("=")
-            if key in ("init", "rdinit") and eq:
-                init = val
-            elif key in _KERNEL_OWN or not eq or "." in key:
-                continue          # the kernel's own, or a bare word (dropped)
-            else:
-                env = [e for e in env if not e.startswith(key + "=")] + [w]
-        argv = [init or "/sbin/init"] + words[k + 1:]
-        wd = "/"
-        if "urunit" in argv[0]:
-            argv = urunit_argv(argv[1:])
-            if r.urunit_conf is not None:
-                conf = r.urunit_conf.split("\n")
-                env = conf[conf.index("UES") + 1:conf.index("UEE")]
-                wd = next((line[3:] for line in conf if line.startswith("WD:")), "/")
-        return {"argv": argv, "env": env, "wd": wd}
-    if guest == "unikraft":
-        words = _quoted_split(cmd)
-        if not words:
-            return {"argv": [], "env": [], "wd": "/"}
-        rest = words[1:]
-        k = rest.index("--") if "--" in rest else -1
-        params, args = (rest[:k], rest[k + 1:]) if k >= 0 else ([], rest)
-        env = []
-        if "env.vars=[" in params:
-            j = params.index("env.vars=[")
-            env = params[j + 1:params.index("]", j)] if "]" in params[j:] else params[j + 1:]
-        return {"argv": [words[0]] + args, "env": env, "wd": "/"}
-    if guest == "rumprun":
-        raw = cmd[len('{"cmdline":"'):]
-        i, out = 0, ""
-        while i < len(raw) and raw[i] != '"':     # the raw JSON token: escapes stay
-            out += raw[i:i + 2] if raw[i] == "\\" else raw[i]
-            i += 2 if raw[i] == "\\" else 1
-        envs = [e for e in cmd.split('"env":"')[1:]]
-        env = [e.split('"', 1)[0] for e in envs]
-        return {"argv": _quoted_split(out, backslash=True), "env": env, "wd": "/"}
-    if guest == "mirage":
-        return {"argv": cmd.split(" ", 2)[2].split(), "env": [], "wd": "/"}
-    return None

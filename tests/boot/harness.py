@@ -9,7 +9,8 @@ Reusable pieces:
 - init_entries(): an image_writer plan-entry tree with busybox and an /init
   script that prints MARKER, its argv and an environment variable, then
   powers off;
-- urunc_cmdline(): the kernel command line urunc builds for a Linux guest;
+- urunc_cmdline(): the kernel command line a urunc release builds for a
+  Linux guest (from urunix.urunc_model);
 - boot(): run qemu, return the serial console output.
 
 KVM hangs on the machines these tests run on: always -accel tcg.
@@ -188,18 +189,24 @@ def quote_arg(a: str) -> str:
     return f"'{a}'" if " " in a else a
 
 
-def urunc_cmdline(argv: list[str], *, initrd: bool, env: list[str] = (), block_dev: str = "/dev/vda") -> str:
-    """The kernel command line urunc builds for a Linux guest: panic=-1
-    console=ttyS0, root + (rd)init=argv[0], environment words, -- args."""
-    parts = ["panic=-1", "console=ttyS0"]
-    if initrd:
-        parts += ["root=/dev/ram0", "rw", f"rdinit={argv[0]}"]
-    else:
-        parts += [f"root={block_dev}", "rw", f"init={argv[0]}"]
-    parts += list(env)
-    if len(argv) > 1:
-        parts += ["--"] + [quote_arg(a) for a in argv[1:]]
-    return " ".join(parts)
+def urunc_cmdline(argv: list[str], *, initrd: bool, env: list[str] = (), block_dev: str = "/dev/vda",
+                  release: str = "v0.6.0") -> str:
+    """The kernel command line urunc `release` builds for a Linux guest on
+    qemu run by Docker with process.args `argv` and image env `env` (root
+    from the initrd, or from a block image at /), from our urunc model
+    (urunix.urunc_model, checked against urunc's own code); urunc's
+    /dev/vda is renamed `block_dev` (Debian's kernel sees NVMe)."""
+    import base64
+    import json
+
+    from urunix import urunc_model as M
+    ann = {"unikernelType": "linux", "hypervisor": "qemu", "binary": "/kernel"}
+    ann.update({"initrd": "/initrd"} if initrd else {"block": "/rootfs.img", "blkMntPoint": "/"})
+    doc = {M.PREFIX + k: base64.b64encode(v.encode()).decode() for k, v in ann.items()}
+    r = M.model(M.Image(cmd=tuple(argv), env=tuple(env), urunc_json=json.dumps(doc)), release)
+    if r.outcome != "started" or r.guest_cmdline is None:
+        raise ValueError(f"urunc {release} does not start this guest: {r.reason}")
+    return r.guest_cmdline.replace("root=/dev/vda ", f"root={block_dev} ")
 
 
 @dataclass

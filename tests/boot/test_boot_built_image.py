@@ -20,6 +20,7 @@ import harness as H
 from fixtures import boot_busybox, boot_kernel  # noqa: F401  (pytest fixtures)
 from cli import urunix
 from urunix import guest_view, urunc_model as M
+from urunix.guest_args import app_view
 from urunix.helpers import cpio
 from urunix.helpers.image_writer import Member
 from urunix.imagefile import open_image, read_file
@@ -127,7 +128,7 @@ def _check(out: H.BootResult, args: list, view: dict | None = None) -> None:
 def test_built_image_boots_with_urunit(built, tmp_path, release):
     r, out = _boot(built, tmp_path, release, None)
     assert r.process_args[:2] == ["/urunit", "/bin/app"], r.process_args
-    _check(out, APP_CMD[1:], M.app_view(guest_view.load(str(built)), r))
+    _check(out, APP_CMD[1:], app_view(guest_view.load(str(built)), r))
 
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ import pytest
 import harness as H
 from fixtures import boot_busybox, boot_kernel  # noqa: F401  (pytest fixtures)
 from urunix import urunc_model as M
+from urunix.guest_args import app_view
 from urunix.helpers import cpio
 from urunix.helpers.image_writer import Member, expand
 
@@ -83,7 +84,7 @@ def test_urunit_standin_gets_docker_run_args(boot_kernel, boot_busybox, tmp_path
         out.output[-2000:]
     assert out.args() == EXPECTED, out.output[-2000:]
     # the model's view of what the program gets is what it got
-    v = M.app_view(img, r)
+    v = app_view(img, r)
     assert v["argv"] == ["/bin/app", *EXPECTED]
     assert [e for e in v["env"] if e.startswith("URUNIX_TEST=")] == [f"URUNIX_TEST={out.value('URUNIX-ENV')[12:]}"]
     assert v["wd"] == out.value("URUNIX-PWD")

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from urunix import urunc_model as M
+from urunix.guest_args import app_view
 
 FACTS = Path(__file__).resolve().parents[1] / "urunc_facts"
 FILES = sorted(FACTS.glob("*.json"))
@@ -66,7 +67,7 @@ def _row(name, case, release, mode="docker", snap="overlayfs", run_args=None):
     img = M.Image.from_record(doc["images"][case])
     m = M.model(img, release, mode, snap, run_args)
     assert m.guest_cmdline == r["guest_cmdline"]     # emulated from what urunc really built
-    return M.app_view(img, m)
+    return app_view(img, m)
 
 
 def test_app_view_shows_the_known_manglings():

@@ -89,6 +89,10 @@ CASES: dict[str, tuple[dict, dict, list]] = {
     "lx-fc-mountrootfs-block": (dict({k: v for k, v in LX.items() if k != "initrd"}, hypervisor="firecracker",
                                      mountRootfs="true", cmdline="/urunit /bin/app"),
                                 {"Cmd": ["/urunit", "/bin/app"]}, ["/kernel", "/urunit", "/bin/app"]),
+    "lx-user-uid-only": (dict(LX, cmdline="/urunit /bin/app"), {"Cmd": ["/urunit", "/bin/app"], "User": "1000"},
+                         LX_FILES),
+    "lx-user-name": (dict(LX, cmdline="/urunit /bin/app"), {"Cmd": ["/urunit", "/bin/app"], "User": "app"}, LX_FILES),
+    "mi-no-cmd": (dict(MI, cmdline=""), {}, ["/unikernel/app.hvt"]),
     # other guests
     "mewz-qemu": ({"unikernelType": "mewz", "hypervisor": "qemu", "binary": "/unikernel/app.qemu", "cmdline": "app"},
                   {"Cmd": ["app", "-x"], "Env": ["A=1"]}, ["/unikernel/app.qemu"]),

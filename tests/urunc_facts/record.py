@@ -101,7 +101,7 @@ def row(case: str, r: dict, run_args, work: re.Pattern) -> dict:
 
 
 def dumps(doc: dict) -> str:
-    """One image and one row per line: reviewable diffs, small files."""
+    """One image and one row per line: reviewable diffs."""
     j = lambda o: json.dumps(o, ensure_ascii=False, sort_keys=True)  # noqa: E731
     head = ",\n".join(f" {j(k)}: {j(doc[k])}" for k in ("about", "harness", "releases"))
     images = ",\n".join(f"  {j(k)}: {j(v)}" for k, v in sorted(doc["images"].items()))
@@ -146,9 +146,11 @@ def main() -> int:
                 commits[rw["release"]] = rw["commit"]
                 rows.append(rw)
         print(f"{case}: {len(rows)} rows so far", file=sys.stderr)
-    doc = {"about": a.about, "harness": "urunc-harness (../shared/tools/urunc-harness), net=docker, virtiofsd absent",
+    doc = {"about": a.about, "harness": "urunc-harness (../shared/tools/urunc-harness), net=docker; virtiofsd per row",
            "releases": commits, "images": images, "rows": rows}
-    Path(a.output).write_text(dumps(doc))
+    tmp_out = Path(a.output + ".tmp")
+    tmp_out.write_text(dumps(doc))
+    tmp_out.replace(a.output)
     print(f"{len(rows)} rows of {len(images)} images -> {a.output}")
     return 0
 
