@@ -44,6 +44,7 @@ def test_quick_run_reports_every_case(tmp_path):
     # the Nix figures: measured, or said why not
     nix = data["results"]["small"]["nix_build"]
     assert "wall_median" in nix or "skipped" in nix or "error" in nix
-    assert {"urunix_help", "urunix_validate"} <= set(data["results"]["startup"])
+    assert {"urunix_help", "urunix_validate", "urunix_validate_10k_yaml",
+            "urunix_validate_10k_argsnix"} <= set(data["results"]["startup"])
     md = (tmp_path / "out" / "results.md").read_text()
     assert "| urunix_raw |" in md and "raw_vs_tar" in md
