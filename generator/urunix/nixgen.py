@@ -152,7 +152,13 @@ def _copy_file_entry(path: Path, dest_dir: Path, used: set[str], base: str | Non
     used.add(name)
     dest = dest_dir / name
     if path.is_dir():
-        shutil.copytree(path, dest, symlinks=True)
+        # never urunix's own files: build temporaries, nor the generated
+        # directory itself when the spec copies a directory holding it
+        own = os.path.realpath(dest_dir.parent)
+
+        def ignore(d: str, names: list[str]) -> list[str]:
+            return [n for n in names if n.startswith(".urunix-tmp-") or os.path.realpath(os.path.join(d, n)) == own]
+        shutil.copytree(path, dest, symlinks=True, ignore=ignore)
     else:
         shutil.copyfile(path, dest)
         os.chmod(dest, 0o755 if os.stat(path).st_mode & 0o111 else 0o644)
