@@ -79,6 +79,10 @@ def _host_tree_error(image: Image, e: image_writer.UnsupportedFile) -> SpecError
         if e.source == root or e.source.startswith(root.rstrip("/") + "/"):
             field, value = where, given
             break
+    if e.what.startswith("a path of"):
+        return SpecError(f"holds {e.what}: {e.source}",
+                         file=display_path(image.source) if image.source else None, field=field, value=value,
+                         hint="copy the directory to a shorter target, or flatten its nesting")
     return SpecError(f"holds {e.what}, which an image cannot take from a host directory: {e.source}",
                      file=display_path(image.source) if image.source else None, field=field, value=value,
                      hint="remove it from the directory (a device node belongs in an image archive "
