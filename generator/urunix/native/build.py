@@ -35,7 +35,7 @@ def build(image: Image, out: str, fmt: str = "docker-archive",
     try:
         with ExitStack() as stack:
             scratch, _ = image_writer.owned_temp_dir(dest.parent, stack)
-            made = materialize(image, scratch, stack, lazy=True) if (image.rootfs or image.kernel or image.init) else None
+            made = materialize(image, scratch, stack, lazy=True, exclude=[dest.path or "", scratch]) if (image.rootfs or image.kernel or image.init) else None
             p = plan(image, fmt, made, exclude=[dest.path or "", scratch])
             if made is not None and made.expanded and image.rootfs.origin.kind in IMAGE_KINDS:
                 check_paths_exist(image, made.rootfs)
