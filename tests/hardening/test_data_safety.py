@@ -173,6 +173,20 @@ def test_stdout_streams_the_archive_and_nothing_else(tmp_path):
     assert r.returncode == 2 and r.stdout == b"" and b"oci-archive" in r.stderr
 
 
+def test_stdout_piped_into_docker_load(tmp_path, docker):
+    """`urunix build args.nix -o - | docker load`: the real reader."""
+    spec = project(tmp_path / "p", "urunix-test/piped")
+    build = subprocess.Popen([sys.executable, "-m", "urunix", "build", str(spec), "--backend", "native", "-o", "-"],
+                             env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    load = subprocess.run(["docker", "load"], stdin=build.stdout, capture_output=True, env=docker.env, timeout=300)
+    build.stdout.close()
+    err = build.stderr.read().decode()
+    assert build.wait(60) == 0, err
+    assert load.returncode == 0 and b"urunix-test/piped:latest" in load.stdout, load.stderr
+    labels = docker.inspect("urunix-test/piped:latest")["Config"]["Labels"]
+    assert labels["com.urunc.unikernel.binary"] == "/unikernel/k.hvt"
+
+
 def test_stdout_into_a_reader_that_stops(tmp_path):
     """`urunix build -o - | head -c 10`: exit 1 with a message, no traceback."""
     spec = project(tmp_path / "p", kernel=os.urandom(4 << 20))
