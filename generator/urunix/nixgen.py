@@ -207,6 +207,15 @@ def unsupported(image: Image) -> str | None:
     r = image.rootfs
     if r is not None and r.type == "raw" and r.origin.kind == "image":
         return "rootfs: type raw from an image is not supported by the Nix backend yet"
+    from .overlap import parents
+    trees = {f.target: f for f in image.files if f.path.is_dir()}
+    for f in image.files:
+        inside = next((trees[p] for p in parents(f.target) if p in trees), None)
+        if inside is not None:
+            # the Nix library writes the files layer after the kernel's and
+            # has no precedence between overlapping entries (issue 11)
+            return (f"files: {f.field} lies inside the directory that {inside.field} copies; "
+                    "overlapping entries are not supported by the Nix backend yet")
     return None
 
 
