@@ -58,17 +58,6 @@ def project(d: Path, name: str = "t/safe", kernel: bytes = b"\x7fELF kernel") ->
     return spec
 
 
-def layers_of(path: Path) -> list[dict[str, bytes]]:
-    """{member: bytes} of each layer of a docker-archive, in order."""
-    out = []
-    with tarfile.open(path) as t:
-        manifest = json.load(t.extractfile("manifest.json"))[0]
-        for name in manifest["Layers"]:
-            with tarfile.open(fileobj=t.extractfile(name)) as lt:
-                out.append({m.name: lt.extractfile(m).read() for m in lt.getmembers() if m.isfile()})
-    return out
-
-
 # ------------------------------------------------------------------ 1. -o DIR with --format oci
 
 @pytest.mark.parametrize("where", [".", ".."])
