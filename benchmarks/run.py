@@ -252,11 +252,38 @@ class Bench:
             self.log(f"  {name:8} {case:28} median {s['wall_median']:8.3f} s  "
                      f"rss {s['rss_max_kib'] / 1024:7.1f} MiB{extra}")
 
+    def many_files_specs(self, n: int = 10_000) -> list[tuple[str, str]]:
+        """A YAML spec and an args.nix with `n` files entries each (issue
+        11: validation was O(n^2), 50 s / 114 s for these): the target is
+        under 1 s for the whole `urunix validate` process."""
+        d = os.path.join(self.work, f"many-{n}")
+        src = os.path.join(d, "src")
+        if not os.path.isdir(src):
+            os.makedirs(src + ".tmp", exist_ok=True)
+            for i in range(n):
+                with open(os.path.join(src + ".tmp", f"f{i:05d}"), "w") as f:
+                    f.write(str(i))
+            with open(os.path.join(src + ".tmp", "kernel"), "wb") as f:
+                f.write(b"\x7fELF")
+            os.replace(src + ".tmp", src)
+        ann = {"unikernelType": "rumprun", "hypervisor": "hvt", "binary": "/unikernel/kernel"}
+        with open(os.path.join(d, "many.yaml"), "w") as f:
+            f.write("name: bench/many\nfiles:\n  ./src/kernel: /unikernel/kernel\n")
+            f.writelines(f"  ./src/f{i:05d}: /data/d{i % 100:02d}/f{i:05d}\n" for i in range(n))
+            f.write("annotations:\n" + "".join(f"  {k}: {v}\n" for k, v in ann.items()))
+        with open(os.path.join(d, "args.nix"), "w") as f:
+            f.write('{ name = "bench/many"; files = {\n  "./src/kernel" = "/unikernel/kernel";\n')
+            f.writelines(f'  "./src/f{i:05d}" = "/data/d{i % 100:02d}/f{i:05d}";\n' for i in range(n))
+            f.write("}; annotations = { " + " ".join(f'{k} = "{v}";' for k, v in ann.items()) + " }; }\n")
+        return [("urunix_validate_10k_yaml", os.path.join(d, "many.yaml")),
+                ("urunix_validate_10k_argsnix", os.path.join(d, "args.nix"))]
+
     def startup(self, spec: str) -> None:
         env = {**os.environ, "PYTHONPATH": GENERATOR, "CI": "1"}
-        for case, argv in (("urunix_help", ["--help"]), ("urunix_validate", ["validate", spec])):
+        many = [(case, ["validate", path]) for case, path in self.many_files_specs()]
+        for case, argv in [("urunix_help", ["--help"]), ("urunix_validate", ["validate", spec])] + many:
             walls = []
-            runs = max(self.args.runs, 10) if not self.args.quick else 1
+            runs = max(self.args.runs, 10 if "10k" not in case else 3) if not self.args.quick else 1
             for i in range(-1, runs):
                 t0 = time.perf_counter()
                 subprocess.run([PY, "-m", "urunix", *argv], env=env, stdout=subprocess.DEVNULL,
@@ -267,6 +294,8 @@ class Bench:
                 "runs": len(walls), "wall_median": statistics.median(walls), "wall_min": min(walls),
                 "wall_max": max(walls), "walls": walls}
             self.log(f"  startup  {case:28} median {statistics.median(walls):8.3f} s")
+            if "10k" in case and statistics.median(walls) >= 1.0:
+                self.notes.append(f"{case}: median {statistics.median(walls):.2f} s, over the 1 s target")
 
     # ------------------------------------------------------------ the run
     def run(self) -> dict:

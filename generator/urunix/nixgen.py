@@ -153,10 +153,16 @@ def _copy_file_entry(path: Path, dest_dir: Path, used: set[str], base: str | Non
     used.add(name)
     dest = dest_dir / name
     if path.is_dir():
-        def ignore(d: str, names: list[str]) -> set[str]:
+        # never urunix's own files: build temporaries, nor the generated
+        # directory itself when the spec copies a directory holding it; nor
+        # what the entry excludes (.dockerignore)
+        own = os.path.realpath(dest_dir.parent)
+
+        def ignore(d: str, names: list[str]) -> list[str]:
             rel = os.path.relpath(d, path)
-            return {n for n in names if (n if rel == "." else f"{rel}/{n}") in exclude}
-        shutil.copytree(path, dest, symlinks=True, ignore=ignore if exclude else None)
+            return [n for n in names if n.startswith(".urunix-tmp-") or os.path.realpath(os.path.join(d, n)) == own
+                    or (n if rel == "." else f"{rel}/{n}") in exclude]
+        shutil.copytree(path, dest, symlinks=True, ignore=ignore)
     else:
         shutil.copyfile(path, dest)
         os.chmod(dest, 0o755 if os.stat(path).st_mode & 0o111 else 0o644)
@@ -207,6 +213,15 @@ def unsupported(image: Image) -> str | None:
         return "rootfs: type raw from an image is not supported by the Nix backend yet"
     if image.tag != image.tag.lower():
         return f"the tag {image.tag!r} has upper-case letters, which the Nix backend (as dockerTools) does not keep"
+    from .overlap import parents
+    trees = {f.target: f for f in image.files if f.path.is_dir()}
+    for f in image.files:
+        inside = next((trees[p] for p in parents(f.target) if p in trees), None)
+        if inside is not None:
+            # the Nix library writes the files layer after the kernel's and
+            # has no precedence between overlapping entries (issue 11)
+            return (f"files: {f.field} lies inside the directory that {inside.field} copies; "
+                    "overlapping entries are not supported by the Nix backend yet")
     return None
 
 

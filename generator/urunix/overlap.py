@@ -11,8 +11,7 @@ validate.py puts `files` in that order (`by_precedence`); plan.py then
 lets a later entry win whatever layer it lands in. What cannot be honoured
 is a spec error naming both entries (`conflicts`). Everything here is
 O(n log n) in the number of entries (a dict of targets, walked up each
-target's parents), so a spec of 10,000 files validates in well under a
-second."""
+target's parents): no pair of entries is ever compared."""
 
 from __future__ import annotations
 

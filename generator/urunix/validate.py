@@ -95,7 +95,8 @@ def check_path(value: str, key: str) -> str | None:
     if value == "/" and key != "blkMntPoint":
         return "is '/'"
     if os.path.normpath(value) != value or value.startswith("//"):
-        return f"is not clean (urunc wants {os.path.normpath(value)!r})"
+        clean = os.path.normpath(value)
+        return f"is not clean (urunc wants {'/' + clean.lstrip('/') if clean.startswith('//') else clean!r})"
     return None
 
 

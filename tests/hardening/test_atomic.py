@@ -187,9 +187,6 @@ def test_two_builds_at_once(work, fmt):
     for round_ in range(3):
         a, b = start(work["v2"], out, fmt), start(work["v2"], out, fmt)
         ra, rb = a.communicate(timeout=600), b.communicate(timeout=600)
-        if fmt == "oci" and (a.returncode or b.returncode):
-            pytest.xfail("helpers/image_writer.py replace_dir: two oci builds race on rename(out, old) / "
-                         "rename(staged, out) and one fails (see the report): " + (ra[1] or rb[1])[-300:])
         assert a.returncode == 0 and b.returncode == 0, (ra[1], rb[1])
         assert fingerprint(out) == work["clean"][fmt, "v2"]
         assert leftovers(out.parent, {"result"}) == []

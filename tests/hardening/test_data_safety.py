@@ -58,17 +58,6 @@ def project(d: Path, name: str = "t/safe", kernel: bytes = b"\x7fELF kernel") ->
     return spec
 
 
-def layers_of(path: Path) -> list[dict[str, bytes]]:
-    """{member: bytes} of each layer of a docker-archive, in order."""
-    out = []
-    with tarfile.open(path) as t:
-        manifest = json.load(t.extractfile("manifest.json"))[0]
-        for name in manifest["Layers"]:
-            with tarfile.open(fileobj=t.extractfile(name)) as lt:
-                out.append({m.name: lt.extractfile(m).read() for m in lt.getmembers() if m.isfile()})
-    return out
-
-
 # ------------------------------------------------------------------ 1. -o DIR with --format oci
 
 @pytest.mark.parametrize("where", [".", ".."])
@@ -171,6 +160,20 @@ def test_stdout_streams_the_archive_and_nothing_else(tmp_path):
     (spec.parent / "k.hvt").write_bytes(b"k")
     r = cli("build", str(spec), "--backend", "native", "-f", "oci", "-o", "-", cwd=spec.parent, text=False)
     assert r.returncode == 2 and r.stdout == b"" and b"oci-archive" in r.stderr
+
+
+def test_stdout_piped_into_docker_load(tmp_path, docker):
+    """`urunix build args.nix -o - | docker load`: the real reader."""
+    spec = project(tmp_path / "p", "urunix-test/piped")
+    build = subprocess.Popen([sys.executable, "-m", "urunix", "build", str(spec), "--backend", "native", "-o", "-"],
+                             env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    load = subprocess.run(["docker", "load"], stdin=build.stdout, capture_output=True, env=docker.env, timeout=300)
+    build.stdout.close()
+    err = build.stderr.read().decode()
+    assert build.wait(60) == 0, err
+    assert load.returncode == 0 and b"urunix-test/piped:latest" in load.stdout, load.stderr
+    labels = docker.inspect("urunix-test/piped:latest")["Config"]["Labels"]
+    assert labels["com.urunc.unikernel.binary"] == "/unikernel/k.hvt"
 
 
 def test_stdout_into_a_reader_that_stops(tmp_path):

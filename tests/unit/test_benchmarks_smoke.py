@@ -51,6 +51,7 @@ def test_quick_run_reports_every_case(tmp_path):
         assert large["nix_block"]["store_built"] > 0 and large["nix_block"]["store_source"] > 0
         assert "nix_rebuild_vs_cold" in data["ratios"]["large"]
         assert "Nix-path case" in (tmp_path / "out" / "results.md").read_text()
-    assert {"urunix_help", "urunix_validate"} <= set(data["results"]["startup"])
+    assert {"urunix_help", "urunix_validate", "urunix_validate_10k_yaml",
+            "urunix_validate_10k_argsnix"} <= set(data["results"]["startup"])
     md = (tmp_path / "out" / "results.md").read_text()
     assert "| urunix_raw |" in md and "raw_vs_tar" in md

@@ -62,6 +62,7 @@ _PATH_INTERP = re.compile(r"(?:" + _PC + r"*|~)(?:/" + _PC + r"+)*/\$\{")
 _OPS = ["...", "//", "++", "==", "!=", "<=", ">=", "&&", "||", "->",
         "(", ")", ":", ",", "?", "@", "+", "*", "/", "!", "<", ">", "$", "&", "|"]
 _PUNCT = set("{}[]=;.-")
+_NOT_A_WORD = set("{}[]=;(),")   # no _RULES pattern (nor _PATH_INTERP) starts with one of these
 
 
 class NixPath(str):
@@ -82,9 +83,13 @@ class Token:
     end: tuple[int, int] = (0, 0)   # (line, column) just after the token
 
 
+_IDENT = re.compile(r"[a-zA-Z_][a-zA-Z0-9_'\-]*")
+
+
 def ident_ok(name: str) -> bool:
-    """Whether `name` can be written bare as a Nix attribute name."""
-    return re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_'\-]*", name) is not None and name not in KEYWORDS - {"or"}
+    """Whether `name` can be written bare as a Nix attribute name (called
+    for every key of every spec: compiled once, no set built per call)."""
+    return _IDENT.fullmatch(name) is not None and (name == "or" or name not in KEYWORDS)
 
 
 def dotted(parts: list[str | int] | tuple[str | int, ...]) -> str:
@@ -175,6 +180,8 @@ class _Reader:
 
     def _word(self, line: int, col: int) -> Token:
         src, pos = self.src, self.pos
+        if src[pos] in _NOT_A_WORD:   # `=` `;` `{` ...: no rule can start here (one of every few tokens)
+            return self._op(line, col)
         m = _PATH_INTERP.match(src, pos)
         if m:
             raise self.fail("a path with ${...} interpolation is not plain data", line, col, refused=True)
@@ -197,6 +204,10 @@ class _Reader:
             elif kind == "float":
                 value = float(text)
             return Token(kind, value, line, col, text)
+        return self._op(line, col)
+
+    def _op(self, line: int, col: int) -> Token:
+        src, pos = self.src, self.pos
         for op in _OPS:
             if len(op) > 1 and src.startswith(op, pos):
                 self._advance(len(op))

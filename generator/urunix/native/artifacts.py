@@ -17,6 +17,7 @@ from typing import Callable
 from ..errors import BuildError, MissingTool, SpecError
 from ..helpers import cpio, ext
 from ..helpers.image_writer import Member, PlanError, clean_path, expand, host_mode
+from .. import overlap
 from ..plan import file_entry
 from ..rootfs import flatten as F
 from ..rootfs.sources import IMAGE_KINDS
@@ -49,10 +50,11 @@ class Artifacts:
 
 
 class Materializer:
-    def __init__(self, image: Image, scratch: str, stack: ExitStack):
+    def __init__(self, image: Image, scratch: str, stack: ExitStack, exclude=()):
         self.image = image
         self.scratch = scratch
         self.stack = stack
+        self.exclude = overlap.real_paths(exclude)   # urunix's own output and scratch: never in a tree
         self.opened: dict[str, F.FlatImage] = {}
 
     def fail(self, where: str, message: str, **kw) -> SpecError:
@@ -130,7 +132,8 @@ class Materializer:
         assert r is not None
         merged: dict[str, Member] = {}
         if r.origin.kind == "dir":
-            base = expand([{"type": "tree", "path": "", "source": r.origin.location}])
+            base = expand([{"type": "tree", "path": "", "source": r.origin.location,
+                            "skip": overlap.inside(r.origin.location, "/", self.exclude)}])
         elif r.origin.kind in IMAGE_KINDS:
             flat = self.flat(r.origin)
             base = flat.members
@@ -140,7 +143,13 @@ class Materializer:
         for m in base:
             merged[m.path] = m
         originals = {m.path: m for m in base if m.kind == "file"}
-        for m in expand([file_entry(f) for f in r.include]):
+        includes = []
+        for i, f in enumerate(r.include):   # validate.py ordered them: a later entry wins
+            e = {**file_entry(f), "rank": i}
+            if e["type"] == "tree":
+                e["skip"] = overlap.inside(e["source"], f.target, self.exclude)
+            includes.append(e)
+        for m in expand(includes):
             if m.kind == "dir" and m.path in merged:
                 continue
             drop_below(merged, m.path)
@@ -286,5 +295,5 @@ def _which(name: str) -> str | None:
         return None
 
 
-def materialize(image: Image, scratch: str, stack: ExitStack, lazy: bool = False) -> Artifacts:
-    return Materializer(image, scratch, stack).build(lazy)
+def materialize(image: Image, scratch: str, stack: ExitStack, lazy: bool = False, exclude=()) -> Artifacts:
+    return Materializer(image, scratch, stack, exclude).build(lazy)

@@ -38,7 +38,7 @@ def build(image: Image, out: str, fmt: str = "docker-archive",
             step = getattr(progress, "step", None) or (lambda text: None)    # progress.py names the steps
             if image.rootfs is not None:
                 step(f"reading the tree of {image.rootfs.field or 'rootfs'}")
-            made = materialize(image, scratch, stack, lazy=True) if (image.rootfs or image.kernel or image.init) else None
+            made = materialize(image, scratch, stack, lazy=True, exclude=[dest.path or "", scratch]) if (image.rootfs or image.kernel or image.init) else None
             p = plan(image, fmt, made, exclude=[dest.path or "", scratch])
             if made is not None and made.expanded and image.rootfs.origin.kind in IMAGE_KINDS:
                 check_paths_exist(image, made.rootfs)
@@ -87,6 +87,10 @@ def _host_tree_error(image: Image, e: image_writer.UnsupportedFile) -> SpecError
         if e.source == root or e.source.startswith(root.rstrip("/") + "/"):
             field, value = where, given
             break
+    if e.what.startswith("a path of"):
+        return SpecError(f"holds {e.what}: {e.source}",
+                         file=display_path(image.source) if image.source else None, field=field, value=value,
+                         hint="copy the directory to a shorter target, or flatten its nesting")
     return SpecError(f"holds {e.what}, which an image cannot take from a host directory: {e.source}",
                      file=display_path(image.source) if image.source else None, field=field, value=value,
                      hint="remove it from the directory (a device node belongs in an image archive "

@@ -68,6 +68,9 @@ def resolve(given: str, fmt: str, image_name: str, spec_file: str | None = None)
         import tempfile
         return Destination(given, fmt, None, tempfile.gettempdir())
     path = os.path.abspath(given)
+    if spec_file and os.path.exists(path) and os.path.realpath(path) == os.path.realpath(spec_file):
+        raise SpecError("is the spec itself", field="--output", value=given,
+                        hint="write the image elsewhere, e.g. -o result")
     if fmt != "oci" and os.path.isdir(path):
         if is_layout(path):
             raise SpecError("is an OCI layout; an archive would be written into it", field="--output", value=given,
