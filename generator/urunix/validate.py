@@ -391,8 +391,10 @@ class Validator:
             if f.target == path:
                 return f.path.is_file()
             if path.startswith(f.target + "/") and f.path.is_dir():
-                inner = f.path / path[len(f.target) + 1:]
-                if inner.is_file():
+                rel = path[len(f.target) + 1:]
+                parts = rel.split("/")
+                left_out = any("/".join(parts[:i]) in f.exclude for i in range(1, len(parts) + 1))
+                if (f.path / rel).is_file() and not left_out:
                     return True
         return False
 

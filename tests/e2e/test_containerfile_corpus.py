@@ -16,14 +16,18 @@ corpus-base/<case>, handed to urunix as a `docker save` archive with
 --from). BOTH_REFUSE cases must fail in both; REFUSED cases are ones urunix
 refuses on purpose (exit 2, a message naming the line), Docker not asked.
 
-One dockerd serves the whole session (tests/conftest.py)."""
+One dockerd serves the whole session (tests/conftest.py); the cases are
+built a few at a time in threads (the engine mostly waits on its per-step
+commits). A file that a later COPY replaces differs in size from the one
+it replaces: with the vfs driver, the classic builder's layer diff misses
+a file whose size and (second-precision) mtime are unchanged -- a quirk of
+that engine, not a behaviour to copy."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import tarfile

@@ -5,7 +5,6 @@ here case by case, without an engine."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -160,3 +159,17 @@ def test_later_copy_wins(tmp_path):
     ]
     untouched = [e("a", "/x"), e("b", "/y")]
     assert later_wins(untouched) is untouched
+
+
+def test_a_symlink_is_never_split_into_an_entry_of_its_own(tmp_path):
+    """Splitting a directory into its children must not turn a symlink at
+    its top into a FileEntry: the writer would copy what it points at."""
+    from urunix.loaders.copyorder import CannotSplit
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "secret").write_text("host")
+    _tree(tmp_path / "ctx", {"d1/f": "1", "d2/g": "2", "d2/leak": ("link", str(tmp_path / "outside"))})
+    ctx = tmp_path / "ctx"
+    e = lambda src, target: FileEntry(src, ctx / src, target, f"COPY {src}")   # noqa: E731
+    with pytest.raises(CannotSplit) as info:
+        later_wins([e("d1", "/m"), e("d2", "/m")])
+    assert info.value.name == "leak"

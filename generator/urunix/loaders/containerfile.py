@@ -99,7 +99,7 @@ from ..spec import FileEntry, Rootfs, Spec, display_path
 from . import dockerignore
 from ._common import read_text
 from .buildcontext import BuildContext, ContextError, Resolved
-from .copyorder import later_wins
+from .copyorder import CannotSplit, children, later_wins
 from .gomatch import BadPattern, has_wildcards
 
 PREFIX = "com.urunc.unikernel."
@@ -715,7 +715,14 @@ class _Mapper:
         if self.stages == 0:
             self.fail(self.parsed.instructions[0], "the Containerfile has no FROM", field="FROM",
                       hint="start it with FROM scratch")
-        self.spec.files = later_wins(self.spec.files)
+        try:
+            self.spec.files = later_wins(self.spec.files)
+        except CannotSplit as e:
+            self.problems.append(Problem(
+                "copies a directory onto one an earlier COPY made, and a symlink lies at its top "
+                f"({e.name}); urunix cannot merge those yet", file=self.file, line=self.spec.lines.get(e.entry.field),
+                field=e.entry.field, hint="copy the two directories to different places, or move the symlink one "
+                                          "level down"))
         self.make_workdirs()
         if self.problems:
             self.problems.sort(key=lambda p: p.line or 0)
@@ -1066,8 +1073,15 @@ class _Mapper:
             entry_field = f"{name} {src}"
             if entry_field in self.spec.lines:
                 entry_field = f"{name} {src} -> {target}"
-            self.spec.files.append(FileEntry(source=src, path=path, target=target, field=entry_field,
-                                             exclude=found.exclude))
+            entry = FileEntry(source=src, path=path, target=target, field=entry_field, exclude=found.exclude)
+            try:
+                # a directory copied to / (COPY rootfs/ /): its children, each below /
+                self.spec.files.extend(children(entry) if is_dir and target == "/" else [entry])
+            except CannotSplit as e:
+                self.not_yet(ins, f"{name} of a directory to / when a symlink lies at its top ({e.name})",
+                             field=entry_field, hint=f"copy the directory's contents one by one, or put the "
+                                                     f"symlink one level down")
+                return
             self.spec.lines[entry_field] = ins.line
             if is_dir:
                 self.dirs.add(target)

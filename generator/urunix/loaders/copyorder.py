@@ -43,12 +43,25 @@ def _sub_exclude(e: FileEntry, rel: str) -> frozenset[str]:
     return frozenset(x[len(prefix):] for x in e.exclude if x.startswith(prefix))
 
 
-def _children(e: FileEntry) -> list[FileEntry]:
-    """A directory entry as one entry per child."""
+class CannotSplit(Exception):
+    """A directory that would have to be split into its children holds a
+    symlink at its top, which a FileEntry of its own cannot carry (it would
+    be followed)."""
+
+    def __init__(self, entry: FileEntry, name: str):
+        super().__init__(name)
+        self.entry, self.name = entry, name
+
+
+def children(e: FileEntry) -> list[FileEntry]:
+    """A directory entry as one entry per child. A symlink child cannot be
+    an entry of its own (its target would be copied): CannotSplit."""
     out = []
     for name in sorted(os.listdir(e.path)):
         if name in e.exclude:
             continue
+        if os.path.islink(e.path / name):
+            raise CannotSplit(e, name)
         out.append(dataclasses.replace(e, path=e.path / name, target=e.target.rstrip("/") + "/" + name,
                                        exclude=_sub_exclude(e, name)))
     return out
@@ -66,7 +79,7 @@ def _walk(root: str) -> list[str]:
 def _merge(out: list[FileEntry], new: FileEntry) -> list[FileEntry]:
     """A directory copied onto a directory an earlier entry makes: its
     children, each placed on its own."""
-    for child in _children(new):
+    for child in children(new):
         out = _place(out, child)
     return out
 
