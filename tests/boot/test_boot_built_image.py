@@ -132,8 +132,6 @@ def test_built_image_boots_with_urunit(built, tmp_path, release):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="the init and the program sit in Cmd, so `docker run IMAGE ARGS` replaces "
-                   "them (issue 13; i13a moves them to Entrypoint): remove this mark when that lands")
 @pytest.mark.parametrize("release", ["v0.6.0", "v0.7.0", "main"])
 def test_built_image_docker_run_args_keep_the_init(built, tmp_path, release):
     r, out = _boot(built, tmp_path, release, RUN_ARGS)
