@@ -126,7 +126,7 @@ class Problems:
 
     def __init__(self, items: Iterable[Problem] = ()):
         self.items: list[Problem] = []
-        self.bad: set[str] = set()
+        self.bad: set[str] = set(items.bad) if isinstance(items, Problems) else set()
         for p in items:
             self.add(p)
 
