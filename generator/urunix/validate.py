@@ -286,7 +286,7 @@ class Validator:
         for key in c["required"]:
             if key not in ann and not self.problems.failed(f"annotations.{key}"):
                 self.fail(f"annotations.{key}", "is required by urunc and missing",
-                          hint=f"add {self.say(f'annotations.{key}')} ({c['keys'][key]['doc']})")
+                          hint=f"add {self.say(f'annotations.{key}')} -- the {c['keys'][key]['doc']}")
         guest, monitor = ann.get("unikernelType"), ann.get("hypervisor")
         if guest in c["guests"] and monitor in c["monitors"] and guest not in c["pairs"][monitor]:
             can = [m for m, gs in c["pairs"].items() if guest in gs]
@@ -306,9 +306,12 @@ class Validator:
                     # name what the user chose: rootfs.type when that is where it came from
                     r = self.spec.rootfs
                     fieldname, value = ("rootfs.type", key) if r is not None and r.type == key else (f"annotations.{key}", ann[key])
+                    other = next((x for x in storage if x in ("initrd", "block")), None)
+                    hint = (f"write {self.say('rootfs.type', other)}" if fieldname == "rootfs.type"
+                            else f"write {self.say(f'annotations.{other}', ann[key])}") if other else None
                     self.fail(fieldname, f"a {guest} guest cannot boot from {key} storage", value=value,
-                              allowed=f"storage for {guest}: {', '.join(storage) or 'none (in-memory)'}",
-                              hint=f"write {self.say('rootfs.type', storage[0])}" if storage and fieldname == "rootfs.type" else None)
+                              allowed=f"storage for {guest}: {', '.join(storage) or 'none (in-memory)'}", hint=hint)
+                    self.problems.mark(f"annotations.{key}")   # no "will not contain" for it as well
             if ann.get("useDMBlock") == "true" and storage is not None and "devmapper" not in storage:
                 self.warn("annotations.useDMBlock", f"a {guest} guest does not take the container rootfs as a block device; urunc will ignore it")
             if guest == "linux" and ann.get("useDMBlock") is None:
