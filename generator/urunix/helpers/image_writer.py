@@ -41,7 +41,7 @@ import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 BLOCK = 512
 CHUNK = 1 << 20
