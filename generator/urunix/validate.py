@@ -163,7 +163,13 @@ class Validator:
     def fail(self, fieldname: str, message: str, *, after: tuple[str, ...] = (), **kw: Any) -> None:
         """A problem with `fieldname`; left out if a field in `after` already
         failed (it would only be a consequence of that one)."""
-        self.problems.add(Problem(message, **self.spec.where(fieldname), **kw), after=after)
+        if not any(self.failed(f) for f in after):
+            self.problems.add(Problem(message, **self.spec.where(fieldname), **kw))
+
+    def failed(self, fieldname: str) -> bool:
+        """Whether a problem was reported about `fieldname`, under the spec
+        model's name or the user's (a Containerfile loader reports `LABEL ...`)."""
+        return self.problems.failed(fieldname) or self.problems.failed(syntax.name(self.spec, fieldname))
 
     def say(self, fieldname: str, value: Any = "...", fallback: str = "") -> str:
         """How the user writes `fieldname = value` in their own format."""
@@ -284,7 +290,7 @@ class Validator:
     def contract_rules(self, ann: dict[str, str]) -> None:
         c = self.c
         for key in c["required"]:
-            if key not in ann and not self.problems.failed(f"annotations.{key}"):
+            if key not in ann and not self.failed(f"annotations.{key}"):
                 self.fail(f"annotations.{key}", "is required by urunc and missing",
                           hint=f"add {self.say(f'annotations.{key}')} -- the {c['keys'][key]['doc']}")
         guest, monitor = ann.get("unikernelType"), ann.get("hypervisor")
@@ -404,7 +410,8 @@ class Validator:
                 continue    # its `files` entry is wrong, and said so already
             if value and value.startswith("/") and not check_path(value, key) and not self.contains(files, value):
                 self.fail(f"annotations.{key}", "names a file the image will not contain", value=value,
-                          after=(f"annotations.{key}",),
+                          # a COPY that failed: its target is unknown, so any path may be its
+                          after=(f"annotations.{key}",) + (("files",) if self.spec.format == "containerfile" else ()),
                           allowed=f"the paths the image will hold: {', '.join(everything) or 'none'}",
                           hint=did_you_mean(value, everything) or self.add_file_hint(value))
 
