@@ -117,9 +117,9 @@ def _spec_file(spec: Optional[Path], file: Optional[Path]) -> Path:
     if not found:
         raise SpecError(f"no spec in {shown}", field="SPEC", value=str(spec),
                         allowed="args.nix, *.yaml, *.yml, bunnyfile, Containerfile, Dockerfile",
-                        hint="give the spec file itself: urunix build path/to/args.nix")
+                        hint="name the spec file itself, e.g. -f path/to/args.nix")
     raise SpecError(f"{shown} holds {len(found)} specs: {', '.join(p.name for p in found)}", field="SPEC",
-                    value=str(spec), hint=f"name one: urunix build -f {found[0]}")
+                    value=str(spec), hint=f"name one with -f, e.g. -f {found[0]}")
 
 
 def _load(spec: Path, spec_format: Optional[SpecFormat], tag: Optional[str], from_pairs: Optional[list[str]] = None):
