@@ -116,9 +116,9 @@ def _spec_file(spec: Optional[Path], file: Optional[Path]) -> Path:
     if not found:
         raise SpecError(f"no spec in {shown}", field="SPEC", value=str(spec),
                         allowed="args.nix, *.yaml, *.yml, bunnyfile, Containerfile, Dockerfile",
-                        hint="give the spec file itself: urunix build path/to/args.nix")
+                        hint="name the spec file itself, e.g. -f path/to/args.nix")
     raise SpecError(f"{shown} holds {len(found)} specs: {', '.join(p.name for p in found)}", field="SPEC",
-                    value=str(spec), hint=f"name one: urunix build -f {found[0]}")
+                    value=str(spec), hint=f"name one with -f, e.g. -f {found[0]}")
 
 
 _URUNC_HELP = ("urunc releases the image must work on, comma-separated (v0.5.0, v0.6.0, v0.7.0, main, next); "

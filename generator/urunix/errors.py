@@ -126,7 +126,7 @@ class Problems:
 
     def __init__(self, items: Iterable[Problem] = ()):
         self.items: list[Problem] = []
-        self.bad: set[str] = set()
+        self.bad: set[str] = set(items.bad) if isinstance(items, Problems) else set()
         for p in items:
             self.add(p)
 
@@ -154,8 +154,11 @@ class Problems:
         self.bad.update(f for f in fields if f)
 
     def failed(self, field: str) -> bool:
-        """Whether `field`, a field that contains it, or a field inside it failed."""
-        return any(b == field or field.startswith(b + ".") or b.startswith(field + ".") for b in self.bad)
+        """Whether `field`, a field that contains it, or a field inside it
+        failed (`rootfs` holds `rootfs.size`; an instruction `LABEL` holds
+        `LABEL com.urunc.unikernel.binary`)."""
+        return any(b == field or field.startswith((b + ".", b + " ")) or b.startswith((field + ".", field + " "))
+                   for b in self.bad)
 
     def __bool__(self) -> bool:
         return bool(self.items)

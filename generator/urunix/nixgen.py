@@ -211,6 +211,8 @@ def unsupported(image: Image) -> str | None:
     r = image.rootfs
     if r is not None and r.type == "raw" and r.origin.kind == "image":
         return "rootfs: type raw from an image is not supported by the Nix backend yet"
+    if r is not None and any(f.target == "/" for f in r.include):
+        return "rootfs.include: a whole directory at / (bunny's `- dir:/`) is not supported by the Nix backend yet"
     if image.tag != image.tag.lower():
         return f"the tag {image.tag!r} has upper-case letters, which the Nix backend (as dockerTools) does not keep"
     from .overlap import parents

@@ -164,7 +164,13 @@ class Validator:
     def fail(self, fieldname: str, message: str, *, after: tuple[str, ...] = (), **kw: Any) -> None:
         """A problem with `fieldname`; left out if a field in `after` already
         failed (it would only be a consequence of that one)."""
-        self.problems.add(Problem(message, **self.spec.where(fieldname), **kw), after=after)
+        if not any(self.failed(f) for f in after):
+            self.problems.add(Problem(message, **self.spec.where(fieldname), **kw))
+
+    def failed(self, fieldname: str) -> bool:
+        """Whether a problem was reported about `fieldname`, under the spec
+        model's name or the user's (a Containerfile loader reports `LABEL ...`)."""
+        return self.problems.failed(fieldname) or self.problems.failed(syntax.name(self.spec, fieldname))
 
     def say(self, fieldname: str, value: Any = "...", fallback: str = "") -> str:
         """How the user writes `fieldname = value` in their own format."""
@@ -285,9 +291,9 @@ class Validator:
     def contract_rules(self, ann: dict[str, str]) -> None:
         c = self.c
         for key in c["required"]:
-            if key not in ann and not self.problems.failed(f"annotations.{key}"):
+            if key not in ann and not self.failed(f"annotations.{key}"):
                 self.fail(f"annotations.{key}", "is required by urunc and missing",
-                          hint=f"add {self.say(f'annotations.{key}')} ({c['keys'][key]['doc']})")
+                          hint=f"add {self.say(f'annotations.{key}')} -- the {c['keys'][key]['doc']}")
         guest, monitor = ann.get("unikernelType"), ann.get("hypervisor")
         if guest in c["guests"] and monitor in c["monitors"] and guest not in c["pairs"][monitor]:
             can = [m for m, gs in c["pairs"].items() if guest in gs]
@@ -307,9 +313,12 @@ class Validator:
                     # name what the user chose: rootfs.type when that is where it came from
                     r = self.spec.rootfs
                     fieldname, value = ("rootfs.type", key) if r is not None and r.type == key else (f"annotations.{key}", ann[key])
+                    other = next((x for x in storage if x in ("initrd", "block")), None)
+                    hint = (f"write {self.say('rootfs.type', other)}" if fieldname == "rootfs.type"
+                            else f"write {self.say(f'annotations.{other}', ann[key])}") if other else None
                     self.fail(fieldname, f"a {guest} guest cannot boot from {key} storage", value=value,
-                              allowed=f"storage for {guest}: {', '.join(storage) or 'none (in-memory)'}",
-                              hint=f"write {self.say('rootfs.type', storage[0])}" if storage and fieldname == "rootfs.type" else None)
+                              allowed=f"storage for {guest}: {', '.join(storage) or 'none (in-memory)'}", hint=hint)
+                    self.problems.mark(f"annotations.{key}")   # no "will not contain" for it as well
             if "unikernelVersion" in ann and guest != "unikraft":
                 self.warn("annotations.unikernelVersion", f"only Unikraft uses unikernelVersion; urunc ignores it for {guest}")
 
@@ -417,7 +426,8 @@ class Validator:
                                     else "copy the file itself, not its directory"))
                     continue
                 self.fail(f"annotations.{key}", "names a file the image will not contain", value=value,
-                          after=(f"annotations.{key}",),
+                          # a COPY that failed: its target is unknown, so any path may be its
+                          after=(f"annotations.{key}",) + (("files",) if self.spec.format == "containerfile" else ()),
                           allowed=f"the paths the image will hold: {', '.join(everything) or 'none'}",
                           hint=did_you_mean(value, [t for t in everything if t != value]) or self.add_file_hint(value))
             elif value not in self.planned and self._size(files, value) == 0:

@@ -258,12 +258,12 @@ def test_multi_stage_seed_fails_with_every_line(tmp_path):
     ('FROM scratch\nCOPY k /k\nLABEL a="open\n', ["Containerfile:3: LABEL a:", "matching double-quote"]),
     ("FROM scratch\nCOPY k /k\nLABEL com.urunc.unikernel.binary=/k \\\n"
      "  com.urunc.unikernel.unikernelType=unikrafft com.urunc.unikernel.hypervisor=qemu\n",
-     ["Containerfile:3: annotations.unikernelType", 'did you mean "unikraft"?']),
+     ["Containerfile:3: LABEL com.urunc.unikernel.unikernelType", 'did you mean "unikraft"?']),
     ("FROM scratch\nCOPY k /k\nCOPY missing /m\nLABEL com.urunc.unikernel.binary=/k\n",
      ["Containerfile:3: COPY missing: source file does not exist"]),
     ("FROM scratch\nCOPY k /k\nLABEL com.urunc.unikernel.binary=/kernel com.urunc.unikernel.unikernelType=unikraft "
      "com.urunc.unikernel.hypervisor=qemu\n",
-     ["Containerfile:3: annotations.binary: names a file the image will not contain"]),
+     ["Containerfile:3: LABEL com.urunc.unikernel.binary: names a file the image will not contain"]),
 ])
 @pytest.mark.parametrize("command", ["validate", "build"])
 def test_bad_input_exit_code_and_line(tmp_path, text, expect, command):

@@ -56,7 +56,7 @@ def test_build_dir_with_two_specs_names_them(hello):
     (hello / "args.nix").write_text("{ }\n")
     r = urunix("build", ".", cwd=hello, env=NO_NIX)
     assert r.returncode == 2
-    assert "holds 2 specs: args.nix, spec.yaml" in r.stderr and "urunix build -f" in r.stderr
+    assert "holds 2 specs: args.nix, spec.yaml" in r.stderr and "name one with -f" in r.stderr
     (hello / "args.nix").unlink()
     (hello / "spec.yaml").unlink()
     r = urunix("build", ".", cwd=hello, env=NO_NIX)

@@ -211,3 +211,21 @@ def test_nix_reader_says_expected_semicolon(tmp_path, nix, text, line, col):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert f"args.nix:{line}: expected `;` after the value of" in r.stderr, r.stderr
     assert f"(column {col})" in r.stderr and "install Nix" not in r.stderr and "function application" not in r.stderr
+
+
+def test_containerfile_problems_and_validation_in_one_run(tmp_path):
+    """The Containerfile's own problems and validate's come together, with no
+    follow-on: the unset $MONITOR is not also "hypervisor missing", the
+    missing COPY source not also "binary will not contain"."""
+    (tmp_path / "kernel").write_bytes(b"k")
+    (tmp_path / "Containerfile").write_text(
+        "FROM scratch\nCOPY kernell /unikernel/kernel\nLABEL com.urunc.unikernel.unikernelType=unikrafft\n"
+        "LABEL com.urunc.unikernel.hypervisor=$MONITOR\nLABEL com.urunc.unikernel.binary=/unikernel/kernel\n"
+        'LABEL com.urunc.unikernel.cmdline="hello"\nENTRYPOINT /app\n')
+    r = urunix("validate", "Containerfile", "-t", "x/y:1", cwd=tmp_path, env=NO_NIX)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    heads = errors(r.stderr)
+    assert [h.split(": ")[1] for h in heads] == [
+        "Containerfile:2", "Containerfile:3", "Containerfile:4", "Containerfile:7"], r.stderr
+    assert 'did you mean "unikraft"?' in r.stderr and "$MONITOR is not set" in r.stderr
+    assert "required" not in r.stderr and "will not contain" not in r.stderr

@@ -191,8 +191,13 @@ def build_spec(data: Any, lines: dict[str, int], file: Path, fmt: str) -> Spec:
         except SpecError as e:
             # the field is left unset; validate then leaves out what only
             # follows from its absence (Problems.failed)
-            spec.problems.extend(e.problems, marks=(key,))
+            spec.problems.extend(e.problems, marks=(key, *_FILLS.get(key, ())))
     return spec
+
+
+#: annotations a top-level field supplies when it is right: when it is
+#: wrong, validate must not also call them missing
+_FILLS = {"kernel": ("annotations.binary",), "rootfs": ("annotations.initrd", "annotations.block")}
 
 
 def _top_level(spec: Spec, shapes: Shapes, key: str, value: Any) -> None:

@@ -88,13 +88,21 @@ class _Bunny:
                 self.spec.names[spec_field] = f
                 return
 
+    #: the spec fields each part fills: when the part fails, validate must not
+    #: also report them as missing (errors.Problems)
+    FILLS = {"platforms": ("annotations.unikernelType", "annotations.hypervisor", "annotations.unikernelVersion",
+                           "architecture"),
+             "kernel": ("annotations.binary",),
+             "rootfs": ("annotations.initrd", "annotations.block", "annotations.useDMBlock", "annotations.mountRootfs"),
+             "cmd": ("cmd", "entrypoint", "annotations.cmdline", "env")}
+
     def step(self, field: str, fn: Any, *args: Any) -> Any:
         """Run one part of the mapping; its SpecError becomes problems (the
         part is then left out) so that the other parts are still checked."""
         try:
             return fn(*args)
         except SpecError as e:
-            self.spec.problems.extend(e.problems, marks=(field,))
+            self.spec.problems.extend(e.problems, marks=(field, *self.FILLS.get(field, ())))
             return None
 
     def section(self, field: str, value: Any, kind: str, required: bool = False) -> dict[str, Any] | None:

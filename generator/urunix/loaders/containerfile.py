@@ -730,7 +730,8 @@ class _Mapper:
                 first = self.unsupported[0]
                 first.problems = self.problems
                 raise first
-            raise SpecError(problems=self.problems)
+            # kept for validate, which adds its own: all of them in one run
+            self.spec.problems.extend(self.problems)
         return self.spec
 
     def make_workdirs(self) -> None:
