@@ -32,11 +32,6 @@ let
     path = sources.helpers + "/tree.py";
     name = "urunix-tree.py";
   };
-  uruncJsonPy = builtins.path {
-    path = sources.helpers + "/urunc_json.py";
-    name = "urunix-urunc_json.py";
-  };
-
   optional = cond: x: if cond then [ x ] else [ ];
 
   # The urunix Python package, for the rootfs helper (helpers/build_rootfs.py
@@ -57,33 +52,15 @@ let
             type == "regular" && (util.hasSuffix ".py" path || util.hasSuffix ".json" path);
       };
   buildRootfsPy = "${package}/helpers/build_rootfs.py";
-
-  # A resolved origin (nix/rootfs.nix `resolve`) as the helper reads it:
-  # { kind; location; } with the source copied into the store.
-  originData =
-    o:
-    {
-      inherit (o) kind;
-    }
-    // (
-      if o.path == null then
-        { location = ""; }
-      else
-        {
-          location = builtins.path {
-            path = o.path;
-            name = util.safeName (toString o.path);
-          };
-        }
-    );
+  nixCheckPy = "${package}/helpers/nix_check.py";
 
   # mkRootfsStep base name desc -> derivation running build_rootfs.py on
   # `desc` (JSON written by builtins.toJSON into a file; it names store
   # paths, which become inputs). `$out` is the artifact (a file), or a tree
   # for a raw rootfs.
   mkRootfsStep =
-    name: desc: extra:
-    derivation (
+    checked: name: desc: extra:
+    gated checked (
       {
         inherit name system;
         builder = python;
@@ -96,22 +73,12 @@ let
       // extra
     );
 
-  # One `files` source as a store path. The name comes from the base name
-  # with unsafe characters replaced, so "./my kernel", "dir/x.hvt" and
-  # "./" all work (bunix named it after the whole path and failed).
-  storeSource =
-    src: f:
-    builtins.path {
-      path = validate.sourcePath src f.source;
-      name = util.safeName f.source;
-    };
-
   # A derivation holding one layer's root tree: each entry's source copied to
   # its target, modes 0644/0755. Entries travel as JSON in a file
   # (passAsFile), never through a shell.
   mkTree =
-    name: entries:
-    derivation {
+    checked: name: entries:
+    gated checked {
       inherit name system;
       builder = python;
       args = [ treePy ];
@@ -119,22 +86,51 @@ let
       passAsFile = [ "entries" ];
     };
 
-  # mkMetadata base annotations -> derivation with urunc.json and labels.json
+  # mkMetadata base check -> derivation with urunc.json and labels.json
   #
-  # Runs the project's helper (helpers/urunc_json.py) with pkgs.python3 on the
-  # normalized annotations, written as JSON by builtins.toJSON.
+  # The spec's judge: runs the Python validator (helpers/nix_check.py) with
+  # pkgs.python3 on `check` (the spec as Nix evaluated it, the store copies
+  # of its sources, and what Nix planned), written as JSON by builtins.toJSON
+  # into a file (passAsFile). It fails with the messages of `urunix validate`
+  # when the spec is wrong, and when Nix's plan differs from Python's.
   mkMetadata =
-    base: annotations:
+    base: check:
     derivation {
       name = "${base}-urunc-metadata";
       inherit system;
       builder = python;
       args = [
-        uruncJsonPy
-        (builtins.toFile "annotations.json" (unsafeDiscardStringContext (toJSON annotations)))
+        nixCheckPy
         (builtins.placeholder "out")
       ];
+      check = toJSON check;
+      passAsFile = [ "check" ];
     };
+
+  # gated metadata attrs -> derivation `attrs` that builds only after
+  # `metadata` has judged the spec, so a wrong spec fails in the check, not
+  # in a layer. The link is a fixed-output stamp named after `attrs`
+  # themselves: a change elsewhere in the spec (a cmdline) changes the
+  # metadata but not this layer, which is not rebuilt.
+  gated =
+    metadata: attrs:
+    let
+      key = builtins.hashString "sha256" (unsafeDiscardStringContext (toJSON attrs));
+      stamp = derivation {
+        name = "urunix-checked-${substring 0 32 key}";
+        inherit system;
+        builder = python;
+        args = [
+          "-c"
+          "import os; open(os.environ['out'], 'w').write('checked\\n')"
+        ];
+        checked = metadata;
+        outputHashMode = "flat";
+        outputHashAlgo = "sha256";
+        outputHash = builtins.hashString "sha256" "checked\n";
+      };
+    in
+    if metadata == null then derivation attrs else derivation (attrs // { urunixChecked = stamp; });
 
   # plan { spec; src; } -> { spec; config; layers; metadata; }
   #
@@ -153,29 +149,139 @@ let
       spec,
       src ? null,
       specName ? "spec",
+      specFile ? null,
     }:
     let
       s = validate.normalize { inherit spec src specName; };
-      R = validate.rootfs;
-      base = util.safeName s.name;
+      base = util.safeName (if s.name == "" then "image" else s.name);
       ann = s.annotations;
-      guest = ann.unikernelType;
-      entry = f: {
-        source = storeSource src f;
+      guest = ann.unikernelType or null;
+      binary = ann.binary or null;
+
+      # Every host path the spec names, as the store copy Nix makes of it
+      # (null when it does not exist): the validator looks at these, the
+      # layers take them.
+      copy =
+        p:
+        let
+          t = validate.pathType p;
+        in
+        if t == null then
+          null
+        else if t == "symlink" then
+          throw "urunix: ${specName}: ${toString p} is a symbolic link; Nix would copy the link, not the file: name the file it points to"
+        else
+          builtins.path {
+            path = p;
+            name = util.safeName (toString p);
+          };
+      copies = map (f: {
+        name = toString (validate.sourcePath src f.source);
+        value = copy (validate.sourcePath src f.source);
+      }) (if src == null then [ ] else s.files ++ (if s.build == null then [ ] else s.build.include));
+      stored = builtins.listToAttrs copies;
+      storeOf = f: stored.${toString (validate.sourcePath src f.source)};
+      entries = fs: map (f: {
+        source = storeOf f;
         inherit (f) target;
-      };
-      isKernel = f: f.target == ann.binary;
+      }) (filter (f: storeOf f != null) fs);
+
+      isKernel = f: f.target == binary;
       isRootfs = f: !(isKernel f) && (f.target == (ann.initrd or null) || f.target == (ann.block or null));
       kernelFiles = filter isKernel s.files;
       rootfsFiles = filter isRootfs s.files;
       others = filter (f: !(isKernel f) && !(isRootfs f)) s.files;
-      metadata = mkMetadata base s.annotations;
+
+      # A resolved origin (nix/rootfs.nix `resolve`) as the helper reads it.
+      originData = o: {
+        inherit (o) kind;
+        location = if o.path == null then "" else allStored.${toString o.path};
+      };
+      origins = map (o: {
+        name = toString o.path;
+        value = if o.kind == "dir" && o != (s.build.origin or null) then null else copy o.path;
+      }) (filter (o: o != null && o.path != null) [
+        (s.build.origin or null)
+        (s.kernelX.origin or null)
+        (s.initX.origin or null)
+      ]);
+      # A kernel or init `from` a directory: the validator refuses it; it
+      # only needs to see a directory there.
+      dirs = map (o: {
+        name = toString o.path;
+        value = "directory";
+      }) (filter (o: o != null && o.kind == "dir" && o != (s.build.origin or null)) [
+        (s.kernelX.origin or null)
+        (s.initX.origin or null)
+      ]);
+
+      # What the metadata derivation checks: the spec as evaluated (path
+      # literals as { __urunixNixPath = "/abs"; }, like `urunix validate`
+      # reads them), the store copies, and this plan.
+      asData =
+        v:
+        let
+          t = builtins.typeOf v;
+        in
+        if t == "path" then
+          { __urunixNixPath = toString v; }
+        else if t == "set" then
+          (if v ? outPath then v else builtins.mapAttrs (n: asData) v)
+        else if t == "list" then
+          map asData v
+        else
+          v;
+      sortedTargets = l: builtins.sort builtins.lessThan (map (f: f.target) l);
+      source = x: if x == null || !x.ok then null else { inherit (x.origin) kind; inherit (x) inner target; };
+      b = s.build;
+      nixPlan = {
+        inherit (s) name tag architecture annotations;
+        config = {
+          inherit (config) Cmd Labels;
+          Entrypoint = s.entrypoint;
+          Env = s.env;
+        };
+        files = sortedTargets s.files;
+        rootfs =
+          if b == null then
+            null
+          else
+            {
+              inherit (b) type target;
+              inherit (b.origin) kind;
+              include = sortedTargets b.include;
+            }
+            // (if b.type == "block" then { inherit (b) size fsType; } else { })
+            // (if b.type == "initrd" then { inherit (b) compression hardlinks; } else { });
+        kernel =
+          let
+            k = source s.kernelX;
+          in
+          if k == null then null else k // { target = if binary != null then binary else k.target; };
+        init = source s.initX;
+      };
+      allStored = builtins.listToAttrs (copies ++ origins);
+      metadata = mkMetadata base {
+        inherit specName;
+        form = if specFile == null then "normalized" else "args";
+        specFile = if specFile == null then null else toString specFile;
+        specText =
+          if specFile == null then
+            null
+          else
+            builtins.path {
+              path = specFile;
+              name = "urunix-spec";
+            };
+        spec = asData spec;
+        sources = builtins.listToAttrs (copies ++ origins ++ dirs);
+        nix = nixPlan;
+      };
 
       # kernel / init: a file (copied as is) or one file out of an image.
       extracted =
-        name: field: shape: default:
+        name: x:
         let
-          x = R.extract src field (R.sourceShape field shape) default;
           desc = {
             origin = originData x.origin;
             inherit (x) inner target;
@@ -188,72 +294,61 @@ let
             if x.origin.kind == "file" then
               desc.origin.location
             else
-              mkRootfsStep "${base}-${name}" { extract = desc; } { };
+              mkRootfsStep metadata "${base}-${name}" { extract = desc; } { };
         };
-      kernel = if s.kernel == null then null else extracted "kernel" "kernel" s.kernel "/kernel";
-      init = if s.init == null then null else extracted "init" "init" s.init "/urunit";
+      kernel = if s.kernelX == null || !s.kernelX.ok then null else extracted "kernel" s.kernelX;
+      init = if s.initX == null then null else extracted "init" s.initX;
 
       # The guest rootfs urunix builds (initrd / block / raw), if any.
-      r = s.rootfs;
-      rootfsOrigin = R.resolve {
-        inherit src;
-        text = r.from;
-        field = "rootfs.from";
-        fileIsImage = true;
-      };
       rootfsDesc = {
-        inherit (r) type;
-        origin = originData rootfsOrigin;
-        include = map (f: {
-          source = storeSource src f;
-          inherit (f) target;
-        }) r.include;
+        inherit (b) type;
+        origin = originData b.origin;
+        include = entries b.include;
         init = if init == null then null else init.desc;
-        size = r.size or "auto";
-        fsType = r.fsType or "ext2";
-        compression = r.compression or "none";
-        hardlinks = if r.type == "initrd" && guest == "unikraft" then "copy" else "link";
+        inherit (b)
+          size
+          fsType
+          compression
+          hardlinks
+          ;
       };
       suffix =
-        if r.type == "initrd" then
-          (if rootfsDesc.compression == "gzip" then "cpio.gz" else "cpio")
+        if b.type == "initrd" then
+          (if b.compression == "gzip" then "cpio.gz" else "cpio")
         else
-          rootfsDesc.fsType;
-      rootfsArtifact = mkRootfsStep "${base}-rootfs.${suffix}" rootfsDesc (
-        if r.type == "block" then { PATH = "${pkgs.e2fsprogs}/bin"; } else { }
+          util.safeName b.fsType;
+      rootfsArtifact = mkRootfsStep metadata "${base}-rootfs.${suffix}" rootfsDesc (
+        if b.type == "block" then { PATH = "${pkgs.e2fsprogs}/bin"; } else { }
       );
       rootfsEntries =
-        if r == null then
+        if b == null then
           [ ]
-        else if r.type == "raw" then
-          if rootfsOrigin.kind == "image" then
-            throw "urunix: ${specName}: rootfs.type = \"raw\" from an image (${r.from}) is not supported by the Nix backend yet; use a directory, or build with `urunix build`"
-          else
-            [
-              {
-                source = mkRootfsStep "${base}-rootfs-tree" rootfsDesc { };
-                target = "/";
-              }
-            ]
+        else if b.type == "raw" then
+          [
+            {
+              source = mkRootfsStep metadata "${base}-rootfs-tree" rootfsDesc { };
+              target = "/";
+            }
+          ]
         else
           [
             {
               source = rootfsArtifact;
-              target = r.path;
+              target = b.target;
             }
           ];
       kernelEntries = optional (kernel != null) {
         source = kernel.file;
-        target = ann.binary;
+        target = if binary != null then binary else kernel.target;
       };
-      initEntries = optional (init != null && r == null) {
+      initEntries = optional (init != null && b == null) {
         source = init.file;
         inherit (init) target;
       };
 
       layer = name: entries: {
         inherit name entries;
-        tree = mkTree "${base}-${name}" entries;
+        tree = mkTree metadata "${base}-${name}" entries;
       };
       config = {
         Cmd = s.cmd;
@@ -262,10 +357,10 @@ let
       // (if s.env == [ ] then { } else { Env = s.env; })
       // (if s.entrypoint == null then { } else { Entrypoint = s.entrypoint; })
       // (if (s.workdir or null) == null then { } else { WorkingDir = s.workdir; });
-      kernelLayer = map entry kernelFiles ++ kernelEntries;
-      rootfsLayer = map entry rootfsFiles ++ rootfsEntries;
-      filesLayer = map entry others ++ initEntries;
-      needsSrc = s.files != [ ] || r != null || s.kernel != null || s.init != null;
+      kernelLayer = entries kernelFiles ++ kernelEntries;
+      rootfsLayer = entries rootfsFiles ++ rootfsEntries;
+      filesLayer = entries others ++ initEntries;
+      needsSrc = s.files != [ ] || b != null || s.kernelX != null || s.initX != null;
     in
     if needsSrc && src == null then
       throw "urunix: ${specName}: `src` (the directory `files`, rootfs, kernel and init sources are relative to) is required"
@@ -278,12 +373,22 @@ let
           ++ optional (rootfsLayer != [ ]) (layer "rootfs" rootfsLayer)
           ++ optional (filesLayer != [ ]) (layer "files" filesLayer)
           ++ [
-            (layer "urunc.json" [
-              {
-                source = "${metadata}/urunc.json";
-                target = "/urunc.json";
-              }
-            ])
+            {
+              name = "urunc.json";
+              entries = [
+                {
+                  source = "${metadata}/urunc.json";
+                  target = "/urunc.json";
+                }
+              ];
+              # made from the metadata itself: it needs no stamp
+              tree = mkTree null "${base}-urunc.json" [
+                {
+                  source = "${metadata}/urunc.json";
+                  target = "/urunc.json";
+                }
+              ];
+            }
           ];
       };
 
@@ -294,8 +399,11 @@ let
   # validate.nix `normalize`; a bimanix args.nix attrset is accepted too):
   #   name, tag, architecture, annotations, files, cmd, entrypoint, env,
   #   labels, created
-  # plus `src`, the directory `files` sources are relative to, and
-  # `specName`, used in messages. Validation happens at evaluation time.
+  # plus `src`, the directory `files` sources are relative to, `specName`,
+  # used in messages, and `specFile`, the args.nix read as `urunix validate`
+  # reads it (fromArgs sets it; without it the normalized form is expected,
+  # with `created` and `workdir`). The spec is judged by the Python validator
+  # in the first derivation built (see mkMetadata).
   #
   # Built with dockerTools.buildImage + copyToRoot, one call per layer chained
   # with fromImage. Not buildLayeredImage: that one keeps files in /nix/store
@@ -308,21 +416,23 @@ let
         spec = removeAttrs args [
           "src"
           "specName"
+          "specFile"
         ];
         src = args.src or null;
         specName = args.specName or "spec";
+        specFile = args.specFile or null;
       };
       s = p.spec;
+      # A name the validator refuses may hold characters a store path
+      # cannot; the build fails in the check before it matters.
+      name = if builtins.match "[A-Za-z0-9+._?=/:-]+" s.name != null then s.name else "invalid-name";
+      tag = if builtins.match "[A-Za-z0-9+._?=-]+" s.tag != null then s.tag else "invalid-tag";
       step =
         prev: l:
         pkgs.dockerTools.buildImage (
           {
-            inherit (s)
-              name
-              tag
-              architecture
-              created
-              ;
+            inherit name tag;
+            inherit (s) architecture created;
             inherit (p) config;
             copyToRoot = [ l.tree ];
             # The store drops write bits (0444/0555); give the image the
@@ -370,6 +480,7 @@ let
       // {
         src = dir;
         specName = if isPath then baseNameOf (toString args) else "args";
+        specFile = if isPath then /. + toString args else null;
       }
     );
 in
