@@ -34,12 +34,13 @@ let
   };
   optional = cond: x: if cond then [ x ] else [ ];
 
-  # The urunix Python package, for the rootfs helper (helpers/build_rootfs.py
-  # imports the very code `urunix build` runs: cpio, ext, flatten). Only
-  # *.py and *.json enter the store.
+  # The urunix Python package, for the validator (helpers/nix_check.py runs
+  # validate.py) and the rootfs helper (helpers/build_rootfs.py imports the
+  # very code `urunix build` runs: cpio, ext, flatten). Only *.py and *.json
+  # enter the store.
   package =
     if (sources.package or null) == null then
-      throw "urunix: this copy of the Nix library has no Python package (sources.nix `package`); it is needed for rootfs, kernel and init"
+      throw "urunix: this copy of the Nix library has no Python package (sources.nix `package`); the metadata derivation runs its validator"
     else
       builtins.path {
         path = sources.package;
@@ -265,6 +266,7 @@ let
         inherit specName;
         form = if specFile == null then "normalized" else "args";
         specFile = if specFile == null then null else toString specFile;
+        src = if src == null then null else toString src;
         specText =
           if specFile == null then
             null

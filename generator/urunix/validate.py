@@ -405,8 +405,8 @@ class Validator:
                     cmd = [init.target] + cmd
                 if cmdline is not None and fields(cmdline)[:1] != [init.target]:
                     cmdline = None   # the init goes first in the annotation too
-            if cmdline is None and (entrypoint or []) + cmd:
-                ann["cmdline"] = join_args((entrypoint or []) + cmd, guest)
+            if cmdline is None and join_args((entrypoint or []) + cmd, guest):
+                ann["cmdline"] = join_args((entrypoint or []) + cmd, guest)   # "" would mean unset
         if guest == "linux" and not ((entrypoint or []) + [a for a in cmd if a]) and not image_argv:
             self.fail("annotations.cmdline", "a Linux guest needs an init: urunc passes argv[0] as init= and fails with 'No init was specified'",
                       hint='set cmdline = "/urunit /usr/bin/app"; or cmd = [ "/urunit" "/usr/bin/app" ];')

@@ -11,6 +11,7 @@ directory above its own (a store path).
 CHECK.json, written by nix/image.nix with builtins.toJSON (never a shell):
   {"specName": "args.nix", "form": "args" | "normalized",
    "specFile": "/host/dir/args.nix" | null,   the spec's host path (messages)
+   "src": "/host/dir" | null,                 where its sources are
    "specText": "/nix/store/...-args.nix" | null,  its text (line numbers)
    "spec": {...},             the value Nix evaluated; a path literal is
                               {"__urunixNixPath": "/host/abs"} as argsnix.py reads it
@@ -125,7 +126,10 @@ def summary(image) -> dict[str, Any]:
     from urunix.helpers import urunc_json
 
     def source(x) -> Any:
-        return None if x is None else {"kind": x.origin.kind, "inner": x.inner, "target": x.target}
+        if x is None:
+            return None
+        inner = x.inner if x.origin.kind == "image" else None   # a plain file has no inside
+        return {"kind": x.origin.kind, "inner": inner, "target": x.target}
 
     r = image.rootfs
     rootfs = None
@@ -175,7 +179,7 @@ def check(doc: dict[str, Any], root: str) -> tuple[int, str, Any]:
 
     lay_out(root, doc.get("sources") or {})
     name = doc.get("specName") or "spec"
-    host_file = doc.get("specFile") or "/urunix-spec/" + name
+    host_file = doc.get("specFile") or (doc.get("src") or "/urunix-spec") + "/" + os.path.basename(name)
     file = Path(root + host_file)
     file.parent.mkdir(parents=True, exist_ok=True)
     os.chdir(file.parent)          # messages name the file as `urunix validate` run next to it does
