@@ -476,15 +476,19 @@ let
           dirOf args
         else
           null;
+      specName = if isPath then baseNameOf (toString args) else "args";
     in
-    buildImage (
-      spec
-      // {
-        src = dir;
-        specName = if isPath then baseNameOf (toString args) else "args";
-        specFile = if isPath then /. + toString args else null;
-      }
-    );
+    if !(builtins.isAttrs spec) then
+      throw "urunix: ${specName}: the spec must be an attribute set"
+    else
+      buildImage (
+        spec
+        // {
+          src = dir;
+          inherit specName;
+          specFile = if isPath then /. + toString args else null;
+        }
+      );
 in
 {
   inherit
