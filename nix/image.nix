@@ -198,20 +198,19 @@ let
         inherit (o) kind;
         location = if o.path == null then "" else allStored.${toString o.path};
       };
+      # The `from`s: copied when a layer uses them; a directory no layer
+      # uses (a kernel `from` a directory, an `oci:` that is no layout) is
+      # refused by the validator, which only needs to see a directory there.
+      usedRootfs = if b == null then null else b.origin.path;
       origins = map (o: {
         name = toString o.path;
-        value = if o.kind == "dir" && o != (s.build.origin or null) then null else copy o.path;
+        value =
+          if (o.kind == "dir" && o.path != usedRootfs) || (o.kind == null && validate.pathType o.path == "directory") then
+            "directory"
+          else
+            copy o.path;
       }) (filter (o: o != null && o.path != null) [
-        (s.build.origin or null)
-        (s.kernelX.origin or null)
-        (s.initX.origin or null)
-      ]);
-      # A kernel or init `from` a directory: the validator refuses it; it
-      # only needs to see a directory there.
-      dirs = map (o: {
-        name = toString o.path;
-        value = "directory";
-      }) (filter (o: o != null && o.kind == "dir" && o != (s.build.origin or null)) [
+        s.rootfsOrigin
         (s.kernelX.origin or null)
         (s.initX.origin or null)
       ]);
@@ -276,7 +275,7 @@ let
               name = "urunix-spec";
             };
         spec = asData spec;
-        sources = builtins.listToAttrs (copies ++ origins ++ dirs);
+        sources = builtins.listToAttrs (copies ++ origins);
         nix = nixPlan;
       };
 
@@ -299,7 +298,7 @@ let
               mkRootfsStep metadata "${base}-${name}" { extract = desc; } { };
         };
       kernel = if s.kernelX == null || !s.kernelX.ok then null else extracted "kernel" s.kernelX;
-      init = if s.initX == null then null else extracted "init" s.initX;
+      init = if s.initX == null || !s.initX.ok then null else extracted "init" s.initX;
 
       # The guest rootfs urunix builds (initrd / block / raw), if any.
       rootfsDesc = {

@@ -70,7 +70,7 @@ rec {
       if isLayout p then
         it "image" p
       else if layout then
-        it null null
+        it null p
       else
         it "dir" p
     else if t == "regular" then
@@ -181,7 +181,7 @@ rec {
     r:
     !(r.from == "local" || (r.type == "raw" && r.from == "scratch" && (r.include == null || r.include == [ ] || r.include == { })));
 
-  # rootfs { src; r; ann; guest; storage; clean; } -> { build; ann; }
+  # rootfs { src; r; ann; guest; storage; clean; } -> { build; ann; origin; }
   #
   # `r` is a rootfsShape, `ann` the annotations so far (short names, both
   # synonyms set). `build` = { type; origin; include; target; size; fsType;
@@ -222,10 +222,11 @@ rec {
     if !usable || origin.kind == null || origin.kind == "file" then
       {
         build = null;
-        inherit ann;
+        inherit ann origin;
       }
     else
       {
+        inherit origin;
         ann =
           if rtype == "raw" then
             ann // dm "true"

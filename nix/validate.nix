@@ -209,7 +209,7 @@ let
   #                        path; size; fsType; compression; };
   #     kernel = null or { from; path; }; init = null or { from; path; };
   #     build = null or rootfs.nix `rootfs`'s build; kernelX, initX = null or
-  #     rootfs.nix `extract`'s result; }
+  #     rootfs.nix `extract`'s result (see its `ok`); rootfsOrigin; }
   # with the defaults resolved and their annotations set (initrd/block,
   # blkMntPoint, useDMBlock/mountRootfs, binary, cmdline) as validate.py
   # does. Normalizing twice gives the same result.
@@ -253,6 +253,7 @@ let
         else
           {
             build = null;
+            origin = null;
             ann =
               if guest == "linux" && rootfsShape != null && rootfsShape.type != "raw" then
                 {
@@ -334,7 +335,8 @@ let
         workdir = given.workdir or null;
         rootfs = if build == null then null else R.normalized build;
         kernel = if kernelOk then normalSource kernelShape kernelX else null;
-        initX = init;
+        inherit initX;
+        rootfsOrigin = rootfsR.origin;
         init = if init == null then null else normalSource initShape init;
       };
 

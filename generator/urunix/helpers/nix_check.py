@@ -15,7 +15,8 @@ CHECK.json, written by nix/image.nix with builtins.toJSON (never a shell):
    "specText": "/nix/store/...-args.nix" | null,  its text (line numbers)
    "spec": {...},             the value Nix evaluated; a path literal is
                               {"__urunixNixPath": "/host/abs"} as argsnix.py reads it
-   "sources": {"/host/abs": "/nix/store/..." | null},  what Nix copied
+   "sources": {"/host/abs": "/nix/store/..." | "directory" | null},  what Nix
+                              copied (a directory no layer needs is not)
    "nix": {...}}              what Nix computed (see `summary`)
 
 The sources are laid out again under a private directory at their host
@@ -61,7 +62,9 @@ def lay_out(root: str, sources: dict[str, str | None]) -> None:
         if any(os.path.islink(p) for p in _ancestors(parent, root)):
             continue
         os.makedirs(parent, exist_ok=True)
-        if not os.path.lexists(at):
+        if store == "directory":         # a directory no layer uses: its kind is all that counts
+            os.makedirs(at, exist_ok=True)
+        elif not os.path.lexists(at):
             os.symlink(store, at)
 
 
