@@ -207,3 +207,30 @@ def test_cmdline_change_keeps_the_other_layers(tmp_path):
     one, two = drvs("one"), drvs("two")
     assert one["kernel"] == two["kernel"] and one["files"] == two["files"]
     assert one["metadata"] != two["metadata"] and one["urunc.json"] != two["urunc.json"]
+
+
+def test_sandboxed_build_sees_only_the_store_copies(tmp_path):
+    """With the sandbox on, the check sees the spec's sources only through
+    the store copies Nix made (an absolute source too), and still judges
+    like `urunix validate`. Skipped where this machine cannot sandbox."""
+    sandbox = {**env(), "NIX_CONFIG": env().get("NIX_CONFIG", "") + "\nsandbox = true\n"
+               "extra-sandbox-paths = /usr /lib /lib64 /bin /etc/alternatives\nbuild-users-group =\n"}
+    probe = subprocess.run(["nix-build", "--no-out-link", *NIX_OPTS, "-E",
+                            'derivation { name = "urunix-sandbox-probe"; system = builtins.currentSystem; '
+                            'builder = "/bin/sh"; args = [ "-c" "echo > $out" ]; }'],
+                           capture_output=True, text=True, env=sandbox, timeout=300)
+    if probe.returncode != 0:
+        pytest.skip("no Nix sandbox here: " + probe.stderr[-300:])
+    (tmp_path / "abs").mkdir()
+    (tmp_path / "abs" / "kern").write_bytes(b"\x7fELF sandboxed")
+    repo = bimanix_checkout(tmp_path / "repo")
+    for files, accepted in (({str(tmp_path / "abs" / "kern"): "/k"}, True),
+                            ({str(tmp_path / "abs" / "kern"): "/k", "./a": "/k/a"}, False)):
+        args = spec_dir(tmp_path / f"spec-{accepted}", {**BASE, "name": "x/sandboxed", "files": files})
+        r = subprocess.run(["nix-build", str(repo / "default.nix"), "--no-out-link", "--arg", "args", str(args),
+                            "--arg", "pkgs", pkgs_expr(), *NIX_OPTS],
+                           capture_output=True, text=True, env=sandbox, timeout=600)
+        ok, text = python_verdict(args)
+        assert (r.returncode == 0) is ok is accepted, r.stderr[-3000:]
+        if not ok:
+            assert build_messages(r.stderr) == text

@@ -200,6 +200,9 @@ def check(doc: dict[str, Any], root: str) -> tuple[int, str, Any]:
     out: list[str] = []
     try:
         spec = build_spec(data, lines, file, "args.nix")
+        for f in spec.files + (spec.rootfs.include if spec.rootfs else []):
+            if f.source.startswith("/"):      # an absolute source: its copy, not the host's path
+                f.path = Path(root + f.source)
         image, diag = validate(spec)
     except SpecError as e:
         out.append(e.render())
