@@ -21,7 +21,6 @@
 let
   inherit (builtins)
     attrNames
-    elem
     isAttrs
     isList
     isString
@@ -181,45 +180,42 @@ rec {
     r:
     !(r.from == "local" || (r.type == "raw" && r.from == "scratch" && (r.include == null || r.include == [ ] || r.include == { })));
 
-  # rootfs { src; r; ann; guest; storage; clean; } -> { build; ann; origin; }
+  # rootfs { src; r; ann; guest; clean; } -> { build; ann; origin; }
   #
   # `r` is a rootfsShape, `ann` the annotations so far (short names, both
   # synonyms set). `build` = { type; origin; include; target; size; fsType;
-  # compression; hardlinks; }, or null when the validator will refuse it.
+  # compression; hardlinks; }, or null when there is nothing to build from
+  # (the validator refuses the spec then). A type or storage urunc refuses is
+  # planned all the same: the check fails before anything is built.
   rootfs =
     {
       src,
       r,
       ann,
       guest,
-      storage,
       clean,
     }:
     let
-      rtype = if r.type != null then r.type else if guest == "unikraft" then "initrd" else null;
-      usable =
-        elem rtype [
-          "initrd"
-          "block"
-          "raw"
-        ]
-        && (storage == null || elem (if rtype == "raw" then "devmapper" else rtype) storage);
+      d = contract.defaults;
+      g = toString guest;
+      rtype = if r.type != null then r.type else d.rootfsType.${g} or null;
       origin = resolve {
         inherit src;
         text = r.from;
         fileIsImage = true;
       };
       isBlock = rtype == "block";
-      fsType = if r.fsType == null then "ext2" else r.fsType;
-      default = if isBlock then "/.boot/rootfs.${toString fsType}" else "/.boot/rootfs";
+      fsType = if r.fsType == null then d.fsType else r.fsType;
+      default =
+        if isBlock then builtins.replaceStrings [ "{fsType}" ] [ (toString fsType) ] d.blockPath else d.initrdPath;
       target = if r.path != null then r.path else ann.${rtype} or default;
-      mnt = contract.guests.${toString guest}.blkMntPoint or (if guest == "linux" then "/" else null);
+      mnt = contract.guests.${g}.blkMntPoint or d.blkMntPoint.${g} or null;
       dm = v: {
         useDMBlock = v;
         mountRootfs = v;
       };
     in
-    if !usable || origin.kind == null || origin.kind == "file" then
+    if !(isString rtype) || origin.kind == null || origin.kind == "file" then
       {
         build = null;
         inherit ann origin;
@@ -240,9 +236,9 @@ rec {
           inherit origin fsType;
           include = map (e: e // { target = clean e.target; }) (includeList r.include);
           target = if rtype == "raw" then null else target;
-          size = if r.size == null then "auto" else toString r.size;
-          compression = if r.compression == null then "none" else r.compression;
-          hardlinks = if rtype == "initrd" && guest == "unikraft" then "copy" else "link";
+          size = if r.size == null then d.size else toString r.size;
+          compression = if r.compression == null then d.compression else r.compression;
+          hardlinks = if rtype == "initrd" then d.cpioHardlinks.${g} or "link" else "link";
         };
       };
 

@@ -16,7 +16,6 @@ let
   inherit (builtins)
     attrNames
     concatStringsSep
-    elem
     filter
     foldl'
     head
@@ -229,23 +228,22 @@ let
 
       ann0 = annotationsOf (if isAttrs (given.annotations or null) then given.annotations else { });
       guest = ann0.unikernelType or null;
-      storage = contract.guests.${text guest}.storage or null;
       files = map (f: f // { target = cleanTarget f.target; }) (fileList (given.files or null));
 
       kernelShape = if (given.kernel or null) != null then R.sourceShape given.kernel else null;
-      kernelX = if kernelShape == null then null else R.extract src kernelShape "/kernel";
+      kernelX = if kernelShape == null then null else R.extract src kernelShape contract.defaults.kernel;
       kernelOk = kernelX != null && kernelX.ok;
       annKernel = if kernelOk && !(ann0 ? binary) then ann0 // { binary = kernelX.target; } else ann0;
 
       initShape = if (given.init or null) != null then R.sourceShape given.init else null;
-      initX = if initShape == null then null else R.extract src initShape "/urunit";
+      initX = if initShape == null then null else R.extract src initShape contract.defaults.init;
       init = if initX != null && initX.ok then initX else null;
 
       rootfsShape = if isAttrs (given.rootfs or null) then R.rootfsShape given.rootfs else null;
       rootfsR =
         if rootfsShape != null && R.wanted rootfsShape then
           R.rootfs {
-            inherit src guest storage;
+            inherit src guest;
             r = rootfsShape;
             ann = annKernel;
             clean = cleanTarget;

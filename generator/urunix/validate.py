@@ -454,7 +454,7 @@ class Validator:
 
         kernel = None
         if s.kernel is not None:
-            kernel = self.extract(s.kernel, ann, "/kernel", files)
+            kernel = self.extract(s.kernel, ann, c["defaults"]["kernel"], files)
             if kernel is None and ann.get("binary"):
                 self.planned.add(ann["binary"])   # its problem is reported already
             if kernel is not None:
@@ -469,7 +469,7 @@ class Validator:
 
         init = None
         if s.init is not None:
-            init = self.extract(s.init, ann, "/urunit", [])
+            init = self.extract(s.init, ann, c["defaults"]["init"], [])
             if init is not None and guest not in (None, "linux"):
                 self.fail("init", f"only Linux guests run an init; a {guest} guest is the application itself",
                           hint="remove init, or set unikernelType = \"linux\"")
@@ -487,7 +487,7 @@ class Validator:
         f = r.field or "rootfs"
         rtype = r.type
         if rtype is None:
-            rtype = "initrd" if guest == "unikraft" else None
+            rtype = self.c["defaults"]["rootfsType"].get(guest or "")
             if rtype is None:
                 self.fail(f, f"rootfs.type is needed for a {guest} guest", allowed="initrd, block, raw",
                           hint="initrd: a cpio in memory; block: an ext2/ext4 disk image; raw: the image's own rootfs (devmapper)")
@@ -532,25 +532,25 @@ class Validator:
                 self.fail(f"annotations.{key}", f"asks for the devmapper rootfs, but rootfs.type is {rtype}", value="true")
             ann[key] = "false"
         if rtype == "block":
-            build.fs_type = r.fs_type or "ext2"
+            build.fs_type = r.fs_type or self.c["defaults"]["fsType"]
             if build.fs_type not in ("ext2", "ext4"):
                 self.fail(f"{f}.fsType", "is not a filesystem urunix builds", value=build.fs_type, allowed="ext2, ext4")
             blockfs = self.c["guests"].get(guest or "", {}).get("blockFs")
             if blockfs and build.fs_type not in blockfs:
                 self.fail(f"{f}.fsType", f"a {guest} guest mounts only {', '.join(blockfs)}", value=build.fs_type)
-            build.size = str(r.size or "auto")
+            build.size = str(r.size or self.c["defaults"]["size"])
             if not re.match(r"^(auto|[0-9]+[KMGT]?)$", build.size):
                 self.fail(f"{f}.size", "is not a size", value=r.size, allowed='"auto", or a number with K, M, G or T (e.g. "64M")')
-            default = f"/.boot/rootfs.{build.fs_type}"
+            default = self.c["defaults"]["blockPath"].format(fsType=build.fs_type)
         else:
-            default = "/.boot/rootfs"
-            build.compression = r.compression or "none"
+            default = self.c["defaults"]["initrdPath"]
+            build.compression = r.compression or self.c["defaults"]["compression"]
             if build.compression not in ("none", "gzip"):
                 self.fail(f"{f}.compression", "is not a compression urunix writes", value=build.compression, allowed="none, gzip")
             elif build.compression == "gzip" and guest != "linux":
                 self.fail(f"{f}.compression", f"a {guest} guest reads only an uncompressed cpio", value="gzip")
-            if guest == "unikraft":
-                build.hardlinks = "copy"   # Unikraft's cpio reader knows no hard links
+            # Unikraft's cpio reader knows no hard links
+            build.hardlinks = self.c["defaults"]["cpioHardlinks"].get(guest or "", build.hardlinks)
         if r.size is not None and rtype != "block":
             self.fail(f"{f}.size", "applies to block images only", value=r.size)
         target = r.path or ann.get(rtype) or default
@@ -563,7 +563,7 @@ class Validator:
         ann[rtype] = build.target = target
         self.planned.add(target)
         if rtype == "block":
-            mnt = self.c["guests"].get(guest or "", {}).get("blkMntPoint") or ("/" if guest == "linux" else None)
+            mnt = self.c["guests"].get(guest or "", {}).get("blkMntPoint") or self.c["defaults"]["blkMntPoint"].get(guest or "")
             if mnt:
                 ann.setdefault("blkMntPoint", mnt)
         return build
