@@ -11,12 +11,10 @@
 }:
 let
   inherit (builtins)
-    attrNames
     filter
     foldl'
     map
     substring
-    stringLength
     toJSON
     unsafeDiscardStringContext
     ;
@@ -133,9 +131,10 @@ let
     in
     if metadata == null then derivation attrs else derivation (attrs // { urunixChecked = stamp; });
 
-  # plan { spec; src; } -> { spec; config; layers; metadata; }
+  # plan { spec; src; specName; specFile; } -> { spec; config; layers; metadata; }
   #
-  # Everything the image step needs, as data: the normalized spec, the image
+  # Everything the image step needs, as data: the normalized spec, the
+  # metadata derivation (which judges the spec and writes urunc.json), the image
   # config (Cmd, Entrypoint, Env, WorkingDir, Labels) and the layers in
   # order, each { name; tree; entries; }. One layer per artifact, in the
   # order they change least to most, like the native builder (plan.py): the
@@ -156,7 +155,6 @@ let
       s = validate.normalize { inherit spec src specName; };
       base = util.safeName (if s.name == "" then "image" else s.name);
       ann = s.annotations;
-      guest = ann.unikernelType or null;
       binary = ann.binary or null;
 
       # Every host path the spec names, as the store copy Nix makes of it
