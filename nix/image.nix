@@ -274,6 +274,7 @@ let
             };
         spec = asData spec;
         sources = builtins.listToAttrs (copies ++ origins);
+        inherit (s) limits;
         nix = nixPlan;
       };
 
@@ -322,6 +323,8 @@ let
       rootfsEntries =
         if b == null then
           [ ]
+        else if b.type == "raw" && b.origin.kind == "image" then
+          [ ] # a limit of the Nix backend: the check refuses it
         else if b.type == "raw" then
           [
             {

@@ -35,8 +35,8 @@ rec {
   # resolve { src; text; fileIsImage; } -> { kind; path; from; }
   #
   # kind: scratch | dir | file | image, or null when it names nothing usable
-  # (the validator says why). A registry image or a symbolic link is a
-  # limit of the Nix backend, refused here.
+  # (the validator says why). A registry image is a limit of the Nix backend
+  # (`limit`, reported by the check); a symbolic link is refused here.
   resolve =
     {
       src,
@@ -62,7 +62,10 @@ rec {
       if match ".*@sha256:[0-9a-f]{64}" text == null then
         it null null
       else
-        throw "urunix: a registry image (${text}) is not supported by the Nix backend yet; save it next to the spec (skopeo copy docker://... docker-archive:./image.tar) and write from = \"./image.tar\"; or build with `urunix build`"
+        it null null
+        // {
+          limit = "a registry image (${text}) is not supported by the Nix backend yet; save it next to the spec (skopeo copy docker://... docker-archive:./image.tar) and write from = \"./image.tar\"; or build with `urunix build`";
+        }
     else if src == null then
       it null null
     else if t == "directory" then

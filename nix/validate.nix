@@ -304,19 +304,37 @@ let
     in
     if !(isAttrs spec) then
       throw "urunix: ${specName}: the spec must be an attribute set"
-    else if build != null && build.type == "raw" && imageArgv then
-      throw "urunix: ${specName}: rootfs.from: rootfs.type = \"raw\" from an image (${build.origin.from}) is not supported by the Nix backend yet; use a directory, or build this spec with `urunix build`"
-    else if
-      imageArgv && cmdGiven == null && (given.entrypoint or null) == null && (ann1.cmdline or null) == null
-    then
-      throw (
-        "urunix: ${specName}: cmd: rootfs.from is an image (${build.origin.from}) and the spec gives no command; "
-        + "the Nix backend cannot read the image's Entrypoint/Cmd at evaluation time (urunix build does): "
-        + "set cmd = [ ... ]; to the image's command (docker image inspect -f '{{json .Config.Cmd}}' IMAGE), "
-        + "or run `urunix generate`, which writes it in"
-      )
     else
       {
+        # What the Nix backend cannot build (yet), for a spec the validator
+        # accepts: the check reports it after the validator's problems.
+        limits =
+          builtins.concatMap (o: if o ? limit then [ o.limit ] else [ ]) (
+            filter (o: o != null) [
+              rootfsR.origin
+              (kernelX.origin or null)
+              (initX.origin or null)
+            ]
+          )
+          ++ (
+            if build != null && build.type == "raw" && imageArgv then
+              [
+                "rootfs.from: rootfs.type = \"raw\" from an image (${build.origin.from}) is not supported by the Nix backend yet; use a directory, or build this spec with `urunix build`"
+              ]
+            else if
+              imageArgv && cmdGiven == null && (given.entrypoint or null) == null && (ann1.cmdline or null) == null
+            then
+              [
+                (
+                  "cmd: rootfs.from is an image (${build.origin.from}) and the spec gives no command; "
+                  + "the Nix backend cannot read the image's Entrypoint/Cmd at evaluation time (urunix build does): "
+                  + "set cmd = [ ... ]; to the image's command (docker image inspect -f '{{json .Config.Cmd}}' IMAGE), "
+                  + "or run `urunix generate`, which writes it in"
+                )
+              ]
+            else
+              [ ]
+          );
         inherit
           name
           tag

@@ -126,7 +126,14 @@ def specs(draw) -> dict:
             st.sampled_from(["org.x", "com.urunc.unikernel.binary"]), texts, max_size=2))
     if sometimes():
         spec["rootfs"] = {"type": draw(st.sampled_from(["initrd", "block", "raw", "initrdd"])),
-                          "from": draw(st.sampled_from(["./dir", "scratch"]))}
+                          "from": draw(st.sampled_from(["./dir", "scratch", "oci:./dir", "./k"]))}
+        if sometimes():
+            spec["rootfs"]["include"] = draw(st.dictionaries(st.sampled_from(SOURCES), st.sampled_from(TARGETS),
+                                                             max_size=2))
+    if sometimes():
+        spec["kernel"] = draw(st.sampled_from(["./k", "./dir", "./missing", {"from": "./k", "path": "/boot/k"}]))
+    if sometimes():
+        spec["init"] = draw(st.sampled_from(["./a", {"from": "./dir"}, {"from": "./a", "path": "/sbin/init"}]))
     return spec
 
 

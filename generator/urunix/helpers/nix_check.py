@@ -17,15 +17,17 @@ CHECK.json, written by nix/image.nix with builtins.toJSON (never a shell):
                               {"__urunixNixPath": "/host/abs"} as argsnix.py reads it
    "sources": {"/host/abs": "/nix/store/..." | "directory" | null},  what Nix
                               copied (a directory no layer needs is not)
-   "nix": {...}}              what Nix computed (see `summary`)
+   "nix": {...},              what Nix computed (see `summary`)
+   "limits": ["..."]}         what the Nix backend cannot build (yet)
 
 The sources are laid out again under a private directory at their host
 paths, so relative paths, directories and "a file inside a file" resolve as
 on the host; that prefix is taken out of every message. Then:
   1. the spec is read like `urunix validate` reads it; problems -> exit 2;
-  2. Python's own plan is compared with Nix's; any difference -> exit 3
+  2. what the Nix backend cannot build is refused -> exit 2;
+  3. Python's own plan is compared with Nix's; any difference -> exit 3
      (a bug: the two sides drifted apart);
-  3. OUT_DIR/urunc.json and OUT_DIR/labels.json are written.
+  4. OUT_DIR/urunc.json and OUT_DIR/labels.json are written.
 """
 
 from __future__ import annotations
@@ -210,6 +212,9 @@ def check(doc: dict[str, Any], root: str) -> tuple[int, str, Any]:
     else:
         out.extend(w.render("warning") for w in diag.warnings)
     out.extend(f"error: {name}: {p}" for p in extra)
+    if image is not None and not extra:
+        extra = doc.get("limits") or []
+        out.extend(f"error: {name}: {p}" for p in extra)
     text = "\n".join(out)
     if image is None or extra:
         return 2, text, None
