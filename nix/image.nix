@@ -438,8 +438,10 @@ let
             inherit (p) config;
             copyToRoot = [ l.tree ];
             # The store drops write bits (0444/0555); give the image the
-            # modes the native builder writes (0644/0755).
-            extraCommands = "chmod -R u+w .";
+            # modes the native builder writes (0644/0755). The comment makes
+            # the step wait for the check: it carries the spec's config, which
+            # is not judged until the metadata derivation has run.
+            extraCommands = "chmod -R u+w .\n# judged by ${p.metadata}\n";
           }
           // (if prev == null then { } else { fromImage = prev; })
         );

@@ -78,11 +78,19 @@ def test_probe_real_nix_build(tmp_path, probe):
         assert build_messages(r.stderr) == text
         built = re.findall(r"building '/nix/store/[a-z0-9]+-([^']+)\.drv'", r.stderr)
         assert [b for b in built if b.endswith("-urunc-metadata")], built
-        # (dockerTools may still pack layers that exist from an earlier,
-        # valid spec: their trees were checked then)
-        layers = [b for b in built if b.startswith("urunix-checked-")
+        layers = [b for b in built if b.startswith(("urunix-checked-", "docker-image-"))
                   or b.endswith(("-kernel", "-rootfs", "-files", "-urunc.json"))]
         assert layers == [], built
+
+
+def test_not_utf8_refused_alike(tmp_path):
+    """Nix strings are bytes; the check reads the spec file as `urunix
+    validate` does and refuses it the same way."""
+    args = spec_dir(tmp_path / "spec", BASE)
+    args.write_bytes(args.read_bytes().replace(b'"x/y"', b'"x/\xff"'))
+    py = python_verdict(args)
+    assert not py[0] and "not valid UTF-8" in py[1]
+    assert nix_verdict(args, tmp_path / "out") == py
 
 
 # -- hypothesis: the same specs, both ways -----------------------------------

@@ -45,7 +45,7 @@ def check_json(args: Path, lib: Path = ROOT / "nix") -> tuple[str | None, str]:
     # --read-write-mode: --eval alone names store paths without copying into them
     r = subprocess.run(["nix-instantiate", "--eval", "--strict", "--json", "--read-write-mode", "--expr",
                         f"({expr}).urunix.metadata.check", *NIX_OPTS],
-                       capture_output=True, text=True, env=env(), timeout=300)
+                       capture_output=True, text=True, errors="surrogateescape", env=env(), timeout=300)
     if r.returncode != 0:
         return None, r.stderr
     return json.loads(r.stdout), ""
@@ -54,7 +54,7 @@ def check_json(args: Path, lib: Path = ROOT / "nix") -> tuple[str | None, str]:
 def run_check(check: str, out: Path) -> subprocess.CompletedProcess:
     out.parent.mkdir(parents=True, exist_ok=True)
     doc = out.parent / (out.name + ".check.json")
-    doc.write_text(check)
+    doc.write_bytes(check.encode("utf-8", "surrogateescape"))   # Nix strings are bytes
     return subprocess.run([host_python(), str(NIX_CHECK), str(doc), str(out)],
                           capture_output=True, text=True, timeout=300, env={"PATH": "/usr/bin:/bin"})
 

@@ -179,7 +179,7 @@ def check(doc: dict[str, Any], root: str) -> tuple[int, str, Any]:
     _load_package()
     from urunix.errors import SpecError
     from urunix.loaders import nixdata
-    from urunix.loaders._common import build_spec
+    from urunix.loaders._common import build_spec, read_text
     from urunix.validate import validate
 
     lay_out(root, doc.get("sources") or {})
@@ -190,10 +190,15 @@ def check(doc: dict[str, Any], root: str) -> tuple[int, str, Any]:
     os.chdir(file.parent)          # messages name the file as `urunix validate` run next to it does
     lines: dict[str, int] = {}
     if doc.get("specText"):
+        with open(doc["specText"], "rb") as src, open(file, "wb") as dst:
+            dst.write(src.read())
         try:
-            with open(doc["specText"], encoding="utf-8-sig") as f:
-                _, lines = nixdata.read(f.read(), file=file)
-        except (SpecError, OSError, UnicodeDecodeError, RecursionError):
+            text = read_text(file)  # not UTF-8: refused as `urunix validate` refuses it
+        except SpecError as e:
+            return 2, e.render(), None
+        try:
+            _, lines = nixdata.read(text, file=file)
+        except (SpecError, RecursionError):
             lines = {}             # full Nix: no line numbers (as `urunix validate`)
     data = _under(root, doc.get("spec"))
     extra: list[str] = []
@@ -236,8 +241,8 @@ def main(argv: list[str]) -> int:
     else:
         print("usage: nix_check.py CHECK.json OUT_DIR", file=sys.stderr)
         return 64
-    with open(check_file, encoding="utf-8") as f:
-        doc = json.load(f)
+    with open(check_file, "rb") as f:   # Nix strings are bytes: keep any that are not UTF-8
+        doc = json.loads(f.read().decode("utf-8", "surrogateescape"))
     with tempfile.TemporaryDirectory(prefix="urunix-host-") as tmp:
         root = os.path.realpath(tmp)
         code, text, annotations = check(doc, root)
