@@ -249,3 +249,12 @@ def test_sandboxed_build_sees_only_the_store_copies(tmp_path):
         assert (r.returncode == 0) is ok is accepted, r.stderr[-3000:]
         if not ok:
             assert build_messages(r.stderr) == text
+
+
+@pytest.mark.parametrize("files", [{"./": "/app", "./k": "/k"}, {"../spec": "/app", "./k": "/k", "./nope": "/n"}])
+def test_spec_directory_itself_copied(tmp_path, files):
+    """A source that is the spec's own directory (or holds it): the check
+    finds the spec inside that copy."""
+    args = spec_dir(tmp_path / "spec", {**BASE, "files": files})
+    py = python_verdict(args)
+    assert nix_verdict(args, tmp_path / "out") == py

@@ -190,8 +190,9 @@ def check(doc: dict[str, Any], root: str) -> tuple[int, str, Any]:
     os.chdir(file.parent)          # messages name the file as `urunix validate` run next to it does
     lines: dict[str, int] = {}
     if doc.get("specText"):
-        with open(doc["specText"], "rb") as src, open(file, "wb") as dst:
-            dst.write(src.read())
+        if not os.path.lexists(file):   # else it is inside a copied source (`files."./"`)
+            with open(doc["specText"], "rb") as src, open(file, "wb") as dst:
+                dst.write(src.read())
         try:
             text = read_text(file)  # not UTF-8: refused as `urunix validate` refuses it
         except SpecError as e:
@@ -208,8 +209,9 @@ def check(doc: dict[str, Any], root: str) -> tuple[int, str, Any]:
     try:
         spec = build_spec(data, lines, file, "args.nix")
         for f in spec.files + (spec.rootfs.include if spec.rootfs else []):
-            if f.source.startswith("/"):      # an absolute source: its copy, not the host's path
-                f.path = Path(root + f.source)
+            # where Nix found it: "/abs" under the copies too, ".." taken
+            # lexically (a parent may be a copied directory, a store path)
+            f.path = Path(os.path.normpath(root + f.source if f.source.startswith("/") else f.path))
         image, diag = validate(spec)
     except SpecError as e:
         out.append(e.render())
