@@ -221,7 +221,7 @@ let
     let
       given = spec;
       name = text (given.name or null);
-      tag = if isString (given.tag or null) && given.tag != "" then given.tag else "latest";
+      tag = if isString (given.tag or null) && given.tag != "" then given.tag else contract.defaults.tag;
       archGiven = given.architecture or null;
       archKey = if archGiven == null || archGiven == "" then hostArch else util.toLower (text archGiven);
       architecture = contract.architectures.${archKey} or contract.architectures.${hostArch} or "amd64";
@@ -347,7 +347,7 @@ let
           ;
         inherit (argv) cmd entrypoint;
         labels = stringMap (given.labels or null);
-        created = given.created or "1970-01-01T00:00:01Z";
+        created = given.created or contract.defaults.created;
         workdir = given.workdir or null;
         rootfs = if build == null then null else R.normalized build;
         kernel = if kernelOk then normalSource kernelShape kernelX else null;

@@ -157,7 +157,7 @@ class Validator:
 
     def name_tag(self) -> tuple[str, str]:
         name = self.string("name", self.spec.name)
-        tag = self.string("tag", self.spec.tag, default="latest") or "latest"
+        tag = self.string("tag", self.spec.tag, default=self.c["defaults"]["tag"]) or self.c["defaults"]["tag"]
         if not name:
             self.fail("name", "is missing", hint="set `name = \"my/image\";` in the spec, or pass --tag name:tag")
             name = "invalid"
@@ -612,7 +612,7 @@ def created() -> str:
             return datetime.fromtimestamp(int(sde), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         except (ValueError, OverflowError, OSError):
             raise SpecError("SOURCE_DATE_EPOCH is not a number of seconds", field="SOURCE_DATE_EPOCH", value=sde)
-    return "1970-01-01T00:00:01Z"
+    return contract()["defaults"]["created"]
 
 
 def validate(spec: Spec) -> tuple[Image, Diagnostics]:
