@@ -229,7 +229,22 @@ let
           map asData v
         else
           v;
-      sortedTargets = l: builtins.sort builtins.lessThan (map (f: f.target) l);
+      # [ target source ] pairs, sorted like Python sorts them
+      pairLess =
+        a: b:
+        let
+          t = builtins.head;
+          s = x: builtins.elemAt x 1;
+        in
+        t a < t b || (t a == t b && s a < s b);
+      copyPairs =
+        l:
+        builtins.sort pairLess (
+          map (f: [
+            f.target
+            f.source
+          ]) l
+        );
       source = x: if x == null || !x.ok then null else { inherit (x.origin) kind; inherit (x) inner target; };
       b = s.build;
       nixPlan = {
@@ -239,7 +254,7 @@ let
           Entrypoint = s.entrypoint;
           Env = s.env;
         };
-        files = sortedTargets s.files;
+        files = copyPairs s.files;
         rootfs =
           if b == null then
             null
@@ -247,7 +262,7 @@ let
             {
               inherit (b) type target;
               inherit (b.origin) kind;
-              include = sortedTargets b.include;
+              include = copyPairs b.include;
             }
             // (if b.type == "block" then { inherit (b) size fsType; } else { })
             // (if b.type == "initrd" then { inherit (b) compression hardlinks; } else { });

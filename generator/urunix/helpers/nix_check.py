@@ -130,6 +130,9 @@ def summary(image) -> dict[str, Any]:
     `plan`): config, annotations and where each artifact lands."""
     from urunix.helpers import urunc_json
 
+    def copies(entries) -> list[list[str]]:
+        return sorted([f.target, f.source] for f in entries)
+
     def source(x) -> Any:
         if x is None:
             return None
@@ -139,8 +142,7 @@ def summary(image) -> dict[str, Any]:
     r = image.rootfs
     rootfs = None
     if r is not None:
-        rootfs = {"type": r.type, "kind": r.origin.kind, "target": r.target,
-                  "include": sorted(f.target for f in r.include)}
+        rootfs = {"type": r.type, "kind": r.origin.kind, "target": r.target, "include": copies(r.include)}
         if r.type == "block":
             rootfs.update(size=r.size, fsType=r.fs_type)
         if r.type == "initrd":
@@ -157,7 +159,7 @@ def summary(image) -> dict[str, Any]:
             "Env": image.env,
             "Labels": dict(sorted({**image.labels, **urunc_json.labels(ann)}.items())),
         },
-        "files": sorted(f.target for f in image.files),
+        "files": copies(image.files),
         "rootfs": rootfs,
         "kernel": source(image.kernel),
         "init": source(image.init),
