@@ -233,10 +233,10 @@ let
       pairLess =
         a: b:
         let
-          t = builtins.head;
-          s = x: builtins.elemAt x 1;
+          first = builtins.head;
+          second = x: builtins.elemAt x 1;
         in
-        t a < t b || (t a == t b && s a < s b);
+        first a < first b || (first a == first b && second a < second b);
       copyPairs =
         l:
         builtins.sort pairLess (
