@@ -7,7 +7,8 @@
 #   buildImage  normalized spec + src  -> docker-archive image    (image.nix)
 #   fromArgs    bimanix args.nix       -> docker-archive image    (image.nix)
 #   plan        spec -> config, layers, metadata derivation       (image.nix)
-#   normalize   spec -> normalized spec, or an eval-time error    (validate.nix)
+#               (the metadata derivation runs the Python validator)
+#   normalize   spec -> normalized spec (defaults, annotations)   (validate.nix)
 #   contract    urunc's rules, read from contract.json
 #
 # Uses builtins only (no nixpkgs `lib`): it evaluates on Nix 2.8 and current

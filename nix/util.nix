@@ -3,9 +3,7 @@
 let
   inherit (builtins)
     concatStringsSep
-    elemAt
     filter
-    foldl'
     genList
     head
     isString
@@ -17,70 +15,10 @@ let
 
   # A UTF-8 string from a JSON escape, so this file stays plain ASCII.
   u = code: builtins.fromJSON "\"\\u${code}\"";
-
-  min = a: b: if a < b then a else b;
 in
 rec {
   # The characters (bytes) of a string, as a list of one-byte strings.
   chars = s: genList (i: substring i 1 s) (stringLength s);
-
-  # Levenshtein edit distance between two strings (bytes).
-  editDistance =
-    a: b:
-    let
-      ca = chars a;
-      cb = chars b;
-      lb = length cb;
-      nextRow =
-        prev: c:
-        foldl' (
-          row: j:
-          let
-            cost = if c == elemAt cb (j - 1) then 0 else 1;
-            best = min (min (elemAt prev j + 1) (elemAt row (j - 1) + 1)) (elemAt prev (j - 1) + cost);
-          in
-          row ++ [ best ]
-        ) [ (head prev + 1) ] (genList (j: j + 1) lb);
-      last = foldl' nextRow (genList (j: j) (lb + 1)) ca;
-    in
-    elemAt last lb;
-
-  # `did you mean "x"?` for the choice closest to `value`, or null when no
-  # choice is close (edit distance at most a third of the longer word, and at
-  # least 1 allowed).
-  didYouMean =
-    value: choices:
-    if !(isString value) || stringLength value > 64 || choices == [ ] then
-      null
-    else
-      let
-        scored = map (c: {
-          choice = c;
-          d = editDistance value c;
-          limit =
-            let
-              l = if stringLength c > stringLength value then stringLength c else stringLength value;
-              t = l / 3;
-            in
-            if t < 1 then 1 else t;
-        }) choices;
-        close = filter (x: x.d <= x.limit && x.d > 0) scored;
-        best = foldl' (acc: x: if acc == null || x.d < acc.d then x else acc) null close;
-      in
-      if best == null then null else "did you mean \"${best.choice}\"?";
-
-  # A value as the user would recognise it in a message: JSON-quoted strings.
-  show =
-    v:
-    let
-      t = builtins.typeOf v;
-    in
-    if t == "string" || t == "int" || t == "float" || t == "bool" || t == "null" then
-      builtins.toJSON v
-    else if t == "path" then
-      builtins.toJSON (toString v)
-    else
-      "a ${t}";
 
   # Characters Go's unicode.IsSpace accepts; strings.Fields splits on runs of
   # them. (urunc v0.5 splits the cmdline annotation this way.)

@@ -4,12 +4,12 @@
 
     OUT/default.nix        the image, as a call to the urunix Nix library
     OUT/nix/               a copy of the library (nix/*.nix), with
-                           its own sources.nix, helpers/{urunc_json,tree}.py and
-                           contract.json, and -- when the spec has a rootfs,
-                           kernel or init -- nix/package/, a copy of the urunix
-                           package (*.py, *.json) that helpers/build_rootfs.py
-                           runs inside the rootfs derivations: the directory
-                           needs nothing else
+                           its own sources.nix, helpers/tree.py and
+                           contract.json, and nix/package/, a copy of the urunix
+                           package (*.py, *.json) that helpers/nix_check.py
+                           (the validator, in the metadata derivation) and
+                           helpers/build_rootfs.py run: the directory needs
+                           nothing else
     OUT/files/             copies of the files the spec names, and of the
                            rootfs/kernel/init sources (directories, files,
                            image archives, OCI layouts)
@@ -187,7 +187,7 @@ def _copy_library(out_dir: Path, package: bool = False) -> None:
         if p.is_file() and p.suffix == ".nix" and p.name != "sources.nix":
             shutil.copyfile(p, lib / p.name)
     (lib / "helpers").mkdir(exist_ok=True)
-    for helper in ("urunc_json.py", "tree.py", "base_image.py", "image_writer.py", "build_rootfs.py"):
+    for helper in ("tree.py", "base_image.py", "image_writer.py", "build_rootfs.py"):
         shutil.copyfile(HELPERS / helper, lib / "helpers" / helper)
     shutil.copyfile(CONTRACT, lib / "contract.json")
     if (lib / "package").exists():
@@ -344,7 +344,7 @@ def generate(image: Image, source_spec_path: str | os.PathLike | None, out_dir: 
     copy = _Copier(files_dir)
     files = [{"source": copy(f.path, exclude=f.exclude), "target": f.target} for f in image.files]
     resolved = _resolved(image, copy)
-    _copy_library(out, package=bool(resolved))
+    _copy_library(out, package=True)   # the metadata derivation runs the validator
     # The name lands in a Nix comment: escaped, a newline in it cannot end
     # the comment and start code.
     source_name = Path(source_spec_path).name if source_spec_path else "spec"

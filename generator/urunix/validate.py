@@ -209,7 +209,7 @@ class Validator:
 
     def name_tag(self) -> tuple[str, str]:
         name = self.string("name", self.spec.name)
-        tag = self.string("tag", self.spec.tag, default="latest") or "latest"
+        tag = self.string("tag", self.spec.tag, default=self.c["defaults"]["tag"]) or self.c["defaults"]["tag"]
         if not name:
             self.fail("name", "is missing", after=("name",),
                       hint=(f"pass --tag NAME:TAG (a {'Containerfile' if self.spec.format == 'containerfile' else 'bunnyfile'} names no image)"
@@ -527,8 +527,8 @@ class Validator:
                     cmd = [init.target] + cmd
                 if cmdline is not None and fields(cmdline)[:1] != [init.target]:
                     cmdline = None   # the init goes first in the annotation too
-            if cmdline is None and (entrypoint or []) + cmd:
-                ann["cmdline"] = join_args((entrypoint or []) + cmd, guest)
+            if cmdline is None and join_args((entrypoint or []) + cmd, guest):
+                ann["cmdline"] = join_args((entrypoint or []) + cmd, guest)   # "" would mean unset
         if guest == "linux" and not ((entrypoint or []) + [a for a in cmd if a]) and not image_argv:
             self.fail("annotations.cmdline", "a Linux guest needs an init: urunc passes argv[0] as init= and fails with 'No init was specified'",
                       after=("cmd", "entrypoint", "annotations.cmdline", "annotations"),
@@ -579,7 +579,7 @@ class Validator:
 
         kernel = None
         if s.kernel is not None:
-            kernel = self.extract(s.kernel, ann, "/kernel", files)
+            kernel = self.extract(s.kernel, ann, c["defaults"]["kernel"], files)
             if kernel is None and ann.get("binary"):
                 self.planned.add(ann["binary"])   # its problem is reported already
             if kernel is None and self.problems.failed("kernel"):
@@ -596,7 +596,7 @@ class Validator:
 
         init = None
         if s.init is not None:
-            init = self.extract(s.init, ann, "/urunit", [])
+            init = self.extract(s.init, ann, c["defaults"]["init"], [])
             if init is not None and guest not in (None, "linux"):
                 self.fail("init", f"only Linux guests run an init; a {guest} guest is the application itself",
                           hint=f"remove init, or set {self.say('annotations.unikernelType', 'linux')}")
@@ -614,7 +614,7 @@ class Validator:
         f = r.field or "rootfs"
         rtype = r.type
         if rtype is None:
-            rtype = "initrd" if guest == "unikraft" else None
+            rtype = self.c["defaults"]["rootfsType"].get(guest or "")
             if rtype is None:
                 self.fail(f, f"rootfs.type is needed for a {guest} guest", allowed="initrd, block, raw",
                           hint="initrd: a cpio in memory; block: an ext2/ext4 disk image; raw: the image's own rootfs (devmapper)")
@@ -659,29 +659,29 @@ class Validator:
                 self.fail(f"annotations.{key}", f"asks for the devmapper rootfs, but rootfs.type is {rtype}", value="true")
             ann[key] = "false"
         if rtype == "block":
-            build.fs_type = r.fs_type or "ext2"
+            build.fs_type = r.fs_type or self.c["defaults"]["fsType"]
             if build.fs_type not in ("ext2", "ext4"):
                 self.fail(f"{f}.fsType", "is not a filesystem urunix builds", value=build.fs_type, allowed="ext2, ext4")
             blockfs = self.c["guests"].get(guest or "", {}).get("blockFs")
             if blockfs and build.fs_type not in blockfs:
                 self.fail(f"{f}.fsType", f"a {guest} guest mounts only {', '.join(blockfs)}", value=build.fs_type,
                           after=(f"{f}.fsType",))
-            build.size = str(r.size or "auto")
+            build.size = str(r.size or self.c["defaults"]["size"])
             if build.size != "auto":
                 try:
                     parse_size(build.size)
                 except (ExtError, ValueError):
                     self.fail(f"{f}.size", "is not a size", value=r.size, allowed=SIZE_FORMS)
-            default = f"/.boot/rootfs.{build.fs_type}"
+            default = self.c["defaults"]["blockPath"].format(fsType=build.fs_type)
         else:
-            default = "/.boot/rootfs"
-            build.compression = r.compression or "none"
+            default = self.c["defaults"]["initrdPath"]
+            build.compression = r.compression or self.c["defaults"]["compression"]
             if build.compression not in ("none", "gzip"):
                 self.fail(f"{f}.compression", "is not a compression urunix writes", value=build.compression, allowed="none, gzip")
             elif build.compression == "gzip" and guest != "linux":
                 self.fail(f"{f}.compression", f"a {guest} guest reads only an uncompressed cpio", value="gzip")
-            if guest == "unikraft":
-                build.hardlinks = "copy"   # Unikraft's cpio reader knows no hard links
+            # Unikraft's cpio reader knows no hard links
+            build.hardlinks = self.c["defaults"]["cpioHardlinks"].get(guest or "", build.hardlinks)
         if r.size is not None and rtype != "block":
             self.fail(f"{f}.size", "applies to block images only", value=r.size)
         target = r.path or ann.get(rtype) or default
@@ -694,7 +694,7 @@ class Validator:
         ann[rtype] = build.target = target
         self.planned.add(target)
         if rtype == "block":
-            mnt = self.c["guests"].get(guest or "", {}).get("blkMntPoint") or ("/" if guest == "linux" else None)
+            mnt = self.c["guests"].get(guest or "", {}).get("blkMntPoint") or self.c["defaults"]["blkMntPoint"].get(guest or "")
             if mnt:
                 ann.setdefault("blkMntPoint", mnt)
         return build if origin is not None else None
@@ -771,7 +771,7 @@ def created() -> str:
             return datetime.fromtimestamp(int(sde), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         except (ValueError, OverflowError, OSError):
             raise SpecError("SOURCE_DATE_EPOCH is not a number of seconds", field="SOURCE_DATE_EPOCH", value=sde)
-    return "1970-01-01T00:00:01Z"
+    return contract()["defaults"]["created"]
 
 
 def validate(spec: Spec) -> tuple[Image, Diagnostics]:
