@@ -31,7 +31,7 @@ def python_verdict(args: Path) -> tuple[bool, str]:
     cwd = os.getcwd()
     os.chdir(args.parent)
     try:
-        image, diag = validate(load(Path(args.name)))
+        image, diag = validate(load(Path(args.name), keep_problems=True))   # as the CLI (all problems in one run)
     except SpecError as e:
         return False, e.render()
     finally:
