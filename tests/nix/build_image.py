@@ -50,7 +50,6 @@ def rsync_ak(src: str, dst: str) -> None:
     keeping modes and symlinks; a symlink to a directory is copied as the
     directory it points to (-k, keepContentsDirlinks = false)."""
     os.makedirs(dst, exist_ok=True)
-    os.chmod(dst, stat.S_IMODE(os.stat(src).st_mode))
     for name in sorted(os.listdir(src)):
         s, d = os.path.join(src, name), os.path.join(dst, name)
         if os.path.isdir(s):   # follows symlinks, as -k does
@@ -69,6 +68,10 @@ def rsync_ak(src: str, dst: str) -> None:
         else:
             shutil.copyfile(s, d)
             os.chmod(d, stat.S_IMODE(os.stat(s).st_mode))
+    # the directory's own mode last, as rsync sets it: a read-only source
+    # directory (a store path) must not stop its contents being copied in
+    # where the builder has no CAP_DAC_OVERRIDE (the sandbox)
+    os.chmod(dst, stat.S_IMODE(os.stat(src).st_mode))
 
 
 def layer() -> int:
