@@ -47,6 +47,7 @@ def layers(archive: Path) -> list[list[tarfile.TarInfo]]:
 
 SPEC = """{
   name = "real/like"; tag = "t";
+  urunc = [ "v0.7.0" "main" ];   # the releases that hand env to a rumprun guest
   files = { "./k.hvt" = "/unikernel/k.hvt"; "./conf/a.conf" = "/conf/a.conf"; };
   env = { A = "1"; B = "two words"; };
   annotations = { unikernelType = "rumprun"; hypervisor = "hvt"; binary = "/unikernel/k.hvt"; cmdline = "k"; };
