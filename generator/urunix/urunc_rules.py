@@ -365,6 +365,16 @@ def argv_fields(spec, argv: list[str]) -> list[str]:
     return (["init"] * extra + names)[:len(argv)] if extra >= 0 else names[-len(argv):]
 
 
+def _own_env(spec, env: dict[str, str]) -> dict[str, str]:
+    """The spec's own environment: not the PATH Docker gives a Containerfile
+    stage that has none (the user did not write it; a release that drops
+    the env loses nothing)."""
+    if spec.format != "containerfile":
+        return env
+    from .loaders.containerfile import DEFAULT_PATH
+    return {k: v for k, v in env.items() if not (k == "PATH" and v == DEFAULT_PATH)}
+
+
 def judge(spec, targets: tuple[str, ...], ann: dict[str, str], entrypoint: list[str] | None, cmd: list[str],
           env: dict[str, str], argv_from_image: bool) -> list[tuple[str, str, str, dict[str, Any]]]:
     """Every finding for a validated spec: (level, field, message, keywords
@@ -376,7 +386,7 @@ def judge(spec, targets: tuple[str, ...], ann: dict[str, str], entrypoint: list[
     argv = (entrypoint or []) + cmd
     if not argv_from_image:
         rules.command(guest, argv, ann.get("cmdline"), argv_fields(spec, argv))
-    rules.env(guest, env, argv[0] if argv else None, ann.get("unikernelVersion"))
+    rules.env(guest, _own_env(spec, env), argv[0] if argv else None, ann.get("unikernelVersion"))
     raw = spec.annotations if isinstance(spec.annotations, dict) else {}
     written = {str(k).rsplit(".", 1)[-1] for k in raw}
     out = []

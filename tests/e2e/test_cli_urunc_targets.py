@@ -94,7 +94,7 @@ def test_rumprun_devmapper_seed_builds_with_a_warning_per_release(tmp_path):
     r = urunix("build", "Containerfile", "-t", "urunc/prebuilt/redis-rumprun-hvt:test", "-o", "out.tar",
                "--backend", "native", cwd=d)
     assert r.returncode == 0, r.stderr
-    assert "warning: Containerfile:11: annotations.useDMBlock: urunc v0.6.0:" in r.stderr
+    assert "warning: Containerfile:11: LABEL com.urunc.unikernel.useDMBlock: urunc v0.6.0:" in r.stderr   # fields as written (i15)
     assert "urunc v0.7.0 and main: can use the container rootfs of a rumprun guest on hvt only under " \
            "containerd's devmapper snapshotter" in r.stderr
 
