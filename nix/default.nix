@@ -6,7 +6,7 @@
 # Public functions (each documented where it is defined):
 #   buildImage  normalized spec + src  -> docker-archive image    (image.nix)
 #   fromArgs    bimanix args.nix       -> docker-archive image    (image.nix)
-#   plan        spec -> config, layers, metadata derivation       (image.nix)
+#   plan        spec -> config, layers, base archive, metadata    (image.nix)
 #               (the metadata derivation runs the Python validator)
 #   normalize   spec -> normalized spec (defaults, annotations)   (validate.nix)
 #   contract    urunc's rules, read from contract.json
