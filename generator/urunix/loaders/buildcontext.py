@@ -47,7 +47,7 @@ class BuildContext:
             return None
         try:
             return os.lstat(os.path.join(self.root, rel) if rel else self.root)
-        except (FileNotFoundError, NotADirectoryError):
+        except (OSError, ValueError):      # missing, not a directory on the way, a NUL, too long
             return None
 
     def resolve(self, path: str) -> Resolved:

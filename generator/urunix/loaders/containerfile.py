@@ -1128,6 +1128,9 @@ class _Mapper:
         except ContextError as e:
             self.fail(ins, str(e), value=src, field=f"{name} {src}")
             return None
+        except OSError as e:
+            self.fail(ins, f"cannot read the build context: {e.strerror or e}", value=src, field=f"{name} {src}")
+            return None
         for shown, found in pairs:
             if found.kind != "missing":
                 continue
