@@ -40,7 +40,10 @@ def env() -> dict[str, str]:
 
 
 def testpkgs_expr() -> str:
-    return f"import {HERE / 'testpkgs.nix'} {{ }}"
+    """The `pkgs` real builds get: testpkgs.nix, or URUNIX_TEST_PKGS (a Nix
+    expression), e.g. a pkgs with nixpkgs' own dockerTools and lib for a
+    check by hand."""
+    return os.environ.get("URUNIX_TEST_PKGS") or f"import {HERE / 'testpkgs.nix'} {{ }}"
 
 
 def run(argv: list[str], cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
