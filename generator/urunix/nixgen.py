@@ -4,17 +4,18 @@
 
     OUT/default.nix        the image, as a call to the urunix Nix library
     OUT/nix/               a copy of the library (nix/*.nix), with
-                           its own sources.nix, helpers/{urunc_json,tree}.py and
+                           its own sources.nix, helpers/{urunc_json,tree,
+                           base_image,image_writer,build_rootfs}.py and
                            contract.json, and -- when the spec has a rootfs,
                            kernel or init -- nix/package/, a copy of the urunix
-                           package (*.py, *.json) that helpers/build_rootfs.py
-                           runs inside the rootfs derivations: the directory
-                           needs nothing else
+                           package (*.py, *.json) that helpers/base_image.py
+                           runs to build them: the directory needs nothing else
     OUT/files/             copies of the files the spec names, and of the
                            rootfs/kernel/init sources (directories, files,
                            image archives, OCI layouts)
 
-so `nix-build OUT` builds the same image as `urunix build`, on any machine,
+so `nix-build OUT` builds an image with the content and config of
+`urunix build`'s, on any machine,
 without Python on the host (python3 from pkgs runs inside derivations only).
 The output names its source spec by base name only and holds no absolute path
 of this machine.
