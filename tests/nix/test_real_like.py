@@ -89,7 +89,9 @@ def test_no_store_closure_enters_the_image(tmp_path):
                 'builtins.toFile "tool" "#!/bin/sh\\necho tool\\n"', *NIX_OPTS]).stdout.strip().strip('"')
     spec = SPEC.replace('env = { A = "1"; B = "two words"; };',
                         'env = { TOOL = "${builtins.toFile "tool" "#!/bin/sh\\necho tool\\n"}"; };')
-    files = {**FILES, "conf/a.conf": f"exec {tool}\n".encode()}
+    # unique bytes: the base derivation is built (and says so) in this run,
+    # not taken from the store of an earlier one
+    files = {**FILES, "conf/a.conf": f"exec {tool}\n# {tmp_path}\n".encode()}
     d = bimanix_checkout(tmp_path / "repo")
     for name, data in files.items():
         (d / name).parent.mkdir(parents=True, exist_ok=True)
