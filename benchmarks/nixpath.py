@@ -102,7 +102,8 @@ def write_yaml(path: str, name: str, tag: str, kernel: str, tree: str, cmdline: 
 def run(bench, name: str, tree: str, kernel: str, spec_dir: str, env: dict, *, root: str, probe, settle,
         summarize) -> dict:
     """Measure the three cases for one tree; return {case: summary}."""
-    pkgs = f"import {os.path.join(root, 'tests', 'nix', 'testpkgs.nix')} {{ }}"
+    # URUNIX_BENCH_PKGS: another pkgs (e.g. nixpkgs' own dockerTools, by hand)
+    pkgs = os.environ.get("URUNIX_BENCH_PKGS") or f"import {os.path.join(root, 'tests', 'nix', 'testpkgs.nix')} {{ }}"
     nenv = {"NIX_TEST_PYTHON": os.environ.get("NIX_TEST_PYTHON") or "/usr/bin/python3",
             "NIX_CONFIG": os.environ.get("NIX_CONFIG") or "build-users-group =\nsandbox = false\nsubstituters ="}
     link = os.path.join(bench.out, "nix-result")

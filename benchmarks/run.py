@@ -420,7 +420,8 @@ def markdown(data: dict) -> str:
             lines.append("| ratio | value |")
             lines.append("|---|---:|")
             for k, v in r.items():
-                lines.append(f"| {k} | {v:.2f}{' s' if k.endswith('seconds') else 'x'} |")
+                unit = " s" if k.endswith("seconds") else " MiB" if k.endswith("_mib") else "x"
+                lines.append(f"| {k} | {v:.2f}{unit} |")
             lines.append("")
     st = data["results"].get("startup", {})
     if st:

@@ -14,7 +14,8 @@
                            rootfs/kernel/init sources (directories, files,
                            image archives, OCI layouts)
 
-so `nix-build OUT` builds the same image as `urunix build`, on any machine,
+so `nix-build OUT` builds an image with the content and config of
+`urunix build`'s, on any machine,
 without Python on the host (python3 from pkgs runs inside derivations only).
 The output names its source spec by base name only and holds no absolute path
 of this machine.

@@ -40,7 +40,10 @@ def env() -> dict[str, str]:
 
 
 def testpkgs_expr() -> str:
-    return f"import {HERE / 'testpkgs.nix'} {{ }}"
+    """The `pkgs` real builds get: testpkgs.nix, or URUNIX_TEST_PKGS (a Nix
+    expression), e.g. a pkgs with nixpkgs' own dockerTools and lib for a
+    check by hand."""
+    return os.environ.get("URUNIX_TEST_PKGS") or f"import {HERE / 'testpkgs.nix'} {{ }}"
 
 
 def run(argv: list[str], cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
@@ -117,7 +120,7 @@ def read_image(archive: Path) -> tuple[dict, dict[str, tuple[int, bytes]], list[
 # history text) and its own archive layout, so these are left out, and:
 UNAVOIDABLE = {
     "Env": "buildImage sets Env to the base image's Env + config.Env, so no Env is [] (native: absent)",
-    "/": "buildImage's layer has a `./` entry (mode 0755, like Docker's own root); native writes none",
+    "/": "buildImage's layer has a `./` entry; native writes none, and Docker's `/` is 0755 root: compared as that",
     "mtime": "buildImage's layer has mtime 315532800 (1980-01-01, stdenv); native uses `created`",
 }
 CONFIG_KEYS = ("Labels", "Env", "Entrypoint", "Cmd", "WorkingDir")
@@ -132,13 +135,12 @@ def image_content(archive: Path) -> tuple[dict, dict[str, tuple]]:
     with tarfile.open(archive) as t:
         manifest = json.load(t.extractfile("manifest.json"))[0]
         cfg = json.load(t.extractfile(manifest["Config"]))
-        tree: dict[str, tuple] = {}
+        # `/` as Docker makes it when no layer has an entry for it
+        tree: dict[str, tuple] = {"/": ("dir", 0o755, 0, 0, "")}
         for layer in manifest["Layers"]:
             with tarfile.open(fileobj=t.extractfile(layer)) as lt:
                 for m in lt:
                     path = os.path.normpath("/" + m.name)
-                    if path == "/":
-                        continue
                     base = os.path.basename(path)
                     if base.startswith(".wh."):
                         gone = os.path.join(os.path.dirname(path), base[4:])

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from nixhelp import (HERE, NIX_OPTS, ROOT, bimanix_checkout, host_python, image_content, need_nix, nix_build,
+from nixhelp import (HERE, NIX_OPTS, bimanix_checkout, host_python, image_content, need_nix, nix_build,
                      read_image, run)
 
 pytestmark = pytest.mark.nix
