@@ -15,6 +15,7 @@ from typing import Optional
 import typer
 
 from . import __version__
+from .envflags import flag
 from .errors import SpecError, UrunixError
 
 app = typer.Typer(
@@ -26,9 +27,6 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},   # inherited by every subcommand
 )
-
-_state = {"debug": False}
-
 
 class OutFormat(str, Enum):
     docker_archive = "docker-archive"
@@ -72,7 +70,7 @@ def _root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and the commands run."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
-    _state["debug"] = debug
+    del debug   # read from sys.argv by main() before typer runs
 
 
 def _from_map(pairs: Optional[list[str]]) -> Optional[dict[str, str]]:
@@ -163,7 +161,7 @@ def _progress(image, output: Path):
 
 def _nix_available(pkgs_expr: Optional[str]) -> bool:
     """nix-build is there and has a nixpkgs to build with."""
-    if not shutil.which("nix-build") or os.environ.get("URUNIX_NO_NIX"):
+    if not shutil.which("nix-build") or flag("URUNIX_NO_NIX"):
         return False
     if pkgs_expr:
         return True

@@ -17,10 +17,13 @@ from .spec import FileEntry, Image
 FORMATS = ("docker-archive", "oci-archive", "oci")
 
 
-def file_entry(f: FileEntry) -> dict[str, Any]:
-    """A `files` (or `include`) copy as an image_writer plan entry."""
+def file_entry(f: FileEntry, hardlinks: bool = True) -> dict[str, Any]:
+    """A `files` (or `include`) copy as an image_writer plan entry;
+    hardlinks=False for a Nix store path (see image_writer._walk)."""
     if f.path.is_dir():
-        entry = {"type": "tree", "path": f.target, "source": str(f.path.absolute())}
+        entry: dict[str, Any] = {"type": "tree", "path": f.target, "source": str(f.path.absolute())}
+        if not hardlinks:
+            entry["hardlinks"] = False
         if f.exclude:
             entry["exclude"] = sorted(f.exclude)
         return entry

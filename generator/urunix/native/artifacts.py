@@ -49,8 +49,11 @@ class Artifacts:
 
 
 class Materializer:
-    def __init__(self, image: Image, scratch: str, stack: ExitStack):
+    def __init__(self, image: Image, scratch: str, stack: ExitStack, host_hardlinks: bool = True):
+        """host_hardlinks: keep hard links of a rootfs directory (False for
+        a Nix store path: see image_writer._walk)."""
         self.image = image
+        self.host_hardlinks = host_hardlinks
         self.scratch = scratch
         self.stack = stack
         self.opened: dict[str, F.FlatImage] = {}
@@ -130,7 +133,8 @@ class Materializer:
         assert r is not None
         merged: dict[str, Member] = {}
         if r.origin.kind == "dir":
-            base = expand([{"type": "tree", "path": "", "source": r.origin.location}])
+            base = expand([{"type": "tree", "path": "", "source": r.origin.location,
+                            "hardlinks": self.host_hardlinks}])
         elif r.origin.kind in IMAGE_KINDS:
             flat = self.flat(r.origin)
             base = flat.members
@@ -140,7 +144,7 @@ class Materializer:
         for m in base:
             merged[m.path] = m
         originals = {m.path: m for m in base if m.kind == "file"}
-        for m in expand([file_entry(f) for f in r.include]):
+        for m in expand([file_entry(f, self.host_hardlinks) for f in r.include]):
             if m.kind == "dir" and m.path in merged:
                 continue
             drop_below(merged, m.path)
