@@ -264,13 +264,13 @@ def inspect(
     if guest or annotations:
         from .guest_view import inspect_command
         raise typer.Exit(inspect_command(str(image), guest, annotations, release or [], as_json, typer.echo))
-    from .inspect import exit_code, inspect_image
+    from .image_report import exit_code, inspect_image
     report = inspect_image(image)
     if as_json:
         import json
         typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
     else:
-        from .inspect import render
+        from .image_report import render
         render(report, _console(stderr=False))
     if exit_code(report):
         raise typer.Exit(exit_code(report))

@@ -7,7 +7,8 @@ from __future__ import annotations
 import base64
 
 from . import urunc_model as M
-from .imagefile import open_image, read_file
+from .imagefile import open_image
+from .rootfs.flatten import read_file
 
 DEFAULT_TARGETS = ("v0.6.0", "v0.7.0", "main")
 

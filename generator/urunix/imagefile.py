@@ -1,7 +1,9 @@
 """Read an image in any of the three forms urunix writes and `docker save`
 writes: docker-archive, oci-archive, or an OCI layout directory.
 
-Used by `urunix inspect` (and by anything that takes an image as input)."""
+Used by `urunix inspect` (and by anything that takes an image as input);
+a file of the merged rootfs is read by rootfs/flatten.py (read_file), the
+one place that merges layers."""
 
 from __future__ import annotations
 
@@ -254,30 +256,3 @@ def _add_oci(store, info: ImageInfo, path: str, ref: str | None = None) -> None:
     name = dann.get("io.containerd.image.name") if isinstance(dann, dict) else None
     if isinstance(name, str) and name and not info.repo_tags:
         info.repo_tags = [name]
-
-
-def read_file(store, info: ImageInfo, path: str, limit: int = 16 << 20) -> bytes | None:
-    """The content of `path` in the image's merged rootfs (top layer wins,
-    whiteouts honoured), or None."""
-    want = path.strip("/")
-    for layer in reversed(info.layers):
-        with store.open(layer) as f:
-            try:
-                with tarfile.open(fileobj=f, mode="r|*") as t:
-                    for m in iter_members(t):
-                        name = m.name.strip("/")
-                        if name.startswith("./"):
-                            name = name[2:]
-                        head, _, base = want.rpartition("/")
-                        if name == (f"{head}/.wh.{base}" if head else f".wh.{base}"):
-                            return None
-                        if name == want:
-                            if not m.isfile():
-                                return None
-                            if m.size > limit:
-                                raise ImageFormatError(f"{path} in the image is larger than {limit} bytes")
-                            data = t.extractfile(m)
-                            return data.read() if data else None
-            except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
-                raise ImageFormatError(f"layer {layer} is not a readable tar ({_why(e)})") from None
-    return None
