@@ -235,10 +235,17 @@ def test_nul_and_surrogates_are_refused_clearly(tmp_path, field, value, command)
     assert not (tmp_path / "out").exists() and not (tmp_path / "gen" / "default.nix").exists()
 
 
+# The corpus strings that are plain image names and tags: YAML would read
+# them as a null, a bool or a number, but the spec quotes them, so they are
+# the strings "null", "true", "0x41" and "1e400", which Docker takes too.
+# ("-1" is not a name: a name starts with a letter or digit; nor a tag.)
+PLAIN = {"null", "true", "0x41", "1e400"}
+
+
 @pytest.mark.parametrize("field", ["name", "tag"])
 def test_hostile_names_and_tags_are_refused(tmp_path, field):
     (tmp_path / "k").write_bytes(b"k")
-    refused = 0
+    accepted = set()
     for i, s in enumerate(CORPUS + REFUSED):
         other = "tag: t" if field == "name" else "name: a/b"
         (tmp_path / "spec.yaml").write_text(
@@ -247,12 +254,10 @@ def test_hostile_names_and_tags_are_refused(tmp_path, field):
         r = run_cli("validate", str(tmp_path / "spec.yaml"))
         assert "Traceback" not in r.stderr
         if r.returncode == 0:
-            # only plain names/tags pass (e.g. "null", "true", "-1" as a name?)
-            assert s.isascii() and s.strip() == s, s
+            accepted.add(s)
             continue
         assert r.returncode == 2, r.stderr
-        refused += 1
-    assert refused >= len(CORPUS) - 5
+    assert accepted == PLAIN
 
 
 # ------------------------------------------------------------ the spec's own file name

@@ -74,3 +74,19 @@ def test_env_key_with_equals_is_refused(tmp_path, key):
 def test_env_keys_without_equals_pass_unchanged(tmp_path):
     img, _ = validate(spec(tmp_path, env={"A_B": "1", "lower.dot-dash": "2"}, guest=("unikraft", "qemu")))
     assert img.env == ["A_B=1", "lower.dot-dash=2"]
+
+
+@pytest.mark.parametrize("name,limit", [("a" * 237, "ok"), ("a" * 238, "long"),
+                                        ("a/" + "b" * 243, "ok"), ("a/" + "b" * 244, "long"),
+                                        ("reg.io/" + "b" * 248, "ok"), ("reg.io/" + "b" * 249, "long"),
+                                        ("localhost/" + "b" * 245, "ok"), ("localhost/" + "b" * 246, "long")])
+def test_image_name_length_as_docker_counts_it(tmp_path, name, limit):
+    """distribution/reference: at most 255 characters once normalized
+    (docker.io/library/NAME, docker.io/USER/NAME, or with a registry as given)."""
+    s = spec(tmp_path)
+    s.name = name
+    if limit == "ok":
+        assert validate(s)[0].name == name
+    else:
+        (p,) = problems(s)
+        assert p.field == "name" and "longer than Docker takes: 255 characters" in p.message
