@@ -19,8 +19,6 @@ and a clear message (NUL, lone surrogates); no marker file ever exists."""
 from __future__ import annotations
 
 import json
-import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -29,8 +27,6 @@ from cli import urunix
 from hostile import CORPUS, REFUSED, markers, nix_quote, read_archive, yaml_quote
 from hsupport import run_cli
 from urunix.helpers.urunc_json import PREFIX
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "nix"))
 
 # Host file names: no '/', no NUL, at most 255 bytes, not '.' or '..'.
 NAMES = [s for s in CORPUS if "/" not in s and s not in (".", "..", "") and len(s.encode()) <= 200]
