@@ -11,7 +11,6 @@ import json
 import os
 import re
 import tarfile
-import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Iterator
@@ -86,16 +85,17 @@ class _Tar:
                 raise ImageFormatError(f"holds more than {MAX_OUTER_MEMBERS} files: not an image archive", file=path)
             raw[_strip(m.name)] = m
         self.members: dict[str, tarfile.TarInfo] = {}
-        for name, m in raw.items():
+        for name, first in raw.items():
+            hit: tarfile.TarInfo | None = first
             hops = 0
-            while m is not None and (m.issym() or m.islnk()) and hops < 16:
+            while hit is not None and (hit.issym() or hit.islnk()) and hops < 16:
                 hops += 1
-                link = m.linkname
-                if m.issym():
+                link = hit.linkname
+                if hit.issym():
                     link = os.path.normpath(os.path.join(os.path.dirname(name), link))
-                m = raw.get(_strip(link))
-            if m is not None and m.isfile():
-                self.members[name] = m
+                hit = raw.get(_strip(link))
+            if hit is not None and hit.isfile():
+                self.members[name] = hit
 
     def exists(self, name: str) -> bool:
         return name in self.members
@@ -140,7 +140,7 @@ def iter_members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
         m = tar.next()
         if m is None:
             return
-        tar.members.clear()
+        tar.members.clear()   # type: ignore[attr-defined]  # tarfile's own list, not in its stubs
         yield m
 
 

@@ -5,8 +5,6 @@ oci:DIR:TAG and docker-daemon:NAME:TAG. Through the real CLI."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 
 import pytest
 

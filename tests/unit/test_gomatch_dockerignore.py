@@ -5,7 +5,6 @@ here case by case, without an engine."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest

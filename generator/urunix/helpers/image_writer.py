@@ -42,7 +42,7 @@ import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Iterable, TypedDict
 
 BLOCK = 512
 CHUNK = 1 << 20
@@ -228,7 +228,28 @@ def _walk(root: str, prefix: str, exclude: frozenset = frozenset(), skip: frozen
     return out
 
 
-def expand(entries: Iterable[dict], extra: Iterable[Member] = ()) -> list[Member]:
+class Entry(TypedDict, total=False):
+    """One plan entry (see the module docstring): what plan.py and
+    base_image.py hand expand(). Only "type" and "path" are always there."""
+
+    type: str          # file | dir | symlink | tree
+    path: str
+    source: str        # a host file or directory
+    data: str          # a file's content (surrogateescape text)
+    mode: int
+    target: str        # a symlink's target
+    exclude: list[str] # tree: paths left out (.dockerignore)
+    skip: list[str]    # tree: image paths another entry provides
+    rank: int          # where two entries give one path, the higher wins
+    hardlinks: bool    # tree: keep host hard links (false for a Nix store path)
+
+
+class LayerPlan(TypedDict):
+    name: str
+    entries: list[Entry]
+
+
+def expand(entries: Iterable[Entry], extra: Iterable[Member] = ()) -> list[Member]:
     """Plan entries (plus members already made, e.g. a flattened image) ->
     sorted tar members with their parent directories."""
     members: dict[str, Member] = {}

@@ -126,7 +126,7 @@ def members_digest(members: Iterable[Member], h=None):
     for m in members:
         if m.fill is not None:
             return None
-        src = ""
+        src: str | None = ""
         if m.source is not None:
             src = stats.get(m.source)
             if src is None:
@@ -218,8 +218,8 @@ class LayerCache:
     def lookup(self, key: str) -> Hit | None:
         """The cached layer for `key`, checked; None on a miss."""
         try:
-            with open(self._key_path(key)) as f:
-                entry = json.load(f)
+            with open(self._key_path(key)) as kf:
+                entry = json.load(kf)
             digest, size, offset, fp = entry["digest"], int(entry["size"]), int(entry["offset"]), entry["fp"]
             name = entry["file"]
             if not re.fullmatch(r"[0-9a-f]{64}", digest) or "/" in name or name.startswith("."):
@@ -229,7 +229,7 @@ class LayerCache:
             return None
         blob = os.path.join(self.blobs, name)
         try:
-            f = open(blob, "rb")
+            f: BinaryIO = open(blob, "rb")
         except OSError:
             self.stats["misses"] += 1
             _unlink(self._key_path(key))

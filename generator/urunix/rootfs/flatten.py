@@ -239,6 +239,13 @@ def clean_name(name: str, image: str) -> str:
     return "/".join(parts)
 
 
+def _data(tar: tarfile.TarFile, m: tarfile.TarInfo):
+    """A regular member's content (extractfile gives None only for others)."""
+    f = tar.extractfile(m)
+    assert f is not None, m.name
+    return f
+
+
 class _Entry:
     """What _apply_layer keeps of a tar member: a TarInfo holds much more
     (pax headers, names twice), and a layer may have a million of them."""
@@ -293,12 +300,12 @@ def _apply_layer(tree: _Tree, tar: tarfile.TarFile, base: int, source: str, scra
                 if m.size > limit:
                     raise FlattenError(f"/{name} in the image is larger than {limit} bytes", file=tree.image)
                 fd, tmp = tempfile.mkstemp(dir=scratch, prefix="file-")
-                with os.fdopen(fd, "wb") as out, tar.extractfile(m) as src:
+                with os.fdopen(fd, "wb") as out, _data(tar, m) as src:
                     shutil.copyfileobj(src, out, CHUNK)
             elif m.issparse():
                 # content is not one byte range: extract it
                 fd, tmp = tempfile.mkstemp(dir=scratch, prefix="sparse-")
-                with os.fdopen(fd, "wb") as out, tar.extractfile(m) as src:
+                with os.fdopen(fd, "wb") as out, _data(tar, m) as src:
                     shutil.copyfileobj(src, out, CHUNK)
             adds.append(_Entry(name, m, tmp))
     for d in opaque:
@@ -311,7 +318,9 @@ def _apply_layer(tree: _Tree, tar: tarfile.TarFile, base: int, source: str, scra
             tree.remove(f"{loc[0]}/{loc[1]}" if loc[0] else loc[1])
     for e in adds:
         name = e.name
-        parent, b = tree.locate(name, create=True)
+        loc = tree.locate(name, create=True)
+        assert loc is not None   # create=True makes the parents
+        parent, b = loc
         path = f"{parent}/{b}" if parent else b
         old = tree.nodes.get(path)
         mode = e.mode
@@ -324,13 +333,14 @@ def _apply_layer(tree: _Tree, tar: tarfile.TarFile, base: int, source: str, scra
             t = clean_name(e.linkname, tree.image)
             loc = tree.locate(t, create=False)
             tpath = (f"{loc[0]}/{loc[1]}" if loc[0] else loc[1]) if loc else None
-            node = tree.nodes.get(tpath) if tpath else None
-            if node is None and keep is not None and t not in keep:
+            found = tree.nodes.get(tpath) if tpath else None
+            if found is None and keep is not None and t not in keep:
                 raise _Need(t)   # read_file: apply the layers again, keeping the target too
-            if node is None:
+            if found is None:
                 raise tree.error(f"hard link /{name} -> /{e.linkname}: no such file in the image")
-            if node.kind == "dir":
+            if found.kind == "dir":
                 raise tree.error(f"hard link /{name} -> /{e.linkname} names a directory")
+            node = found
             if tpath == path:
                 continue
         elif e.type == tarfile.SYMTYPE:
@@ -517,6 +527,7 @@ def copy_member(m: Member, dest: str) -> str:
         if m.data is not None:
             out.write(m.data)
             return dest
+        assert m.source is not None, m   # a file member has data or a source
         with open(m.source, "rb") as f:
             f.seek(m.offset)
             left = m.size
@@ -558,7 +569,7 @@ def read_file(store, info: ImageInfo, path: str, limit: int = 16 << 20, image: s
                 keep.add(walked[0])   # a symlink on the way leads elsewhere
                 continue
             m = find(members, path)
-            if m is None or m.kind != "file":
+            if m is None or m.kind != "file" or m.source is None:
                 return None
             with open(m.source, "rb") as f:
                 return f.read()
