@@ -18,8 +18,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "generator"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HERE = ROOT / "tests"
+# The one place that puts the tests' helper modules on sys.path, for every
+# test module (none edits sys.path itself): support, cli, standins (tests/),
+# hsupport, hostile (hardening/), nixhelp (nix/), cases (urunc_facts/),
+# harness, fixtures (boot/). And the package, for a run without `pip install -e`.
+for _d in (ROOT / "generator", HERE / "boot", HERE / "urunc_facts", HERE / "nix", HERE / "hardening", HERE):
+    if str(_d) not in sys.path:
+        sys.path.insert(0, str(_d))
 
 from support import Docker, need  # noqa: E402
 

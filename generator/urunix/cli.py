@@ -15,6 +15,7 @@ from typing import Optional
 import typer
 
 from . import __version__
+from .envflags import flag
 from .errors import SpecError, UrunixError
 
 app = typer.Typer(
@@ -26,9 +27,6 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},   # inherited by every subcommand
 )
-
-_state = {"debug": False}
-
 
 class OutFormat(str, Enum):
     docker_archive = "docker-archive"
@@ -72,7 +70,7 @@ def _root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and the commands run."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
-    _state["debug"] = debug
+    del debug   # read from sys.argv by main() before typer runs
 
 
 def _from_map(pairs: Optional[list[str]]) -> Optional[dict[str, str]]:
@@ -163,7 +161,7 @@ def _progress(image, output: Path):
 
 def _nix_available(pkgs_expr: Optional[str]) -> bool:
     """nix-build is there and has a nixpkgs to build with."""
-    if not shutil.which("nix-build") or os.environ.get("URUNIX_NO_NIX"):
+    if not shutil.which("nix-build") or flag("URUNIX_NO_NIX"):
         return False
     if pkgs_expr:
         return True
@@ -266,13 +264,13 @@ def inspect(
     if guest or annotations:
         from .guest_view import inspect_command
         raise typer.Exit(inspect_command(str(image), guest, annotations, release or [], as_json, typer.echo))
-    from .inspect import exit_code, inspect_image
+    from .image_report import exit_code, inspect_image
     report = inspect_image(image)
     if as_json:
         import json
         typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
     else:
-        from .inspect import render
+        from .image_report import render
         render(report, _console(stderr=False))
     if exit_code(report):
         raise typer.Exit(exit_code(report))

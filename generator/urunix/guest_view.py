@@ -8,7 +8,8 @@ import base64
 
 from . import urunc_model as M
 from .guest_args import app_view
-from .imagefile import open_image, read_file
+from .imagefile import open_image
+from .rootfs.flatten import read_file
 
 DEFAULT_TARGETS = ("v0.6.0", "v0.7.0", "main")
 

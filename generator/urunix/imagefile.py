@@ -1,7 +1,9 @@
 """Read an image in any of the three forms urunix writes and `docker save`
 writes: docker-archive, oci-archive, or an OCI layout directory.
 
-Used by `urunix inspect` (and by anything that takes an image as input)."""
+Used by `urunix inspect` (and by anything that takes an image as input);
+a file of the merged rootfs is read by rootfs/flatten.py (read_file), the
+one place that merges layers."""
 
 from __future__ import annotations
 
@@ -9,7 +11,6 @@ import json
 import os
 import re
 import tarfile
-import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Iterator
@@ -84,16 +85,17 @@ class _Tar:
                 raise ImageFormatError(f"holds more than {MAX_OUTER_MEMBERS} files: not an image archive", file=path)
             raw[_strip(m.name)] = m
         self.members: dict[str, tarfile.TarInfo] = {}
-        for name, m in raw.items():
+        for name, first in raw.items():
+            hit: tarfile.TarInfo | None = first
             hops = 0
-            while m is not None and (m.issym() or m.islnk()) and hops < 16:
+            while hit is not None and (hit.issym() or hit.islnk()) and hops < 16:
                 hops += 1
-                link = m.linkname
-                if m.issym():
+                link = hit.linkname
+                if hit.issym():
                     link = os.path.normpath(os.path.join(os.path.dirname(name), link))
-                m = raw.get(_strip(link))
-            if m is not None and m.isfile():
-                self.members[name] = m
+                hit = raw.get(_strip(link))
+            if hit is not None and hit.isfile():
+                self.members[name] = hit
 
     def exists(self, name: str) -> bool:
         return name in self.members
@@ -138,7 +140,7 @@ def iter_members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
         m = tar.next()
         if m is None:
             return
-        tar.members.clear()
+        tar.members.clear()   # type: ignore[attr-defined]  # tarfile's own list, not in its stubs
         yield m
 
 
@@ -254,30 +256,3 @@ def _add_oci(store, info: ImageInfo, path: str, ref: str | None = None) -> None:
     name = dann.get("io.containerd.image.name") if isinstance(dann, dict) else None
     if isinstance(name, str) and name and not info.repo_tags:
         info.repo_tags = [name]
-
-
-def read_file(store, info: ImageInfo, path: str, limit: int = 16 << 20) -> bytes | None:
-    """The content of `path` in the image's merged rootfs (top layer wins,
-    whiteouts honoured), or None."""
-    want = path.strip("/")
-    for layer in reversed(info.layers):
-        with store.open(layer) as f:
-            try:
-                with tarfile.open(fileobj=f, mode="r|*") as t:
-                    for m in iter_members(t):
-                        name = m.name.strip("/")
-                        if name.startswith("./"):
-                            name = name[2:]
-                        head, _, base = want.rpartition("/")
-                        if name == (f"{head}/.wh.{base}" if head else f".wh.{base}"):
-                            return None
-                        if name == want:
-                            if not m.isfile():
-                                return None
-                            if m.size > limit:
-                                raise ImageFormatError(f"{path} in the image is larger than {limit} bytes")
-                            data = t.extractfile(m)
-                            return data.read() if data else None
-            except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
-                raise ImageFormatError(f"layer {layer} is not a readable tar ({_why(e)})") from None
-    return None

@@ -11,16 +11,20 @@ from typing import Any
 
 from . import overlap
 from .helpers import urunc_json
+from .helpers.image_writer import Entry
 from .rootfs.sources import IMAGE_KINDS
 from .spec import FileEntry, Image
 
 FORMATS = ("docker-archive", "oci-archive", "oci")
 
 
-def file_entry(f: FileEntry) -> dict[str, Any]:
-    """A `files` (or `include`) copy as an image_writer plan entry."""
+def file_entry(f: FileEntry, hardlinks: bool = True) -> Entry:
+    """A `files` (or `include`) copy as an image_writer plan entry;
+    hardlinks=False for a Nix store path (see image_writer._walk)."""
     if f.path.is_dir():
-        entry = {"type": "tree", "path": f.target, "source": str(f.path.absolute())}
+        entry: Entry = {"type": "tree", "path": f.target, "source": str(f.path.absolute())}
+        if not hardlinks:
+            entry["hardlinks"] = False
         if f.exclude:
             entry["exclude"] = sorted(f.exclude)
         return entry
@@ -50,7 +54,7 @@ def plan(image: Image, fmt: str = "docker-archive", artifacts=None, exclude=()) 
     above = overlap.index_earlier(earlier)
     excluded = overlap.real_paths(exclude)
 
-    def entry(f: FileEntry, later_layer: bool) -> dict[str, Any]:
+    def entry(f: FileEntry, later_layer: bool) -> Entry:
         e = file_entry(f)
         e["rank"] = rank[id(f)]
         if e["type"] == "tree":

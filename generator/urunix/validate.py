@@ -46,8 +46,17 @@ NAME_RE = re.compile(rf"^{_HOST}?{_COMPONENT}(?:/{_COMPONENT})*$")
 TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 ENV_KEY_RE = re.compile(r"^[^=\0]+$")
 URUNC_JSON = "/urunc.json"
+DOCKER_NAME_MAX = 255   # characters of a normalized image name (distribution/reference NameTotalLengthMax)
 NAME_MAX = 255     # bytes in one path component (Linux)
 PATH_MAX = 4095    # bytes in a whole path (Linux, without the NUL)
+
+
+def _docker_name_length(name: str) -> int:
+    """The length of `name` as Docker normalizes it (docker.io/library/x)."""
+    first, slash, _ = name.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        return len(name)
+    return len("docker.io/") + (0 if slash else len("library/")) + len(name)
 
 
 def _upper_first_component(name: str) -> bool:
@@ -220,6 +229,9 @@ class Validator:
             self.fail("name", "is not a valid image name", value=name,
                       allowed="lowercase letters, digits and separators (. _ - /), e.g. urunc/prebuilt/redis-rumprun-hvt",
                       hint=f'try "{re.sub(r"[^a-z0-9./_-]+", "-", name.lower()).strip("-./_") or "my-image"}"')
+        elif _docker_name_length(name) > DOCKER_NAME_MAX:
+            self.fail("name", f"is longer than Docker takes: {DOCKER_NAME_MAX} characters, counting the "
+                      "docker.io/ (and library/) Docker puts before it", value=name[:80] + "...")
         if not TAG_RE.match(tag):
             self.fail("tag", "is not a valid image tag", value=tag,
                       allowed="up to 128 of A-Z a-z 0-9 _ . -, not starting with . or -")

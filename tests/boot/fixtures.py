@@ -10,14 +10,11 @@ or, inside tests/boot, `from fixtures import ...`."""
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import harness  # noqa: E402
+import harness
 
 
 def _get(fn):

@@ -23,7 +23,8 @@ from urunix import guest_view, urunc_model as M
 from urunix.guest_args import app_view
 from urunix.helpers import cpio
 from urunix.helpers.image_writer import Member
-from urunix.imagefile import open_image, read_file
+from urunix.imagefile import open_image
+from urunix.rootfs.flatten import read_file
 
 STANDIN = Path(__file__).resolve().parent / "urunit_standin.sh"
 APP = """#!/bin/sh

@@ -9,15 +9,12 @@ through `urunix generate` (which reads them from the image itself, like
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "nix"))
-
-from cli import urunix  # noqa: E402
-from nixhelp import HERE, assert_same_content, host_python, need_nix, nix_build  # noqa: E402
+from cli import urunix
+from nixhelp import HERE, assert_same_content, host_python, need_nix, nix_build
 from test_nix_vs_native import tree  # noqa: E402
 from test_rootfs import make_tree, spec_dir  # noqa: E402
 

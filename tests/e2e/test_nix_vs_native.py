@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "nix"))
-
-from cli import urunix  # noqa: E402
-from nixhelp import assert_same_content, build_example, need_nix  # noqa: E402
+from cli import urunix
+from nixhelp import assert_same_content, build_example, need_nix
 from standins import EXAMPLES  # noqa: E402
 
 # Examples whose rootfs/kernel/init come from image archives are compared

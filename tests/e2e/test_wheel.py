@@ -43,4 +43,29 @@ def test_wheel_builds_an_example(installed, tmp_path):
     r = subprocess.run([str(installed / "urunix"), "build", "args.nix", "--backend", "native"],
                        cwd=work, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "URUNIX_NO_NIX": "1"})
     assert r.returncode == 0, r.stderr
-    assert (work / "result").stat().st_size > 0
+    # the image holds the example's kernel and urunc's metadata, byte for byte
+    from urunix.helpers.urunc_json import decode, labels
+    from urunix.imagefile import open_image
+    from urunix.loaders import load
+    from urunix.rootfs.flatten import flatten, read_file
+    from urunix.validate import validate
+    image, _ = validate(load(work / "args.nix"))
+    with open_image(str(work / "result")) as (info, store):
+        assert info.repo_tags == ["hello-rumprun:latest"]
+        assert info.config["config"]["Labels"] == labels(image.annotations)
+        assert decode(read_file(store, info, "/urunc.json")) == image.annotations
+    with flatten(str(work / "result")) as flat:
+        assert sorted(m.path for m in flat.members if m.kind == "file") == ["unikernel/hello.hvt", "urunc.json"]
+        assert read_file_of(flat, "unikernel/hello.hvt") == (work / "hello.hvt").read_bytes()
+    # and it is the image the source tree's urunix makes from the same spec
+    r = subprocess.run([sys.executable, "-m", "urunix", "build", "args.nix", "--backend", "native", "-o", "ref.tar"],
+                       cwd=work, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "URUNIX_NO_NIX": "1"})
+    assert r.returncode == 0, r.stderr
+    assert (work / "result").read_bytes() == (work / "ref.tar").read_bytes()
+
+
+def read_file_of(flat, path: str) -> bytes:
+    m = flat.find(path)
+    with open(m.source, "rb") as f:
+        f.seek(m.offset)
+        return f.read(m.size)

@@ -3,15 +3,11 @@ hostile.py, named so that they never clash with tests/conftest.py)."""
 
 from __future__ import annotations
 
-import sys
 import tempfile
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from hsupport import Guard  # noqa: E402
+from hsupport import Guard
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import contextlib
 import io
 import os
 import signal
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path

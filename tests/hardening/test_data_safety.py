@@ -24,7 +24,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -515,7 +514,7 @@ def _calls_to_validate(d: Path, n: int) -> int:
     from urunix.validate import validate
     src = d / f"src{n}"
     src.mkdir()
-    lines = [f"name: t/big\nfiles:\n  ./k.hvt: /unikernel/k.hvt\n"]
+    lines = ["name: t/big\nfiles:\n  ./k.hvt: /unikernel/k.hvt\n"]
     for i in range(n):
         (src / f"f{i}").write_text(str(i))
         lines.append(f"  ./src{n}/f{i}: /data/d{i % 50}/f{i}\n")

@@ -198,7 +198,7 @@ def _mutate_member(path: Path, name: str, value) -> None:
 
 
 def _inspect_and_flatten(path: str):
-    from urunix.inspect import inspect_image
+    from urunix.image_report import inspect_image
     from urunix.rootfs.flatten import flatten
     only_spec_errors(inspect_image, path)
     flat = only_spec_errors(flatten, path)

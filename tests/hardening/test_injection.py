@@ -19,8 +19,6 @@ and a clear message (NUL, lone surrogates); no marker file ever exists."""
 from __future__ import annotations
 
 import json
-import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -29,8 +27,6 @@ from cli import urunix
 from hostile import CORPUS, REFUSED, markers, nix_quote, read_archive, yaml_quote
 from hsupport import run_cli
 from urunix.helpers.urunc_json import PREFIX
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "nix"))
 
 # Host file names: no '/', no NUL, at most 255 bytes, not '.' or '..'.
 NAMES = [s for s in CORPUS if "/" not in s and s not in (".", "..", "") and len(s.encode()) <= 200]
@@ -235,10 +231,17 @@ def test_nul_and_surrogates_are_refused_clearly(tmp_path, field, value, command)
     assert not (tmp_path / "out").exists() and not (tmp_path / "gen" / "default.nix").exists()
 
 
+# The corpus strings that are plain image names and tags: YAML would read
+# them as a null, a bool or a number, but the spec quotes them, so they are
+# the strings "null", "true", "0x41" and "1e400", which Docker takes too.
+# ("-1" is not a name: a name starts with a letter or digit; nor a tag.)
+PLAIN = {"null", "true", "0x41", "1e400"}
+
+
 @pytest.mark.parametrize("field", ["name", "tag"])
 def test_hostile_names_and_tags_are_refused(tmp_path, field):
     (tmp_path / "k").write_bytes(b"k")
-    refused = 0
+    accepted = set()
     for i, s in enumerate(CORPUS + REFUSED):
         other = "tag: t" if field == "name" else "name: a/b"
         (tmp_path / "spec.yaml").write_text(
@@ -247,12 +250,10 @@ def test_hostile_names_and_tags_are_refused(tmp_path, field):
         r = run_cli("validate", str(tmp_path / "spec.yaml"))
         assert "Traceback" not in r.stderr
         if r.returncode == 0:
-            # only plain names/tags pass (e.g. "null", "true", "-1" as a name?)
-            assert s.isascii() and s.strip() == s, s
+            accepted.add(s)
             continue
         assert r.returncode == 2, r.stderr
-        refused += 1
-    assert refused >= len(CORPUS) - 5
+    assert accepted == PLAIN
 
 
 # ------------------------------------------------------------ the spec's own file name

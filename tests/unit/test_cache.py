@@ -9,7 +9,6 @@ import hashlib
 import json
 import multiprocessing
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -26,8 +25,6 @@ def cache_home(tmp_path, monkeypatch):
     monkeypatch.delenv("URUNIX_NO_CACHE", raising=False)
     monkeypatch.delenv("URUNIX_CACHE_VERIFY", raising=False)
     monkeypatch.setattr(cache, "MIN_BYTES", 0)   # cache even tiny layers
-    for k in cache.STATS:
-        cache.STATS[k] = 0
     return tmp_path / "xdg"
 
 
@@ -58,10 +55,22 @@ annotations:
     return spec
 
 
-def build(spec: Path, out: Path, fmt: str = "docker-archive", use_cache: bool | None = None) -> bytes:
+def build(spec: Path, out: Path, fmt: str = "docker-archive", use_cache=None) -> bytes:
+    """use_cache: None (as the environment says), a bool, or a
+    cache.LayerCache whose `stats` the test reads."""
     image, _ = validate(load(spec))
     native_build.build(image, str(out), fmt, cache=use_cache)
     return out.read_bytes() if out.is_file() else b""
+
+
+def counted() -> cache.LayerCache:
+    """A fresh cache object (same directory) with its counters at zero."""
+    return cache.LayerCache()
+
+
+def set_mtime(path: Path, seconds: int) -> None:
+    """A fixed mtime, so that a later write moves it without a sleep."""
+    os.utime(path, ns=(seconds * 10**9, seconds * 10**9))
 
 
 def entries(root: Path) -> list[Path]:
@@ -73,10 +82,11 @@ def test_hit_gives_the_same_bytes(tmp_path, cache_home, rtype):
     spec = make_spec(tmp_path, rtype)
     ref = build(spec, tmp_path / "nocache.tar", use_cache=False)
     assert not entries(cache_home)
-    first = build(spec, tmp_path / "a.tar")
-    assert cache.STATS["stores"] >= 2 and cache.STATS["hits"] == 0
-    second = build(spec, tmp_path / "b.tar")
-    assert cache.STATS["hits"] >= 2     # kernel and rootfs (and urunc.json)
+    c1, c2 = counted(), counted()
+    first = build(spec, tmp_path / "a.tar", use_cache=c1)
+    assert c1.stats["stores"] >= 2 and c1.stats["hits"] == 0
+    second = build(spec, tmp_path / "b.tar", use_cache=c2)
+    assert c2.stats["hits"] >= 2     # kernel and rootfs (and urunc.json)
     assert ref == first == second
 
 
@@ -84,18 +94,18 @@ def test_cmdline_change_reuses_the_big_layers(tmp_path, cache_home):
     a = make_spec(tmp_path, "initrd", "/init")
     b = make_spec(tmp_path, "initrd", "/init quiet")
     build(a, tmp_path / "a.tar")
-    cache.STATS.update(hits=0, misses=0)
-    got = build(b, tmp_path / "b.tar")
-    assert cache.STATS["hits"] == 2 and cache.STATS["misses"] == 1   # only urunc.json is new
+    c = counted()
+    got = build(b, tmp_path / "b.tar", use_cache=c)
+    assert c.stats["hits"] == 2 and c.stats["misses"] == 1   # only urunc.json is new
     assert got == build(b, tmp_path / "ref.tar", use_cache=False)
 
 
 @pytest.mark.parametrize("change", ["content", "mode", "touch", "new file", "rename"])
 def test_any_metadata_change_misses(tmp_path, cache_home, change):
     spec = make_spec(tmp_path, "raw")
-    build(spec, tmp_path / "a.tar")
     app = tmp_path / "tree" / "bin" / "app"
-    time.sleep(0.02)
+    set_mtime(app, 1000)   # a write below moves it, however fast it comes
+    build(spec, tmp_path / "a.tar")
     if change == "content":
         data = bytearray(app.read_bytes())
         data[0] ^= 1
@@ -108,10 +118,10 @@ def test_any_metadata_change_misses(tmp_path, cache_home, change):
         (tmp_path / "tree" / "etc" / "new").write_text("x")
     else:
         (tmp_path / "tree" / "etc" / "hostname").rename(tmp_path / "tree" / "etc" / "hostname2")
-    cache.STATS.update(hits=0, misses=0)
-    got = build(spec, tmp_path / "b.tar")
-    assert cache.STATS["misses"] == 1          # the rootfs layer
-    assert cache.STATS["hits"] == 2            # the kernel and urunc.json
+    c = counted()
+    got = build(spec, tmp_path / "b.tar", use_cache=c)
+    assert c.stats["misses"] == 1          # the rootfs layer
+    assert c.stats["hits"] == 2            # the kernel and urunc.json
     assert got == build(spec, tmp_path / "ref.tar", use_cache=False)
 
 
@@ -120,39 +130,40 @@ def test_corrupted_entry_is_detected_and_rebuilt(tmp_path, cache_home):
     good = build(spec, tmp_path / "a.tar")
     blobs = list((cache_home / "urunix" / cache.VERSION / "blobs").iterdir())
     assert blobs
-    time.sleep(0.02)
     for k in entries(cache_home):   # flip a byte in the middle of each cached layer
         e = json.loads(k.read_text())
-        with open(cache_home / "urunix" / cache.VERSION / "blobs" / e["file"], "r+b") as f:
+        blob = cache_home / "urunix" / cache.VERSION / "blobs" / e["file"]
+        with open(blob, "r+b") as f:
             f.seek(e["offset"] + e["size"] // 2)
             c = f.read(1)
             f.seek(e["offset"] + e["size"] // 2)
             f.write(bytes([c[0] ^ 0xFF]))
+        set_mtime(blob, 1)   # the fingerprint differs even within one clock tick
     os.unlink(tmp_path / "a.tar")
-    cache.STATS.update(hits=0, misses=0, corrupt=0)
-    got = build(spec, tmp_path / "b.tar")
-    assert cache.STATS["corrupt"] >= 1
+    c1, c2 = counted(), counted()
+    got = build(spec, tmp_path / "b.tar", use_cache=c1)
+    assert c1.stats["corrupt"] >= 1
     assert got == good
-    cache.STATS.update(hits=0, corrupt=0)
-    assert build(spec, tmp_path / "c.tar") == good   # and the rebuilt entry is good again
-    assert cache.STATS["corrupt"] == 0 and cache.STATS["hits"] >= 2
+    assert build(spec, tmp_path / "c.tar", use_cache=c2) == good   # and the rebuilt entry is good again
+    assert c2.stats["corrupt"] == 0 and c2.stats["hits"] >= 2
 
 
 def test_verify_always_hashes(tmp_path, cache_home, monkeypatch):
     spec = make_spec(tmp_path, "raw")
     good = build(spec, tmp_path / "a.tar")
     monkeypatch.setenv("URUNIX_CACHE_VERIFY", "1")
-    cache.STATS.update(rehashed=0)
-    assert build(spec, tmp_path / "b.tar") == good
-    assert cache.STATS["rehashed"] >= 2
+    c = counted()
+    assert c.verify
+    assert build(spec, tmp_path / "b.tar", use_cache=c) == good
+    assert c.stats["rehashed"] >= 2
 
 
 def test_oci_layout_hits(tmp_path, cache_home):
     spec = make_spec(tmp_path, "raw")
     build(spec, tmp_path / "a", "oci")
-    cache.STATS.update(hits=0)
-    build(spec, tmp_path / "b", "oci")
-    assert cache.STATS["hits"] >= 2
+    c = counted()
+    build(spec, tmp_path / "b", "oci", use_cache=c)
+    assert c.stats["hits"] >= 2
     for p in (tmp_path / "a").rglob("*"):
         if p.is_file():
             assert p.read_bytes() == (tmp_path / "b" / p.relative_to(tmp_path / "a")).read_bytes()
@@ -164,9 +175,9 @@ def test_oci_layout_rebuild_copies_the_cached_blobs(tmp_path, cache_home):
     output blob shares an inode with the cache or with another output, so
     editing one cannot change the others; the layout still verifies."""
     build(make_spec(tmp_path, "raw"), tmp_path / "a", "oci")
-    cache.STATS.update(hits=0)
-    build(make_spec(tmp_path, "raw", "/init quiet"), tmp_path / "b", "oci")
-    assert cache.STATS["hits"] >= 2                # the kernel's and the rootfs' layers
+    c = counted()
+    build(make_spec(tmp_path, "raw", "/init quiet"), tmp_path / "b", "oci", use_cache=c)
+    assert c.stats["hits"] >= 2                # the kernel's and the rootfs' layers
     a = {p.name: p.stat() for p in (tmp_path / "a" / "blobs" / "sha256").iterdir()}
     b = {p.name: p.stat() for p in (tmp_path / "b" / "blobs" / "sha256").iterdir()}
     assert len(a.keys() & b.keys()) >= 2
@@ -198,9 +209,9 @@ def test_two_concurrent_builds_both_finish_with_one_valid_result(tmp_path, cache
             assert p.exitcode == 0
         assert out.read_bytes() == ref
         assert not [p for p in tmp_path.iterdir() if p.name.startswith(".urunix-tmp-")]
-    cache.STATS.update(hits=0, corrupt=0)
-    assert build(spec, tmp_path / "after.tar") == ref
-    assert cache.STATS["corrupt"] == 0 and cache.STATS["hits"] >= 2
+    c = counted()
+    assert build(spec, tmp_path / "after.tar", use_cache=c) == ref
+    assert c.stats["corrupt"] == 0 and c.stats["hits"] >= 2
 
 
 def test_interrupted_write_leaves_no_partial_entry(tmp_path, cache_home, monkeypatch):
@@ -218,15 +229,15 @@ def test_interrupted_write_leaves_no_partial_entry(tmp_path, cache_home, monkeyp
     assert calls and not entries(cache_home)
     monkeypatch.setattr(cache.LayerCache, "_write_key", real)
     # an interrupted copy leaves only a tmp file, no key: the next build misses and works
-    cache.STATS.update(hits=0)
-    good = build(spec, tmp_path / "b.tar")
-    assert cache.STATS["hits"] == 0 and good == build(spec, tmp_path / "ref.tar", use_cache=False)
+    c = counted()
+    good = build(spec, tmp_path / "b.tar", use_cache=c)
+    assert c.stats["hits"] == 0 and good == build(spec, tmp_path / "ref.tar", use_cache=False)
     assert entries(cache_home)
     # nothing named by no key survives a prune once stale
     monkeypatch.setattr(cache, "STALE_TMP", 0)
     cache.prune(1 << 40)
     root = cache_home / "urunix" / cache.VERSION
-    named = {__import__("json").loads(k.read_text())["file"] for k in entries(cache_home)}
+    named = {json.loads(k.read_text())["file"] for k in entries(cache_home)}
     assert {p.name for p in (root / "blobs").iterdir()} == named
     assert not list((root / "tmp").iterdir())
 
@@ -239,7 +250,9 @@ def test_prune_bounds_the_cache(tmp_path, cache_home):
         d.mkdir()
         spec = make_spec(d, "raw")
         build(spec, d / "a.tar")
-        time.sleep(0.02)
+        for k in entries(cache_home):   # last use: build i, in order without a sleep
+            if json.loads(k.read_text())["file"] not in seen:
+                set_mtime(k, 1000 + i)
         names = {p.name for p in (root / "blobs").iterdir()}
         last, seen = names - seen, names
     sizes = {p.name: p.stat().st_size for p in (root / "blobs").iterdir()}
@@ -250,9 +263,9 @@ def test_prune_bounds_the_cache(tmp_path, cache_home):
     assert sum(left.values()) <= limit and 1 <= len(left) < len(sizes)
     assert files >= 2 and freed >= sum(sizes.values()) - sum(left.values())
     # the newest entries are the ones kept, and they still hit
-    cache.STATS.update(hits=0)
-    build(tmp_path / "t2" / next(p.name for p in (tmp_path / "t2").glob("spec-*")), tmp_path / "t2" / "b.tar")
-    assert cache.STATS["hits"] >= 2
+    c = counted()
+    build(tmp_path / "t2" / next(p.name for p in (tmp_path / "t2").glob("spec-*")), tmp_path / "t2" / "b.tar", use_cache=c)
+    assert c.stats["hits"] >= 2
     files, freed = cache.prune()
     assert not list((root / "blobs").iterdir()) and not entries(cache_home)
     assert cache.prune() == (0, 0)

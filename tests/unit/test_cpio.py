@@ -101,7 +101,6 @@ def test_header_layout_and_hardlink_convention(tmp_path):
     assert by["owned"]["mode"] == stat.S_IFREG | 0o4750 and (by["owned"]["uid"], by["owned"]["gid"]) == (1000, 1001)
     assert by["dir"]["nlink"] == 3 and by["emptydir"]["nlink"] == 2
     assert recs[-1]["ino"] == 0 and recs[-1]["nlink"] == 1 and recs[-1]["size"] == 0
-    assert C.cpio_size(ms, 1234) == len(build(ms, mtime=1234))
 
 
 def test_same_input_same_bytes(tmp_path):
@@ -241,7 +240,8 @@ def test_over_4gib_is_refused_before_writing(tmp_path):
     with open(big, "r+b") as f:
         f.truncate((4 << 30) - 1)
     ms = expand([{"type": "file", "path": "/x", "source": str(big)}])
-    assert C.cpio_size(ms) >= (4 << 30) - 1
+    (entry,) = [e for e in C.plan(ms) if e.size]
+    assert entry.size == (4 << 30) - 1 and len(entry.header(0)) < 200
 
 
 def test_other_limits():

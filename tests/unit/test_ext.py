@@ -44,8 +44,8 @@ def make_tree(root: Path) -> Path:
     return root
 
 
-def members_of(root: Path, extra: bool = True) -> list[Member]:
-    ms = expand([{"type": "tree", "path": "", "source": str(root)}])
+def members_of(root: Path, extra: bool = True, hardlinks: bool = True) -> list[Member]:
+    ms = expand([{"type": "tree", "path": "", "source": str(root), "hardlinks": hardlinks}])
     if extra:
         ms += [
             Member("hl", "hardlink", 0, target="dir/sub/deep.bin"),
@@ -330,12 +330,7 @@ def test_read_in_place_only_when_the_directory_is_the_plan(tmp_path):
     assert E.direct_source(ms) is None
     (src / "late").unlink()
     # the plan keeps the names apart, the host shares their inode: mke2fs would link them
-    from urunix.helpers import image_writer
-    image_writer.HOST_HARDLINKS[0] = False   # as inside a Nix build
-    try:
-        apart = members_of(src, extra=False)
-    finally:
-        image_writer.HOST_HARDLINKS[0] = True
+    apart = members_of(src, extra=False, hardlinks=False)   # as inside a Nix build
     assert "hardlink" not in {m.kind for m in apart}
     assert E.direct_source(apart) is None
     # a member from elsewhere (an include) or inline data: staged

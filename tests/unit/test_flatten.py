@@ -204,21 +204,76 @@ def test_linked_layer_tar_of_old_docker_save(tmp_path):
         assert content(tree(flat.members)["f"]) == b"same"
 
 
-def test_extract_file_follows_symlinks_inside(tmp_path):
+def read(img: Path, path: str, limit: int = 16 << 20) -> bytes | None:
+    from urunix.imagefile import open_image
+    with open_image(str(img)) as (info, store):
+        return F.read_file(store, info, path, limit, image=str(img))
+
+
+def test_a_file_is_found_through_symlinks_inside(tmp_path):
     layer = tar_bytes([("boot/", "dir"), ("boot/vmlinuz-6", "file", b"KERNEL"), ("kernel", "sym", "/boot/vmlinuz-6"),
                        ("dir/", "dir")])
     img = make_archive(tmp_path / "i.tar", [layer], config={"Entrypoint": ["/init"], "Cmd": ["a b"], "Env": ["A=1"],
                                                            "WorkingDir": "/w"})
-    dest = F.extract_file(str(img), "/kernel", str(tmp_path / "k"))
-    assert Path(dest).read_bytes() == b"KERNEL"
-    tmp = F.extract_file(str(img), "kernel")
-    assert Path(tmp).read_bytes() == b"KERNEL"
-    os.unlink(tmp)
-    assert F.read_file(str(img), "/boot/vmlinuz-6") == b"KERNEL"
-    with pytest.raises(F.FlattenError, match="not in the image"):
-        F.extract_file(str(img), "/nope")
-    with pytest.raises(F.FlattenError, match="dir"):
-        F.extract_file(str(img), "/dir")
+    with F.flatten(str(img)) as flat:
+        m = flat.find("/kernel")
+        assert m is not None and m.kind == "file"
+        assert Path(F.copy_member(m, str(tmp_path / "k"))).read_bytes() == b"KERNEL"
+        assert flat.find("kernel", follow=False).kind == "symlink"
+        assert flat.find("/nope") is None and flat.find("/dir").kind == "dir"
+    assert read(img, "/kernel") == read(img, "/boot/vmlinuz-6") == b"KERNEL"
+    assert read(img, "/nope") is None and read(img, "/dir") is None
+    with pytest.raises(F.FlattenError, match="larger than 3 bytes"):
+        read(img, "/kernel", limit=3)
+
+
+# Layers where a reader that only looks for the name (and its whiteout)
+# goes wrong; read_file must say what flatten() says.
+TRICKY = {
+    "hard link": [[("x", "file", b"DATA"), ("urunc.json", "link", "x")]],
+    "hard link in a lower layer": [[("x", "file", b"DATA")], [("urunc.json", "link", "x")], [(".wh.x", "file")]],
+    "whiteout": [[("urunc.json", "file", b"OLD")], [(".wh.urunc.json", "file")]],
+    "opaque": [[("etc/", "dir"), ("etc/u.json", "file", b"OLD")], [("etc/", "dir"), ("etc/.wh..wh..opq", "file")]],
+    "symlinked parent": [[("real/", "dir"), ("real/u.json", "file", b"DATA"), ("etc", "sym", "real")]],
+    "symlink to a link": [[("a", "file", b"DATA"), ("b", "link", "a"), ("urunc.json", "sym", "/b")]],
+    "replaced by a dir": [[("urunc.json", "file", b"OLD")], [("urunc.json/", "dir")]],
+    "parent whited out": [[("etc/", "dir"), ("etc/u.json", "file", b"OLD")], [(".wh.etc", "file")],
+                          [("etc/", "dir")]],
+}
+
+
+@pytest.mark.parametrize("case", sorted(TRICKY))
+@pytest.mark.parametrize("gz", [False, True])
+def test_read_file_merges_as_flatten_does(tmp_path, case, gz):
+    layers = [tar_bytes(entries) for entries in TRICKY[case]]
+    img = make_archive(tmp_path / "i.tar", layers, compress=set(range(len(layers))) if gz else set())
+    for path in ("/urunc.json", "/etc/u.json"):
+        with F.flatten(str(img)) as flat:
+            m = flat.find(path)
+            want = content(m) if m is not None and m.kind in ("file", "hardlink") else None
+        assert read(img, path) == want, (case, path)
+    assert any(read(img, p) == b"DATA" for p in ("/urunc.json", "/etc/u.json")) == (
+        case in ("hard link", "hard link in a lower layer", "symlinked parent", "symlink to a link"))
+
+
+def test_inspect_reads_a_hard_linked_urunc_json(tmp_path):
+    """An image whose /urunc.json is a hard link to another file: urunc
+    (containerd's applier) sees the file, and so does `urunix inspect`."""
+    from urunix.helpers.urunc_json import labels, urunc_json
+    from urunix.image_report import exit_code, inspect_image
+    ann = {"unikernelType": "unikraft", "hypervisor": "qemu", "binary": "/kernel", "cmdline": "k"}
+    layer = tar_bytes([("kernel", "file", b"K"), (".urunc-meta", "file", urunc_json(ann)),
+                       ("urunc.json", "link", ".urunc-meta")])
+    img = make_archive(tmp_path / "i.tar", [layer], config={"Labels": labels(ann)})
+    report = inspect_image(str(img))
+    assert report["uruncJson"] == ann and report["missing"] == [] and report["disagreements"] == []
+    assert exit_code(report) == 0
+
+
+def test_run_config_accessors(tmp_path):
+    layer = tar_bytes([("dir/", "dir")])
+    img = make_archive(tmp_path / "i.tar", [layer], config={"Entrypoint": ["/init"], "Cmd": ["a b"], "Env": ["A=1"],
+                                                           "WorkingDir": "/w"})
     with F.flatten(str(img)) as flat:
         assert flat.argv() == ["/init", "a b"] and flat.env() == ["A=1"] and flat.workdir() == "/w"
 

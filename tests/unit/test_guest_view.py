@@ -6,17 +6,15 @@ the model's view per targeted release."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
+import cases
 from cli import urunix
 from urunix import guest_view, urunc_model as M
 
 FACTS = Path(__file__).resolve().parents[1] / "urunc_facts"
-sys.path.insert(0, str(FACTS))
-import cases  # noqa: E402
 
 MODE_OF = {"v0.5.0": "annot-b64", "v0.6.0": "annot-b64", "v0.7.0": "annot-b64", "main": "annot-plain"}
 

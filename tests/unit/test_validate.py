@@ -56,11 +56,20 @@ def test_bad_pair_says_which_monitors_fit(tmp_path):
     assert "unikraft runs on qemu, firecracker, hyperlight" in p.allowed
 
 
-@pytest.mark.parametrize("monitor,guest,release", [("cloud-hypervisor", "linux", "main"), ("hyperlight", "unikraft", "next"),
-                                                   ("spt", "mirage", "v0.6.0"), ("firecracker", "freebsd", "next")])
-def test_pairs_of_newer_urunc_are_accepted_when_targeted(tmp_path, monitor, guest, release):
-    validate(make(tmp_path, {"unikernelType": guest, "hypervisor": monitor, "cmdline": "/init x",
-                             "mountRootfs": "false"}, urunc=[release]))
+@pytest.mark.parametrize("monitor,guest,release,older", [
+    ("cloud-hypervisor", "linux", "main", "v0.6.0"), ("hyperlight", "unikraft", "next", "v0.6.0"),
+    ("spt", "mirage", "v0.6.0", None), ("firecracker", "freebsd", "next", "v0.6.0")])
+def test_pairs_of_newer_urunc_are_accepted_when_targeted(tmp_path, monitor, guest, release, older):
+    img, diag = validate(make(tmp_path, {"unikernelType": guest, "hypervisor": monitor, "cmdline": "/init x",
+                                         "mountRootfs": "false"}, urunc=[release]))
+    assert (img.annotations["unikernelType"], img.annotations["hypervisor"]) == (guest, monitor)
+    assert release in img.targets and img.annotations["cmdline"] == "/init x"
+    if older is None:
+        return
+    # and the same pair is refused when no urunc release that runs it is targeted
+    (p, *_) = problems(make(tmp_path, {"unikernelType": guest, "hypervisor": monitor, "cmdline": "/init x",
+                                       "mountRootfs": "false"}, urunc=[older]))
+    assert p.field in ("annotations.hypervisor", "annotations.unikernelType", "urunc")
 
 
 def test_unknown_annotation_did_you_mean(tmp_path):

@@ -83,7 +83,6 @@ def build(desc: dict, out: str) -> None:
         from urunix.helpers import image_writer
         from urunix.native.artifacts import Materializer
         from urunix.rootfs.flatten import copy_member
-    image_writer.HOST_HARDLINKS[0] = False   # store paths: see image_writer._walk
 
     store_dir = desc.get("storeDir", "/nix/store").encode()
     seen: set = set()
@@ -99,11 +98,14 @@ def build(desc: dict, out: str) -> None:
                 if "source" in e:
                     src = e["source"]
                     refs += store_refs(src, store_dir, seen)
-                    entries.append({"type": "tree" if os.path.isdir(src) else "file", "path": target, "source": src})
+                    if os.path.isdir(src):   # a store path: see image_writer._walk
+                        entries.append({"type": "tree", "path": target, "source": src, "hardlinks": False})
+                    else:
+                        entries.append({"type": "file", "path": target, "source": src})
                     continue
                 if "extract" in e:
                     d = e["extract"]
-                    m = Materializer(build_rootfs._image({}), scratch, stack)
+                    m = Materializer(build_rootfs._image({}), scratch, stack, host_hardlinks=False)
                     member = m.extract(build_rootfs._extract(d))
                     dest = os.path.join(scratch, f"{i}-{j}")
                     copy_member(member, dest)
@@ -118,7 +120,7 @@ def build(desc: dict, out: str) -> None:
                     refs += store_refs(r["origin"]["location"], store_dir, seen)
                 if r["type"] == "raw":
                     image = build_rootfs._image(r)
-                    members += Materializer(image, scratch, stack).tree()
+                    members += Materializer(image, scratch, stack, host_hardlinks=False).tree()
                     expanded = True
                 else:
                     dest = os.path.join(scratch, f"{i}-{j}")
@@ -145,7 +147,7 @@ def main(argv: list[str]) -> int:
     try:
         build(desc, argv[2])
     except Exception as e:   # a derivation log wants the reason, not a traceback
-        if os.environ.get("URUNIX_DEBUG"):
+        if os.environ.get("URUNIX_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off"):   # urunix/envflags.py
             raise
         print(f"base_image.py: {type(e).__name__}: {e}", file=sys.stderr)
         return 1

@@ -70,16 +70,15 @@ def _image(desc: dict):
 
 def build(desc: dict, out: str) -> None:
     _load_package()
-    from urunix.helpers import cpio, ext, image_writer
+    from urunix.helpers import cpio, ext
     from urunix.helpers.image_writer import Member
-    image_writer.HOST_HARDLINKS[0] = False   # store paths: see image_writer._walk
     from urunix.native.artifacts import Materializer
 
     with ExitStack() as stack:
         scratch = tempfile.mkdtemp(prefix="urunix-")
         stack.callback(shutil.rmtree, scratch, True)
         image = _image(desc)
-        m = Materializer(image, scratch, stack)
+        m = Materializer(image, scratch, stack, host_hardlinks=False)   # store paths: see image_writer._walk
         if "extract" in desc:
             from urunix.rootfs.flatten import copy_member
             member: Member = m.extract(_extract(desc["extract"]))
@@ -131,7 +130,7 @@ def main(argv: list[str]) -> int:
     try:
         build(desc, argv[2])
     except Exception as e:   # a derivation log wants the reason, not a traceback
-        if os.environ.get("URUNIX_DEBUG"):
+        if os.environ.get("URUNIX_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off"):   # urunix/envflags.py
             raise
         print(f"build_rootfs.py: {type(e).__name__}: {e}", file=sys.stderr)
         return 1

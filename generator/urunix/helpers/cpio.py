@@ -197,16 +197,6 @@ def _trailer() -> bytes:
     return _header(0, 0, 0, 0, 1, 0, 0, 0, 0, _name(TRAILER))
 
 
-def cpio_size(members: list[Member], mtime: int = 0, hardlinks: str = "link") -> int:
-    """The exact size of the uncompressed archive write_cpio would write (so a
-    caller can put it in a tar header before streaming it)."""
-    total = 0
-    for e in plan(members, mtime, hardlinks):
-        total += len(e.header(mtime)) + e.size + (-e.size % 4)
-    total += len(_trailer())
-    return total + (-total % BLOCK)
-
-
 def _copy(m: Member, out, view: memoryview, size: int, progress: Progress | None) -> None:
     if m.data is not None:
         if len(m.data) != size:

@@ -28,6 +28,7 @@ ENTRY:
   {"type": "dir", "path": "a"}
   {"type": "symlink", "path": "a/l", "target": "b"}
   {"type": "tree", "path": "a", "source": "/host/dir"}   (contents of a directory)
+  {"type": "tree", ..., "hardlinks": false}   (a Nix store path: see _walk)
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Iterable, TypedDict
 
 BLOCK = 512
 CHUNK = 1 << 20
@@ -161,13 +162,6 @@ def host_mode(st: os.stat_result) -> int:
     return 0o755 if st.st_mode & 0o111 else 0o644
 
 
-# Hard links between files of a host tree are kept, as tar, cpio and mke2fs
-# -d keep them. Inside a Nix build the tree is a store path, whose shared
-# inodes come from store optimisation, not from the user (a NAR has no hard
-# links): build_rootfs.py turns this off there.
-HOST_HARDLINKS = [True]
-
-
 _KIND_NAMES = {stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device", stat.S_IFIFO: "a fifo",
                stat.S_IFSOCK: "a socket"}
 
@@ -180,17 +174,21 @@ def source_ident(st: os.stat_result) -> str:
 PATH_MAX = 4095   # bytes of an absolute path Linux (and so docker load, mke2fs, a guest) can create
 
 
-def _walk(root: str, prefix: str, exclude: frozenset = frozenset(), skip: frozenset = frozenset()) -> list[Member]:
+def _walk(root: str, prefix: str, exclude: frozenset = frozenset(), skip: frozenset = frozenset(),
+          links: bool = True) -> list[Member]:
     """A host directory's contents in sorted depth-first order, symlinks
     kept as symlinks (never followed); a file's second and later names
     (same inode, in walk order) become hard links to its first. A loop, not
     recursion: any depth. Left out: paths relative to root in `exclude`
     (.dockerignore; a directory with all it holds), image paths in `skip`
     (what another entry provides, urunix's own output) and urunix's
-    temporary directories (.urunix-tmp-*), never part of anyone's tree."""
+    temporary directories (.urunix-tmp-*), never part of anyone's tree.
+    Hard links between files of a host tree are kept (`links`), as tar,
+    cpio and mke2fs -d keep them. Inside a Nix build the tree is a store
+    path, whose shared inodes come from store optimisation, not from the
+    user (a NAR has no hard links): its entries say "hardlinks": false."""
     out: list[Member] = []
     seen: dict = {}
-    links = HOST_HARDLINKS[0]
 
     def listing(d: str):
         with os.scandir(d) as it:
@@ -230,7 +228,28 @@ def _walk(root: str, prefix: str, exclude: frozenset = frozenset(), skip: frozen
     return out
 
 
-def expand(entries: Iterable[dict], extra: Iterable[Member] = ()) -> list[Member]:
+class Entry(TypedDict, total=False):
+    """One plan entry (see the module docstring): what plan.py and
+    base_image.py hand expand(). Only "type" and "path" are always there."""
+
+    type: str          # file | dir | symlink | tree
+    path: str
+    source: str        # a host file or directory
+    data: str          # a file's content (surrogateescape text)
+    mode: int
+    target: str        # a symlink's target
+    exclude: list[str] # tree: paths left out (.dockerignore)
+    skip: list[str]    # tree: image paths another entry provides
+    rank: int          # where two entries give one path, the higher wins
+    hardlinks: bool    # tree: keep host hard links (false for a Nix store path)
+
+
+class LayerPlan(TypedDict):
+    name: str
+    entries: list[Entry]
+
+
+def expand(entries: Iterable[Entry], extra: Iterable[Member] = ()) -> list[Member]:
     """Plan entries (plus members already made, e.g. a flattened image) ->
     sorted tar members with their parent directories."""
     members: dict[str, Member] = {}
@@ -259,7 +278,7 @@ def expand(entries: Iterable[dict], extra: Iterable[Member] = ()) -> list[Member
             if path:
                 add(Member(path, "dir", 0o755), rank)
             for m in _walk(e["source"], path, frozenset(e.get("exclude", ())),
-                           frozenset(clean_path(x) for x in e.get("skip", ()))):
+                           frozenset(clean_path(x) for x in e.get("skip", ())), e.get("hardlinks", True)):
                 add(m, rank)
             continue
         if not path:

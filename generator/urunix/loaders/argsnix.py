@@ -23,6 +23,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from ..envflags import flag
 from ..errors import SpecError
 from ..spec import Spec, display_path
 from . import nixdata
@@ -50,7 +51,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
 def nix_available() -> str | None:
     """The nix-instantiate to use, or None (absent, or URUNIX_NO_NIX set)."""
-    if os.environ.get("URUNIX_NO_NIX"):
+    if flag("URUNIX_NO_NIX"):
         return None
     return shutil.which("nix-instantiate")
 

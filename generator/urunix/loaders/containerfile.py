@@ -255,7 +255,15 @@ def _instruction(line: str, start: int, end: int) -> Instruction:
 
 
 def _builder_flags(line: str) -> tuple[str, list[str]]:
-    """buildkit's extractBuilderFlags: leading `--name[=value]` words."""
+    """buildkit's extractBuilderFlags: leading `--name[=value]` words.
+
+    Not parse_words with a flag filter: buildkit has two tokenizers that
+    disagree, and `docker build` is the judge. This one removes quotes and
+    escapes, always escapes with a backslash (the `# escape=` directive does
+    not apply), stops at the first word not starting with `--` and at `--`
+    itself, and returns the rest of the line untouched; parse_words keeps
+    quotes and escapes for the shell-word processor, uses the directive's
+    escape character and takes no escape inside single quotes."""
     words: list[str] = []
     word: list[str] = []
     phase = "spaces"

@@ -50,8 +50,12 @@ class Artifacts:
 
 
 class Materializer:
-    def __init__(self, image: Image, scratch: str, stack: ExitStack, exclude=()):
+    def __init__(self, image: Image, scratch: str, stack: ExitStack, exclude=(), host_hardlinks: bool = True):
+        """exclude: host paths never taken into a tree (urunix's own output and
+        scratch); host_hardlinks: keep hard links of a rootfs directory (False
+        for a Nix store path: see image_writer._walk)."""
         self.image = image
+        self.host_hardlinks = host_hardlinks
         self.scratch = scratch
         self.stack = stack
         self.exclude = overlap.real_paths(exclude)   # urunix's own output and scratch: never in a tree
@@ -133,7 +137,8 @@ class Materializer:
         merged: dict[str, Member] = {}
         if r.origin.kind == "dir":
             base = expand([{"type": "tree", "path": "", "source": r.origin.location,
-                            "skip": overlap.inside(r.origin.location, "/", self.exclude)}])
+                            "skip": overlap.inside(r.origin.location, "/", self.exclude),
+                            "hardlinks": self.host_hardlinks}])
         elif r.origin.kind in IMAGE_KINDS:
             flat = self.flat(r.origin)
             base = flat.members
@@ -145,7 +150,7 @@ class Materializer:
         originals = {m.path: m for m in base if m.kind == "file"}
         includes = []
         for i, f in enumerate(r.include):   # validate.py ordered them: a later entry wins
-            e = {**file_entry(f), "rank": i}
+            e = {**file_entry(f, self.host_hardlinks), "rank": i}
             if e["type"] == "tree":
                 e["skip"] = overlap.inside(e["source"], f.target, self.exclude)
             includes.append(e)

@@ -20,17 +20,21 @@ ProgressFactory = Callable[[int], ContextManager[Callable[[int], None] | None]]
 
 
 def build(image: Image, out: str, fmt: str = "docker-archive",
-          progress: ProgressFactory | None = None, cache: bool | None = None, fsync: bool = False) -> str:
+          progress: ProgressFactory | None = None, cache: bool | layer_cache.LayerCache | None = None,
+          fsync: bool = False) -> str:
     """Write the image to `out` atomically; return its manifest digest.
-    cache: use the layer cache (native/cache.py); None: unless
-    URUNIX_NO_CACHE is set. fsync: force the result to disk before the
+    cache: use the layer cache (native/cache.py), or this LayerCache;
+    None: unless URUNIX_NO_CACHE is set. fsync: force the result to disk before the
     rename (durable across a power loss; slower by the disk's write time)."""
     if fmt not in image_writer.FORMATS:
         raise SpecError("is not an output format urunix writes", field="--format", value=fmt,
                         allowed=", ".join(image_writer.FORMATS))
     dest = output.resolve(out, fmt, image.name, str(image.source) if image.source else None)
-    use_cache = layer_cache.enabled() if cache is None else cache
-    store = layer_cache.LayerCache() if use_cache else None
+    if isinstance(cache, layer_cache.LayerCache):
+        store: layer_cache.LayerCache | None = cache
+    else:
+        use_cache = layer_cache.enabled() if cache is None else cache
+        store = layer_cache.LayerCache() if use_cache else None
     scratch = None
     try:
         with ExitStack() as stack:

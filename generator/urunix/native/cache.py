@@ -57,6 +57,7 @@ import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, Iterable
 
+from ..envflags import flag
 from ..helpers.image_writer import CHUNK, Member, copy_range, source_ident
 
 VERSION = "v2"          # v1 shared inodes with outputs: never read again
@@ -64,11 +65,8 @@ MIN_BYTES = 1 << 20          # smaller layers are cheaper to make than to look u
 DEFAULT_MAX = 10 << 30
 STALE_TMP = 15 * 60          # seconds: an untouched tmp file older than this is abandoned
 
-STATS = {"hits": 0, "misses": 0, "stores": 0, "rehashed": 0, "corrupt": 0}
-
-
 def enabled() -> bool:
-    return os.environ.get("URUNIX_NO_CACHE", "") in ("", "0")
+    return not flag("URUNIX_NO_CACHE")
 
 
 def cache_dir() -> str:
@@ -128,7 +126,7 @@ def members_digest(members: Iterable[Member], h=None):
     for m in members:
         if m.fill is not None:
             return None
-        src = ""
+        src: str | None = ""
         if m.source is not None:
             src = stats.get(m.source)
             if src is None:
@@ -196,7 +194,9 @@ class LayerCache:
         self.keys = os.path.join(self.root, "keys")
         self.blobs = os.path.join(self.root, "blobs")
         self.tmp = os.path.join(self.root, "tmp")
-        self.verify = os.environ.get("URUNIX_CACHE_VERIFY", "") not in ("", "0") if verify is None else verify
+        self.verify = flag("URUNIX_CACHE_VERIFY") if verify is None else verify
+        # what this cache object did (for tests and diagnostics)
+        self.stats = {"hits": 0, "misses": 0, "stores": 0, "rehashed": 0, "corrupt": 0}
 
     def _dirs(self) -> None:
         for d in (self.keys, self.blobs, self.tmp):
@@ -218,26 +218,26 @@ class LayerCache:
     def lookup(self, key: str) -> Hit | None:
         """The cached layer for `key`, checked; None on a miss."""
         try:
-            with open(self._key_path(key)) as f:
-                entry = json.load(f)
+            with open(self._key_path(key)) as kf:
+                entry = json.load(kf)
             digest, size, offset, fp = entry["digest"], int(entry["size"]), int(entry["offset"]), entry["fp"]
             name = entry["file"]
             if not re.fullmatch(r"[0-9a-f]{64}", digest) or "/" in name or name.startswith("."):
                 raise ValueError(digest)
         except (OSError, ValueError, KeyError, TypeError):
-            STATS["misses"] += 1
+            self.stats["misses"] += 1
             return None
         blob = os.path.join(self.blobs, name)
         try:
-            f = open(blob, "rb")
+            f: BinaryIO = open(blob, "rb")
         except OSError:
-            STATS["misses"] += 1
+            self.stats["misses"] += 1
             _unlink(self._key_path(key))
             return None
         try:
             st = os.fstat(f.fileno())
             if _fp(st) != fp or self.verify:
-                STATS["rehashed"] += 1
+                self.stats["rehashed"] += 1
                 if st.st_size < offset + size or _sha256_range(f, offset, size) != digest:
                     raise _Corrupt()
                 if _fp(st) != fp:
@@ -247,15 +247,15 @@ class LayerCache:
             except OSError:
                 pass
         except _Corrupt:
-            STATS["corrupt"] += 1
-            STATS["misses"] += 1
+            self.stats["corrupt"] += 1
+            self.stats["misses"] += 1
             f.close()
             _unlink(self._key_path(key))
             return None
         except BaseException:
             f.close()
             raise
-        STATS["hits"] += 1
+        self.stats["hits"] += 1
         return Hit(f, offset, size, digest)
 
     def store(self, key: str, digest: str, src: str, offset: int, size: int) -> None:
@@ -277,7 +277,7 @@ class LayerCache:
                 raise
             fp = _fp(os.stat(final))
             self._write_key(key, {"digest": digest, "size": size, "offset": 0, "file": os.path.basename(final), "fp": fp})
-            STATS["stores"] += 1
+            self.stats["stores"] += 1
         except OSError:
             return
         try:

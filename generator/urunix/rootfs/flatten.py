@@ -48,7 +48,7 @@ import zlib
 from dataclasses import dataclass, field
 
 from ..helpers.image_writer import Member
-from ..imagefile import ImageFormatError, iter_members, layout_path, open_image
+from ..imagefile import ImageFormatError, ImageInfo, _Tar, _why, iter_members, layout_path, open_image
 
 CHUNK = 1 << 20
 MAX_SYMLINKS = 40
@@ -211,28 +211,6 @@ class _Window(io.RawIOBase):
         super().close()
 
 
-def _outer_index(path: str) -> dict[str, tarfile.TarInfo]:
-    """Names of an archive's members -> TarInfo, symlinks and hard links
-    resolved (old `docker save` links identical layer.tar files)."""
-    with tarfile.open(path, "r:") as t:
-        raw = {}
-        for m in t:
-            name = m.name[2:] if m.name.startswith("./") else m.name
-            raw[name.rstrip("/")] = m
-    out = {}
-    for name, m in raw.items():
-        seen = 0
-        while m is not None and (m.issym() or m.islnk()) and seen < 16:
-            seen += 1
-            link = m.linkname
-            if m.issym():
-                link = os.path.normpath(os.path.join(os.path.dirname(name), link))
-            m = raw.get(link[2:] if link.startswith("./") else link)
-        if m is not None and m.isfile():
-            out[name] = m
-    return out
-
-
 def _layer_location(image: str, index: dict | None, name: str) -> tuple[str, int, int]:
     if index is None:  # an OCI layout directory
         p = layout_path(image, name)
@@ -261,6 +239,13 @@ def clean_name(name: str, image: str) -> str:
     return "/".join(parts)
 
 
+def _data(tar: tarfile.TarFile, m: tarfile.TarInfo):
+    """A regular member's content (extractfile gives None only for others)."""
+    f = tar.extractfile(m)
+    assert f is not None, m.name
+    return f
+
+
 class _Entry:
     """What _apply_layer keeps of a tar member: a TarInfo holds much more
     (pax headers, names twice), and a layer may have a million of them."""
@@ -273,10 +258,25 @@ class _Entry:
         self.devmajor, self.devminor, self.tmp = m.devmajor, m.devminor, tmp
 
 
+class _Need(Exception):
+    """read_file: the wanted path leads (a hard link) to one not kept yet."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+
+def _on_the_way(name: str, keep: set[str] | frozenset[str]) -> bool:
+    """`name` is a kept path or one of its parent directories."""
+    return any(k == name or k.startswith(name + "/") or not name for k in keep)
+
+
 def _apply_layer(tree: _Tree, tar: tarfile.TarFile, base: int, source: str, scratch: str,
-                 size: int | None = None) -> None:
+                 size: int | None = None, keep: set[str] | None = None, limit: int = 0) -> None:
     """Apply one layer: whiteouts against the layers below, then the entries.
-    `size`: the layer's length, to refuse a member whose data runs past it."""
+    `size`: the layer's length, to refuse a member whose data runs past it.
+    `keep` (read_file): only what lies on the way to these paths is applied,
+    and a kept file's content (at most `limit` bytes) is copied to scratch,
+    so that the layer can be a stream (gzip) and memory stays flat."""
     adds: list[_Entry] = []
     opaque: list[str] = []
     whiteouts: list[str] = []
@@ -284,19 +284,28 @@ def _apply_layer(tree: _Tree, tar: tarfile.TarFile, base: int, source: str, scra
         name = clean_name(m.name, tree.image)
         head, _, b = name.rpartition("/")
         if b == ".wh..wh..opq":
-            opaque.append(head)
+            if keep is None or _on_the_way(head, keep):
+                opaque.append(head)
         elif b.startswith(".wh..wh."):
             continue
         elif b.startswith(".wh."):
-            whiteouts.append(f"{head}/{b[4:]}" if head else b[4:])
-        elif name:
+            gone = f"{head}/{b[4:]}" if head else b[4:]
+            if keep is None or _on_the_way(gone, keep):
+                whiteouts.append(gone)
+        elif name and (keep is None or _on_the_way(name, keep)):
             tmp = None
             if m.isreg() and not m.issparse() and size is not None and m.offset_data + m.size > size:
                 raise FlattenError(f"/{name}: its data runs past the end of the layer (truncated?)", file=tree.image)
-            if m.issparse():
+            if keep is not None and m.isreg():
+                if m.size > limit:
+                    raise FlattenError(f"/{name} in the image is larger than {limit} bytes", file=tree.image)
+                fd, tmp = tempfile.mkstemp(dir=scratch, prefix="file-")
+                with os.fdopen(fd, "wb") as out, _data(tar, m) as src:
+                    shutil.copyfileobj(src, out, CHUNK)
+            elif m.issparse():
                 # content is not one byte range: extract it
                 fd, tmp = tempfile.mkstemp(dir=scratch, prefix="sparse-")
-                with os.fdopen(fd, "wb") as out, tar.extractfile(m) as src:
+                with os.fdopen(fd, "wb") as out, _data(tar, m) as src:
                     shutil.copyfileobj(src, out, CHUNK)
             adds.append(_Entry(name, m, tmp))
     for d in opaque:
@@ -309,7 +318,9 @@ def _apply_layer(tree: _Tree, tar: tarfile.TarFile, base: int, source: str, scra
             tree.remove(f"{loc[0]}/{loc[1]}" if loc[0] else loc[1])
     for e in adds:
         name = e.name
-        parent, b = tree.locate(name, create=True)
+        loc = tree.locate(name, create=True)
+        assert loc is not None   # create=True makes the parents
+        parent, b = loc
         path = f"{parent}/{b}" if parent else b
         old = tree.nodes.get(path)
         mode = e.mode
@@ -322,11 +333,14 @@ def _apply_layer(tree: _Tree, tar: tarfile.TarFile, base: int, source: str, scra
             t = clean_name(e.linkname, tree.image)
             loc = tree.locate(t, create=False)
             tpath = (f"{loc[0]}/{loc[1]}" if loc[0] else loc[1]) if loc else None
-            node = tree.nodes.get(tpath) if tpath else None
-            if node is None:
+            found = tree.nodes.get(tpath) if tpath else None
+            if found is None and keep is not None and t not in keep:
+                raise _Need(t)   # read_file: apply the layers again, keeping the target too
+            if found is None:
                 raise tree.error(f"hard link /{name} -> /{e.linkname}: no such file in the image")
-            if node.kind == "dir":
+            if found.kind == "dir":
                 raise tree.error(f"hard link /{name} -> /{e.linkname} names a directory")
+            node = found
             if tpath == path:
                 continue
         elif e.type == tarfile.SYMTYPE:
@@ -401,8 +415,9 @@ def flatten(image: str, scratch_dir: str | None = None) -> FlatImage:
     Temporary files (decompressed gzip layers) go to a new directory under
     scratch_dir (default: the system's temp dir)."""
     image = os.path.abspath(image)
-    with open_image(image) as (info, _store):
-        index = None if os.path.isdir(image) else _outer_index(image)
+    with open_image(image) as (info, store):
+        # the archive's members by name, as imagefile indexed them (links resolved)
+        index = store.members if isinstance(store, _Tar) else None
         scratch = tempfile.mkdtemp(prefix="urunix-flatten-", dir=scratch_dir)
         tree = _Tree(image)
         try:
@@ -463,9 +478,26 @@ def find(members: list[Member], path: str, follow: bool = True) -> Member | None
     """The member at `path` (symlinks in it followed inside the tree, the
     last one too when follow is True; hard links resolved to the file)."""
     by_path = {m.path: m for m in members}
+    walked = _walk_links(by_path, path, follow)
+    if walked is None or not walked[1]:
+        return None
+    m = by_path.get(walked[0])
+    if m is not None and m.kind == "hardlink":
+        m = by_path.get(m.target)
+    return m
+
+
+def _walk_links(by_path: dict[str, Member], path: str, follow: bool = True) -> tuple[str, bool] | None:
+    """(`path` with the symlinks the members hold resolved, as a chroot would:
+    absolute targets start at the root, ".." stops there; whether each
+    component before the last exists and is a directory), or None on a
+    loop. _Tree.resolve_dir is the same walk over the tree still being
+    built (it creates missing directories and refuses a file on the way);
+    this one reads finished members and changes nothing."""
     parts = [p for p in path.split("/") if p]
     cur: list[str] = []
     hops = 0
+    whole = True
     while parts:
         name = parts.pop(0)
         if name in ("", "."):
@@ -474,11 +506,8 @@ def find(members: list[Member], path: str, follow: bool = True) -> Member | None
             if cur:
                 cur.pop()
             continue
-        p = "/".join(cur + [name])
-        m = by_path.get(p)
-        if m is None:
-            return None
-        if m.kind == "symlink" and (parts or follow):
+        m = by_path.get("/".join(cur + [name]))
+        if m is not None and m.kind == "symlink" and (parts or follow):
             hops += 1
             if hops > MAX_SYMLINKS:
                 return None
@@ -487,12 +516,9 @@ def find(members: list[Member], path: str, follow: bool = True) -> Member | None
             parts = m.target.split("/") + parts
             continue
         cur.append(name)
-        if parts and m.kind != "dir":
-            return None
-    m = by_path.get("/".join(cur))
-    if m is not None and m.kind == "hardlink":
-        m = by_path.get(m.target)
-    return m
+        if parts and (m is None or m.kind != "dir"):
+            whole = False
+    return "/".join(cur), whole
 
 
 def copy_member(m: Member, dest: str) -> str:
@@ -501,6 +527,7 @@ def copy_member(m: Member, dest: str) -> str:
         if m.data is not None:
             out.write(m.data)
             return dest
+        assert m.source is not None, m   # a file member has data or a source
         with open(m.source, "rb") as f:
             f.seek(m.offset)
             left = m.size
@@ -513,31 +540,37 @@ def copy_member(m: Member, dest: str) -> str:
     return dest
 
 
-def extract_file(image: str, path: str, dest: str | None = None) -> str:
-    """Copy the file at `path` in the image's merged rootfs (e.g. /kernel;
-    symlinks followed inside the image) to dest (default: a new temporary
-    file, which the caller removes). Raises FlattenError if it is missing or
-    not a regular file."""
-    with flatten(image) as flat:
-        m = flat.find(path)
-        if m is None:
-            raise FlattenError(f"{path} is not in the image", file=image)
-        if m.kind != "file":
-            raise FlattenError(f"{path} in the image is a {m.kind}, not a file", file=image)
-        if dest is None:
-            fd, dest = tempfile.mkstemp(prefix="urunix-extract-")
-            os.close(fd)
-        return copy_member(m, dest)
-
-
-def read_file(image: str, path: str, limit: int = 16 << 20) -> bytes:
-    """The content of a (small) file of the image."""
-    with flatten(image) as flat:
-        m = flat.find(path)
-        if m is None or m.kind != "file":
-            raise FlattenError(f"{path} is not a file in the image", file=image)
-        if m.size > limit:
-            raise FlattenError(f"{path} in the image is larger than {limit} bytes", file=image)
-        with open(m.source, "rb") as f:
-            f.seek(m.offset)
-            return f.read(m.size)
+def read_file(store, info: ImageInfo, path: str, limit: int = 16 << 20, image: str = "") -> bytes | None:
+    """The content of the regular file at `path` in an opened image's merged
+    rootfs (imagefile.open_image), merged as flatten() merges it: whiteouts,
+    opaque directories, hard links, symlinks resolved inside the tree; None
+    if it is not a regular file there. Each layer is streamed (gzip too) and
+    only the entries on the way to `path` are kept, so memory does not grow
+    with the layers; a hard link or a symlink on the way adds its target and
+    the layers are read again."""
+    keep = {clean_name(path, image)}
+    for _ in range(MAX_SYMLINKS):
+        with tempfile.TemporaryDirectory(prefix="urunix-read-") as scratch:
+            tree = _Tree(image)
+            try:
+                for layer in info.layers:
+                    with store.open(layer) as f:
+                        try:
+                            with tarfile.open(fileobj=f, mode="r|*") as t:
+                                _apply_layer(tree, t, 0, "", scratch, keep=keep, limit=limit)
+                        except (tarfile.TarError, EOFError, zlib.error) as e:
+                            raise FlattenError(f"layer {layer} is not a readable tar ({_why(e)})", file=image) from None
+            except _Need as need:
+                keep.add(need.path)
+                continue
+            members = tree.members()
+            walked = _walk_links({m.path: m for m in members}, path)
+            if walked is not None and walked[0] not in keep:
+                keep.add(walked[0])   # a symlink on the way leads elsewhere
+                continue
+            m = find(members, path)
+            if m is None or m.kind != "file" or m.source is None:
+                return None
+            with open(m.source, "rb") as f:
+                return f.read()
+    raise FlattenError(f"too many levels of links on the way to {path}", file=image)

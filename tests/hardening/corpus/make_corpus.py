@@ -79,7 +79,7 @@ def main() -> None:
     expect["archives/markup-labels.tar"] = {"cmd": ["inspect"], "exit": 1,
                                             "why": "rich MarkupError rendering a label key (exit 1: labels and urunc.json disagree)"}
     oci_archive(arch / "dotdot-digest.tar", [ok_layer])
-    data = (arch / "dotdot-digest.tar").read_bytes()
+    (arch / "dotdot-digest.tar").read_bytes()   # readable
     with tarfile.open(arch / "dotdot-digest.tar") as t:
         members = {m.name: t.extractfile(m).read() for m in t.getmembers()}
     idx = json.loads(members["index.json"])

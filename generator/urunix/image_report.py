@@ -28,7 +28,8 @@ from typing import Iterator
 
 from .errors import MissingTool, SpecError
 from .helpers.urunc_json import PREFIX, decode
-from .imagefile import ImageFormatError, open_image, read_file
+from .imagefile import ImageFormatError, open_image
+from .rootfs.flatten import read_file
 
 SCHEMA_VERSION = 1
 INPUT_FORMS = "an image archive (docker save, urunix build), an OCI layout DIR, oci:DIR[:TAG], docker-daemon:NAME:TAG"
@@ -86,7 +87,7 @@ def _report(shown: str, local: str, tag: str | None) -> dict:
         cfg = _section(info.config.get("config"), 'the config\'s "config"', shown)
         all_labels = _section(cfg.get("Labels"), "the config's Labels", shown)
         labels = {k[len(PREFIX):]: v for k, v in all_labels.items() if k.startswith(PREFIX)}
-        raw = read_file(store, info, "/urunc.json")
+        raw = read_file(store, info, "/urunc.json", image=shown)
     problems: list[str] = []
     missing: list[str] = []
     urunc = None
