@@ -359,15 +359,20 @@ def generate(image: Image, source_spec_path: str | os.PathLike | None, out_dir: 
     return out
 
 
+def _nix_build_exe() -> str:
+    exe = shutil.which("nix-build")
+    if exe is None:
+        raise MissingTool("nix-build", "apt-get install nix-bin (or see https://nixos.org/download)",
+                          "for --backend nix")
+    return exe
+
+
 def nix_build(out_dir: str | os.PathLike, result_path: str | os.PathLike, pkgs_expr: str | None = None,
               extra_args: Iterable[str] = (), scratch: str | None = None) -> Path:
     """`nix-build OUT_DIR -o RESULT` (argv list, no substituters); returns the
     result path. `pkgs_expr` is passed as `--arg pkgs EXPR` (a Nix
     expression, e.g. "import <nixpkgs> { }")."""
-    exe = shutil.which("nix-build")
-    if exe is None:
-        raise MissingTool("nix-build", "apt-get install nix-bin (or see https://nixos.org/download)",
-                          "for --backend nix")
+    exe = _nix_build_exe()
     argv = [exe, str(out_dir), "-o", str(result_path)]
     if os.environ.get("URUNIX_NIX_OFFLINE") == "1":
         argv += ["--option", "substituters", ""]   # no binary cache to wait for
@@ -387,6 +392,7 @@ def build_with_nix(image: Image, source_spec_path: str | os.PathLike, result_pat
     """`urunix build --backend nix`: generate into a scratch directory, then
     nix-build it; `result_path` becomes nix-build's result symlink."""
     import tempfile
+    _nix_build_exe()   # first: without Nix, <nixpkgs> is moot
     if pkgs_expr is None:
         from .nixenv import NIXPKGS_HINT, NIXPKGS_MISSING, has_nixpkgs
         if not has_nixpkgs():

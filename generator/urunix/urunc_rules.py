@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from . import syntax
 from .resources import contract
 
 #: rumprun's JSON command line comes from Go's json.Marshal: these reach the
@@ -98,14 +99,26 @@ def _version_before(version: str | None, floor: tuple[int, ...]) -> bool:
     return bool(m) and tuple(int(x) for x in m.groups()) < floor
 
 
+_SCHEMA = type("Schema", (), {"format": "yaml", "names": {}})()
+
+
 class Rules:
     """The findings for one image on its targets. Add findings with
     `refuse`/`warn` per release; `findings()` groups equal ones."""
 
-    def __init__(self, targets: Iterable[str]):
+    def __init__(self, targets: Iterable[str], spec: Any = None):
         self.targets = tuple(targets)
+        # hints name fields and fixes in the user's own syntax (syntax.py);
+        # at build time, with no spec at hand, in the spec schema's
+        self.spec = spec if spec is not None else _SCHEMA
         self.rel = releases()
         self._out: list[tuple[str, str, str, str, Any, str | None]] = []
+
+    def name(self, field: str) -> str:
+        return syntax.name(self.spec, field)
+
+    def say(self, field: str, value: Any, fallback: str = "") -> str:
+        return syntax.example(self.spec, field, value, fallback or self.name(field))
 
     def refuse(self, release: str, field: str, message: str, value: Any = None, hint: str | None = None) -> None:
         self._out.append(("error", release, field, message, value, hint))
@@ -149,18 +162,18 @@ class Rules:
                 names = "rumprun --net:tap/--block:rootfs, Mirage --net:service/--block:storage"
                 for r in self.targets:
                     self.refuse(r, f"annotations.{key}", f"does not read {key}: the Solo5 device names are fixed "
-                                f"({names})", ann[key], hint=f"remove {key}")
+                                f"({names})", ann[key], hint=f"remove {self.name('annotations.' + key)}")
         block, initrd, mnt = ann.get("block"), ann.get("initrd"), ann.get("blkMntPoint")
         if guest == "rumprun" and mnt is not None and mnt != "/data":
             for r in self.targets:
                 self.refuse(r, "annotations.blkMntPoint", "rumprun mounts its block device at /data whatever "
-                            "blkMntPoint says", mnt, hint='set blkMntPoint = "/data" (or leave it out: urunix writes it)')
+                            "blkMntPoint says", mnt, hint=f"set {self.say('annotations.blkMntPoint', '/data')} (or leave it out: urunix writes it)")
         if block and not mnt:
             for r in self.targets:
                 if self.rel[r]["blkMntPoint"] == "required":
                     self.refuse(r, "annotations.blkMntPoint", "a block image without blkMntPoint stops the "
                                 "container at start (block.go:handleExplicitBlockImage)",
-                                hint='set blkMntPoint: "/" for the guest\'s rootfs, or the path of an extra volume')
+                                hint=f"set {self.say('annotations.blkMntPoint', '/')} for the guest's rootfs, or the path of an extra volume")
         if block and initrd:
             for r in self.targets:
                 does = self.rel[r]["initrdWithBlock"]
@@ -190,7 +203,8 @@ class Rules:
                     self.warn(r, field, "ignores mountRootfs next to an initrd (the initrd wins)", "true")
                 else:
                     self.refuse(r, field, f"with an initrd, mountRootfs=true {rel['mountRootfsNoPath']}", "true",
-                                hint='remove mountRootfs (or set it "false"): the initrd is the guest\'s rootfs')
+                                hint=f"remove {self.name('annotations.mountRootfs')} (or set {self.say('annotations.mountRootfs', 'false')}): "
+                                     "the initrd is the guest's rootfs")
                 continue
             if block:
                 continue   # the block image wins over mountRootfs on every release
@@ -205,7 +219,7 @@ class Rules:
             else:
                 self.refuse(r, field, f"has no way to hand the container rootfs to a {guest} guest on {monitor} "
                             f"(no block support for its snapshot, no shared fs): it {rel['mountRootfsNoPath']}", "true",
-                            hint="build the rootfs as an initrd or a block image, or remove mountRootfs")
+                            hint="build the rootfs as an initrd or a block image, or remove " + self.name("annotations.mountRootfs"))
 
     # -- the command and the environment (spec or build time) -----------------
 
@@ -223,7 +237,7 @@ class Rules:
             if rel["command"] == "cmdline" and guest == "unikraft" and not (cmdline or "").split():
                 self.refuse(r, "annotations.cmdline", "reads only the cmdline annotation; an empty one makes the "
                             "network parameter the Unikraft app's argv0 (unikraft.go:Init)", cmdline or "",
-                            hint="give the program name and its arguments, e.g. cmdline = \"redis-server /conf/redis.conf\"")
+                            hint="give the program name and its arguments, e.g. " + self.say("annotations.cmdline", "redis-server /conf/redis.conf"))
             if guest in ("unikraft", "rumprun", "mirage"):
                 for i, a in enumerate(args):
                     if _WS.search(a):
@@ -246,7 +260,7 @@ class Rules:
                                     hint="avoid these characters in rumprun arguments (e.g. put them in a config file)")
             if guest == "mewz" and any(args):
                 self.refuse(r, field, "hands a Mewz guest only ip= and gateway=: its arguments are dropped", args,
-                            hint="remove the command (cmd = [ \"\" ])")
+                            hint="remove the command: " + self.say("cmd", [""]))
             if guest == "linux" and args:
                 self.linux_command(r, args, names)
 
@@ -267,7 +281,7 @@ class Rules:
                 if not urunit:
                     self.refuse(r, names[i], f"wraps an argument holding a space in '...', which only urunit "
                                 f"undoes; {args[0]} gets the pieces, quote marks included", a,
-                                hint="use urunit as the init (init = \"./urunit\";), or split the argument")
+                                hint="use urunit as the init (" + self.say("init", "./urunit", "urunit first in the command") + "), or split the argument")
                 elif multi == 2:
                     self.refuse(r, names[i], "passes the arguments through urunit, which drops every "
                                 "argument after the first one holding a space", a,
@@ -283,7 +297,7 @@ class Rules:
                 continue
             if guest not in rel["env"]:
                 self.refuse(r, "env", f"does not hand the environment to a {guest} guest; it is dropped", sorted(env),
-                            hint="remove env, or pass the values as arguments")
+                            hint=f"remove {self.name('env')}, or pass the values as arguments")
                 continue
             if guest == "unikraft" and _version_before(version, (0, 16, 1)):
                 self.refuse(r, "env", f"drops the environment of a Unikraft guest older than 0.16.1 "
@@ -380,7 +394,7 @@ def judge(spec, targets: tuple[str, ...], ann: dict[str, str], entrypoint: list[
     """Every finding for a validated spec: (level, field, message, keywords
     for Problem). With argv_from_image the command is judged at build time."""
     guest, monitor = ann.get("unikernelType", ""), ann.get("hypervisor", "")
-    rules = Rules(targets)
+    rules = Rules(targets, spec)
     rules.platform(guest, monitor)
     rules.metadata(ann)
     argv = (entrypoint or []) + cmd

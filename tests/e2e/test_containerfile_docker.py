@@ -286,4 +286,4 @@ def test_spec_format_option(tmp_path):
     r = urunix("validate", "unikernel.txt", "--spec-format", "containerfile", "-t", "x:y", "--json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert out["cmd"] == ["app"] and out["annotations"]["cmdline"] == "app"
+    assert out["cmd"] == ["app"] and out["annotations"]["cmdline"] == "Unikraft app"   # Unikraft: Cmd holds the arguments (urunc v0.6.0+ write argv0 Unikraft)

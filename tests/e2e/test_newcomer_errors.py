@@ -185,14 +185,17 @@ def test_hints_are_in_the_syntax_of_the_file(tmp_path, fmt):
 
 
 def test_linux_containerfile_hint_is_a_label_line(tmp_path):
+    """A urunc release rule's hint (urunc_rules.py) in Containerfile words."""
     (tmp_path / "kernel").write_bytes(b"k")
+    (tmp_path / "initrd").write_bytes(b"i")
     (tmp_path / "Containerfile").write_text(
-        "FROM scratch\nCOPY kernel /kernel\nLABEL com.urunc.unikernel.unikernelType=linux\n"
+        "FROM scratch\nCOPY kernel /kernel\nCOPY initrd /initrd\nLABEL com.urunc.unikernel.unikernelType=linux\n"
         "LABEL com.urunc.unikernel.hypervisor=qemu\nLABEL com.urunc.unikernel.binary=/kernel\n"
+        "LABEL com.urunc.unikernel.initrd=/initrd\nLABEL com.urunc.unikernel.mountRootfs=true\n"
         'LABEL com.urunc.unikernel.cmdline="/bin/sh"\n')
     r = urunix("validate", "Containerfile", "-t", "x/y:1", cwd=tmp_path, env=NO_NIX)
-    assert r.returncode == 0, r.stderr
-    assert 'LABEL com.urunc.unikernel.mountRootfs="false"' in r.stderr
+    assert r.returncode == 2, r.stderr
+    assert 'set LABEL com.urunc.unikernel.mountRootfs="false"' in r.stderr
     assert "mountRootfs = " not in r.stderr and "annotations" not in r.stderr
 
 

@@ -130,7 +130,7 @@ def test_archive_into_an_existing_directory(tmp_path, fmt):
     out = tmp_path / "images"
     out.mkdir()
     (out / "old.tar").write_bytes(b"someone else's")
-    r = run_cli("build", str(spec), "--backend", "native", "-f", fmt, "-o", str(out), env={"URUNIX_NO_CACHE": "1"})
+    r = run_cli("build", str(spec), "--backend", "native", "--format", fmt, "-o", str(out), env={"URUNIX_NO_CACHE": "1"})
     assert r.returncode == 0, r.stderr
     assert ".urunix-tmp" not in r.stderr and str(out / "safe-one.tar") in r.stderr
     assert sorted(os.listdir(out)) == ["old.tar", "safe-one.tar"]
@@ -157,7 +157,7 @@ def test_stdout_streams_the_archive_and_nothing_else(tmp_path):
     assert r.returncode == 2 and r.stdout == b"", r.stderr
     # an OCI layout cannot be streamed: said so, exit 2
     (spec.parent / "k.hvt").write_bytes(b"k")
-    r = cli("build", str(spec), "--backend", "native", "-f", "oci", "-o", "-", cwd=spec.parent, text=False)
+    r = cli("build", str(spec), "--backend", "native", "--format", "oci", "-o", "-", cwd=spec.parent, text=False)
     assert r.returncode == 2 and r.stdout == b"" and b"oci-archive" in r.stderr
 
 
@@ -339,11 +339,11 @@ def test_a_result_edited_in_place_never_reaches_the_next_build(tmp_path, fmt):
     spec = project(tmp_path / "p", kernel=kernel)
     env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
     ref = tmp_path / "ref"
-    assert cli("build", str(spec), "--backend", "native", "-f", fmt, "-o", str(ref), env={"URUNIX_NO_CACHE": "1"}).returncode == 0
+    assert cli("build", str(spec), "--backend", "native", "--format", fmt, "-o", str(ref), env={"URUNIX_NO_CACHE": "1"}).returncode == 0
     first, second = tmp_path / "first", tmp_path / "second"
-    assert cli("build", str(spec), "--backend", "native", "-f", fmt, "-o", str(first), env=env).returncode == 0
+    assert cli("build", str(spec), "--backend", "native", "--format", fmt, "-o", str(first), env=env).returncode == 0
     if fmt == "oci":    # an OCI layout filled from the cache: edit that one
-        assert cli("build", str(spec), "--backend", "native", "-f", fmt, "-o", str(second), env=env).returncode == 0
+        assert cli("build", str(spec), "--backend", "native", "--format", fmt, "-o", str(second), env=env).returncode == 0
         edited = second
     else:
         edited = first
@@ -351,7 +351,7 @@ def test_a_result_edited_in_place_never_reaches_the_next_build(tmp_path, fmt):
     for v in victims:
         _flip(v, kernel[:64])
     again = tmp_path / "again"
-    r = cli("build", str(spec), "--backend", "native", "-f", fmt, "-o", str(again), env=env)
+    r = cli("build", str(spec), "--backend", "native", "--format", fmt, "-o", str(again), env=env)
     assert r.returncode == 0, r.stderr
     assert snapshot(again) == snapshot(ref) if fmt == "oci" else again.read_bytes() == ref.read_bytes(), \
         "a layer edited in the user's result was shipped by the next build"
