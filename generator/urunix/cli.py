@@ -248,7 +248,7 @@ def validate(
         typer.echo(json.dumps(resolved_json(image), indent=2, ensure_ascii=False))
     else:
         _say(f"{spec}: ok ({image.annotations.get('unikernelType')} on {image.annotations.get('hypervisor')}, "
-             f"{image.name}:{image.tag}, {image.architecture}; urunc {', '.join(image.targets)})")
+             f"{image.name}:{image.tag}, {image.architecture}; urunc {', '.join(image.targets) or 'none targeted'})")
 
 
 @app.command()

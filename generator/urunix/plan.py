@@ -47,9 +47,14 @@ def plan(image: Image, fmt: str = "docker-archive", artifacts=None, exclude=()) 
     rest = [f for f in image.files if f not in kernel and f not in rootfs]
     made = {"kernel": [], "rootfs": [], "files": []} if artifacts is None else \
         {"kernel": artifacts.kernel, "rootfs": artifacts.rootfs, "files": artifacts.files}
+    r = image.rootfs
+    # an image's tree as the raw rootfs is the base, as FROM is in Docker:
+    # what the spec copies (the kernel too) lies over it, never under it
+    base_tree = r is not None and r.type == "raw" and r.origin.kind in IMAGE_KINDS
     rank = {id(f): i for i, f in enumerate(image.files)}
     earlier = [(f.target, rank[id(f)]) for f in kernel + rootfs]
-    earlier += [("/" + m.path.lstrip("/"), len(image.files)) for m in list(made["kernel"]) + list(made["rootfs"])
+    earlier += [("/" + m.path.lstrip("/"), len(image.files))
+                for m in list(made["kernel"]) + ([] if base_tree else list(made["rootfs"]))
                 if getattr(m, "kind", "file") != "dir"]
     above = overlap.index_earlier(earlier)
     excluded = overlap.real_paths(exclude)
@@ -73,10 +78,7 @@ def plan(image: Image, fmt: str = "docker-archive", artifacts=None, exclude=()) 
         {"name": "urunc.json", "entries": [
             {"type": "file", "path": "/urunc.json", "data": urunc_json.urunc_json(ann).decode("ascii")}]},
     ]
-    r = image.rootfs
-    if r is not None and r.type == "raw" and r.origin.kind in IMAGE_KINDS:
-        # an image's tree is the base, as FROM is in Docker: what the spec
-        # copies (the kernel too) lies over it, never under it
+    if base_tree:
         layers.insert(0, layers.pop(1))
     labels = {**image.labels, **urunc_json.labels(ann)}
     return {

@@ -56,11 +56,21 @@ DELIBERATE = {
     "cmd": "Cmd from the cmdline label: without a CMD, urunix writes the argv urunc runs, the "
            "com.urunc.unikernel.cmdline annotation split into words ([\"\"] when there is none) where "
            "Docker leaves Cmd empty (or the base image's); a base image's Cmd/Entrypoint are not inherited, "
-           "since urunc boots what the cmdline annotation says.",
+           "since urunc boots what the cmdline annotation says. For Unikraft, whose argv0 urunc v0.6.0+ "
+           "write as `Unikraft`, Cmd holds the arguments only (the cmdline's words after the first), and "
+           "without a cmdline label urunix writes one, `Unikraft ARGS`, for urunc v0.5.0.",
     "urunc-metadata": "the added urunc metadata: /urunc.json (the annotations urunc reads) and the "
                       "com.urunc.unikernel.* labels urunix derives from those given (mountRootfs next to "
                       "useDMBlock), which Docker cannot know about.",
 }
+
+def _cmd_from_cmdline(guest: str | None, cmdline: str | None) -> list[str]:
+    """The Cmd that DELIBERATE["cmd"] describes, from the cmdline label."""
+    words = cmdline.split() if cmdline is not None else []
+    if guest == "unikraft" and len(words) > 1:
+        words = words[1:]
+    return words or [""]
+
 
 #: The urunc labels urunix derives from others (validate.py: mountRootfs
 #: goes with useDMBlock).
@@ -226,8 +236,9 @@ def compare(case: str, theirs: tuple, ours: tuple) -> tuple[list[str], set[str]]
             used.add("urunc-metadata")
             continue
         argv = (tc.get("Entrypoint") or []) + (tc.get("Cmd") or [])
-        if k == PREFIX + "cmdline" and k not in tlabels and olabels[k] == " ".join(argv):
-            used.add("cmd")                   # the base image's argv, as the cmdline urunc reads
+        if k == PREFIX + "cmdline" and k not in tlabels and olabels[k] in (
+                " ".join(argv), " ".join(["Unikraft"] + [a for a in argv if a])):
+            used.add("cmd")                   # the argv, as the cmdline urunc v0.5.0 reads
             continue
         bad.append(f"label {k}: docker {tlabels.get(k)!r}, urunix {olabels.get(k)!r}")
     for key in ("Env", "Entrypoint", "WorkingDir"):
@@ -236,9 +247,7 @@ def compare(case: str, theirs: tuple, ours: tuple) -> tuple[list[str], set[str]]
             bad.append(f"{key}: docker {t!r}, urunix {o!r}")
     tcmd, ocmd = tc.get("Cmd") or None, oc.get("Cmd")
     if tcmd != ocmd:
-        cmdline = olabels.get(PREFIX + "cmdline")
-        derived = cmdline.split() if cmdline is not None else [""]
-        if ocmd == derived:
+        if ocmd == _cmd_from_cmdline(olabels.get(PREFIX + "unikernelType"), olabels.get(PREFIX + "cmdline")):
             used.add("cmd")
         else:
             bad.append(f"Cmd: docker {tcmd!r}, urunix {ocmd!r}")

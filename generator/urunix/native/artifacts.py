@@ -193,6 +193,8 @@ class Materializer:
                     img.entrypoint, img.cmd = full[:n], full[n:]
                 else:
                     img.entrypoint, img.cmd = linux_split(full, img.init is not None)
+            if not img.entrypoint and not img.cmd:
+                img.cmd = [""]   # Docker refuses an image without a command; urunc reads [""] as none
             img.argv_from_image = False
             rules.command(guest, full, img.annotations.get("cmdline"), ["image Entrypoint/Cmd"] * len(full))
         mine = {e.split("=", 1)[0] for e in img.env}
