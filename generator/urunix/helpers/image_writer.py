@@ -33,6 +33,7 @@ ENTRY:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -820,11 +821,10 @@ def temp_dir(parent: str) -> tuple[str, int]:
     return tmp, fd
 
 
-def owned_temp_dir(parent: str, stack) -> tuple[str, int]:
-    """temp_dir(), with its removal (and the lock's release) registered on
-    the ExitStack `stack` before a SIGINT/SIGTERM can interrupt: those wait,
-    blocked, until the callbacks are in place, so an interrupt at any point
-    unwinds through them and leaves no directory behind."""
+@contextlib.contextmanager
+def signals_held():
+    """SIGINT/SIGTERM wait (blocked) while the block runs, and are delivered
+    at its end: a step that must not be cut in half runs whole."""
     import signal
     sigs = {signal.SIGINT, signal.SIGTERM}
     try:
@@ -832,12 +832,28 @@ def owned_temp_dir(parent: str, stack) -> tuple[str, int]:
     except (AttributeError, OSError, ValueError):   # no pthread_sigmask here
         old = None
     try:
-        tmp, lock = temp_dir(parent)
-        stack.callback(os.close, lock)
-        stack.callback(remove_tree, tmp)
+        yield
     finally:
         if old is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, old)   # a pending signal is delivered now
+
+
+def _remove_whole(tmp: str) -> None:
+    with signals_held():   # an interrupt during the clean-up would leave half a directory
+        remove_tree(tmp)
+
+
+def owned_temp_dir(parent: str, stack) -> tuple[str, int]:
+    """temp_dir(), with its removal (and the lock's release) registered on
+    the ExitStack `stack` before a SIGINT/SIGTERM can interrupt: those wait,
+    blocked, until the callbacks are in place, so an interrupt at any point
+    unwinds through them and leaves no directory behind. The removal itself
+    runs with the signals held too: one that comes while the build is being
+    cleaned up is delivered after it."""
+    with signals_held():
+        tmp, lock = temp_dir(parent)
+        stack.callback(os.close, lock)
+        stack.callback(_remove_whole, tmp)
     return tmp, lock
 
 
