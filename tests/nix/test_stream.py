@@ -17,7 +17,7 @@ import pytest
 
 from nixhelp import NIX_OPTS, assert_same_content, image_content, need_nix, nix_build, run
 from nixhelp import testpkgs_expr as pkgs_expr
-from test_rootfs import SPECS, make_tree, spec_dir
+from test_rootfs import SPECS, make_tree, native, spec_dir
 
 pytestmark = pytest.mark.nix
 
@@ -65,6 +65,18 @@ def test_stream_is_the_image_of_result(tmp_path, srcdir, name):
     assert history[-1] == "urunix: urunc.json"
     # a second run streams the same bytes
     assert streamed(script, tmp_path / "again.tar").read_bytes() == out.read_bytes()
+
+
+@pytest.mark.parametrize("name", ["rumprun-block", "linux-raw-dir"])
+def test_stream_is_the_native_archive_byte_for_byte(tmp_path, srcdir, name):
+    """The stream is written by the native writer from the native layers:
+    the very bytes `urunix build` writes (where the spec says everything
+    the native build reads; a rootfs from an image gets Env and WorkingDir
+    from the image natively only)."""
+    d = spec_dir(tmp_path, srcdir, SPECS[name])
+    script = nix_build(d / "default.nix", d / "stream", "-A", "stream", cwd=d)
+    out = streamed(script, tmp_path / "streamed.tar")
+    assert out.read_bytes() == native(d, tmp_path / "native.tar").read_bytes()
 
 
 def to_build(d: Path, *args: str) -> list[str]:
