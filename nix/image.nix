@@ -123,7 +123,7 @@ let
   # `base_image.py --layer` (the same bytes as that layer in the base
   # archive), for the streamed image. One derivation per layer: a change to
   # one rebuilds it alone. The description travels by passAsFile (the
-  # urunc.json layer's names the metadata's output, which toFile refuses).
+  # urunc.json layer's description names the metadata's output, which toFile refuses).
   # `checked` null: no stamp (the urunc.json layer waits for the check by
   # being made from its output).
   mkLayer =
