@@ -5,6 +5,7 @@
 #   nix-build default.nix --arg pkgs 'import /path/to/nixpkgs {}'
 #   nix-build default.nix -I nixpkgs=/path/to/nixpkgs
 #   docker load < result
+#   $(nix-build default.nix -A stream --no-out-link) | docker load   # large images
 #
 # `files` sources are relative to the args file's directory. Nothing here
 # needs Python on the host: python3 from `pkgs` runs inside derivations.

@@ -43,6 +43,8 @@
             args = ./args.nix.example;
             src = ./.;
           };
+          # The same image as a script for large images: `nix build .#stream && ./result | docker load`.
+          stream = self.packages.${system}.default.stream;
           urunix = pkgs.python3Packages.buildPythonApplication {
             pname = "urunix";
             inherit (pyproject.project) version;

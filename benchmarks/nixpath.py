@@ -9,12 +9,16 @@ Cases, interleaved like the others (warm-up, then --runs rounds):
                       first, the tree's own import included
   nix_block_rebuild   after an untimed cold build of the same spec, the spec
                       with only `cmdline` changed
+  nix_stream          cold, `nix-build default.nix -A stream` (one derivation
+                      per layer and a script that streams the archive; the
+                      image is the layers' bytes, the same as nix_block's)
+  nix_stream_rebuild  -A stream after an untimed cold build, cmdline changed
   native_block        `urunix build --backend native`, URUNIX_NO_CACHE=1
 
 Besides wall time and peak RSS (benchmarks/probe.py), each Nix run reports
 its store growth: the bytes of the store paths it added, with the tree's
 import (`source`) apart from what the build made (`built`), and the image
-(the result's size)."""
+(the result's size; for a stream, the size of the archive it writes)."""
 
 from __future__ import annotations
 
@@ -114,9 +118,29 @@ def run(bench, name: str, tree: str, kernel: str, spec_dir: str, env: dict, *, r
                    "/init")
     native_out = os.path.join(bench.out, "nix-native.tar")
 
-    def nix_build(spec: str) -> list[str]:
-        return ["nix-build", os.path.join(root, "default.nix"), "--arg", "args", spec, "--arg", "pkgs", pkgs,
+    def nix_build(spec: str, *attr: str) -> list[str]:
+        return ["nix-build", os.path.join(root, "default.nix"), *attr, "--arg", "args", spec, "--arg", "pkgs", pkgs,
                 "--option", "substituters", "", "-o", link, "--quiet", "--no-build-output"]
+
+    def streamed_bytes() -> int:
+        """The size of the archive the stream script writes (counted, not stored)."""
+        with subprocess.Popen([os.path.realpath(link)], stdout=subprocess.PIPE) as p:
+            n = sum(len(c) for c in iter(lambda: p.stdout.read(1 << 20), b""))
+        if p.returncode:
+            raise RuntimeError(f"the stream script failed ({p.returncode})")
+        return n
+
+    def measured(spec: str, *attr: str) -> dict:
+        settle()
+        s0 = store_paths()
+        r = probe(bench.work, nix_build(spec, *attr), False, nenv)
+        new = ours(link, store_paths() - s0)
+        made.update(new & (store_paths() - before_all))
+        src = source_paths(new)
+        r.update(image_bytes=streamed_bytes() if attr else os.path.getsize(os.path.realpath(link)),
+                 store_source=sum(tree_bytes(p) for p in src),
+                 store_built=sum(tree_bytes(p) for p in new - src))
+        return r
 
     before_all = store_paths()
     made: set[str] = set()   # what our builds added (the store may be shared: delete nothing else)
@@ -133,33 +157,19 @@ def run(bench, name: str, tree: str, kernel: str, spec_dir: str, env: dict, *, r
         base = os.path.basename(tree.rstrip("/"))
         return {p for p in new if p.endswith("-" + base)}
 
-    got: dict[str, list] = {"nix_block": [], "nix_block_rebuild": [], "native_block": []}
+    got: dict[str, list] = {"nix_block": [], "nix_block_rebuild": [], "nix_stream": [], "nix_stream_rebuild": [],
+                            "native_block": []}
     for i in range(-bench.args.warmup, bench.args.runs):
-        # cold
-        clean()
-        settle()
-        s0 = store_paths()
-        r = probe(bench.work, nix_build(a), False, nenv)
-        new = ours(link, store_paths() - s0)
-        made.update(new & (store_paths() - before_all))
-        src = source_paths(new)
-        r.update(image_bytes=os.path.getsize(os.path.realpath(link)),
-                 store_source=sum(tree_bytes(p) for p in src),
-                 store_built=sum(tree_bytes(p) for p in new - src))
-        if i >= 0:
-            got["nix_block"].append(r)
-        # rebuild after a cmdline-only change (the cold build above stays)
-        settle()
-        s0 = store_paths()
-        r = probe(bench.work, nix_build(b), False, nenv)
-        new = ours(link, store_paths() - s0)
-        made.update(new & (store_paths() - before_all))
-        src = source_paths(new)
-        r.update(image_bytes=os.path.getsize(os.path.realpath(link)),
-                 store_source=sum(tree_bytes(p) for p in src),
-                 store_built=sum(tree_bytes(p) for p in new - src))
-        if i >= 0:
-            got["nix_block_rebuild"].append(r)
+        for case, attr in (("nix_block", ()), ("nix_stream", ("-A", "stream"))):
+            # cold
+            clean()
+            r = measured(a, *attr)
+            if i >= 0:
+                got[case].append(r)
+            # rebuild after a cmdline-only change (the cold build above stays)
+            r = measured(b, *attr)
+            if i >= 0:
+                got[case + "_rebuild"].append(r)
         clean()
         # native, no cache
         settle()
@@ -180,17 +190,21 @@ def run(bench, name: str, tree: str, kernel: str, spec_dir: str, env: dict, *, r
 
 
 def ratios(cases: dict) -> dict:
-    """The issue-17 goals as ratios (None when a case is missing)."""
-    try:
-        cold, rb, nat = cases["nix_block"], cases["nix_block_rebuild"], cases["native_block"]
-    except KeyError:
-        return {}
-    img = cold["image_bytes"] or 1
-    return {
-        "nix_cold_vs_native_cold": cold["wall_median"] / nat["wall_median"],            # goal <= 3
-        "nix_store_built_vs_image": cold["store_built"] / img,                           # goal <= 2
-        "nix_store_with_source_vs_image": (cold["store_built"] + cold["store_source"]) / img,
-        "nix_peak_rss_mib": cold["rss_max_kib"] / 1024,                                  # goal < 200
-        "nix_rebuild_vs_cold": rb["wall_median"] / cold["wall_median"],                  # goal <= 0.2
-        "nix_rebuild_store_vs_image": rb["store_built"] / img,                           # goal <= 0.05
-    }
+    """The issue-17 goals as ratios, for the default result (nix_*) and the
+    stream (nix_stream_*); a path whose cases are missing is left out."""
+    out = {}
+    nat = cases.get("native_block")
+    for prefix, case in (("nix", "nix_block"), ("nix_stream", "nix_stream")):
+        cold, rb = cases.get(case), cases.get(case + "_rebuild")
+        if not nat or not cold or not rb or "wall_median" not in cold or "wall_median" not in nat:
+            continue
+        img = cold["image_bytes"] or 1
+        out.update({
+            f"{prefix}_cold_vs_native_cold": cold["wall_median"] / nat["wall_median"],    # goal <= 3
+            f"{prefix}_store_built_vs_image": cold["store_built"] / img,                   # goal <= 2
+            f"{prefix}_store_with_source_vs_image": (cold["store_built"] + cold["store_source"]) / img,
+            f"{prefix}_peak_rss_mib": cold["rss_max_kib"] / 1024,                          # goal < 200
+            f"{prefix}_rebuild_vs_cold": rb["wall_median"] / cold["wall_median"],          # goal <= 0.2
+            f"{prefix}_rebuild_store_vs_image": rb["store_built"] / img,                   # goal <= 0.05
+        })
+    return out

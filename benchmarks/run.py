@@ -313,7 +313,9 @@ class Bench:
             root, facts[name] = trees.ensure(self.work, name, sizes[name])
             self.log(f"tree {name}: {facts[name]}")
             self.tree_cases(name, root, facts[name], kernel)
-        small_spec = os.path.join(self.work, "specs", f"{want[0]}-raw-a.yaml")
+        # a spec this run wrote (`--types block` writes no raw one)
+        rtype = next((t for t in self.args.types.split(",") if t), "raw")
+        small_spec = os.path.join(self.work, "specs", f"{want[0]}-{rtype}-a.yaml")
         self.startup(small_spec)
         return {"machine": machine(self.work), "command": " ".join(["python", "-m", "benchmarks", *sys.argv[1:]]),
                 "quick": self.args.quick, "runs": self.args.runs, "warmup": self.args.warmup,

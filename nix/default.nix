@@ -6,6 +6,8 @@
 # Public functions (each documented where it is defined):
 #   buildImage  normalized spec + src  -> docker-archive image    (image.nix)
 #   fromArgs    bimanix args.nix       -> docker-archive image    (image.nix)
+#               (both also have `.stream`: a script that streams the same
+#               image, `./result | docker load`, one derivation per layer)
 #   plan        spec -> config, layers, base archive, metadata    (image.nix)
 #               (the metadata derivation runs the Python validator)
 #   normalize   spec -> normalized spec (defaults, annotations)   (validate.nix)

@@ -118,6 +118,76 @@ let
       // (if needsE2fs then { PATH = "${pkgs.e2fsprogs}/bin"; } else { })
     );
 
+  # mkLayer checked base s layer needsE2fs -> derivation: one layer alone,
+  # $out/layer.tar with $out/layer.json ({ name; digest; size; }), made by
+  # `base_image.py --layer` (the same bytes as that layer in the base
+  # archive), for the streamed image. One derivation per layer: a change to
+  # one rebuilds it alone. The description travels by passAsFile (the
+  # urunc.json layer's description names the metadata's output, which toFile refuses).
+  # `checked` null: no stamp (the urunc.json layer waits for the check by
+  # being made from its output).
+  mkLayer =
+    checked: base: s: layer: needsE2fs:
+    let
+      attrs = {
+        name = "${base}-layer-${util.safeName layer.name}";
+        inherit system;
+        builder = python;
+        args = [
+          (baseImagePy (builtins.any (e: !(e ? source)) layer.entries))
+          "--layer"
+          (builtins.placeholder "out")
+        ];
+        layer = toJSON {
+          inherit (s) created;
+          storeDir = builtins.storeDir;
+          layers = [ { inherit (layer) name entries; } ];
+        };
+        passAsFile = [ "layer" ];
+      }
+      // (if needsE2fs then { PATH = "${pkgs.e2fsprogs}/bin"; } else { });
+    in
+    if checked == null then derivation attrs else gated checked attrs;
+
+  # The stream script's helpers: the writer and the script's own module.
+  streamHelpers = builtins.path {
+    path = sources.helpers;
+    name = "urunix-stream-helpers";
+    filter =
+      path: type:
+      builtins.elem (baseNameOf path) [
+        "image_writer.py"
+        "stream_image.py"
+      ];
+  };
+
+  # mkStream base name tag s config layers -> derivation: an executable
+  # script (helpers/stream_image.py) that writes the image's docker-archive
+  # to stdout, assembled from the layer derivations (mkLayer) as it goes:
+  # `$(nix-build -A stream) | docker load`. It refers to the layers, so
+  # they are its closure; it needs the urunc.json layer, so it waits for
+  # the check.
+  mkStream =
+    base: name: tag: s: config: layers:
+    derivation {
+      name = "${base}-stream";
+      inherit system;
+      builder = python;
+      args = [
+        "${streamHelpers}/stream_image.py"
+        "--make"
+        "-"
+        (builtins.placeholder "out")
+      ];
+      desc = toJSON {
+        inherit python config layers;
+        helpers = "${streamHelpers}";
+        repoTags = [ "${name}:${tag}" ];
+        inherit (s) created architecture;
+      };
+      passAsFile = [ "desc" ];
+    };
+
   # mkMetadata base check -> derivation with urunc.json and labels.json
   #
   # The spec's judge: runs the Python validator (helpers/nix_check.py) with
@@ -452,6 +522,10 @@ let
           if baseLayers == [ ] then null else mkBase metadata base s baseLayers (b != null && b.type == "block");
         # made from the metadata's output itself: it needs no stamp
         top = mkTree null "${base}-urunc.json" topEntries;
+        # the same layers one derivation each, for the streamed image
+        layerDrvs =
+          map (l: mkLayer metadata base s l (l.name == "rootfs" && b != null && b.type == "block")) baseLayers
+          ++ [ (mkLayer null base s (layer "urunc.json" topEntries) false) ];
       };
 
   # Arguments a `buildImage` takes (nixpkgs wraps it with makeOverridable,
@@ -519,6 +593,10 @@ let
     in
     image
     // {
+      # `nix-build -A stream`: the same image as a script that streams it
+      # (`./result | docker load`); see mkStream. For large images: a
+      # rebuild stores only the layers that changed.
+      stream = mkStream (util.safeName name) name tag s p.config p.layerDrvs;
       urunix = {
         inherit (p)
           spec

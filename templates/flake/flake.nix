@@ -27,11 +27,13 @@
     in
     {
       # nix build && docker load < result
-      packages = forAllSystems (pkgs: {
+      # nix build .#stream && ./result | docker load    (large images: only changed layers are stored)
+      packages = forAllSystems (pkgs: rec {
         default = urunix.lib.fromArgs {
           inherit pkgs;
           args = ./args.nix;
         };
+        stream = default.stream;
       });
     };
 }

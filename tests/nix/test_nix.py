@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from nixhelp import (FLAKES, HERE, NIX_OPTS, ROOT, bimanix_checkout, build_example, eval_error, eval_json,
-                     host_python, need_nix, nix_build, read_image, run)
+from nixhelp import (FLAKES, HERE, NIX_OPTS, ROOT, assert_same_content, bimanix_checkout, build_example, eval_error,
+                     eval_json, host_python, need_nix, nix_build, read_image, run)
 from urunix import nixgen
 from urunix.spec import FileEntry, Image
 
@@ -389,6 +389,13 @@ def test_generated_dir_is_standalone_and_builds(tmp_path):
     uj = {k: base64.b64decode(v).decode() for k, v in json.loads(files["/urunc.json"][1]).items()}
     assert uj == {k: v for k, v in c["Labels"].items() if k.startswith("com.urunc.")}
     assert len(history) == 3   # kernel, files (the base archive), urunc.json
+    # -A stream: the same image, streamed by a script (the helpers it needs were copied too)
+    script = run(["nix-build", str(moved / "default.nix"), "-A", "stream", "-o", str(tmp_path / "stream"),
+                  "--arg", "pkgs", f"import {HERE / 'testpkgs.nix'} {{ python = \"{host_python()}\"; }}",
+                  *NIX_OPTS]).stdout.strip()
+    with open(tmp_path / "streamed.tar", "wb") as f:
+        subprocess.run([script], stdout=f, check=True)
+    assert_same_content(tmp_path / "streamed.tar", Path(result))
 
 
 def test_nix_build_check_is_deterministic(tmp_path):
@@ -437,6 +444,12 @@ def test_flake_build_with_input_overridden(tmp_path):
         assert drv_system == other
     assert config["config"]["Labels"]["com.urunc.unikernel.binary"] == "/unikernel/hello.hvt"
     assert files["/unikernel/hello.hvt"][1] == (ROOT / "templates" / "flake" / "hello.hvt").read_bytes()
+    # packages.<system>.stream: the same image, streamed
+    run(["nix", *FLAKES, "build", "--option", "substituters", "", "--override-input", "nixpkgs",
+         f"path:{pkgs}", "-o", str(tmp_path / "stream"), f"path:{repo}#stream"], cwd=repo)
+    with open(tmp_path / "streamed.tar", "wb") as f:
+        subprocess.run([str(tmp_path / "stream")], stdout=f, check=True)
+    assert_same_content(tmp_path / "streamed.tar", tmp_path / "result")
     # The template a user gets from `nix flake init -t` holds the example,
     # with the stand-in kernel beside it.
     example = (ROOT / "args.nix.example").read_text()

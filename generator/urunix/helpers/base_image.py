@@ -10,6 +10,8 @@ tarball and once more per chained image. A cmdline change rebuilds only the
 small layer dockerTools adds on top.
 
     python3 base_image.py BASE.json OUT
+    python3 base_image.py --layer LAYER.json OUT   one layer: OUT/layer.tar, OUT/layer.json
+                                                   (or LAYER.json in $layerPath)
 
 BASE.json:
   {"repoTags": ["name-base:tag"], "created": "...", "architecture": "amd64",
@@ -75,6 +77,33 @@ def store_refs(path: str, store_dir: bytes, seen: set) -> list[tuple[str, str]]:
 
 
 def build(desc: dict, out: str) -> None:
+    """The docker-archive of all of desc's layers, for `fromImage`."""
+    with ExitStack() as stack:
+        image_writer, layers = plan_layers(desc, stack)
+        plan = {"format": "docker-archive", "ociLayout": False, "repoTags": desc["repoTags"],
+                "created": desc["created"], "architecture": desc["architecture"], "os": "linux",
+                "config": {}, "layers": layers}
+        image_writer.write(plan, out)
+
+
+def build_layer(desc: dict, out: str) -> None:
+    """desc's one layer as OUT/layer.tar, with OUT/layer.json ({name,
+    digest, size}): a layer in the store by itself, for the streamed image
+    (stream_image.py), so a rebuild of another layer leaves it alone."""
+    if len(desc["layers"]) != 1:
+        raise ValueError("--layer takes a description of exactly one layer")
+    with ExitStack() as stack:
+        image_writer, (layer,) = plan_layers(desc, stack)
+        os.mkdir(out)
+        digest, size = image_writer.write_layer(layer, desc["created"], os.path.join(out, "layer.tar"))
+        with open(os.path.join(out, "layer.json"), "w") as f:
+            json.dump({"name": layer["name"], "digest": digest, "size": size}, f, sort_keys=True)
+
+
+def plan_layers(desc: dict, stack: ExitStack):
+    """(the image_writer module, desc's layers as image_writer plan
+    layers): rootfs artifacts built and files taken out of images in a
+    scratch directory that lives as long as `stack`."""
     if all("source" in e for layer in desc["layers"] for e in layer["entries"]):
         import image_writer   # copies only: the helper beside this one will do
         Materializer = copy_member = None
@@ -87,65 +116,69 @@ def build(desc: dict, out: str) -> None:
     store_dir = desc.get("storeDir", "/nix/store").encode()
     seen: set = set()
     refs: list[tuple[str, str]] = []
-    with ExitStack() as stack:
-        scratch = tempfile.mkdtemp(prefix="urunix-base-", dir=os.environ.get("TMPDIR"))
-        stack.callback(shutil.rmtree, scratch, True)
-        layers = []
-        for i, layer in enumerate(desc["layers"]):
-            entries, members, expanded = [], [], False
-            for j, e in enumerate(layer["entries"]):
-                target = e["target"]
-                if "source" in e:
-                    src = e["source"]
-                    refs += store_refs(src, store_dir, seen)
-                    if os.path.isdir(src):   # a store path: see image_writer._walk
-                        entries.append({"type": "tree", "path": target, "source": src, "hardlinks": False})
-                    else:
-                        entries.append({"type": "file", "path": target, "source": src})
-                    continue
-                if "extract" in e:
-                    d = e["extract"]
-                    m = Materializer(build_rootfs._image({}), scratch, stack, host_hardlinks=False)
-                    member = m.extract(build_rootfs._extract(d))
-                    dest = os.path.join(scratch, f"{i}-{j}")
-                    copy_member(member, dest)
-                    os.chmod(dest, member.mode & 0o777)
-                    refs += store_refs(dest, store_dir, seen)
-                    entries.append({"type": "file", "path": target, "source": dest})
-                    continue
-                r = e["build"]
-                for inc in r.get("include", []):
-                    refs += store_refs(inc["source"], store_dir, seen)
-                if r.get("origin", {}).get("kind") == "dir":
-                    refs += store_refs(r["origin"]["location"], store_dir, seen)
-                if r["type"] == "raw":
-                    image = build_rootfs._image(r)
-                    members += Materializer(image, scratch, stack, host_hardlinks=False).tree()
-                    expanded = True
+    scratch = tempfile.mkdtemp(prefix="urunix-base-", dir=os.environ.get("TMPDIR"))
+    stack.callback(shutil.rmtree, scratch, True)
+    layers = []
+    for i, layer in enumerate(desc["layers"]):
+        entries, members, expanded = [], [], False
+        for j, e in enumerate(layer["entries"]):
+            target = e["target"]
+            if "source" in e:
+                src = e["source"]
+                refs += store_refs(src, store_dir, seen)
+                if os.path.isdir(src):   # a store path: see image_writer._walk
+                    entries.append({"type": "tree", "path": target, "source": src, "hardlinks": False})
                 else:
-                    dest = os.path.join(scratch, f"{i}-{j}")
-                    build_rootfs.build(r, dest)
-                    entries.append({"type": "file", "path": target, "source": dest})
-            if expanded and entries:
-                raise SystemExit("base_image.py: a raw rootfs shares its layer with nothing")
-            layers.append({"name": layer["name"], "entries": entries, "members": members, "expanded": expanded})
-        for f, ref in refs:
-            print(f"urunix: warning: {f} names {ref}; the image gets this file's bytes, "
-                  f"not {ref} (nothing from {store_dir.decode()} is copied into the image)", file=sys.stderr)
-        plan = {"format": "docker-archive", "ociLayout": False, "repoTags": desc["repoTags"],
-                "created": desc["created"], "architecture": desc["architecture"], "os": "linux",
-                "config": {}, "layers": layers}
-        image_writer.write(plan, out)
+                    entries.append({"type": "file", "path": target, "source": src})
+                continue
+            if "extract" in e:
+                d = e["extract"]
+                m = Materializer(build_rootfs._image({}), scratch, stack, host_hardlinks=False)
+                member = m.extract(build_rootfs._extract(d))
+                dest = os.path.join(scratch, f"{i}-{j}")
+                copy_member(member, dest)
+                os.chmod(dest, member.mode & 0o777)
+                refs += store_refs(dest, store_dir, seen)
+                entries.append({"type": "file", "path": target, "source": dest})
+                continue
+            r = e["build"]
+            for inc in r.get("include", []):
+                refs += store_refs(inc["source"], store_dir, seen)
+            if r.get("origin", {}).get("kind") == "dir":
+                refs += store_refs(r["origin"]["location"], store_dir, seen)
+            if r["type"] == "raw":
+                image = build_rootfs._image(r)
+                members += Materializer(image, scratch, stack, host_hardlinks=False).tree()
+                expanded = True
+            else:
+                dest = os.path.join(scratch, f"{i}-{j}")
+                build_rootfs.build(r, dest)
+                entries.append({"type": "file", "path": target, "source": dest})
+        if expanded and entries:
+            raise SystemExit("base_image.py: a raw rootfs shares its layer with nothing")
+        layers.append({"name": layer["name"], "entries": entries, "members": members, "expanded": expanded})
+    for f, ref in refs:
+        print(f"urunix: warning: {f} names {ref}; the image gets this file's bytes, "
+              f"not {ref} (nothing from {store_dir.decode()} is copied into the image)", file=sys.stderr)
+    return image_writer, layers
 
 
 def main(argv: list[str]) -> int:
+    one = argv[1:2] == ["--layer"]
+    if one:
+        # LAYER.json may name a derivation's output (the urunc.json layer):
+        # then it comes by passAsFile, in $layerPath
+        argv = argv[:1] + argv[2:]
+        if len(argv) == 2 and os.environ.get("layerPath"):
+            argv = [argv[0], os.environ["layerPath"], argv[1]]
     if len(argv) != 3:
-        print("usage: base_image.py BASE.json OUT", file=sys.stderr)
+        print("usage: base_image.py [--layer] BASE.json OUT (--layer: LAYER.json also in $layerPath)",
+              file=sys.stderr)
         return 2
     with open(argv[1], "rb") as f:
         desc = json.load(f)
     try:
-        build(desc, argv[2])
+        (build_layer if one else build)(desc, argv[2])
     except Exception as e:   # a derivation log wants the reason, not a traceback
         if os.environ.get("URUNIX_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off"):   # urunix/envflags.py
             raise

@@ -538,15 +538,51 @@ def align_pad(offset: int, mtime: int) -> bytes:
     return head + body
 
 
-class Sink:
-    """Where blobs go: into an outer tar (archives) or a layout directory."""
+class StreamOut:
+    """A pipe as an archive's output: counts what is written (a pipe has
+    no tell()) and cannot seek, so only blobs whose digest is known before
+    their bytes (ready layers, in-memory data) can go to it."""
 
-    def __init__(self, fmt: str, out_path: str, mtime: int):
+    def __init__(self, f):
+        self.f, self.pos, self.name = f, 0, getattr(f, "name", "<stream>")
+
+    def write(self, data) -> int:
+        view = memoryview(data)
+        while view:
+            n = self.f.write(view)
+            n = len(view) if n is None else n
+            view = view[n:]
+            self.pos += n
+        return len(data)
+
+    def tell(self) -> int:
+        return self.pos
+
+    def fileno(self) -> int:
+        return self.f.fileno()
+
+    def flush(self) -> None:
+        self.f.flush()
+
+    def close(self) -> None:
+        self.f.flush()   # the caller's file: it closes it
+
+
+class Sink:
+    """Where blobs go: into an outer tar (archives) or a layout directory.
+    `out_path` may be an open binary file (a pipe): see StreamOut."""
+
+    def __init__(self, fmt: str, out_path, mtime: int):
         self.fmt, self.mtime = fmt, mtime
+        self.stream = not isinstance(out_path, (str, bytes, os.PathLike))
+        if self.stream and fmt == "oci":
+            raise PlanError("an OCI layout is a directory: it cannot be streamed")
         if fmt == "oci":
             os.makedirs(os.path.join(out_path, "blobs", "sha256"))
             self.root = out_path
             self.tar = None
+        elif self.stream:
+            self.tar = StreamOut(out_path)
         else:
             self.tar = open(out_path, "wb")
 
@@ -554,6 +590,8 @@ class Sink:
              align: bool = True) -> str:
         """Stream one blob of known size; return its hex digest. Afterwards
         `self.last` is (path, offset) of the blob's bytes in the output."""
+        if self.stream:
+            raise PlanError("a layer whose digest is not known yet cannot be streamed")
         threaded = size >= THREAD_MIN
         if self.tar is None:
             fd, tmp = tempfile.mkstemp(dir=os.path.join(self.root, "blobs", "sha256"), prefix=".tmp-")
@@ -605,14 +643,24 @@ class Sink:
                 self.tar.write(outer_header("blobs/sha256/" + digest, size, self.mtime))
                 self.tar.flush()
                 start = self.tar.tell()
-                copy_range(src, offset, self.tar, start, size, progress)
-                self.tar.seek(start + size)
+                if self.stream:
+                    copy_stream(src, offset, self.tar, size, progress)
+                else:
+                    copy_range(src, offset, self.tar, start, size, progress)
+                    self.tar.seek(start + size)
                 self.tar.write(bytes(padding(size)))
                 self.last = (self.tar.name, start)
         return digest
 
     def data_blob(self, data: bytes) -> str:
-        return self.blob(len(data), lambda w: w.write(data), align=False)
+        """A small blob held in memory: hashed first, so its header is
+        written once and nothing seeks (the same bytes blob() writes)."""
+        if self.tar is None:
+            return self.blob(len(data), lambda w: w.write(data), align=False)
+        digest = hashlib.sha256(data).hexdigest()
+        self.tar.write(outer_header("blobs/sha256/" + digest, len(data), self.mtime))
+        self.tar.write(data + bytes(padding(len(data))))
+        return digest
 
     def file(self, name: str, data: bytes) -> None:
         if self.tar is None:
@@ -653,6 +701,48 @@ def copy_range(src, src_off: int, dst, dst_off: int, size: int, progress: Progre
         src_off, dst_off, left = src_off + n, dst_off + n, left - n
         if progress:
             progress(n)
+
+
+def copy_stream(src, src_off: int, dst, size: int, progress: Progress | None = None) -> None:
+    """Copy `size` bytes of `src` from `src_off` to the end of `dst` (a
+    StreamOut), by sendfile where the kernel offers it, else a buffer."""
+    left = size
+    dst.flush()
+    use_sendfile = hasattr(os, "sendfile")
+    while left:
+        n = 0
+        if use_sendfile:
+            try:
+                n = os.sendfile(dst.fileno(), src.fileno(), src_off, min(left, 1 << 30))
+            except OSError as e:
+                if e.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                    raise
+                use_sendfile = False
+                continue
+            dst.pos += n
+        else:
+            chunk = os.pread(src.fileno(), min(left, CHUNK), src_off)
+            n = dst.write(chunk) if chunk else 0
+        if n <= 0:
+            raise PlanError(f"{src.name} ended {left} bytes early")
+        src_off, left = src_off + n, left - n
+        if progress:
+            progress(n)
+
+
+def write_layer(layer_plan: dict, created: str, out_path: str) -> tuple[str, int]:
+    """One layer's tar alone (the bytes write() puts in an archive for the
+    same plan layer), for a layer kept in the Nix store by itself; returns
+    (hex digest, size)."""
+    mtime = epoch(created)
+    ((name, members),) = plan_members({"layers": [layer_plan]})
+    layer = prepare(name, members, mtime)
+    with open(out_path, "wb") as f:
+        with HashingWriter(f, None, layer.size >= THREAD_MIN) as w:
+            stream_layer(layer.members, w, mtime, layer.headers)
+    if w.count != layer.size:
+        raise PlanError(f"layer size {w.count} differs from the computed {layer.size}")
+    return w.sha.hexdigest(), layer.size
 
 
 def canonical(obj) -> bytes:
