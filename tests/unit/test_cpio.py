@@ -305,3 +305,42 @@ def test_cli_standalone(tmp_path):
     bad.write_text(json.dumps({"entries": [{"type": "file", "path": "/../x", "data": ""}]}))
     r = subprocess.run([sys.executable, str(HELPER), str(bad), str(tmp_path / "z")], capture_output=True, text=True)
     assert r.returncode == 1 and "escapes" in r.stderr
+
+
+def test_stream_member_is_the_archive_made_while_streaming(tmp_path):
+    ms = extra_members(tree_members(make_tree(tmp_path / "t")))
+    for hardlinks in ("link", "copy"):
+        want = build(ms, mtime=7, hardlinks=hardlinks)
+        m = C.stream_member("boot/initrd", ms, 7, hardlinks, mode=0o600)
+        assert (m.path, m.kind, m.mode, m.size) == ("boot/initrd", "file", 0o600, len(want))
+        got = bytearray()
+        m.fill(got.extend)
+        assert bytes(got) == want
+    assert C.stream_member("x", ms).mode == 0o644
+
+
+def test_main_writes_what_write_file_writes(tmp_path, capsys):
+    src = make_tree(tmp_path / "t")
+    tree = tmp_path / "tree.json"
+    tree.write_text(json.dumps({"entries": [{"type": "tree", "path": "", "source": str(src)}], "mtime": 5}))
+    ms = expand([{"type": "tree", "path": "", "source": str(src)}])
+    assert C.main(["cpio.py", str(tree), str(tmp_path / "a.cpio")]) == 0
+    assert (tmp_path / "a.cpio").read_bytes() == build(ms, mtime=5)
+    assert C.main(["cpio.py", str(tree), str(tmp_path / "b.cpio"), "--hardlinks=copy", "--gzip"]) == 0
+    assert gzip.decompress((tmp_path / "b.cpio").read_bytes()) == build(ms, mtime=5, hardlinks="copy")
+    tree.write_text(json.dumps({"entries": [{"type": "tree", "path": "", "source": str(src)}], "gzip": True,
+                                "hardlinks": "copy"}))
+    assert C.main(["cpio.py", str(tree), str(tmp_path / "c.cpio"), "--hardlinks=link"]) == 0
+    assert gzip.decompress((tmp_path / "c.cpio").read_bytes()) == build(ms, hardlinks="link")
+    assert C.main(["cpio.py", str(tree), str(tmp_path / "d.cpio")]) == 0
+    assert gzip.decompress((tmp_path / "d.cpio").read_bytes()) == build(ms, hardlinks="copy")
+    capsys.readouterr()
+    usage = "usage: cpio.py TREE.json OUT [--gzip] [--hardlinks=link|copy]\n"
+    for argv in (["cpio.py", str(tree)], ["cpio.py", str(tree), "o", "--bzip"], ["cpio.py", str(tree), "o", "x"]):
+        assert C.main(argv) == 2
+        assert capsys.readouterr().err == usage
+    tree.write_text(json.dumps({"nothing": []}))
+    assert C.main(["cpio.py", str(tree), str(tmp_path / "e.cpio")]) == 1
+    assert capsys.readouterr().err == "cpio: 'entries'\n"
+    assert C.main(["cpio.py", str(tmp_path / "missing.json"), str(tmp_path / "e.cpio")]) == 1
+    assert capsys.readouterr().err.startswith("cpio: [Errno 2]")
