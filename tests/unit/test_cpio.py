@@ -457,3 +457,24 @@ def test_main_flags_anywhere_and_the_tree_s_own_options(tmp_path):
     assert (tmp_path / "b.cpio").read_bytes() == build(ms, hardlinks="copy")
     assert C.main(["cpio.py", str(tree), str(tmp_path / "c.cpio"), "--hardlinks=link"]) == 0
     assert (tmp_path / "c.cpio").read_bytes() == build(ms, hardlinks="link") != build(ms, hardlinks="copy")
+
+
+def test_hard_link_groups_in_archive_order_with_their_own_inodes():
+    ms = expand([{"type": "file", "path": "a/b", "data": "one"}, {"type": "file", "path": "c", "data": "two"}])
+    ms += [Member("a-b", "hardlink", 0o644, target="a/b"), Member("d", "hardlink", 0o644, target="c"),
+           Member("p", "fifo", 0o644)]
+    ms.sort(key=lambda m: m.path.split("/"))
+    recs = {r["name"]: r for r in parse(build(ms))}
+    assert recs[b"a/b"]["size"] == 0 and recs[b"a-b"]["data"] == b"one"     # data on the last in archive order
+    assert recs[b"a/b"]["ino"] == recs[b"a-b"]["ino"] != recs[b"c"]["ino"] == recs[b"d"]["ino"]
+    assert recs[b"p"]["nlink"] == 1
+    got = bytearray()
+    C.stream_member("i", ms).fill(got.extend)
+    assert bytes(got) == build(ms)                                             # mtime 0 by default
+
+
+def test_a_hard_link_loop_further_on_is_refused():
+    ms = [Member("a", "hardlink", 0o644, target="b"), Member("b", "hardlink", 0o644, target="c"),
+          Member("c", "hardlink", 0o644, target="b")]
+    with pytest.raises(C.CpioError, match=r"^/a: hard link loop$"):
+        build(ms)
