@@ -305,3 +305,176 @@ def test_cli_standalone(tmp_path):
     bad.write_text(json.dumps({"entries": [{"type": "file", "path": "/../x", "data": ""}]}))
     r = subprocess.run([sys.executable, str(HELPER), str(bad), str(tmp_path / "z")], capture_output=True, text=True)
     assert r.returncode == 1 and "escapes" in r.stderr
+
+
+def test_stream_member_is_the_archive_made_while_streaming(tmp_path):
+    ms = extra_members(tree_members(make_tree(tmp_path / "t")))
+    for hardlinks in ("link", "copy"):
+        want = build(ms, mtime=7, hardlinks=hardlinks)
+        m = C.stream_member("boot/initrd", ms, 7, hardlinks, mode=0o600)
+        assert (m.path, m.kind, m.mode, m.size) == ("boot/initrd", "file", 0o600, len(want))
+        got = bytearray()
+        m.fill(got.extend)
+        assert bytes(got) == want
+    assert C.stream_member("x", ms).mode == 0o644
+
+
+def test_main_writes_what_write_file_writes(tmp_path, capsys):
+    src = make_tree(tmp_path / "t")
+    tree = tmp_path / "tree.json"
+    tree.write_text(json.dumps({"entries": [{"type": "tree", "path": "", "source": str(src)}], "mtime": 5}))
+    ms = expand([{"type": "tree", "path": "", "source": str(src)}])
+    assert C.main(["cpio.py", str(tree), str(tmp_path / "a.cpio")]) == 0
+    assert (tmp_path / "a.cpio").read_bytes() == build(ms, mtime=5)
+    assert C.main(["cpio.py", str(tree), str(tmp_path / "b.cpio"), "--hardlinks=copy", "--gzip"]) == 0
+    assert gzip.decompress((tmp_path / "b.cpio").read_bytes()) == build(ms, mtime=5, hardlinks="copy")
+    tree.write_text(json.dumps({"entries": [{"type": "tree", "path": "", "source": str(src)}], "gzip": True,
+                                "hardlinks": "copy"}))
+    assert C.main(["cpio.py", str(tree), str(tmp_path / "c.cpio"), "--hardlinks=link"]) == 0
+    assert gzip.decompress((tmp_path / "c.cpio").read_bytes()) == build(ms, hardlinks="link")
+    assert C.main(["cpio.py", str(tree), str(tmp_path / "d.cpio")]) == 0
+    assert gzip.decompress((tmp_path / "d.cpio").read_bytes()) == build(ms, hardlinks="copy")
+    capsys.readouterr()
+    usage = "usage: cpio.py TREE.json OUT [--gzip] [--hardlinks=link|copy]\n"
+    for argv in (["cpio.py", str(tree)], ["cpio.py", str(tree), "o", "--bzip"], ["cpio.py", str(tree), "o", "x"]):
+        assert C.main(argv) == 2
+        assert capsys.readouterr().err == usage
+    tree.write_text(json.dumps({"nothing": []}))
+    assert C.main(["cpio.py", str(tree), str(tmp_path / "e.cpio")]) == 1
+    assert capsys.readouterr().err == "cpio: 'entries'\n"
+    assert C.main(["cpio.py", str(tmp_path / "missing.json"), str(tmp_path / "e.cpio")]) == 1
+    assert capsys.readouterr().err.startswith("cpio: [Errno 2]")
+
+
+# ---------------------------------------------------------------- edges found by mutation testing
+
+def test_names_and_targets_keep_non_utf8_bytes():
+    ms = [Member("b\udcff", "file", 0o644, 1, data=b"x"), Member("l\udcfe", "symlink", 0o777, target="t\udcfd")]
+    recs = {r["name"]: r for r in parse(build(ms))}
+    assert recs[b"b\xff"]["data"] == b"x"
+    assert recs[b"l\xfe"]["data"] == b"t\xfd" and recs[b"l\xfe"]["size"] == 2 and recs[b"l\xfe"]["nlink"] == 1
+
+
+def test_nested_directories_count_their_own_subdirectories():
+    ms = expand([{"type": "dir", "path": "a/b/c"}, {"type": "dir", "path": "a/b/d"}, {"type": "dir", "path": "a/e"}])
+    nlink = {r["name"]: r["nlink"] for r in parse(build(ms))}
+    assert (nlink[b"a"], nlink[b"a/b"], nlink[b"a/b/c"], nlink[b"a/e"]) == (4, 4, 2, 2)
+
+
+def test_a_pair_of_hard_links_shares_one_inode_and_the_data_once():
+    ms = [Member("a", "file", 0o644, 3, data=b"abc"), Member("b", "hardlink", 0o644, target="a"),
+          Member("c", "file", 0o644, 2, data=b"zz")]
+    recs = {r["name"]: r for r in parse(build(ms))}
+    assert recs[b"a"]["ino"] == recs[b"b"]["ino"] != recs[b"c"]["ino"]
+    assert (recs[b"a"]["nlink"], recs[b"b"]["nlink"], recs[b"c"]["nlink"]) == (2, 2, 1)
+    assert (recs[b"a"]["size"], recs[b"b"]["data"], recs[b"c"]["data"]) == (0, b"abc", b"zz")
+    copied = {r["name"]: r for r in parse(build(ms, hardlinks="copy"))}
+    assert copied[b"a"]["data"] == copied[b"b"]["data"] == b"abc" and copied[b"a"]["ino"] != copied[b"b"]["ino"]
+
+
+def test_exact_refusals(tmp_path, monkeypatch):
+    def refused(ms, **kw) -> str:
+        with pytest.raises(C.CpioError) as e:
+            build(ms, **kw)
+        return str(e.value)
+
+    f = Member("f", "file", 0o644, 1, data=b"x")
+    assert refused([f], hardlinks="soft") == "hardlinks must be 'link' or 'copy', not 'soft'"
+    assert refused([Member("a", "hardlink", 0o644, target="b"), Member("b", "hardlink", 0o644, target="a")]) \
+        == "/a: hard link loop"
+    assert refused([Member("s", "socket", 0o644)]) == "/s: cannot store a 'socket' in cpio"
+    assert refused([Member("f", "file", 0o644, 5, data=b"abc")]) == "/f: inline data is 3 bytes, not 5"
+    assert build([f], mtime=C.MAX32)                                  # the largest mtime newc holds
+    for uid, gid in ((-1, 0), (0, -1), (C.MAX32 + 1, 0), (0, C.MAX32 + 1)):
+        with pytest.raises(C.CpioError):
+            build([Member("f", "file", 0o644, 1, data=b"x", uid=uid, gid=gid)])
+    assert build([Member("f", "file", 0o644, 1, data=b"x", uid=C.MAX32, gid=C.MAX32)])
+    monkeypatch.setattr(C, "MAX32", 10)     # limits a test can reach: symlink length, inode count
+    assert build([Member("l", "symlink", 0o777, target="t" * 10)])
+    assert refused([Member("l", "symlink", 0o777, target="t" * 11)]) == "/l: symlink target too long"
+    nine = [Member(f"f{i:02}", "file", 0o644, 0, data=b"") for i in range(9)]
+    assert build(nine, mtime=0)
+    assert refused(nine + [Member("g", "file", 0o644, 0, data=b"")]) == "10 inodes do not fit newc's 32-bit inode numbers"
+
+
+def test_source_files_offsets_progress_and_changes(tmp_path):
+    src = tmp_path / "src"
+    src.write_bytes(b"0123456789")
+    done = []
+    out = build([Member("f", "file", 0o644, 4, source=str(src), offset=3)], progress=done.append)
+    assert parse(out)[0]["data"] == b"3456" and sum(done) == 4 and None not in done
+    done.clear()
+    data = build([Member("d", "file", 0o644, 2, data=b"hi")], progress=done.append)
+    assert parse(data)[0]["data"] == b"hi" and done == [2]
+    with pytest.raises(C.CpioError) as e:
+        build([Member("f", "file", 0o644, 12, source=str(src))])
+    assert str(e.value) == f"{src} changed size while it was being read"
+    with pytest.raises(C.CpioError) as e:       # longer than planned: grew
+        build([Member("f", "file", 0o644, 8, source=str(src))])
+    assert str(e.value) == f"{src} changed size while it was being read"
+
+
+def test_write_file_options(tmp_path):
+    ms = [Member("a", "file", 0o644, 3, data=b"abc"), Member("b", "hardlink", 0o644, target="a")]
+    done = []
+    C.write_file(ms, str(tmp_path / "c.cpio"), hardlinks="copy", progress=done.append)
+    assert (tmp_path / "c.cpio").read_bytes() == build(ms, hardlinks="copy") and sum(done) == 6
+    done.clear()
+    C.write_file(ms, str(tmp_path / "g.cpio"), gzip_level=6, hardlinks="copy", progress=done.append)
+    gz = (tmp_path / "g.cpio").read_bytes()
+    assert gz[4:9] == bytes(5) and gz[10:] == gzip.compress(build(ms, hardlinks="copy"), 6, mtime=0)[10:]
+    assert gzip.decompress(gz) == build(ms, hardlinks="copy")   # mtime 0, level 6 (XFL 0), no name
+    assert sum(done) == 6
+    with pytest.raises(C.CpioError):
+        C.write_file(ms, str(tmp_path / "bad.cpio"), hardlinks="soft")
+    assert not (tmp_path / "bad.cpio").exists()                      # refused before the file is made
+
+
+def test_stream_member_size_is_exact_for_every_padding():
+    """The block padding hides a miscounted size for most trees: try sizes
+    across a whole block."""
+    for n in range(0, 1100):
+        ms = [Member("d", "dir", 0o755), Member("d/f", "file", 0o644, n, data=b"x" * n)]
+        assert C.stream_member("i", ms).size == len(build(ms)), n
+
+
+def test_main_flags_anywhere_and_the_tree_s_own_options(tmp_path):
+    src = tmp_path / "t"
+    src.mkdir()
+    (src / "a").write_bytes(os.urandom(64) * 3000)      # compressible, so gzip levels differ
+    os.link(src / "a", src / "b")
+    entries = [{"type": "tree", "path": "", "source": str(src)}]
+    ms = expand(entries)
+    assert any(m.kind == "hardlink" for m in ms)
+    tree = tmp_path / "tree.json"
+    tree.write_text(json.dumps({"entries": entries}))
+    assert C.main(["cpio.py", "--gzip", str(tree), str(tmp_path / "a.cpio")]) == 0
+    raw = (tmp_path / "a.cpio").read_bytes()
+    assert gzip.decompress(raw) == build(ms)
+    assert raw[10:] == gzip.compress(build(ms), 6, mtime=0)[10:]          # level 6
+    tree.write_text(json.dumps({"entries": entries, "hardlinks": "copy"}))
+    assert C.main(["cpio.py", str(tree), str(tmp_path / "b.cpio")]) == 0
+    assert (tmp_path / "b.cpio").read_bytes() == build(ms, hardlinks="copy")
+    assert C.main(["cpio.py", str(tree), str(tmp_path / "c.cpio"), "--hardlinks=link"]) == 0
+    assert (tmp_path / "c.cpio").read_bytes() == build(ms, hardlinks="link") != build(ms, hardlinks="copy")
+
+
+def test_hard_link_groups_in_archive_order_with_their_own_inodes():
+    ms = expand([{"type": "file", "path": "a/b", "data": "one"}, {"type": "file", "path": "c", "data": "two"}])
+    ms += [Member("a-b", "hardlink", 0o644, target="a/b"), Member("d", "hardlink", 0o644, target="c"),
+           Member("p", "fifo", 0o644)]
+    ms.sort(key=lambda m: m.path.split("/"))
+    recs = {r["name"]: r for r in parse(build(ms))}
+    assert recs[b"a/b"]["size"] == 0 and recs[b"a-b"]["data"] == b"one"     # data on the last in archive order
+    assert recs[b"a/b"]["ino"] == recs[b"a-b"]["ino"] != recs[b"c"]["ino"] == recs[b"d"]["ino"]
+    assert recs[b"p"]["nlink"] == 1
+    got = bytearray()
+    C.stream_member("i", ms).fill(got.extend)
+    assert bytes(got) == build(ms)                                             # mtime 0 by default
+
+
+def test_a_hard_link_loop_further_on_is_refused():
+    ms = [Member("a", "hardlink", 0o644, target="b"), Member("b", "hardlink", 0o644, target="c"),
+          Member("c", "hardlink", 0o644, target="b")]
+    with pytest.raises(C.CpioError, match=r"^/a: hard link loop$"):
+        build(ms)

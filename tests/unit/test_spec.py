@@ -12,14 +12,15 @@ from urunix.spec import FileEntry, Image, Spec, display_path
 def test_where_names_the_line_of_the_field_or_of_its_parent(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     s = Spec(file=tmp_path / "d" / "args.nix", format="args.nix",
-             lines={"annotations": 4, "annotations.cmdline": 6, "files": 9})
+             lines={"annotations": 4, "annotations.cmdline": 6, "files": 9, "env": 3, "env.A": 11})
     assert s.base_dir == tmp_path / "d"
     assert s.where("annotations.cmdline") == {"file": os.path.join("d", "args.nix"), "field": "annotations.cmdline",
                                               "line": 6, "key": "annotations.cmdline"}
     assert s.where("annotations.binary")["line"] == 4          # the parent's line
     assert s.where("files")["line"] == 9
     assert s.where("name")["line"] is None                      # no line, no parent
-    assert s.where("env.A.B")["line"] is None                   # only the direct parent counts
+    assert s.where("env.A.B")["line"] == 11                     # the direct parent's line
+    assert s.where("env.C.D")["line"] is None                   # only the direct parent counts
     s.names = {"annotations.binary": "LABEL com.urunc.unikernel.binary"}
     assert s.where("annotations.binary")["field"] == "LABEL com.urunc.unikernel.binary"
 

@@ -37,8 +37,9 @@ def test_full_key_and_labels():
 
 def test_decode_keeps_other_keys_and_refuses_bad_documents():
     assert U.decode(b'{"other": "eA==", "com.urunc.unikernel.b": ""}') == {"other": "x", "b": ""}
-    with pytest.raises(ValueError, match="not a JSON object"):
+    with pytest.raises(ValueError) as e:
         U.decode(b'["x"]')
+    assert str(e.value) == "urunc.json is not a JSON object"
     with pytest.raises(ValueError, match="b: value is not a string"):
         U.decode(b'{"b": 1}')
     with pytest.raises(ValueError):
@@ -56,6 +57,11 @@ def test_main_writes_both_files(tmp_path, capsys):
     assert (out / "labels.json").read_bytes() == (
         '{"com.urunc.unikernel.binary": "/k", "com.urunc.unikernel.cmdline": "ü x"}\n'.encode())
     assert sorted(p.name for p in out.iterdir()) == ["labels.json", "urunc.json"]
+    # again into the existing directory, with a value that is no valid UTF-8 (a host byte)
+    ann.write_text(json.dumps({"cmdline": "x\udcff"}))
+    assert U.main(["urunc_json.py", str(ann), str(out)]) == 0
+    assert (out / "labels.json").read_bytes() == b'{"com.urunc.unikernel.cmdline": "x\xff"}\n'
+    assert U.decode((out / "urunc.json").read_bytes()) == {"cmdline": "x\udcff"}
     assert U.main(["urunc_json.py", str(ann)]) == 2
     assert capsys.readouterr().err == "usage: urunc_json.py ANNOTATIONS.json OUT_DIR\n"
 
