@@ -40,12 +40,10 @@ def ours(link: str, new: set[str]) -> set[str]:
     """The new store paths this build made or imported: the new ones in the
     closure of the result's derivation with its outputs (other Nix users of
     a shared store add paths meanwhile)."""
-    drv = subprocess.run(["nix-store", "-q", "--deriver", os.path.realpath(link)], capture_output=True,
-                         text=True).stdout.strip()
+    drv = subprocess.run(["nix-store", "-q", "--deriver", os.path.realpath(link)], capture_output=True, text=True).stdout.strip()
     if not drv or not os.path.exists(drv):
         return {p for p in new if not p.endswith(".lock")}
-    closure = subprocess.run(["nix-store", "-qR", "--include-outputs", drv], capture_output=True,
-                             text=True).stdout.split()
+    closure = subprocess.run(["nix-store", "-qR", "--include-outputs", drv], capture_output=True, text=True).stdout.split()
     return new & set(closure)
 
 
@@ -95,32 +93,52 @@ def write_args(path: str, name: str, tag: str, kernel: str, tree: str, cmdline: 
 
 def write_yaml(path: str, name: str, tag: str, kernel: str, tree: str, cmdline: str) -> str:
     import json
+
     with open(path, "w") as f:
-        f.write(f"name: {json.dumps(name)}\ntag: {json.dumps(tag)}\nfiles:\n  {json.dumps(kernel)}: /kernel\n"
-                f"rootfs:\n  type: block\n  from: {json.dumps(tree)}\n"
-                f"annotations:\n  unikernelType: linux\n  hypervisor: qemu\n  binary: /kernel\n"
-                f"  cmdline: {json.dumps(cmdline)}\n")
+        f.write(
+            f"name: {json.dumps(name)}\ntag: {json.dumps(tag)}\nfiles:\n  {json.dumps(kernel)}: /kernel\n"
+            f"rootfs:\n  type: block\n  from: {json.dumps(tree)}\n"
+            f"annotations:\n  unikernelType: linux\n  hypervisor: qemu\n  binary: /kernel\n"
+            f"  cmdline: {json.dumps(cmdline)}\n"
+        )
     return path
 
 
-def run(bench, name: str, tree: str, kernel: str, spec_dir: str, env: dict, *, root: str, probe, settle,
-        summarize) -> dict:
+def run(bench, name: str, tree: str, kernel: str, spec_dir: str, env: dict, *, root: str, probe, settle, summarize) -> dict:
     """Measure the three cases for one tree; return {case: summary}."""
     # URUNIX_BENCH_PKGS: another pkgs (e.g. nixpkgs' own dockerTools, by hand)
     pkgs = os.environ.get("URUNIX_BENCH_PKGS") or f"import {os.path.join(root, 'tests', 'nix', 'testpkgs.nix')} {{ }}"
-    nenv = {"NIX_TEST_PYTHON": os.environ.get("NIX_TEST_PYTHON") or "/usr/bin/python3",
-            "NIX_CONFIG": os.environ.get("NIX_CONFIG") or "build-users-group =\nsandbox = false\nsubstituters ="}
+    nenv = {
+        "NIX_TEST_PYTHON": os.environ.get("NIX_TEST_PYTHON") or "/usr/bin/python3",
+        "NIX_CONFIG": os.environ.get("NIX_CONFIG") or "build-users-group =\nsandbox = false\nsubstituters =",
+    }
     link = os.path.join(bench.out, "nix-result")
     a = write_args(os.path.join(spec_dir, f"{name}-nix-a.nix"), f"bench/{name}-nix", "a", kernel, tree, "/init")
-    b = write_args(os.path.join(spec_dir, f"{name}-nix-b.nix"), f"bench/{name}-nix", "a", kernel, tree,
-                   "/init console=ttyS0 quiet")
-    y = write_yaml(os.path.join(spec_dir, f"{name}-block-native.yaml"), f"bench/{name}-nix", "a", kernel, tree,
-                   "/init")
+    b = write_args(
+        os.path.join(spec_dir, f"{name}-nix-b.nix"), f"bench/{name}-nix", "a", kernel, tree, "/init console=ttyS0 quiet"
+    )
+    y = write_yaml(os.path.join(spec_dir, f"{name}-block-native.yaml"), f"bench/{name}-nix", "a", kernel, tree, "/init")
     native_out = os.path.join(bench.out, "nix-native.tar")
 
     def nix_build(spec: str, *attr: str) -> list[str]:
-        return ["nix-build", os.path.join(root, "default.nix"), *attr, "--arg", "args", spec, "--arg", "pkgs", pkgs,
-                "--option", "substituters", "", "-o", link, "--quiet", "--no-build-output"]
+        return [
+            "nix-build",
+            os.path.join(root, "default.nix"),
+            *attr,
+            "--arg",
+            "args",
+            spec,
+            "--arg",
+            "pkgs",
+            pkgs,
+            "--option",
+            "substituters",
+            "",
+            "-o",
+            link,
+            "--quiet",
+            "--no-build-output",
+        ]
 
     def streamed_bytes() -> int:
         """The size of the archive the stream script writes (counted, not stored)."""
@@ -137,13 +155,15 @@ def run(bench, name: str, tree: str, kernel: str, spec_dir: str, env: dict, *, r
         new = ours(link, store_paths() - s0)
         made.update(new & (store_paths() - before_all))
         src = source_paths(new)
-        r.update(image_bytes=streamed_bytes() if attr else os.path.getsize(os.path.realpath(link)),
-                 store_source=sum(tree_bytes(p) for p in src),
-                 store_built=sum(tree_bytes(p) for p in new - src))
+        r.update(
+            image_bytes=streamed_bytes() if attr else os.path.getsize(os.path.realpath(link)),
+            store_source=sum(tree_bytes(p) for p in src),
+            store_built=sum(tree_bytes(p) for p in new - src),
+        )
         return r
 
     before_all = store_paths()
-    made: set[str] = set()   # what our builds added (the store may be shared: delete nothing else)
+    made: set[str] = set()  # what our builds added (the store may be shared: delete nothing else)
 
     def clean() -> None:
         for p in (link, native_out):
@@ -157,8 +177,13 @@ def run(bench, name: str, tree: str, kernel: str, spec_dir: str, env: dict, *, r
         base = os.path.basename(tree.rstrip("/"))
         return {p for p in new if p.endswith("-" + base)}
 
-    got: dict[str, list] = {"nix_block": [], "nix_block_rebuild": [], "nix_stream": [], "nix_stream_rebuild": [],
-                            "native_block": []}
+    got: dict[str, list] = {
+        "nix_block": [],
+        "nix_block_rebuild": [],
+        "nix_stream": [],
+        "nix_stream_rebuild": [],
+        "native_block": [],
+    }
     for i in range(-bench.args.warmup, bench.args.runs):
         for case, attr in (("nix_block", ()), ("nix_stream", ("-A", "stream"))):
             # cold
@@ -173,8 +198,7 @@ def run(bench, name: str, tree: str, kernel: str, spec_dir: str, env: dict, *, r
         clean()
         # native, no cache
         settle()
-        r = probe(bench.work, ["build", "--backend", "native", y, "-o", native_out], True,
-                  {**env, "URUNIX_NO_CACHE": "1"})
+        r = probe(bench.work, ["build", "--backend", "native", y, "-o", native_out], True, {**env, "URUNIX_NO_CACHE": "1"})
         r["image_bytes"] = os.path.getsize(native_out)
         if i >= 0:
             got["native_block"].append(r)
@@ -199,12 +223,14 @@ def ratios(cases: dict) -> dict:
         if not nat or not cold or not rb or "wall_median" not in cold or "wall_median" not in nat:
             continue
         img = cold["image_bytes"] or 1
-        out.update({
-            f"{prefix}_cold_vs_native_cold": cold["wall_median"] / nat["wall_median"],    # goal <= 3
-            f"{prefix}_store_built_vs_image": cold["store_built"] / img,                   # goal <= 2
-            f"{prefix}_store_with_source_vs_image": (cold["store_built"] + cold["store_source"]) / img,
-            f"{prefix}_peak_rss_mib": cold["rss_max_kib"] / 1024,                          # goal < 200
-            f"{prefix}_rebuild_vs_cold": rb["wall_median"] / cold["wall_median"],          # goal <= 0.2
-            f"{prefix}_rebuild_store_vs_image": rb["store_built"] / img,                   # goal <= 0.05
-        })
+        out.update(
+            {
+                f"{prefix}_cold_vs_native_cold": cold["wall_median"] / nat["wall_median"],  # goal <= 3
+                f"{prefix}_store_built_vs_image": cold["store_built"] / img,  # goal <= 2
+                f"{prefix}_store_with_source_vs_image": (cold["store_built"] + cold["store_source"]) / img,
+                f"{prefix}_peak_rss_mib": cold["rss_max_kib"] / 1024,  # goal < 200
+                f"{prefix}_rebuild_vs_cold": rb["wall_median"] / cold["wall_median"],  # goal <= 0.2
+                f"{prefix}_rebuild_store_vs_image": rb["store_built"] / img,  # goal <= 0.05
+            }
+        )
     return out

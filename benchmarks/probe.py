@@ -47,13 +47,14 @@ def main(argv: list[str]) -> int:
         return 2
     report = argv[0]
     sep = argv.index("--")
-    opts, cmd = argv[1:sep], argv[sep + 1:]
+    opts, cmd = argv[1:sep], argv[sep + 1 :]
     io0 = proc_io()
     if "--urunix" in opts:
         t0 = T0
         sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "generator"))
         from urunix.cli import main as urunix_main
         from urunix.native import build as native_build
+
         inner = native_build.build
         build_wall = []
 
@@ -75,9 +76,15 @@ def main(argv: list[str]) -> int:
     wall = time.perf_counter() - t0
     io1 = proc_io()
     child_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    out = {"rc": rc, "wall": wall, "rss_kib": max(self_rss, child_rss), "self_rss_kib": self_rss,
-           "child_rss_kib": child_rss,
-           "build_wall": sum(build_wall) if build_wall else None, "io": {k: io1.get(k, 0) - io0.get(k, 0) for k in io1}}
+    out = {
+        "rc": rc,
+        "wall": wall,
+        "rss_kib": max(self_rss, child_rss),
+        "self_rss_kib": self_rss,
+        "child_rss_kib": child_rss,
+        "build_wall": sum(build_wall) if build_wall else None,
+        "io": {k: io1.get(k, 0) - io0.get(k, 0) for k in io1},
+    }
     with open(report, "w") as f:
         json.dump(out, f)
     return rc

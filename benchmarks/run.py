@@ -26,6 +26,7 @@ FORMATS = {"docker-archive": "", "oci-archive": "_oci_archive", "oci": "_oci"}
 
 # ------------------------------------------------------------------ helpers
 
+
 def sh(script: str) -> list[str]:
     return ["sh", "-c", script]
 
@@ -38,17 +39,20 @@ def nix_string(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("${", "\\${") + '"'
 
 
-def write_spec(path: str, name: str, tag: str, kernel: str, rtype: str | None, tree: str, cmdline: str,
-               tree_as_file: bool = False) -> str:
+def write_spec(
+    path: str, name: str, tag: str, kernel: str, rtype: str | None, tree: str, cmdline: str, tree_as_file: bool = False
+) -> str:
     """An args.nix (path ending in .nix) or the same spec in YAML. The
     native builds use YAML: with Nix installed an args.nix is evaluated by
     nix-instantiate, a cost of the spec language, not of the build."""
     if path.endswith(".yaml"):
-        text = (f"name: {json.dumps(name)}\ntag: {json.dumps(tag)}\nfiles:\n  {json.dumps(kernel)}: /kernel\n"
-                + (f"  {json.dumps(tree)}: /rootfs\n" if tree_as_file else "")
-                + (f"rootfs:\n  type: {rtype}\n  from: {json.dumps(tree)}\n" if rtype and not tree_as_file else "")
-                + "annotations:\n  unikernelType: linux\n  hypervisor: qemu\n  binary: /kernel\n"
-                + f"  cmdline: {json.dumps(cmdline)}\n")
+        text = (
+            f"name: {json.dumps(name)}\ntag: {json.dumps(tag)}\nfiles:\n  {json.dumps(kernel)}: /kernel\n"
+            + (f"  {json.dumps(tree)}: /rootfs\n" if tree_as_file else "")
+            + (f"rootfs:\n  type: {rtype}\n  from: {json.dumps(tree)}\n" if rtype and not tree_as_file else "")
+            + "annotations:\n  unikernelType: linux\n  hypervisor: qemu\n  binary: /kernel\n"
+            + f"  cmdline: {json.dumps(cmdline)}\n"
+        )
         with open(path, "w") as f:
             f.write(text)
         return path
@@ -57,7 +61,7 @@ def write_spec(path: str, name: str, tag: str, kernel: str, rtype: str | None, t
     if tree_as_file:  # the Nix library does not build rootfs trees yet: copy the tree as plain files
         files += f' "{tree}" = "/rootfs";'
     elif rtype:
-        rootfs = f"rootfs = {{ type = \"{rtype}\"; from = {tree}; }};"
+        rootfs = f'rootfs = {{ type = "{rtype}"; from = {tree}; }};'
     text = f"""{{
   name = "{name}"; tag = "{tag}";
   files = {{ {files} }};
@@ -81,8 +85,9 @@ def probe(work: str, cmd: list[str], urunix: bool = False, env: dict | None = No
     report = os.path.join(work, "probe.json")
     rm(report)
     argv = [PY, "-m", "benchmarks.probe", report, *(["--urunix"] if urunix else []), "--", *cmd]
-    r = subprocess.run(argv, cwd=ROOT, env={**os.environ, **(env or {})},
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    r = subprocess.run(
+        argv, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     try:
         with open(report) as f:
             out = json.load(f)
@@ -112,8 +117,11 @@ def summarize(runs: list[dict]) -> dict:
         "walls": walls,
         # urunix only: the time inside the native builder, without the CLI's
         # imports and spec loading
-        "build_median": (statistics.median(r["build_wall"] for r in runs)
-                         if runs and all(r.get("build_wall") is not None for r in runs) else None),
+        "build_median": (
+            statistics.median(r["build_wall"] for r in runs)
+            if runs and all(r.get("build_wall") is not None for r in runs)
+            else None
+        ),
     }
 
 
@@ -153,8 +161,7 @@ class Bench:
         for c in cases:
             s = summarize(got[c["name"]])
             self.results.setdefault(group, {})[c["name"]] = s
-            self.log(f"  {group:8} {c['name']:28} median {s['wall_median']:8.3f} s  "
-                     f"rss {s['rss_max_kib'] / 1024:7.1f} MiB")
+            self.log(f"  {group:8} {c['name']:28} median {s['wall_median']:8.3f} s  rss {s['rss_max_kib'] / 1024:7.1f} MiB")
 
     # ------------------------------------------------------------ cases
     def tree_cases(self, name: str, root: str, facts: dict, kernel: str) -> None:
@@ -168,48 +175,99 @@ class Bench:
         nbytes = self.ext_size(root)
         cases = [
             # the copy limit: read every input once, write as many bytes once
-            {"name": "copy_limit", "outputs": [o("copy.bin")], "cmd": lambda i: sh(
-                f"find {q(root)} -type f -print0 | xargs -0 cat > /dev/null && "
-                f"dd if=/dev/zero of={q(o('copy.bin'))} bs=1M count={total} iflag=count_bytes status=none")},
+            {
+                "name": "copy_limit",
+                "outputs": [o("copy.bin")],
+                "cmd": lambda i: sh(
+                    f"find {q(root)} -type f -print0 | xargs -0 cat > /dev/null && "
+                    f"dd if=/dev/zero of={q(o('copy.bin'))} bs=1M count={total} iflag=count_bytes status=none"
+                ),
+            },
             # baselines
-            {"name": "tar", "outputs": [o("tree.tar")],
-             "cmd": lambda i: ["tar", "--sort=name", "-cf", o("tree.tar"), "-C", root, "."]},
-            {"name": "cpio_tar", "outputs": [o("tree.cpio"), o("cpio.tar")], "cmd": lambda i: sh(
-                f"cd {q(root)} && find . | LC_ALL=C sort | cpio -o -H newc --reproducible --quiet > {q(o('tree.cpio'))} "
-                f"&& tar -cf {q(o('cpio.tar'))} -C {q(out)} tree.cpio")},
-            {"name": "mke2fs_tar", "outputs": [o("tree.img"), o("ext.tar")], "cmd": lambda i: sh(
-                f"mke2fs -q -F -t ext2 -b 4096 -d {q(root)} {q(o('tree.img'))} {nbytes // 4096} "
-                f"&& tar -cf {q(o('ext.tar'))} -C {q(out)} tree.img")},
+            {
+                "name": "tar",
+                "outputs": [o("tree.tar")],
+                "cmd": lambda i: ["tar", "--sort=name", "-cf", o("tree.tar"), "-C", root, "."],
+            },
+            {
+                "name": "cpio_tar",
+                "outputs": [o("tree.cpio"), o("cpio.tar")],
+                "cmd": lambda i: sh(
+                    f"cd {q(root)} && find . | LC_ALL=C sort | cpio -o -H newc --reproducible --quiet > {q(o('tree.cpio'))} "
+                    f"&& tar -cf {q(o('cpio.tar'))} -C {q(out)} tree.cpio"
+                ),
+            },
+            {
+                "name": "mke2fs_tar",
+                "outputs": [o("tree.img"), o("ext.tar")],
+                "cmd": lambda i: sh(
+                    f"mke2fs -q -F -t ext2 -b 4096 -d {q(root)} {q(o('tree.img'))} {nbytes // 4096} "
+                    f"&& tar -cf {q(o('ext.tar'))} -C {q(out)} tree.img"
+                ),
+            },
         ]
         # urunix, per rootfs type: cold (cache emptied first), a rebuild
         # after a cmdline-only change (the cache primed, untimed, by a cold
         # build of the first spec), and cold without the cache
         for rtype in self.args.types.split(","):
-            a = write_spec(os.path.join(spec_dir, f"{name}-{rtype}-a.yaml"), f"bench/{name}-{rtype}", "a",
-                           kernel, rtype, root, "/init")
-            b = write_spec(os.path.join(spec_dir, f"{name}-{rtype}-b.yaml"), f"bench/{name}-{rtype}", "a",
-                           kernel, rtype, root, "/init console=ttyS0 quiet")
+            a = write_spec(
+                os.path.join(spec_dir, f"{name}-{rtype}-a.yaml"), f"bench/{name}-{rtype}", "a", kernel, rtype, root, "/init"
+            )
+            b = write_spec(
+                os.path.join(spec_dir, f"{name}-{rtype}-b.yaml"),
+                f"bench/{name}-{rtype}",
+                "a",
+                kernel,
+                rtype,
+                root,
+                "/init console=ttyS0 quiet",
+            )
             img = o(f"{rtype}.tar")
-            build = lambda spec, dst, *more: (lambda i: ["build", "--backend", "native", spec, "-o", dst, *more])  # noqa: E731
+            build = lambda spec, dst, *more: lambda i: ["build", "--backend", "native", spec, "-o", dst, *more]  # noqa: E731
             cases += [
-                {"name": f"urunix_{rtype}", "cmd": build(a, img), "urunix": True, "env": env, "outputs": [img],
-                 "before": lambda i: rm(self.cache)},
-                {"name": f"urunix_{rtype}_rebuild", "cmd": build(b, img), "urunix": True, "env": env,
-                 "outputs": [img], "before": lambda i, a=a, img=img: self.prime(a, img, env)},
-                {"name": f"urunix_{rtype}_nocache", "cmd": build(a, img), "urunix": True, "env": nocache,
-                 "outputs": [img]},
+                {
+                    "name": f"urunix_{rtype}",
+                    "cmd": build(a, img),
+                    "urunix": True,
+                    "env": env,
+                    "outputs": [img],
+                    "before": lambda i: rm(self.cache),
+                },
+                {
+                    "name": f"urunix_{rtype}_rebuild",
+                    "cmd": build(b, img),
+                    "urunix": True,
+                    "env": env,
+                    "outputs": [img],
+                    "before": lambda i, a=a, img=img: self.prime(a, img, env),
+                },
+                {"name": f"urunix_{rtype}_nocache", "cmd": build(a, img), "urunix": True, "env": nocache, "outputs": [img]},
             ]
             if rtype == "raw":
                 for fmt, suffix in FORMATS.items():
                     if suffix:
                         dst = o(f"raw{suffix}")
-                        cases.append({"name": f"urunix_raw{suffix}", "cmd": build(a, dst, "--format", fmt),
-                                      "urunix": True, "env": nocache, "outputs": [dst]})
+                        cases.append(
+                            {
+                                "name": f"urunix_raw{suffix}",
+                                "cmd": build(a, dst, "--format", fmt),
+                                "urunix": True,
+                                "env": nocache,
+                                "outputs": [dst],
+                            }
+                        )
                 # an OCI layout's layer blob is linked from the cache, not copied
                 dst = o("raw_oci_rb")
-                cases.append({"name": "urunix_raw_oci_rebuild", "cmd": build(b, dst, "--format", "oci"),
-                              "urunix": True, "env": env, "outputs": [dst],
-                              "before": lambda i, a=a, dst=dst: self.prime(a, dst, env, "oci")})
+                cases.append(
+                    {
+                        "name": "urunix_raw_oci_rebuild",
+                        "cmd": build(b, dst, "--format", "oci"),
+                        "urunix": True,
+                        "env": env,
+                        "outputs": [dst],
+                        "before": lambda i, a=a, dst=dst: self.prime(a, dst, env, "oci"),
+                    }
+                )
         self.measure(name, cases)
         rm(self.cache)
         if name in self.args.nix_trees.split(","):
@@ -229,6 +287,7 @@ class Bench:
         sys.path.insert(0, GENERATOR)
         from urunix.helpers import ext
         from urunix.helpers.image_writer import expand
+
         return ext.auto_size(expand([{"type": "tree", "path": "", "source": root}]))[0]
 
     def nix_case(self, name: str, root: str, kernel: str, spec_dir: str, env: dict) -> None:
@@ -239,18 +298,15 @@ class Bench:
             self.notes.append("nix-build not found: the Nix figures are missing")
             return
         try:
-            got = nixpath.run(self, name, root, kernel, spec_dir, env, root=ROOT, probe=probe, settle=settle,
-                              summarize=summarize)
+            got = nixpath.run(self, name, root, kernel, spec_dir, env, root=ROOT, probe=probe, settle=settle, summarize=summarize)
         except RuntimeError as e:
             self.results.setdefault(name, {})["nix_block"] = {"error": str(e)[-2000:]}
             self.notes.append(f"nix-build failed: {str(e)[-300:]}")
             return
         for case, s in got.items():
             self.results.setdefault(name, {})[case] = s
-            extra = "".join(f"  {k} {mib(s[k])} MiB" for k in ("image_bytes", "store_built", "store_source")
-                            if k in s)
-            self.log(f"  {name:8} {case:28} median {s['wall_median']:8.3f} s  "
-                     f"rss {s['rss_max_kib'] / 1024:7.1f} MiB{extra}")
+            extra = "".join(f"  {k} {mib(s[k])} MiB" for k in ("image_bytes", "store_built", "store_source") if k in s)
+            self.log(f"  {name:8} {case:28} median {s['wall_median']:8.3f} s  rss {s['rss_max_kib'] / 1024:7.1f} MiB{extra}")
 
     def many_files_specs(self, n: int = 10_000) -> list[tuple[str, str]]:
         """A YAML spec and an args.nix with `n` files entries each (issue
@@ -275,8 +331,10 @@ class Bench:
             f.write('{ name = "bench/many"; files = {\n  "./src/kernel" = "/unikernel/kernel";\n')
             f.writelines(f'  "./src/f{i:05d}" = "/data/d{i % 100:02d}/f{i:05d}";\n' for i in range(n))
             f.write("}; annotations = { " + " ".join(f'{k} = "{v}";' for k, v in ann.items()) + " }; }\n")
-        return [("urunix_validate_10k_yaml", os.path.join(d, "many.yaml")),
-                ("urunix_validate_10k_argsnix", os.path.join(d, "args.nix"))]
+        return [
+            ("urunix_validate_10k_yaml", os.path.join(d, "many.yaml")),
+            ("urunix_validate_10k_argsnix", os.path.join(d, "args.nix")),
+        ]
 
     def startup(self, spec: str) -> None:
         env = {**os.environ, "PYTHONPATH": GENERATOR, "CI": "1"}
@@ -286,13 +344,18 @@ class Bench:
             runs = max(self.args.runs, 10 if "10k" not in case else 3) if not self.args.quick else 1
             for i in range(-1, runs):
                 t0 = time.perf_counter()
-                subprocess.run([PY, "-m", "urunix", *argv], env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, check=True)
+                subprocess.run(
+                    [PY, "-m", "urunix", *argv], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True
+                )
                 if i >= 0:
                     walls.append(time.perf_counter() - t0)
             self.results.setdefault("startup", {})[case] = {
-                "runs": len(walls), "wall_median": statistics.median(walls), "wall_min": min(walls),
-                "wall_max": max(walls), "walls": walls}
+                "runs": len(walls),
+                "wall_median": statistics.median(walls),
+                "wall_min": min(walls),
+                "wall_max": max(walls),
+                "walls": walls,
+            }
             self.log(f"  startup  {case:28} median {statistics.median(walls):8.3f} s")
             if "10k" in case and statistics.median(walls) >= 1.0:
                 self.notes.append(f"{case}: median {statistics.median(walls):.2f} s, over the 1 s target")
@@ -317,9 +380,17 @@ class Bench:
         rtype = next((t for t in self.args.types.split(",") if t), "raw")
         small_spec = os.path.join(self.work, "specs", f"{want[0]}-{rtype}-a.yaml")
         self.startup(small_spec)
-        return {"machine": machine(self.work), "command": " ".join(["python", "-m", "benchmarks", *sys.argv[1:]]),
-                "quick": self.args.quick, "runs": self.args.runs, "warmup": self.args.warmup,
-                "trees": facts, "results": self.results, "ratios": ratios(self.results), "notes": self.notes}
+        return {
+            "machine": machine(self.work),
+            "command": " ".join(["python", "-m", "benchmarks", *sys.argv[1:]]),
+            "quick": self.args.quick,
+            "runs": self.args.runs,
+            "warmup": self.args.warmup,
+            "trees": facts,
+            "results": self.results,
+            "ratios": ratios(self.results),
+            "notes": self.notes,
+        }
 
 
 def ratios(results: dict) -> dict:
@@ -354,6 +425,7 @@ def machine(work: str) -> dict:
             return subprocess.run(a, capture_output=True, text=True).stdout.strip()
         except OSError:
             return ""
+
     df = cmd("df", "-hT", work).splitlines()
     cpu = ""
     try:
@@ -367,15 +439,21 @@ def machine(work: str) -> dict:
             mem = int(next(ln.split()[1] for ln in f if ln.startswith("MemTotal"))) // 1024
     except (OSError, StopIteration):
         pass
-    return {"cores": os.cpu_count(), "cpu": cpu, "mem_mib": mem, "kernel": platform.release(),
-            "python": platform.python_version(), "disk": df[-1] if df else "",
-            "tar": cmd("tar", "--version").splitlines()[0] if cmd("tar", "--version") else "",
-            "cpio": (cmd("cpio", "--version").splitlines() or [""])[0],
-            "mke2fs": (subprocess.run(["sh", "-c", "mke2fs -V 2>&1 | head -1"], capture_output=True,
-                                      text=True).stdout.strip())}
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "mem_mib": mem,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "disk": df[-1] if df else "",
+        "tar": cmd("tar", "--version").splitlines()[0] if cmd("tar", "--version") else "",
+        "cpio": (cmd("cpio", "--version").splitlines() or [""])[0],
+        "mke2fs": (subprocess.run(["sh", "-c", "mke2fs -V 2>&1 | head -1"], capture_output=True, text=True).stdout.strip()),
+    }
 
 
 # ------------------------------------------------------------------ report
+
 
 def mib(n: float) -> str:
     return f"{n / (1 << 20):,.1f}"
@@ -384,18 +462,24 @@ def mib(n: float) -> str:
 def markdown(data: dict) -> str:
     lines = []
     m = data["machine"]
-    lines.append(f"Machine: {m['cores']} cores ({m['cpu']}), {m['mem_mib']:,} MiB RAM, Linux {m['kernel']}, "
-                 f"Python {m['python']}; disk: `{m['disk']}`; {m['tar']}; {m['cpio']}; {m['mke2fs']}.")
+    lines.append(
+        f"Machine: {m['cores']} cores ({m['cpu']}), {m['mem_mib']:,} MiB RAM, Linux {m['kernel']}, "
+        f"Python {m['python']}; disk: `{m['disk']}`; {m['tar']}; {m['cpio']}; {m['mke2fs']}."
+    )
     lines.append("")
-    lines.append(f"Command: `{data['command']}` ({data['runs']} measured runs after {data['warmup']} warm-up; "
-                 "medians; I/O columns are the median /proc/&lt;pid&gt;/io deltas in MiB).")
+    lines.append(
+        f"Command: `{data['command']}` ({data['runs']} measured runs after {data['warmup']} warm-up; "
+        "medians; I/O columns are the median /proc/&lt;pid&gt;/io deltas in MiB)."
+    )
     lines.append("")
     for tree, cases in data["results"].items():
         if tree == "startup":
             continue
         f = data["trees"].get(tree, {})
-        lines.append(f"### {tree}: {f.get('files', '?'):,} files, {mib(f.get('bytes', 0))} MiB, "
-                     f"{f.get('hardlinked_names', 0)} hard-linked names, {f.get('symlinks', 0)} symlinks")
+        lines.append(
+            f"### {tree}: {f.get('files', '?'):,} files, {mib(f.get('bytes', 0))} MiB, "
+            f"{f.get('hardlinked_names', 0)} hard-linked names, {f.get('symlinks', 0)} symlinks"
+        )
         lines.append("")
         lines.append("| case | median s | min-max s | in builder s | peak RSS MiB | rchar | wchar | read_bytes | write_bytes |")
         lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -405,17 +489,20 @@ def markdown(data: dict) -> str:
                 continue
             io = s["io_median"]
             inb = f"{s['build_median']:.3f}" if s.get("build_median") is not None else ""
-            lines.append(f"| {case} | {s['wall_median']:.3f} | {s['wall_min']:.2f}-{s['wall_max']:.2f} | {inb} | "
-                         f"{s['rss_max_kib'] / 1024:.1f} | {mib(io.get('rchar', 0))} | {mib(io.get('wchar', 0))} | "
-                         f"{mib(io.get('read_bytes', 0))} | {mib(io.get('write_bytes', 0))} |")
+            lines.append(
+                f"| {case} | {s['wall_median']:.3f} | {s['wall_min']:.2f}-{s['wall_max']:.2f} | {inb} | "
+                f"{s['rss_max_kib'] / 1024:.1f} | {mib(io.get('rchar', 0))} | {mib(io.get('wchar', 0))} | "
+                f"{mib(io.get('read_bytes', 0))} | {mib(io.get('write_bytes', 0))} |"
+            )
         lines.append("")
         nix = [(case, s) for case, s in cases.items() if "image_bytes" in s]
         if nix:
             lines.append("| Nix-path case | image MiB | store growth, built MiB | store growth, tree import MiB |")
             lines.append("|---|---:|---:|---:|")
             for case, s in nix:
-                lines.append(f"| {case} | {mib(s['image_bytes'])} | {mib(s.get('store_built', 0))} | "
-                             f"{mib(s.get('store_source', 0))} |")
+                lines.append(
+                    f"| {case} | {mib(s['image_bytes'])} | {mib(s.get('store_built', 0))} | {mib(s.get('store_source', 0))} |"
+                )
             lines.append("")
         r = data["ratios"].get(tree, {})
         if r:
@@ -444,13 +531,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="tiny trees, one run, no warm-up (CI smoke run)")
     p.add_argument("--runs", type=int, default=None, help="measured runs per case (default 5; --quick: 1)")
     p.add_argument("--warmup", type=int, default=None, help="warm-up runs per case (default 1; --quick: 0)")
-    p.add_argument("--trees", default=None,
-                   help="comma-separated: small,mid,large,bigfile (default all; --quick: small,large,bigfile)")
+    p.add_argument(
+        "--trees", default=None, help="comma-separated: small,mid,large,bigfile (default all; --quick: small,large,bigfile)"
+    )
     p.add_argument("--types", default=",".join(TYPES), help="rootfs types to build: raw,initrd,block")
-    p.add_argument("--nix-trees", default=None,
-                   help="trees to build with nix-build too ('' for none; default mid,large; --quick: large)")
-    p.add_argument("--work", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "urunix-bench"),
-                   help="where trees, outputs and the benchmark's cache go (needs ~8 GB for the full run)")
+    p.add_argument(
+        "--nix-trees", default=None, help="trees to build with nix-build too ('' for none; default mid,large; --quick: large)"
+    )
+    p.add_argument(
+        "--work",
+        default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "urunix-bench"),
+        help="where trees, outputs and the benchmark's cache go (needs ~8 GB for the full run)",
+    )
     p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "out"), help="where results.json/.md go")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)

@@ -119,8 +119,7 @@ def facts(root: str) -> dict:
             if (st.st_dev, st.st_ino) not in seen:
                 seen.add((st.st_dev, st.st_ino))
                 nbytes += st.st_size
-    return {"files": files, "symlinks": links, "dirs": dirs, "bytes": nbytes,
-            "hardlinked_names": files - len(seen)}
+    return {"files": files, "symlinks": links, "dirs": dirs, "bytes": nbytes, "hardlinked_names": files - len(seen)}
 
 
 def ensure(work: str, name: str, params: dict) -> tuple[str, dict]:

@@ -10,12 +10,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def urunix(*args: str, cwd: Path | None = None, env: dict | None = None, check: bool = False,
-           timeout: int = 600) -> subprocess.CompletedProcess:
+def urunix(
+    *args: str, cwd: Path | None = None, env: dict | None = None, check: bool = False, timeout: int = 600
+) -> subprocess.CompletedProcess:
     e = {**os.environ, "PYTHONPATH": str(ROOT / "generator"), **(env or {})}
     e.pop("COLUMNS", None)
-    r = subprocess.run([sys.executable, "-m", "urunix", *args], cwd=cwd, env=e,
-                       capture_output=True, text=True, timeout=timeout)
+    r = subprocess.run([sys.executable, "-m", "urunix", *args], cwd=cwd, env=e, capture_output=True, text=True, timeout=timeout)
     if check and r.returncode != 0:
         raise AssertionError(f"urunix {' '.join(args)} exited {r.returncode}:\n{r.stdout}\n{r.stderr}")
     return r

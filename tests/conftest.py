@@ -45,26 +45,28 @@ def _as_on_a_fresh_machine() -> Path:
     base = Path(tempfile.mkdtemp(prefix="urunix-tests-"))
     conf = base / "nix-conf"
     conf.mkdir()
-    (conf / "nix.conf").write_text("")   # replaces /etc/nix/nix.conf for every Nix process
+    (conf / "nix.conf").write_text("")  # replaces /etc/nix/nix.conf for every Nix process
     for d in ("home", "cache", "config", "data", "state"):
         (base / d).mkdir()
-    os.environ.update({
-        "NIX_CONF_DIR": str(conf),
-        "NIX_USER_CONF_FILES": str(conf / "nix.conf"),
-        "NIX_CONFIG": "build-users-group =\nsandbox = false\nsubstituters =\n",
-        "NIX_PATH": "",
-        "HOME": str(base / "home"),
-        "XDG_CACHE_HOME": str(base / "cache"),
-        "XDG_CONFIG_HOME": str(base / "config"),
-        "XDG_DATA_HOME": str(base / "data"),
-        "XDG_STATE_HOME": str(base / "state"),
-    })
+    os.environ.update(
+        {
+            "NIX_CONF_DIR": str(conf),
+            "NIX_USER_CONF_FILES": str(conf / "nix.conf"),
+            "NIX_CONFIG": "build-users-group =\nsandbox = false\nsubstituters =\n",
+            "NIX_PATH": "",
+            "HOME": str(base / "home"),
+            "XDG_CACHE_HOME": str(base / "cache"),
+            "XDG_CONFIG_HOME": str(base / "config"),
+            "XDG_DATA_HOME": str(base / "data"),
+            "XDG_STATE_HOME": str(base / "state"),
+        }
+    )
     for var in ("NIX_REMOTE", "DOCKER_CONTEXT", "DOCKER_CONFIG"):
         os.environ.pop(var, None)
     return base
 
 
-if os.environ.get("URUNIX_TESTS_HOST_STATE") != "1":   # an escape hatch for debugging on a dev machine
+if os.environ.get("URUNIX_TESTS_HOST_STATE") != "1":  # an escape hatch for debugging on a dev machine
     _FRESH = _as_on_a_fresh_machine()
 
     def pytest_unconfigure(config) -> None:
@@ -84,10 +86,21 @@ def docker() -> Docker:
     sock = f"unix://{state}/docker.sock"
     log = open(state / "dockerd.log", "wb")
     proc = subprocess.Popen(
-        [dockerd, "--storage-driver=vfs", "--iptables=false", "--ip6tables=false", "--bridge=none",
-         f"--data-root={state}/data", f"--exec-root={state}/exec", f"--pidfile={state}/docker.pid",
-         "-H", sock],
-        stdout=log, stderr=subprocess.STDOUT)
+        [
+            dockerd,
+            "--storage-driver=vfs",
+            "--iptables=false",
+            "--ip6tables=false",
+            "--bridge=none",
+            f"--data-root={state}/data",
+            f"--exec-root={state}/exec",
+            f"--pidfile={state}/docker.pid",
+            "-H",
+            sock,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     d = Docker(sock)
     for _ in range(300):
         if d.run("info", check=False).returncode == 0:

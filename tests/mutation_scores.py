@@ -18,11 +18,13 @@ def main(stage: str) -> int:
         codes = json.loads(meta.read_text())["exit_code_by_key"]
         status = [status_by_exit_code[c] for c in codes.values()]
         killed = sum(s in ("killed", "timeout") for s in status)
-        total = sum(s not in ("skipped", "not checked") for s in status)   # a partial run: what it ran
+        total = sum(s not in ("skipped", "not checked") for s in status)  # a partial run: what it ran
         name = str(meta.relative_to(Path(stage, "mutants", "src")))[: -len(".meta")]
         rows.append((name, killed, total))
-        print(f"{name:32} {killed:5}/{total:<5} {100 * killed / max(total, 1):5.1f}%  "
-              + ", ".join(f"{s}: {status.count(s)}" for s in sorted(set(status)) if s != "killed"))
+        print(
+            f"{name:32} {killed:5}/{total:<5} {100 * killed / max(total, 1):5.1f}%  "
+            + ", ".join(f"{s}: {status.count(s)}" for s in sorted(set(status)) if s != "killed")
+        )
     return 0 if rows else 1
 
 

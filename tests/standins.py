@@ -31,14 +31,20 @@ def standin_image(path: Path, kernel: bool = False) -> None:
         config = {}
     else:
         entries = [
-            {"type": "file", "path": "/bin/app", "data": "#!/bin/sh\necho app \"$@\"\n", "mode": 0o755},
+            {"type": "file", "path": "/bin/app", "data": '#!/bin/sh\necho app "$@"\n', "mode": 0o755},
             {"type": "symlink", "path": "/bin/sh", "target": "busybox"},
             {"type": "file", "path": "/etc/app.conf", "data": f"name = {path.stem}\n"},
             {"type": "dir", "path": "/data"},
         ]
         config = {"Entrypoint": ["/bin/app"], "Cmd": ["--port", "80"], "Env": ["APP_MODE=prod"], "WorkingDir": "/data"}
-    plan = {"format": "docker-archive", "repoTags": [f"standin/{path.stem}:latest"], "created": "1970-01-01T00:00:01Z",
-            "architecture": "amd64", "config": config, "layers": [{"name": "base", "entries": entries}]}
+    plan = {
+        "format": "docker-archive",
+        "repoTags": [f"standin/{path.stem}:latest"],
+        "created": "1970-01-01T00:00:01Z",
+        "architecture": "amd64",
+        "config": config,
+        "layers": [{"name": "base", "entries": entries}],
+    }
     image_writer.write_atomic(plan, str(path))
 
 
@@ -74,10 +80,10 @@ if __name__ == "__main__":
     # python3 tests/standins.py EXAMPLE DEST: the example plus stand-ins for
     # the files it names but does not ship (its STANDINS list), ready to build
     import sys
+
     sys.path.insert(0, str(ROOT / "generator"))
     if len(sys.argv) != 3 or sys.argv[1] not in all_examples():
-        print(f"usage: python3 tests/standins.py EXAMPLE DEST\n  EXAMPLE: {', '.join(all_examples())}",
-              file=sys.stderr)
+        print(f"usage: python3 tests/standins.py EXAMPLE DEST\n  EXAMPLE: {', '.join(all_examples())}", file=sys.stderr)
         sys.exit(2)
     dest = example(sys.argv[1], Path(sys.argv[2]))
     print(f"{dest}: ready; e.g. cd {dest} && urunix build args.nix")

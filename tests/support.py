@@ -42,6 +42,7 @@ class Docker:
 
     def inspect(self, ref: str) -> dict:
         import json
+
         return json.loads(self.run("image", "inspect", ref).stdout)[0]
 
     def export(self, ref: str, dest: Path, *command: str) -> Path:

@@ -25,8 +25,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},   # inherited by every subcommand
+    context_settings={"help_option_names": ["-h", "--help"]},  # inherited by every subcommand
 )
+
 
 class OutFormat(str, Enum):
     docker_archive = "docker-archive"
@@ -49,6 +50,7 @@ class Backend(str, Enum):
 
 def _console(stderr: bool = True):
     from rich.console import Console
+
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
@@ -70,7 +72,7 @@ def _root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and the commands run."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
-    del debug   # read from sys.argv by main() before typer runs
+    del debug  # read from sys.argv by main() before typer runs
 
 
 def _from_map(pairs: Optional[list[str]]) -> Optional[dict[str, str]]:
@@ -81,14 +83,19 @@ def _from_map(pairs: Optional[list[str]]) -> Optional[dict[str, str]]:
     for pair in pairs:
         name, sep, path = pair.partition("=")
         if not sep or not name or not path:
-            raise SpecError("must be NAME=PATH", field="--from", value=pair,
-                            hint="e.g. --from unikraft.org/nginx:1.15=./nginx.tar (an archive from docker save)")
+            raise SpecError(
+                "must be NAME=PATH",
+                field="--from",
+                value=pair,
+                hint="e.g. --from unikraft.org/nginx:1.15=./nginx.tar (an archive from docker save)",
+            )
         out[name] = str(Path(path).absolute())
     return out
 
 
-SPEC_HELP = ("args.nix, a YAML spec, a bunnyfile or a Containerfile; or a directory holding exactly one "
-             "(default: the current directory).")
+SPEC_HELP = (
+    "args.nix, a YAML spec, a bunnyfile or a Containerfile; or a directory holding exactly one (default: the current directory)."
+)
 FILE_HELP = "The spec file, as in `docker build -f` (then SPEC, if given, is its directory)."
 SPEC_NAMES = ("args.nix", "bunnyfile", "Containerfile", "Dockerfile")
 SPEC_GLOBS = ("*.yaml", "*.yml", "*.bunnyfile", "*.Containerfile", "*.Dockerfile")
@@ -99,38 +106,58 @@ def _spec_file(spec: Optional[Path], file: Optional[Path]) -> Path:
     a directory stands for the one spec in it."""
     if file is not None:
         if spec is not None and not (spec.is_dir() and spec.resolve() == file.absolute().parent.resolve()):
-            raise SpecError("-f names the spec file; SPEC may then only be the directory it is in",
-                            field="-f", value=str(file),
-                            hint=f"drop {spec}: paths in the spec are relative to its own directory")
+            raise SpecError(
+                "-f names the spec file; SPEC may then only be the directory it is in",
+                field="-f",
+                value=str(file),
+                hint=f"drop {spec}: paths in the spec are relative to its own directory",
+            )
         return file
     spec = Path(".") if spec is None else spec
     if not spec.is_dir():
         return spec
-    found = sorted({p for n in SPEC_NAMES if (p := spec / n).is_file()}
-                   | {p for g in SPEC_GLOBS for p in spec.glob(g) if p.is_file()})
+    found = sorted(
+        {p for n in SPEC_NAMES if (p := spec / n).is_file()} | {p for g in SPEC_GLOBS for p in spec.glob(g) if p.is_file()}
+    )
     shown = str(spec) if str(spec) != "." else "the current directory"
     if len(found) == 1:
         return found[0]
     if not found:
-        raise SpecError(f"no spec in {shown}", field="SPEC", value=str(spec),
-                        allowed="args.nix, *.yaml, *.yml, bunnyfile, Containerfile, Dockerfile",
-                        hint="name the spec file itself, e.g. -f path/to/args.nix")
-    raise SpecError(f"{shown} holds {len(found)} specs: {', '.join(p.name for p in found)}", field="SPEC",
-                    value=str(spec), hint=f"name one with -f, e.g. -f {found[0]}")
+        raise SpecError(
+            f"no spec in {shown}",
+            field="SPEC",
+            value=str(spec),
+            allowed="args.nix, *.yaml, *.yml, bunnyfile, Containerfile, Dockerfile",
+            hint="name the spec file itself, e.g. -f path/to/args.nix",
+        )
+    raise SpecError(
+        f"{shown} holds {len(found)} specs: {', '.join(p.name for p in found)}",
+        field="SPEC",
+        value=str(spec),
+        hint=f"name one with -f, e.g. -f {found[0]}",
+    )
 
 
-_URUNC_HELP = ("urunc releases the image must work on, comma-separated (v0.5.0, v0.6.0, v0.7.0, main, next); "
-               "overrides the spec's `urunc`. Default: v0.6.0,v0.7.0,main.")
+_URUNC_HELP = (
+    "urunc releases the image must work on, comma-separated (v0.5.0, v0.6.0, v0.7.0, main, next); "
+    "overrides the spec's `urunc`. Default: v0.6.0,v0.7.0,main."
+)
 
 
-def _load(spec: Path, spec_format: Optional[SpecFormat], tag: Optional[str], from_pairs: Optional[list[str]] = None,
-          urunc: Optional[str] = None):
+def _load(
+    spec: Path,
+    spec_format: Optional[SpecFormat],
+    tag: Optional[str],
+    from_pairs: Optional[list[str]] = None,
+    urunc: Optional[str] = None,
+):
     from .loaders import load
     from .validate import validate
 
     if not spec.exists():
-        raise SpecError("no such file", file=str(spec),
-                        hint="give the path of an args.nix, a YAML spec, a bunnyfile or a Containerfile")
+        raise SpecError(
+            "no such file", file=str(spec), hint="give the path of an args.nix, a YAML spec, a bunnyfile or a Containerfile"
+        )
     s = load(spec, spec_format.value if spec_format else None, from_map=_from_map(from_pairs), keep_problems=True)
     if tag:
         name, sep, t = tag.rpartition(":")
@@ -154,6 +181,7 @@ def _progress(image, output: Path):
     """Steps and bytes on stderr (progress.py): a status line on a terminal,
     one line per step otherwise."""
     from .progress import BuildProgress
+
     r = image.rootfs
     tool = "cpio" if r is not None and r.type == "initrd" else None
     return BuildProgress(str(output), rootfs_tool=tool)
@@ -166,6 +194,7 @@ def _nix_available(pkgs_expr: Optional[str]) -> bool:
     if pkgs_expr:
         return True
     from .nixenv import has_nixpkgs
+
     return has_nixpkgs()
 
 
@@ -174,13 +203,20 @@ def build(
     spec: Optional[Path] = typer.Argument(None, metavar="[SPEC]", show_default=False, help=SPEC_HELP),
     file: Optional[Path] = typer.Option(None, "--file", "-f", metavar="FILE", help=FILE_HELP),
     output: Path = typer.Option(Path("result"), "--output", "-o", metavar="PATH", help="Where to write the image."),
-    out_format: OutFormat = typer.Option(OutFormat.docker_archive, "--format", metavar="FORMAT",
-                                         help="Output format: docker-archive, oci-archive or oci."),
-    backend: Backend = typer.Option(Backend.auto, "--backend", help="native, nix, or auto (nix when nix-build and <nixpkgs> are available)."),
+    out_format: OutFormat = typer.Option(
+        OutFormat.docker_archive, "--format", metavar="FORMAT", help="Output format: docker-archive, oci-archive or oci."
+    ),
+    backend: Backend = typer.Option(
+        Backend.auto, "--backend", help="native, nix, or auto (nix when nix-build and <nixpkgs> are available)."
+    ),
     tag: Optional[str] = typer.Option(None, "--tag", "-t", metavar="NAME[:TAG]", help="Image name[:tag], overriding the spec's."),
     spec_format: Optional[SpecFormat] = typer.Option(None, "--spec-format", help="Input format (default: from the file name)."),
-    from_: Optional[list[str]] = typer.Option(None, "--from", metavar="NAME=PATH", help="Containerfile: take FROM NAME from a local archive: NAME=PATH (repeatable)."),
-    nix_pkgs: Optional[str] = typer.Option(None, "--nix-pkgs", metavar="EXPR", help="Nix expression for pkgs (default: import <nixpkgs> {})."),
+    from_: Optional[list[str]] = typer.Option(
+        None, "--from", metavar="NAME=PATH", help="Containerfile: take FROM NAME from a local archive: NAME=PATH (repeatable)."
+    ),
+    nix_pkgs: Optional[str] = typer.Option(
+        None, "--nix-pkgs", metavar="EXPR", help="Nix expression for pkgs (default: import <nixpkgs> {})."
+    ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither use nor fill the layer cache ($XDG_CACHE_HOME/urunix)."),
     fsync: bool = typer.Option(False, "--fsync", help="Flush the image to disk before renaming it into place."),
     urunc: Optional[str] = typer.Option(None, "--urunc", help=_URUNC_HELP),
@@ -190,12 +226,14 @@ def build(
     spec = _spec_file(spec, file)
     image = _load(spec, spec_format, tag, from_, urunc)
     from .native import output as outputs
+
     dest = outputs.resolve(str(output), out_format.value, image.name, str(spec))
     chosen = backend
     if backend == Backend.auto:
         chosen = Backend.native
         if out_format == OutFormat.docker_archive and _nix_available(nix_pkgs):
             from . import nixgen
+
             why = nixgen.unsupported(image)
             if why:
                 _say(f"using the native builder: {why}")
@@ -203,16 +241,23 @@ def build(
                 chosen = Backend.nix
     if chosen == Backend.nix and backend == Backend.nix:
         from . import nixgen
+
         why = nixgen.unsupported(image)
         if why:
             raise SpecError(why, field="--backend", value="nix", hint="use --backend native (or auto)")
     if chosen == Backend.nix:
         if out_format != OutFormat.docker_archive:
-            raise SpecError("the nix backend writes docker-archive only", field="--format", value=out_format.value,
-                            hint="use --backend native for oci-archive and oci")
+            raise SpecError(
+                "the nix backend writes docker-archive only",
+                field="--format",
+                value=out_format.value,
+                hint="use --backend native for oci-archive and oci",
+            )
         from . import nixgen
+
         if dest.stream:
             import tempfile
+
             with tempfile.TemporaryDirectory(prefix="urunix-nix-out-") as tmp:
                 nixgen.build_with_nix(image, spec, Path(tmp) / "result", nix_pkgs)
                 outputs.stream(str(Path(tmp) / "result"))
@@ -221,11 +266,15 @@ def build(
         digest = None
     else:
         from .native.build import build as native_build
-        digest = native_build(image, str(output), out_format.value, _progress(image, output),
-                              cache=False if no_cache else None, fsync=fsync)
+
+        digest = native_build(
+            image, str(output), out_format.value, _progress(image, output), cache=False if no_cache else None, fsync=fsync
+        )
     shown = "stdout" if dest.stream else (str(output) if dest.path == os.path.abspath(output) else dest.path)
-    _say(f"built {image.name}:{image.tag} ({out_format.value}, {chosen.value} backend) -> {shown}"
-         + (f"  {digest}" if digest else ""))
+    _say(
+        f"built {image.name}:{image.tag} ({out_format.value}, {chosen.value} backend) -> {shown}"
+        + (f"  {digest}" if digest else "")
+    )
 
 
 @app.command()
@@ -234,7 +283,9 @@ def validate(
     file: Optional[Path] = typer.Option(None, "--file", "-f", metavar="FILE", help=FILE_HELP),
     tag: Optional[str] = typer.Option(None, "--tag", "-t", metavar="NAME[:TAG]", help="Image name[:tag], overriding the spec's."),
     spec_format: Optional[SpecFormat] = typer.Option(None, "--spec-format", help="Input format (default: from the file name)."),
-    from_: Optional[list[str]] = typer.Option(None, "--from", metavar="NAME=PATH", help="Containerfile: take FROM NAME from a local archive: NAME=PATH (repeatable)."),
+    from_: Optional[list[str]] = typer.Option(
+        None, "--from", metavar="NAME=PATH", help="Containerfile: take FROM NAME from a local archive: NAME=PATH (repeatable)."
+    ),
     show: bool = typer.Option(False, "--json", help="Print the normalized spec (what the Nix library builds) as JSON."),
     urunc: Optional[str] = typer.Option(None, "--urunc", help=_URUNC_HELP),
 ) -> None:
@@ -245,32 +296,47 @@ def validate(
         import json
 
         from .nixgen import resolved_json
+
         typer.echo(json.dumps(resolved_json(image), indent=2, ensure_ascii=False))
     else:
-        _say(f"{spec}: ok ({image.annotations.get('unikernelType')} on {image.annotations.get('hypervisor')}, "
-             f"{image.name}:{image.tag}, {image.architecture}; urunc {', '.join(image.targets) or 'none targeted'})")
+        _say(
+            f"{spec}: ok ({image.annotations.get('unikernelType')} on {image.annotations.get('hypervisor')}, "
+            f"{image.name}:{image.tag}, {image.architecture}; urunc {', '.join(image.targets) or 'none targeted'})"
+        )
 
 
 @app.command()
 def inspect(
-    image: str = typer.Argument(..., metavar="IMAGE", help="An image archive (docker-archive, oci-archive), an OCI "
-                                "layout DIR or oci:DIR[:TAG], or docker-daemon:NAME:TAG (an image loaded into Docker)."),
+    image: str = typer.Argument(
+        ...,
+        metavar="IMAGE",
+        help="An image archive (docker-archive, oci-archive), an OCI "
+        "layout DIR or oci:DIR[:TAG], or docker-daemon:NAME:TAG (an image loaded into Docker).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
     guest: bool = typer.Option(False, "--guest", help="Show what each urunc release hands the monitor and the guest."),
     annotations: bool = typer.Option(False, "--annotations", help="Print the pod annotations a urunc release needs."),
-    release: Optional[list[str]] = typer.Option(None, "--release", help="urunc release(s): v0.5.0, v0.6.0, v0.7.0, main (default: v0.6.0 v0.7.0 main; --annotations: main)."),
+    release: Optional[list[str]] = typer.Option(
+        None,
+        "--release",
+        help="urunc release(s): v0.5.0, v0.6.0, v0.7.0, main (default: v0.6.0 v0.7.0 main; --annotations: main).",
+    ),
 ) -> None:
     """Show the urunc metadata of an image: labels, urunc.json, and any disagreement."""
     if guest or annotations:
         from .guest_view import inspect_command
+
         raise typer.Exit(inspect_command(str(image), guest, annotations, release or [], as_json, typer.echo))
     from .image_report import exit_code, inspect_image
+
     report = inspect_image(image)
     if as_json:
         import json
+
         typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
     else:
         from .image_report import render
+
         render(report, _console(stderr=False))
     if exit_code(report):
         raise typer.Exit(exit_code(report))
@@ -283,7 +349,9 @@ def generate(
     output: Path = typer.Option(..., "--output", "-o", metavar="DIR", help="Directory to write the Nix expression into."),
     tag: Optional[str] = typer.Option(None, "--tag", "-t", metavar="NAME[:TAG]", help="Image name[:tag], overriding the spec's."),
     spec_format: Optional[SpecFormat] = typer.Option(None, "--spec-format", help="Input format (default: from the file name)."),
-    from_: Optional[list[str]] = typer.Option(None, "--from", metavar="NAME=PATH", help="Containerfile: take FROM NAME from a local archive: NAME=PATH (repeatable)."),
+    from_: Optional[list[str]] = typer.Option(
+        None, "--from", metavar="NAME=PATH", help="Containerfile: take FROM NAME from a local archive: NAME=PATH (repeatable)."
+    ),
     urunc: Optional[str] = typer.Option(None, "--urunc", help=_URUNC_HELP),
     force: bool = typer.Option(False, "--force", help="Overwrite files in the output directory that urunix did not generate."),
 ) -> None:
@@ -291,6 +359,7 @@ def generate(
     spec = _spec_file(spec, file)
     image = _load(spec, spec_format, tag, from_, urunc)
     from . import generated, nixgen
+
     generated.check(output, force, str(output))
     nixgen.generate(image, spec, output)
     generated.record(output)
@@ -303,10 +372,13 @@ app.add_typer(cache_app, name="cache")
 
 @cache_app.command("prune")
 def cache_prune(
-    max_size: Optional[str] = typer.Option(None, "--max-size", metavar="SIZE", help="Keep at most this much (e.g. 5G); default: empty it."),
+    max_size: Optional[str] = typer.Option(
+        None, "--max-size", metavar="SIZE", help="Keep at most this much (e.g. 5G); default: empty it."
+    ),
 ) -> None:
     """Remove the least recently used cached layers."""
     from .native import cache
+
     try:
         limit = cache.parse_bytes(max_size, 0)
     except ValueError as e:
@@ -319,6 +391,7 @@ def _whole_first_lines(typer_app: typer.Typer) -> None:
     """The command list shows each command's whole first line (click would
     cut it at about 45 characters)."""
     import inspect as _inspect
+
     for c in typer_app.registered_commands:
         c.short_help = c.short_help or (_inspect.getdoc(c.callback) or "").split("\n")[0]
 
@@ -326,8 +399,8 @@ def _whole_first_lines(typer_app: typer.Typer) -> None:
 _whole_first_lines(app)
 _whole_first_lines(cache_app)
 
-_main_running = [False]   # set while main() runs: a signal then unwinds
-_interrupted = [False]    # a SIGINT/SIGTERM arrived (typer turns KeyboardInterrupt into a silent exit 130)
+_main_running = [False]  # set while main() runs: a signal then unwinds
+_interrupted = [False]  # a SIGINT/SIGTERM arrived (typer turns KeyboardInterrupt into a silent exit 130)
 
 
 def _on_sigterm() -> None:
@@ -344,21 +417,24 @@ def _on_sigterm() -> None:
         # default would, rather than a KeyboardInterrupt in shutdown code
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
+
     try:
         if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
             signal.signal(signal.SIGTERM, interrupt)
         now = signal.getsignal(signal.SIGINT)
         if now is signal.default_int_handler or getattr(now, "urunix_early", False):
             signal.signal(signal.SIGINT, interrupt)
-    except ValueError:   # not the main thread (the CLI called from a test)
+    except ValueError:  # not the main thread (the CLI called from a test)
         pass
 
 
 def _say_interrupted() -> int:
     if sys.stderr.isatty():
-        print("\r\x1b[K", end="", file=sys.stderr)   # off a progress line (progress.py), if one is drawn
-    print("interrupted; no partial result was written (the output is as it was, or complete if the "
-          "build had already finished)", file=sys.stderr)
+        print("\r\x1b[K", end="", file=sys.stderr)  # off a progress line (progress.py), if one is drawn
+    print(
+        "interrupted; no partial result was written (the output is as it was, or complete if the build had already finished)",
+        file=sys.stderr,
+    )
     return 130
 
 
@@ -382,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     except UrunixError as e:
         if "--debug" in args:
             import traceback
+
             traceback.print_exc()
         _say(e.render())
         return e.exit_code

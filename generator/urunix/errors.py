@@ -39,7 +39,7 @@ class Problem:
     value: Any = _UNSET
     allowed: str | None = None
     hint: str | None = None
-    key: str | None = None   # the spec model's name for the field (`field` is the user's); not shown
+    key: str | None = None  # the spec model's name for the field (`field` is the user's); not shown
 
     def render(self, level: str = "error") -> str:
         where = ""
@@ -157,8 +157,9 @@ class Problems:
         """Whether `field`, a field that contains it, or a field inside it
         failed (`rootfs` holds `rootfs.size`; an instruction `LABEL` holds
         `LABEL com.urunc.unikernel.binary`)."""
-        return any(b == field or field.startswith((b + ".", b + " ")) or b.startswith((field + ".", field + " "))
-                   for b in self.bad)
+        return any(
+            b == field or field.startswith((b + ".", b + " ")) or b.startswith((field + ".", field + " ")) for b in self.bad
+        )
 
     def __bool__(self) -> bool:
         return bool(self.items)

@@ -43,7 +43,7 @@ def _recorded(out: Path) -> set[str] | None:
     try:
         with open(out / "default.nix", encoding="utf-8", errors="replace") as f:
             if f.read(len(HEADER)) == HEADER:
-                return None   # generated before the record: all of it is ours
+                return None  # generated before the record: all of it is ours
     except OSError:
         pass
     return set()
@@ -54,17 +54,24 @@ def check(out: Path, force: bool, given: str) -> None:
     if force or not out.exists():
         return
     if not out.is_dir():
-        raise SpecError("exists and is not a directory", field="--output", value=given,
-                        hint="give a directory for the Nix expression, e.g. -o ./image-nix")
+        raise SpecError(
+            "exists and is not a directory",
+            field="--output",
+            value=given,
+            hint="give a directory for the Nix expression, e.g. -o ./image-nix",
+        )
     ours = _recorded(out)
     if ours is None:
         return
     foreign = [f for f in _files(out) if f not in ours]
     if foreign:
         more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
-        raise SpecError(f"holds files urunix did not generate, which generate would overwrite or remove: "
-                        f"{', '.join(foreign[:3])}{more}", field="--output", value=given,
-                        hint="give a new directory (e.g. -o ./image-nix), or --force to overwrite them")
+        raise SpecError(
+            f"holds files urunix did not generate, which generate would overwrite or remove: {', '.join(foreign[:3])}{more}",
+            field="--output",
+            value=given,
+            hint="give a new directory (e.g. -o ./image-nix), or --force to overwrite them",
+        )
 
 
 def record(out: Path) -> None:

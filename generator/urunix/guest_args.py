@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from .urunc_model import Image, Result
 
-_KERNEL_OWN = {"panic", "console", "root", "rw", "ro", "ip", "init", "rdinit", "rootfstype", "rootflags",
-               "retain_initrd"}
+_KERNEL_OWN = {"panic", "console", "root", "rw", "ro", "ip", "init", "rdinit", "rootfstype", "rootflags", "retain_initrd"}
 
 
 def _kernel_words(s: str) -> list[str]:
@@ -51,7 +50,7 @@ def urunit_argv(argv: list[str]) -> list[str]:
     for i, a in enumerate(argv):
         if a[:1] in ("'", '"') and not (len(a) > 1 and a[-1] == a[0]):
             q, buf = a[0], a[1:]
-            for n in argv[i + 1:]:
+            for n in argv[i + 1 :]:
                 if n == "":
                     continue
                 if n == q or (n[-1] == q and n[-2:-1] != q):
@@ -106,16 +105,16 @@ def app_view(img: Image, r: Result) -> dict | None:
             if key in ("init", "rdinit") and eq:
                 init = val
             elif key in _KERNEL_OWN or not eq or "." in key:
-                continue          # the kernel's own, or a bare word (dropped)
+                continue  # the kernel's own, or a bare word (dropped)
             else:
                 env = [e for e in env if not e.startswith(key + "=")] + [w]
-        argv = [init or "/sbin/init"] + words[k + 1:]
+        argv = [init or "/sbin/init"] + words[k + 1 :]
         wd = "/"
         if "urunit" in argv[0]:
             argv = urunit_argv(argv[1:])
             if r.urunit_conf is not None:
                 conf = r.urunit_conf.split("\n")
-                env = conf[conf.index("UES") + 1:conf.index("UEE")]
+                env = conf[conf.index("UES") + 1 : conf.index("UEE")]
                 wd = next((line[3:] for line in conf if line.startswith("WD:")), "/")
         return {"argv": argv, "env": env, "wd": wd}
     if guest == "unikraft":
@@ -124,17 +123,17 @@ def app_view(img: Image, r: Result) -> dict | None:
             return {"argv": [], "env": [], "wd": "/"}
         rest = words[1:]
         k = rest.index("--") if "--" in rest else -1
-        params, args = (rest[:k], rest[k + 1:]) if k >= 0 else ([], rest)
+        params, args = (rest[:k], rest[k + 1 :]) if k >= 0 else ([], rest)
         env = []
         if "env.vars=[" in params:
             j = params.index("env.vars=[")
-            env = params[j + 1:params.index("]", j)] if "]" in params[j:] else params[j + 1:]
+            env = params[j + 1 : params.index("]", j)] if "]" in params[j:] else params[j + 1 :]
         return {"argv": [words[0]] + args, "env": env, "wd": "/"}
     if guest == "rumprun":
-        raw = cmd[len('{"cmdline":"'):]
+        raw = cmd[len('{"cmdline":"') :]
         i, out = 0, ""
-        while i < len(raw) and raw[i] != '"':     # the raw JSON token: escapes stay
-            out += raw[i:i + 2] if raw[i] == "\\" else raw[i]
+        while i < len(raw) and raw[i] != '"':  # the raw JSON token: escapes stay
+            out += raw[i : i + 2] if raw[i] == "\\" else raw[i]
             i += 2 if raw[i] == "\\" else 1
         envs = [e for e in cmd.split('"env":"')[1:]]
         env = [e.split('"', 1)[0] for e in envs]

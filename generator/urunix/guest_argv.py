@@ -10,11 +10,13 @@ from . import urunc_rules
 
 def _fields(text: str) -> list[str]:
     from .validate import fields
+
     return fields(text)
 
 
-def unikraft(ann: dict[str, str], entrypoint: list[str] | None, cmd: list[str] | None,
-             cmdline: str | None) -> tuple[list[str] | None, list[str], tuple[str, str] | None]:
+def unikraft(
+    ann: dict[str, str], entrypoint: list[str] | None, cmd: list[str] | None, cmdline: str | None
+) -> tuple[list[str] | None, list[str], tuple[str, str] | None]:
     """urunc v0.6.0+ write argv0 `Unikraft` and put all of Entrypoint+Cmd
     after `--`: Cmd holds the app's arguments only (`[""]` for none), so
     `docker run IMAGE ARGS` replaces them. The cmdline annotation keeps
@@ -22,23 +24,26 @@ def unikraft(ann: dict[str, str], entrypoint: list[str] | None, cmd: list[str] |
     else it is written as `Unikraft ARGS`. Returns (entrypoint, cmd,
     (message, hint) when cmd and cmdline disagree)."""
     from .validate import join_args
+
     from_line = None if cmdline is None else urunc_rules.unikraft_args(cmdline, _fields)
     wrong = None
     if cmd is None:
         args = from_line or []
         ep = entrypoint or []
-        if ep and args[:len(ep)] == ep:
-            args = args[len(ep):]
+        if ep and args[: len(ep)] == ep:
+            args = args[len(ep) :]
         cmd = args
     elif from_line is not None and from_line != [a for a in (entrypoint or []) + cmd if a]:
-        wrong = ("and annotations.cmdline disagree: for Unikraft, cmd holds the app's arguments only and "
-                 "cmdline is argv0 (the program's name) followed by them",
-                 f"give one of them; cmdline {cmdline!r} means cmd = {from_line!r}")
+        wrong = (
+            "and annotations.cmdline disagree: for Unikraft, cmd holds the app's arguments only and "
+            "cmdline is argv0 (the program's name) followed by them",
+            f"give one of them; cmdline {cmdline!r} means cmd = {from_line!r}",
+        )
     args = [a for a in (entrypoint or []) + cmd if a]
     if cmdline is None and args:
         ann["cmdline"] = join_args(["Unikraft"] + args, "unikraft")
     if not cmd and not entrypoint:
-        cmd = [""]   # Docker refuses an image without a command; urunc reads [""] as no arguments
+        cmd = [""]  # Docker refuses an image without a command; urunc reads [""] as no arguments
     return entrypoint, cmd, wrong
 
 

@@ -24,10 +24,19 @@ def load(path: str) -> M.Image:
         names = user and not all(p.isdigit() for p in user.split(":") if p)
         passwd = read_file(store, info, "/etc/passwd") if names else None
         group = read_file(store, info, "/etc/group") if names else None
-    text = (lambda b: b.decode("utf-8", "replace") if b is not None else None)  # noqa: E731
-    return M.Image(tuple(cfg.get("Entrypoint") or ()), tuple(cfg.get("Cmd") or ()), tuple(cfg.get("Env") or ()),
-                   cfg.get("WorkingDir") or "", user, dict(cfg.get("Labels") or {}), text(raw), ann,
-                   text(passwd), text(group))
+    text = lambda b: b.decode("utf-8", "replace") if b is not None else None  # noqa: E731
+    return M.Image(
+        tuple(cfg.get("Entrypoint") or ()),
+        tuple(cfg.get("Cmd") or ()),
+        tuple(cfg.get("Env") or ()),
+        cfg.get("WorkingDir") or "",
+        user,
+        dict(cfg.get("Labels") or {}),
+        text(raw),
+        ann,
+        text(passwd),
+        text(group),
+    )
 
 
 def _one(img: M.Image, r: M.Result) -> dict:
@@ -36,8 +45,15 @@ def _one(img: M.Image, r: M.Result) -> dict:
         out["reason"] = r.reason
     if r.outcome != "started":
         return out
-    out.update(monitor=r.monitor, kernel=r.view["kernel"], initrd=r.view["initrd"], blocks=r.view["blocks"],
-               share=r.view["share"], rootfs=r.rootfs, guest_cmdline=r.guest_cmdline)
+    out.update(
+        monitor=r.monitor,
+        kernel=r.view["kernel"],
+        initrd=r.view["initrd"],
+        blocks=r.view["blocks"],
+        share=r.view["share"],
+        rootfs=r.rootfs,
+        guest_cmdline=r.guest_cmdline,
+    )
     if "devices" in r.view:
         out["solo5_devices"] = r.view["devices"]
     if r.urunit_conf is not None:
@@ -78,6 +94,7 @@ def pod_annotations(img: M.Image, release: str) -> dict:
 
 def render_guest(rep: dict, echo) -> None:
     import json
+
     echo(f"process.args (docker run IMAGE): {json.dumps(rep['process_args'], ensure_ascii=False)}")
     echo(f"env: {json.dumps(rep['env'], ensure_ascii=False)}")
     for rel, per in rep["releases"].items():
@@ -85,10 +102,16 @@ def render_guest(rep: dict, echo) -> None:
             echo(f"urunc {rel} ({snap}): {o['outcome']}" + (f" ({o['reason']})" if o.get("reason") else ""))
             if o["outcome"] != "started":
                 continue
-            echo(f"  monitor  {o['monitor']}  kernel {o['kernel']}" + (f"  initrd {o['initrd']}" if o["initrd"] else "")
-                 + (f"  blocks {' '.join(o['blocks'])}" if o["blocks"] else "") + (f"  share {o['share']}" if o["share"] else ""))
-            echo(f"  rootfs   {o['rootfs']}" + (f"  solo5 devices {' '.join(o['solo5_devices'])}"
-                                                    if o.get("solo5_devices") else ""))
+            echo(
+                f"  monitor  {o['monitor']}  kernel {o['kernel']}"
+                + (f"  initrd {o['initrd']}" if o["initrd"] else "")
+                + (f"  blocks {' '.join(o['blocks'])}" if o["blocks"] else "")
+                + (f"  share {o['share']}" if o["share"] else "")
+            )
+            echo(
+                f"  rootfs   {o['rootfs']}"
+                + (f"  solo5 devices {' '.join(o['solo5_devices'])}" if o.get("solo5_devices") else "")
+            )
             echo(f"  guest    {json.dumps(o['guest_cmdline'], ensure_ascii=False)}")
             if "app" in o:
                 a = o["app"]
@@ -102,6 +125,7 @@ def render_guest(rep: dict, echo) -> None:
 
 def render_annotations(ann: dict, release: str, echo) -> None:
     import json
+
     echo(f"# pod annotations for urunc {release} ({'plain' if release == 'main' else 'base64'} values)")
     echo("metadata:")
     echo("  annotations:")
@@ -113,9 +137,11 @@ def inspect_command(path: str, guest: bool, annotations: bool, releases: list, a
     """The logic behind `urunix inspect --guest/--annotations`; returns the
     exit code (2: an unknown release)."""
     import json
+
     bad = [r for r in releases if r not in M.RELEASES]
     if bad:
         import sys
+
         print(f"--release {bad[0]!r}: not a urunc release; use one of {', '.join(M.RELEASES)}", file=sys.stderr)
         return 2
     img = load(path)

@@ -47,7 +47,7 @@ def _section(value: object, what: str, path: str) -> dict:
 def _local(ref: str) -> Iterator[tuple[str, str | None]]:
     """(a host path open_image reads, the tag to pick in an OCI layout)."""
     if ref.startswith("docker-daemon:"):
-        name = ref[len("docker-daemon:"):]
+        name = ref[len("docker-daemon:") :]
         if not name:
             raise SpecError("names no image", field="IMAGE", value=ref, hint="e.g. docker-daemon:alpine:3.20")
         docker = shutil.which("docker")
@@ -55,16 +55,19 @@ def _local(ref: str) -> Iterator[tuple[str, str | None]]:
             raise MissingTool("docker", "apt-get install docker.io", "to read an image from the Docker Engine")
         with tempfile.TemporaryDirectory(prefix="urunix-inspect-") as tmp:
             out = os.path.join(tmp, "image.tar")
-            r = subprocess.run([docker, "save", "-o", out, name], capture_output=True, text=True,
-                               stdin=subprocess.DEVNULL)
+            r = subprocess.run([docker, "save", "-o", out, name], capture_output=True, text=True, stdin=subprocess.DEVNULL)
             if r.returncode != 0:
                 why = r.stderr.strip().removeprefix("Error response from daemon: ").removeprefix("Error: ")
-                raise SpecError(f"docker cannot save it: {why or 'no message'}", field="IMAGE", value=ref,
-                                hint=f"is it loaded? docker image ls {name.split(':')[0]}")
+                raise SpecError(
+                    f"docker cannot save it: {why or 'no message'}",
+                    field="IMAGE",
+                    value=ref,
+                    hint=f"is it loaded? docker image ls {name.split(':')[0]}",
+                )
             yield out, None
         return
     if ref.startswith("oci:"):
-        rest = ref[len("oci:"):]
+        rest = ref[len("oci:") :]
         if os.path.isdir(rest) or ":" not in rest:
             yield rest, None
         else:
@@ -77,8 +80,7 @@ def _local(ref: str) -> Iterator[tuple[str, str | None]]:
 def inspect_image(path: str) -> dict:
     with _local(path) as (local, tag):
         if not os.path.lexists(local):
-            raise SpecError("no such file or directory", file=path,
-                            hint=f"give {INPUT_FORMS}")
+            raise SpecError("no such file or directory", file=path, hint=f"give {INPUT_FORMS}")
         return _report(path, local, tag)
 
 
@@ -86,7 +88,7 @@ def _report(shown: str, local: str, tag: str | None) -> dict:
     with open_image(local, ref=tag) as (info, store):
         cfg = _section(info.config.get("config"), 'the config\'s "config"', shown)
         all_labels = _section(cfg.get("Labels"), "the config's Labels", shown)
-        labels = {k[len(PREFIX):]: v for k, v in all_labels.items() if k.startswith(PREFIX)}
+        labels = {k[len(PREFIX) :]: v for k, v in all_labels.items() if k.startswith(PREFIX)}
         raw = read_file(store, info, "/urunc.json", image=shown)
     problems: list[str] = []
     missing: list[str] = []
@@ -100,7 +102,7 @@ def _report(shown: str, local: str, tag: str | None) -> dict:
             problems.append("/urunc.json is not valid for urunc: it is nested too deeply")
         except (ValueError, binascii.Error, UnicodeDecodeError) as e:
             problems.append(f"/urunc.json is not valid for urunc: {e}")
-    ann = {k[len(PREFIX):]: v for k, v in info.manifest_annotations.items() if k.startswith(PREFIX)}
+    ann = {k[len(PREFIX) :]: v for k, v in info.manifest_annotations.items() if k.startswith(PREFIX)}
     if not labels:
         missing.append(f"{PREFIX}* labels")
     is_urunc = bool(labels or urunc or ann or raw is not None)
@@ -160,13 +162,20 @@ def render(report: dict, console) -> None:
     console.print(f"Entrypoint: {_argv(report['entrypoint'])}", markup=False)
     console.print(f"Cmd: {_argv(report['cmd'])}", markup=False)
     if not report["uruncImage"]:
-        console.print("not a urunc image: it has no " + " and no ".join(report["missing"])
-                      + ", so urunc would hand it to runc as an ordinary container.", markup=False)
-        console.print("to make it one, take it as the rootfs of a Linux guest, e.g. in spec.yaml:\n"
-                      f"    rootfs: {{type: block, from: ./image.tar}}   # docker save -o image.tar {tags.split(',')[0] if report['repoTags'] else 'IMAGE'}\n"
-                      "    kernel: ./vmlinux\n"
-                      "    annotations: {unikernelType: linux, hypervisor: qemu}\n"
-                      "  then: urunix build spec.yaml (see the README: Root filesystems, kernels and inits)", markup=False)
+        console.print(
+            "not a urunc image: it has no "
+            + " and no ".join(report["missing"])
+            + ", so urunc would hand it to runc as an ordinary container.",
+            markup=False,
+        )
+        console.print(
+            "to make it one, take it as the rootfs of a Linux guest, e.g. in spec.yaml:\n"
+            f"    rootfs: {{type: block, from: ./image.tar}}   # docker save -o image.tar {tags.split(',')[0] if report['repoTags'] else 'IMAGE'}\n"
+            "    kernel: ./vmlinux\n"
+            "    annotations: {unikernelType: linux, hypervisor: qemu}\n"
+            "  then: urunix build spec.yaml (see the README: Root filesystems, kernels and inits)",
+            markup=False,
+        )
         return
     table = Table("annotation", "label", "urunc.json")
     keys = sorted(set(report["labels"]) | set(report["uruncJson"] or {}))

@@ -29,11 +29,11 @@ class ImageInfo:
     manifest: dict | None
     manifest_annotations: dict = field(default_factory=dict)
     repo_tags: list[str] = field(default_factory=list)
-    layers: list[str] = field(default_factory=list)   # names inside the archive / layout
+    layers: list[str] = field(default_factory=list)  # names inside the archive / layout
 
 
 _DIGEST = re.compile(r"^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$")
-MAX_OUTER_MEMBERS = 100_000   # an image archive holds a few files per layer
+MAX_OUTER_MEMBERS = 100_000  # an image archive holds a few files per layer
 
 
 def layout_path(root: str, name: str) -> str:
@@ -46,8 +46,9 @@ def layout_path(root: str, name: str) -> str:
     real_root = os.path.realpath(root)
     real = os.path.realpath(path)
     if real != real_root and not real.startswith(real_root + os.sep):
-        raise ImageFormatError(f"{name} leads outside the layout (a symlink to {real})", file=root,
-                               hint="an OCI layout must hold its blobs itself")
+        raise ImageFormatError(
+            f"{name} leads outside the layout (a symlink to {real})", file=root, hint="an OCI layout must hold its blobs itself"
+        )
     return path
 
 
@@ -140,7 +141,7 @@ def iter_members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
         m = tar.next()
         if m is None:
             return
-        tar.members.clear()   # type: ignore[attr-defined]  # tarfile's own list, not in its stubs
+        tar.members.clear()  # type: ignore[attr-defined]  # tarfile's own list, not in its stubs
         yield m
 
 
@@ -155,8 +156,11 @@ def _blob(digest: object) -> str:
 
 def _need(value: object, kind: type, what: str, path: str):
     if not isinstance(value, kind):
-        raise ImageFormatError(f"{what} must be a JSON {'object' if kind is dict else 'array' if kind is list else 'string'}"
-                               f" (got {type(value).__name__})", file=path)
+        raise ImageFormatError(
+            f"{what} must be a JSON {'object' if kind is dict else 'array' if kind is list else 'string'}"
+            f" (got {type(value).__name__})",
+            file=path,
+        )
     return value
 
 
@@ -174,8 +178,9 @@ def open_image(path: str, ref: str | None = None) -> Iterator[tuple[ImageInfo, o
     (org.opencontainers.image.ref.name), as skopeo's oci:DIR:TAG does.
     Anything malformed is an ImageFormatError (exit code 2)."""
     if not os.path.lexists(path):
-        raise ImageFormatError("no such file or directory", file=path,
-                               hint="give a docker-archive, an oci-archive or an OCI layout directory")
+        raise ImageFormatError(
+            "no such file or directory", file=path, hint="give a docker-archive, an oci-archive or an OCI layout directory"
+        )
     if os.path.isdir(path):
         store: _Dir | _Tar = _Dir(path)
         kind = "oci"
@@ -183,8 +188,11 @@ def open_image(path: str, ref: str | None = None) -> Iterator[tuple[ImageInfo, o
         try:
             store = _Tar(path)
         except (tarfile.TarError, OSError, EOFError) as e:
-            raise ImageFormatError(f"not an image archive ({_why(e)})", file=path,
-                                   hint="give a docker-archive, an oci-archive or an OCI layout directory") from None
+            raise ImageFormatError(
+                f"not an image archive ({_why(e)})",
+                file=path,
+                hint="give a docker-archive, an oci-archive or an OCI layout directory",
+            ) from None
         kind = "docker-archive" if store.exists("manifest.json") else "oci-archive"
     try:
         try:
@@ -208,15 +216,22 @@ def _read_info(store, kind: str, path: str, ref: str | None = None) -> ImageInfo
             raise ImageFormatError("manifest.json holds no image", file=path)
         entry = _need(manifest_list[0], dict, "manifest.json[0]", path)
         config = _need(_json(store, _need(entry.get("Config"), str, "manifest.json Config", path)), dict, "the config", path)
-        info = ImageInfo(kind, config, None,
-                         repo_tags=_strings(entry.get("RepoTags") or [], "RepoTags", path),
-                         layers=_strings(entry.get("Layers"), "Layers", path))
+        info = ImageInfo(
+            kind,
+            config,
+            None,
+            repo_tags=_strings(entry.get("RepoTags") or [], "RepoTags", path),
+            layers=_strings(entry.get("Layers"), "Layers", path),
+        )
         if store.exists("index.json"):  # Docker >= 25 archives are OCI layouts too
             _add_oci(store, info, path)
     else:
         if not store.exists("index.json"):
-            raise ImageFormatError("not an image: neither manifest.json nor index.json found", file=path,
-                                   hint="give a docker-archive, an oci-archive or an OCI layout directory")
+            raise ImageFormatError(
+                "not an image: neither manifest.json nor index.json found",
+                file=path,
+                hint="give a docker-archive, an oci-archive or an OCI layout directory",
+            )
         info = ImageInfo(kind, {}, None)
         _add_oci(store, info, path, ref)
         assert info.manifest is not None

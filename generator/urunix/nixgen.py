@@ -106,9 +106,7 @@ def nix_attrs(attrs: dict[str, Any] | None, level: int = 0) -> str:
         return "null"
     if not attrs:
         return "{ }"
-    inner = "".join(
-        f"{_pad(level + 1)}{nix_attr_name(k)} = {nix_value(v, level + 1)};\n" for k, v in sorted(attrs.items())
-    )
+    inner = "".join(f"{_pad(level + 1)}{nix_attr_name(k)} = {nix_value(v, level + 1)};\n" for k, v in sorted(attrs.items()))
     return f"{{\n{inner}{_pad(level)}}}"
 
 
@@ -142,8 +140,9 @@ def _environment():
     return env
 
 
-def _copy_file_entry(path: Path, dest_dir: Path, used: set[str], base: str | None = None,
-                     exclude: frozenset[str] = frozenset()) -> str:
+def _copy_file_entry(
+    path: Path, dest_dir: Path, used: set[str], base: str | None = None, exclude: frozenset[str] = frozenset()
+) -> str:
     """Copy a spec file (or directory, without `exclude`: paths relative to
     it) into dest_dir under a unique, readable name; returns that name."""
     base = base or path.name or "file"
@@ -161,8 +160,14 @@ def _copy_file_entry(path: Path, dest_dir: Path, used: set[str], base: str | Non
 
         def ignore(d: str, names: list[str]) -> list[str]:
             rel = os.path.relpath(d, path)
-            return [n for n in names if n.startswith(".urunix-tmp-") or os.path.realpath(os.path.join(d, n)) == own
-                    or (n if rel == "." else f"{rel}/{n}") in exclude]
+            return [
+                n
+                for n in names
+                if n.startswith(".urunix-tmp-")
+                or os.path.realpath(os.path.join(d, n)) == own
+                or (n if rel == "." else f"{rel}/{n}") in exclude
+            ]
+
         shutil.copytree(path, dest, symlinks=True, ignore=ignore)
     else:
         shutil.copyfile(path, dest)
@@ -195,16 +200,17 @@ def _copy_library(out_dir: Path, package: bool = False) -> None:
         shutil.rmtree(lib / "package")
     if package:
         _copy_package(lib / "package")
-    (lib / "sources.nix").write_text(_environment().get_template("sources.nix.j2").render(package=package),
-                                     encoding="utf-8")
+    (lib / "sources.nix").write_text(_environment().get_template("sources.nix.j2").render(package=package), encoding="utf-8")
 
 
 def unsupported(image: Image) -> str | None:
     """Why the Nix backend cannot build `image`, or None. (`--backend auto`
     should then use the native builder.)"""
-    for what, origin in (("rootfs.from", image.rootfs and image.rootfs.origin),
-                         ("kernel.from", image.kernel and image.kernel.origin),
-                         ("init.from", image.init and image.init.origin)):
+    for what, origin in (
+        ("rootfs.from", image.rootfs and image.rootfs.origin),
+        ("kernel.from", image.kernel and image.kernel.origin),
+        ("init.from", image.init and image.init.origin),
+    ):
         if origin is not None and origin.kind == "registry":
             return f"{what}: a registry image ({origin.location}) is not supported by the Nix backend yet"
         if origin is not None and origin.kind == "dockerfile":
@@ -217,14 +223,17 @@ def unsupported(image: Image) -> str | None:
     if image.tag != image.tag.lower():
         return f"the tag {image.tag!r} has upper-case letters, which the Nix backend (as dockerTools) does not keep"
     from .overlap import parents
+
     trees = {f.target: f for f in image.files if f.path.is_dir()}
     for f in image.files:
         inside = next((trees[p] for p in parents(f.target) if p in trees), None)
         if inside is not None:
             # the Nix library writes the files layer after the kernel's and
             # has no precedence between overlapping entries (issue 11)
-            return (f"files: {f.field} lies inside the directory that {inside.field} copies; "
-                    "overlapping entries are not supported by the Nix backend yet")
+            return (
+                f"files: {f.field} lies inside the directory that {inside.field} copies; "
+                "overlapping entries are not supported by the Nix backend yet"
+            )
     return None
 
 
@@ -257,8 +266,9 @@ class _Copier:
         self.used: set[str] = set()
         self.done: dict[tuple[str, str], str] = {}
 
-    def __call__(self, path: str | Path, suffix: str | None = None, avoid: str | None = None,
-                 exclude: frozenset[str] = frozenset()) -> str:
+    def __call__(
+        self, path: str | Path, suffix: str | None = None, avoid: str | None = None, exclude: frozenset[str] = frozenset()
+    ) -> str:
         path = Path(path)
         key = (str(path.absolute()), suffix or "", *sorted(exclude))
         if key in self.done:
@@ -266,9 +276,9 @@ class _Copier:
         self.dir.mkdir(exist_ok=True)
         base = path.name or "file"
         if avoid and base.endswith(avoid):
-            base += ".bin"      # a plain file named *.tar would read as an image archive in Nix
+            base += ".bin"  # a plain file named *.tar would read as an image archive in Nix
         if suffix and not base.endswith(suffix):
-            base += suffix      # an image archive not named *.tar would read as a plain file in Nix
+            base += suffix  # an image archive not named *.tar would read as a plain file in Nix
         name = _copy_file_entry(path, self.dir, self.used, base, exclude)
         self.done[key] = f"./files/{name}"
         return self.done[key]
@@ -322,7 +332,7 @@ def resolved_json(image: Image) -> dict[str, Any]:
     normalized spec, as `urunix validate --json` prints it."""
     data = image.to_json()
     data["workdir"] = image.workdir
-    data["urunc"] = list(image.targets)    # the releases it was judged for
+    data["urunc"] = list(image.targets)  # the releases it was judged for
     data.update(_resolved(image, lambda path, suffix=None, avoid=None: str(path)))
     return data
 
@@ -345,13 +355,15 @@ def generate(image: Image, source_spec_path: str | os.PathLike | None, out_dir: 
     copy = _Copier(files_dir)
     files = [{"source": copy(f.path, exclude=f.exclude), "target": f.target} for f in image.files]
     resolved = _resolved(image, copy)
-    _copy_library(out, package=True)   # the metadata derivation runs the validator
+    _copy_library(out, package=True)  # the metadata derivation runs the validator
     # The name lands in a Nix comment: escaped, a newline in it cannot end
     # the comment and start code.
     source_name = Path(source_spec_path).name if source_spec_path else "spec"
     source_name = source_name.encode("unicode_escape", "backslashreplace").decode("ascii")
-    text = _environment().get_template("default.nix.j2").render(
-        image=image, files=files, source_name=source_name, version=__version__, resolved=resolved
+    text = (
+        _environment()
+        .get_template("default.nix.j2")
+        .render(image=image, files=files, source_name=source_name, version=__version__, resolved=resolved)
     )
     tmp = out / "default.nix.tmp"
     tmp.write_text(text, encoding="utf-8", errors="surrogateescape")
@@ -362,39 +374,46 @@ def generate(image: Image, source_spec_path: str | os.PathLike | None, out_dir: 
 def _nix_build_exe() -> str:
     exe = shutil.which("nix-build")
     if exe is None:
-        raise MissingTool("nix-build", "apt-get install nix-bin (or see https://nixos.org/download)",
-                          "for --backend nix")
+        raise MissingTool("nix-build", "apt-get install nix-bin (or see https://nixos.org/download)", "for --backend nix")
     return exe
 
 
-def nix_build(out_dir: str | os.PathLike, result_path: str | os.PathLike, pkgs_expr: str | None = None,
-              extra_args: Iterable[str] = (), scratch: str | None = None) -> Path:
+def nix_build(
+    out_dir: str | os.PathLike,
+    result_path: str | os.PathLike,
+    pkgs_expr: str | None = None,
+    extra_args: Iterable[str] = (),
+    scratch: str | None = None,
+) -> Path:
     """`nix-build OUT_DIR -o RESULT` (argv list, no substituters); returns the
     result path. `pkgs_expr` is passed as `--arg pkgs EXPR` (a Nix
     expression, e.g. "import <nixpkgs> { }")."""
     exe = _nix_build_exe()
     argv = [exe, str(out_dir), "-o", str(result_path)]
     if os.environ.get("URUNIX_NIX_OFFLINE") == "1":
-        argv += ["--option", "substituters", ""]   # no binary cache to wait for
+        argv += ["--option", "substituters", ""]  # no binary cache to wait for
     if pkgs_expr is not None:
         argv += ["--arg", "pkgs", pkgs_expr]
     argv += list(extra_args)
     r = subprocess.run(argv, capture_output=True, text=True, errors="replace")
     if r.returncode != 0:
         from .nixenv import explain_failure
-        raise BuildError(f"nix-build failed (exit {r.returncode}):\n"
-                         + explain_failure(r.stderr[-4000:], scratch))
+
+        raise BuildError(f"nix-build failed (exit {r.returncode}):\n" + explain_failure(r.stderr[-4000:], scratch))
     return Path(result_path)
 
 
-def build_with_nix(image: Image, source_spec_path: str | os.PathLike, result_path: str | os.PathLike,
-                   pkgs_expr: str | None = None) -> None:
+def build_with_nix(
+    image: Image, source_spec_path: str | os.PathLike, result_path: str | os.PathLike, pkgs_expr: str | None = None
+) -> None:
     """`urunix build --backend nix`: generate into a scratch directory, then
     nix-build it; `result_path` becomes nix-build's result symlink."""
     import tempfile
-    _nix_build_exe()   # first: without Nix, <nixpkgs> is moot
+
+    _nix_build_exe()  # first: without Nix, <nixpkgs> is moot
     if pkgs_expr is None:
         from .nixenv import NIXPKGS_HINT, NIXPKGS_MISSING, has_nixpkgs
+
         if not has_nixpkgs():
             raise SpecError(f"--backend nix: {NIXPKGS_MISSING}", field="--backend", value="nix", hint=NIXPKGS_HINT)
     with tempfile.TemporaryDirectory(prefix="urunix-nix-") as tmp:

@@ -66,10 +66,16 @@ def conflicts(files: list) -> list[tuple[object, object, str]]:
                 out.append((f, g, f"would go inside {g.target}, which {g.field} makes a file"))
                 break
             if j < i and not f.path.is_dir():
-                inner = g.path / f.target[len(p) + 1:]
+                inner = g.path / f.target[len(p) + 1 :]
                 if inner.is_dir() and not inner.is_symlink():
-                    out.append((f, g, f"would replace the directory {f.target} that {g.field} copies, "
-                                      "and the files in it would have no parent"))
+                    out.append(
+                        (
+                            f,
+                            g,
+                            f"would replace the directory {f.target} that {g.field} copies, "
+                            "and the files in it would have no parent",
+                        )
+                    )
                     break
     return out
 
@@ -108,4 +114,4 @@ def inside(source: str, target: str, excluded: list[str]) -> list[str]:
     if not excluded:
         return []
     root = os.path.realpath(source).rstrip("/") + "/"
-    return [target.rstrip("/") + "/" + x[len(root):] for x in excluded if x.startswith(root)]
+    return [target.rstrip("/") + "/" + x[len(root) :] for x in excluded if x.startswith(root)]

@@ -45,17 +45,22 @@ def plan(image: Image, fmt: str = "docker-archive", artifacts=None, exclude=()) 
     kernel = [f for f in image.files if f.target == ann.get("binary")]
     rootfs = [f for f in image.files if f.target in (ann.get("initrd"), ann.get("block")) and f not in kernel]
     rest = [f for f in image.files if f not in kernel and f not in rootfs]
-    made = {"kernel": [], "rootfs": [], "files": []} if artifacts is None else \
-        {"kernel": artifacts.kernel, "rootfs": artifacts.rootfs, "files": artifacts.files}
+    made = (
+        {"kernel": [], "rootfs": [], "files": []}
+        if artifacts is None
+        else {"kernel": artifacts.kernel, "rootfs": artifacts.rootfs, "files": artifacts.files}
+    )
     r = image.rootfs
     # an image's tree as the raw rootfs is the base, as FROM is in Docker:
     # what the spec copies (the kernel too) lies over it, never under it
     base_tree = r is not None and r.type == "raw" and r.origin.kind in IMAGE_KINDS
     rank = {id(f): i for i, f in enumerate(image.files)}
     earlier = [(f.target, rank[id(f)]) for f in kernel + rootfs]
-    earlier += [("/" + m.path.lstrip("/"), len(image.files))
-                for m in list(made["kernel"]) + ([] if base_tree else list(made["rootfs"]))
-                if getattr(m, "kind", "file") != "dir"]
+    earlier += [
+        ("/" + m.path.lstrip("/"), len(image.files))
+        for m in list(made["kernel"]) + ([] if base_tree else list(made["rootfs"]))
+        if getattr(m, "kind", "file") != "dir"
+    ]
     above = overlap.index_earlier(earlier)
     excluded = overlap.real_paths(exclude)
 
@@ -72,11 +77,17 @@ def plan(image: Image, fmt: str = "docker-archive", artifacts=None, exclude=()) 
     layers = [
         {"name": "kernel", "entries": [entry(f, False) for f in kernel], "members": made["kernel"]},
         # a raw rootfs tree comes out of expand() sorted, with its parents
-        {"name": "rootfs", "entries": [entry(f, False) for f in rootfs], "members": made["rootfs"],
-         "expanded": bool(artifacts is not None and getattr(artifacts, "expanded", False))},
+        {
+            "name": "rootfs",
+            "entries": [entry(f, False) for f in rootfs],
+            "members": made["rootfs"],
+            "expanded": bool(artifacts is not None and getattr(artifacts, "expanded", False)),
+        },
         {"name": "files", "entries": [entry(f, True) for f in rest], "members": made["files"]},
-        {"name": "urunc.json", "entries": [
-            {"type": "file", "path": "/urunc.json", "data": urunc_json.urunc_json(ann).decode("ascii")}]},
+        {
+            "name": "urunc.json",
+            "entries": [{"type": "file", "path": "/urunc.json", "data": urunc_json.urunc_json(ann).decode("ascii")}],
+        },
     ]
     if base_tree:
         layers.insert(0, layers.pop(1))

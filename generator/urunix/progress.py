@@ -30,13 +30,19 @@ def _size(n: int) -> str:
 
 
 class BuildProgress:
-    def __init__(self, label: str, stream: TextIO | None = None, tty: bool | None = None,
-                 width: int | None = None, rootfs_tool: str | None = None):
+    def __init__(
+        self,
+        label: str,
+        stream: TextIO | None = None,
+        tty: bool | None = None,
+        width: int | None = None,
+        rootfs_tool: str | None = None,
+    ):
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty() and not os.environ.get("CI") if tty is None else tty
         self.width = width
         self.label = label
-        self.rootfs_tool = rootfs_tool          # "cpio" or "mke2fs": what the rootfs layer runs
+        self.rootfs_tool = rootfs_tool  # "cpio" or "mke2fs": what the rootfs layer runs
         self._layers: list[tuple[str, int]] = []
         self._drawn = False
         self._last = 0.0
@@ -50,7 +56,7 @@ class BuildProgress:
         if not force and now - self._last < 0.1:
             return
         self._last = now
-        cut = text[: max(self._columns() - 1, 1)]      # one short of the edge: no auto-wrap
+        cut = text[: max(self._columns() - 1, 1)]  # one short of the edge: no auto-wrap
         self.stream.write("\r\x1b[K" + cut)
         self.stream.flush()
         self._drawn = True
@@ -92,7 +98,7 @@ class BuildProgress:
         def advance(n: int) -> None:
             state["done"] += n
             while state["layer"] + 1 < len(ends) and state["done"] >= ends[state["layer"]]:
-                enter(state["layer"] + 1)      # the bytes of the one before are all written
+                enter(state["layer"] + 1)  # the bytes of the one before are all written
             if self.tty and 0 <= state["layer"] < len(self._layers):
                 pct = 100 * state["done"] // total if total else 100
                 self._draw(f"{self._layer_text(state['layer'])} {pct:3d}%")

@@ -13,8 +13,19 @@ from .errors import Problems
 
 #: Fields of the top level of an args.nix / YAML spec.
 TOP_LEVEL_FIELDS = (
-    "name", "tag", "files", "annotations", "architecture", "cmd", "entrypoint",
-    "env", "labels", "rootfs", "kernel", "init", "urunc",
+    "name",
+    "tag",
+    "files",
+    "annotations",
+    "architecture",
+    "cmd",
+    "entrypoint",
+    "env",
+    "labels",
+    "rootfs",
+    "kernel",
+    "init",
+    "urunc",
 )
 
 
@@ -22,10 +33,10 @@ TOP_LEVEL_FIELDS = (
 class FileEntry:
     """A host file or directory copied into the image: `files."./src" = "/dst"`."""
 
-    source: str          # as the user wrote it, e.g. "./redis.hvt"
-    path: Path           # resolved against the spec's directory
-    target: str          # absolute path inside the image, as written
-    field: str           # e.g. 'files."./redis.hvt"', for messages
+    source: str  # as the user wrote it, e.g. "./redis.hvt"
+    path: Path  # resolved against the spec's directory
+    target: str  # absolute path inside the image, as written
+    field: str  # e.g. 'files."./redis.hvt"', for messages
     # paths below a directory source that are left out (a Containerfile's
     # .dockerignore), relative to it; an excluded directory takes its contents
     exclude: frozenset[str] = frozenset()
@@ -35,19 +46,19 @@ class FileEntry:
 class Source:
     """Where a kernel, init or rootfs comes from: `from` plus a path inside it."""
 
-    origin: str                       # "local", "./file", "./image.tar", "oci:./layout", "docker://ref@sha256:..."
-    path: str | None = None           # local: the host file; else the path inside the image (and where it lands)
+    origin: str  # "local", "./file", "./image.tar", "oci:./layout", "docker://ref@sha256:..."
+    path: str | None = None  # local: the host file; else the path inside the image (and where it lands)
     field: str = ""
-    target: str | None = None         # where it lands, when that differs from `path` (bunny: /.boot/kernel)
+    target: str | None = None  # where it lands, when that differs from `path` (bunny: /.boot/kernel)
 
 
 @dataclass
 class Rootfs:
     """The guest's root filesystem (bunny's `rootfs` section)."""
 
-    type: str | None = None           # initrd | block | raw | base (a Containerfile's FROM: files only)
-    origin: str = "scratch"           # scratch | local | ./dir | image archive
-    path: str | None = None           # local: host file; else where it sits in the image
+    type: str | None = None  # initrd | block | raw | base (a Containerfile's FROM: files only)
+    origin: str = "scratch"  # scratch | local | ./dir | image archive
+    path: str | None = None  # local: host file; else where it sits in the image
     include: list[FileEntry] = field(default_factory=list)
     size: str | None = None
     fs_type: str | None = None
@@ -59,27 +70,27 @@ class Rootfs:
 class Spec:
     """What the user asked for, in any input format, before any judgement."""
 
-    file: Path                        # the spec file (for messages and relative paths)
-    format: str                       # "args.nix" | "yaml" | "bunnyfile" | "containerfile"
+    file: Path  # the spec file (for messages and relative paths)
+    format: str  # "args.nix" | "yaml" | "bunnyfile" | "containerfile"
     name: Any = None
     tag: Any = None
     files: list[FileEntry] = field(default_factory=list)
     annotations: dict[str, Any] = field(default_factory=dict)
     architecture: Any = None
-    cmd: Any = None                   # list[str] argv, or None
-    entrypoint: Any = None            # list[str], or None
-    env: Any = field(default_factory=dict)      # {KEY: VALUE}
-    labels: Any = field(default_factory=dict)   # extra image labels
+    cmd: Any = None  # list[str] argv, or None
+    entrypoint: Any = None  # list[str], or None
+    env: Any = field(default_factory=dict)  # {KEY: VALUE}
+    labels: Any = field(default_factory=dict)  # extra image labels
     rootfs: Rootfs | None = None
     kernel: Source | None = None
     init: Source | None = None
-    lines: dict[str, int] = field(default_factory=dict)   # field -> line in `file`
-    unknown: dict[str, Any] = field(default_factory=dict) # top-level keys we do not know
-    notes: list[str] = field(default_factory=list)        # rendered warnings a loader found (e.g. Containerfile)
-    workdir: str | None = None        # the image's WorkingDir (a Containerfile's WORKDIR)
-    names: dict[str, str] = field(default_factory=dict)   # spec field -> the user's own name for it (syntax.py)
+    lines: dict[str, int] = field(default_factory=dict)  # field -> line in `file`
+    unknown: dict[str, Any] = field(default_factory=dict)  # top-level keys we do not know
+    notes: list[str] = field(default_factory=list)  # rendered warnings a loader found (e.g. Containerfile)
+    workdir: str | None = None  # the image's WorkingDir (a Containerfile's WORKDIR)
+    names: dict[str, str] = field(default_factory=dict)  # spec field -> the user's own name for it (syntax.py)
     problems: Problems = field(default_factory=Problems)  # what the loader found wrong; validate adds the rest
-    urunc: Any = None                 # the urunc releases to build for (list, or "v0.6.0,main"); None: the default
+    urunc: Any = None  # the urunc releases to build for (list, or "v0.6.0,main"); None: the default
 
     @property
     def base_dir(self) -> Path:
@@ -89,6 +100,7 @@ class Spec:
         """Location keywords for a Problem about `fieldname`: the field as
         the user wrote it (syntax.name), its line, and the model's name as `key`."""
         from .syntax import name
+
         line = self.lines.get(fieldname)
         if line is None and "." in fieldname:
             line = self.lines.get(fieldname.rsplit(".", 1)[0])
@@ -105,7 +117,7 @@ class Origin:
     Docker Engine, kraft style)."""
 
     kind: str
-    location: str = ""                # absolute host path, or the registry reference
+    location: str = ""  # absolute host path, or the registry reference
     field: str = ""
 
 
@@ -114,14 +126,14 @@ class RootfsBuild:
     """A guest rootfs urunix builds: the tree of `origin` plus `include`
     (plus the init), as an initrd, a block image, or the image's own rootfs."""
 
-    type: str                         # initrd | block | raw (base: raw without implying devmapper)
+    type: str  # initrd | block | raw (base: raw without implying devmapper)
     origin: Origin
     include: list[FileEntry] = field(default_factory=list)
-    target: str | None = None         # where the initrd/block image sits in the image
+    target: str | None = None  # where the initrd/block image sits in the image
     size: str = "auto"
     fs_type: str = "ext2"
-    compression: str = "none"         # none | gzip (initrd only)
-    hardlinks: str = "link"           # link | copy (Unikraft's cpio reader ignores hard links)
+    compression: str = "none"  # none | gzip (initrd only)
+    hardlinks: str = "link"  # link | copy (Unikraft's cpio reader ignores hard links)
     field: str = "rootfs"
 
 
@@ -131,8 +143,8 @@ class Extract:
     taken from a host file or from inside an image."""
 
     origin: Origin
-    inner: str | None                 # path inside the image (kind image/registry)
-    target: str                       # absolute path where it lands
+    inner: str | None  # path inside the image (kind image/registry)
+    target: str  # absolute path where it lands
     field: str = ""
 
 
@@ -145,12 +157,12 @@ class Image:
 
     name: str
     tag: str
-    architecture: str                 # GOARCH: amd64 | arm64
+    architecture: str  # GOARCH: amd64 | arm64
     annotations: dict[str, str]
     cmd: list[str]
     entrypoint: list[str] | None
-    env: list[str]                    # ["KEY=VALUE", ...]
-    labels: dict[str, str]            # user labels (urunc labels are added by the plan)
+    env: list[str]  # ["KEY=VALUE", ...]
+    labels: dict[str, str]  # user labels (urunc labels are added by the plan)
     files: list[FileEntry]
     created: str = "1970-01-01T00:00:01Z"
     os: str = "linux"
@@ -158,9 +170,9 @@ class Image:
     rootfs: RootfsBuild | None = None
     kernel: Extract | None = None
     init: Extract | None = None
-    argv_from_image: bool = False     # no cmd given: the rootfs image's Entrypoint+Cmd become the argv
+    argv_from_image: bool = False  # no cmd given: the rootfs image's Entrypoint+Cmd become the argv
     workdir: str | None = None
-    targets: tuple[str, ...] = ()     # the urunc releases the image is built for (urunc_rules.py)
+    targets: tuple[str, ...] = ()  # the urunc releases the image is built for (urunc_rules.py)
 
     def to_json(self) -> dict[str, Any]:
         """The normalized spec as plain data (what the Nix library takes)."""

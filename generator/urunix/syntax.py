@@ -60,8 +60,15 @@ BUNNY_KEYS = {
     "kernel.path": ("kernel", "path"),
 }
 
-_CF_FIXED = {"cmd": "CMD", "entrypoint": "ENTRYPOINT", "name": "image name", "tag": "image tag",
-             "architecture": "FROM --platform", "files": "COPY", "env": "ENV"}
+_CF_FIXED = {
+    "cmd": "CMD",
+    "entrypoint": "ENTRYPOINT",
+    "name": "image name",
+    "tag": "image tag",
+    "architecture": "FROM --platform",
+    "files": "COPY",
+    "env": "ENV",
+}
 
 
 def name(spec: Any, field: str) -> str:
@@ -102,7 +109,7 @@ _YAML_PLAIN = re.compile(r"^[A-Za-z0-9_./][A-Za-z0-9_./ =+-]*$")
 
 
 def _yaml(value: Any) -> str:
-    if isinstance(value, list):   # a flow list: every item quoted, as in bunny's README
+    if isinstance(value, list):  # a flow list: every item quoted, as in bunny's README
         return json.dumps([str(v) for v in value], ensure_ascii=False).replace('", "', '", "')
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -110,8 +117,12 @@ def _yaml(value: Any) -> str:
     if value == "...":
         return "..."
     # quote what YAML would read as something else (true, 1.0, null, a: b)
-    if _YAML_PLAIN.match(text) and text.lower() not in ("true", "false", "yes", "no", "on", "off", "null", "~") \
-            and not re.fullmatch(r"[-+]?[0-9][0-9._]*(e[-+]?[0-9]+)?", text, re.I) and not text.endswith(" "):
+    if (
+        _YAML_PLAIN.match(text)
+        and text.lower() not in ("true", "false", "yes", "no", "on", "off", "null", "~")
+        and not re.fullmatch(r"[-+]?[0-9][0-9._]*(e[-+]?[0-9]+)?", text, re.I)
+        and not text.endswith(" ")
+    ):
         return text
     return json.dumps(text, ensure_ascii=False)
 
@@ -123,7 +134,7 @@ def setting(spec: Any, field: str, value: Any = "...") -> str | None:
         return f"{field} = {_nix(value)};"
     if fmt == "containerfile":
         if field.startswith("annotations."):
-            return f"LABEL {PREFIX}{field[len('annotations.'):]}={json.dumps(str(value), ensure_ascii=False)}"
+            return f"LABEL {PREFIX}{field[len('annotations.') :]}={json.dumps(str(value), ensure_ascii=False)}"
         if field in ("cmd", "entrypoint"):
             args = value if isinstance(value, list) else [value]
             return f"{field.upper()} {json.dumps(args, ensure_ascii=False)}"

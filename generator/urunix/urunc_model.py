@@ -100,8 +100,13 @@ GUESTS = {
     "v0.7.0": ("rumprun", "unikraft", "mirage", "mewz", "linux"),
     "main": ("rumprun", "unikraft", "mirage", "mewz", "linux", "hermit"),
 }
-MONITORS = {"qemu": "qemu-system-x86_64", "hvt": "solo5-hvt", "spt": "solo5-spt", "firecracker": "firecracker",
-            "cloud-hypervisor": "cloud-hypervisor"}
+MONITORS = {
+    "qemu": "qemu-system-x86_64",
+    "hvt": "solo5-hvt",
+    "spt": "solo5-spt",
+    "firecracker": "firecracker",
+    "cloud-hypervisor": "cloud-hypervisor",
+}
 BLOCK_GUESTS = ("rumprun", "mirage", "linux")
 MODES = ("docker", "nerdctl", "ctr", "annot-plain", "annot-b64")
 SNAPSHOTTERS = ("overlayfs", "devmapper-ext2", "devmapper-ext4")
@@ -111,6 +116,7 @@ DM_DEVICE = "/dev/mapper/containerd-pool-snap-7"
 @dataclass(frozen=True)
 class Network:
     """The container's eth0 as urunc finds it (Docker's default bridge)."""
+
     ip: str = "172.17.0.2"
     prefix: int = 16
     gateway: str = "172.17.0.1"
@@ -125,6 +131,7 @@ class Network:
 @dataclass(frozen=True)
 class Image:
     """What urunc can see of an image: its config and its /urunc.json."""
+
     entrypoint: tuple = ()
     cmd: tuple = ()
     env: tuple = ()
@@ -133,32 +140,40 @@ class Image:
     labels: dict = field(default_factory=dict)
     urunc_json: str | None = None
     manifest_annotations: dict = field(default_factory=dict)
-    passwd: str | None = None       # /etc/passwd and /etc/group of the rootfs, for User names
+    passwd: str | None = None  # /etc/passwd and /etc/group of the rootfs, for User names
     group: str | None = None
 
     @classmethod
     def from_record(cls, rec: dict) -> "Image":
         c = rec.get("config") or {}
-        return cls(tuple(c.get("Entrypoint") or ()), tuple(c.get("Cmd") or ()), tuple(c.get("Env") or ()),
-                   c.get("WorkingDir") or "", c.get("User") or "", dict(c.get("Labels") or {}),
-                   rec.get("urunc_json"), dict(rec.get("manifest_annotations") or {}))
+        return cls(
+            tuple(c.get("Entrypoint") or ()),
+            tuple(c.get("Cmd") or ()),
+            tuple(c.get("Env") or ()),
+            c.get("WorkingDir") or "",
+            c.get("User") or "",
+            dict(c.get("Labels") or {}),
+            rec.get("urunc_json"),
+            dict(rec.get("manifest_annotations") or {}),
+        )
 
 
 @dataclass
 class Result:
     """What urunc hands the monitor and the guest (or why it does not)."""
+
     release: str
-    outcome: str                    # started | runc-fallback | start-error
+    outcome: str  # started | runc-fallback | start-error
     reason: str | None = None
     config_source: str | None = None
     process_args: list = field(default_factory=list)
     config: dict = field(default_factory=dict)
     monitor: str | None = None
-    view: dict | None = None        # monitor_view(): kernel, initrd, blocks, share, cmdline
+    view: dict | None = None  # monitor_view(): kernel, initrd, blocks, share, cmdline
     guest_cmdline: str | None = None
     urunit_conf: str | None = None
     urunit_conf_where: str | None = None
-    rootfs: str | None = None       # initrd | block | devmapper-block | 9pfs | none
+    rootfs: str | None = None  # initrd | block | devmapper-block | 9pfs | none
     monitor_missing: list = field(default_factory=list)
     env: list = field(default_factory=list)
 
@@ -198,7 +213,7 @@ def _config(img: Image, ann: dict, release: str) -> tuple[str, dict | None]:
     """(where the config came from, the config) or (source, None) = runc."""
     dm_key = "useDMBlock" if release == "v0.5.0" else "mountRootfs"
     keys = KEYS + (dm_key,)
-    short = {k[len(PREFIX):]: v for k, v in ann.items() if k.startswith(PREFIX)}
+    short = {k[len(PREFIX) :]: v for k, v in ann.items() if k.startswith(PREFIX)}
     if release in ("v0.5.0", "v0.6.0"):
         use_ann = any(short.get(k) for k in KEYS)
     else:
@@ -216,7 +231,7 @@ def _config(img: Image, ann: dict, release: str) -> tuple[str, dict | None]:
         return src, None
     try:
         doc = json.loads(img.urunc_json)
-        raw = {k[len(PREFIX):]: _b64(v) for k, v in doc.items() if k.startswith(PREFIX) and k[len(PREFIX):] in keys}
+        raw = {k[len(PREFIX) :]: _b64(v) for k, v in doc.items() if k.startswith(PREFIX) and k[len(PREFIX) :] in keys}
     except (ValueError, binascii.Error, AttributeError, TypeError):
         return src, None
     if release not in ("v0.5.0", "v0.6.0") and not all(raw.get(k) for k in ("unikernelType", "hypervisor", "binary")):
@@ -234,15 +249,32 @@ def _version_ge(v: str, want: tuple) -> bool:
 
 
 def _parse_bool(s: str) -> bool | None:
-    return {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
-            "0": False, "f": False, "F": False, "FALSE": False, "false": False, "False": False}.get(s)
+    return {
+        "1": True,
+        "t": True,
+        "T": True,
+        "TRUE": True,
+        "true": True,
+        "True": True,
+        "0": False,
+        "f": False,
+        "F": False,
+        "FALSE": False,
+        "false": False,
+        "False": False,
+    }.get(s)
 
 
 def _go_json_string(s: str) -> str:
     """A string as Go's json.Marshal writes it (HTML-safe escapes)."""
     out = json.dumps(s, ensure_ascii=False)
-    return (out.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+    return (
+        out.replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
 
 
 def _uses_urunit(args: list) -> bool:
@@ -256,9 +288,8 @@ def _unikraft(release: str, cfg: dict, args: list, env: list, net: Network, vfs:
         fs = {"initrd": 'vfs.fstab=[ "initrd0:/:extract:::" ]', "9pfs": 'vfs.fstab=[ "fs0:/:9pfs:::" ]'}.get(vfs, "")
         tail = f"{netp}   {fs}"
     else:
-        netp = (f"netdev.ipv4_addr={net.ip} netdev.ipv4_gw_addr={net.gateway} "
-                f"netdev.ipv4_subnet_mask={net.mask}")
-        fs = "vfs.rootfs=initrd" if vfs == "initrd" else ""    # no 9pfs parameter in the old style
+        netp = f"netdev.ipv4_addr={net.ip} netdev.ipv4_gw_addr={net.gateway} netdev.ipv4_subnet_mask={net.mask}"
+        fs = "vfs.rootfs=initrd" if vfs == "initrd" else ""  # no 9pfs parameter in the old style
         tail = f"{netp} {fs}"
     if release == "v0.5.0":
         cmdline = cfg.get("cmdline", "")
@@ -274,8 +305,10 @@ def _rumprun(release: str, args: list, env: list, net: Network, blk: bool, cfg: 
     parts = ['"cmdline":' + _go_json_string(cmd)]
     if release not in ("v0.5.0", "v0.6.0"):
         parts += ['"env":' + _go_json_string(e) for e in env]
-    parts.append('"net":{"if":"ukvmif0","cloner":"True","type":"inet","method":"static",'
-                 f'"addr":"{net.ip}","mask":"{str(net.prefix)[0]}","gw":"{net.gateway}"}}')
+    parts.append(
+        '"net":{"if":"ukvmif0","cloner":"True","type":"inet","method":"static",'
+        f'"addr":"{net.ip}","mask":"{str(net.prefix)[0]}","gw":"{net.gateway}"}}'
+    )
     if blk:
         parts.append('"blk":{"source":"etfs","path":"/dev/ld0a","fstype":"blk","mountpoint":' + _go_json_string(mnt) + "}")
     return "{" + ",".join(parts) + "}"
@@ -289,11 +322,13 @@ def _mirage(release: str, args: list, net: Network, cfg: dict) -> str:
 
 def _linux(release: str, args: list, env: list, net: Network, root: str, conf_where: str | None) -> str:
     parts = ["panic=-1", "console=ttyS0"]
-    parts += {"initrd": ["root=/dev/ram0", "rw"], "block": ["root=/dev/vda", "rw"],
-              "devmapper-block": ["root=/dev/vda", "rw"],
-              "9pfs": ["root=fs0", "rw", "rootfstype=9p",
-                       "rootflags=trans=virtio,version=9p2000.L,msize=5000000,cache=mmap,posixacl"],
-              "virtiofs": ["root=fs0", "rw", "rootfstype=virtiofs"]}.get(root, [])
+    parts += {
+        "initrd": ["root=/dev/ram0", "rw"],
+        "block": ["root=/dev/vda", "rw"],
+        "devmapper-block": ["root=/dev/vda", "rw"],
+        "9pfs": ["root=fs0", "rw", "rootfstype=9p", "rootflags=trans=virtio,version=9p2000.L,msize=5000000,cache=mmap,posixacl"],
+        "virtiofs": ["root=fs0", "rw", "rootfstype=virtiofs"],
+    }.get(root, [])
     parts.append(f"ip={net.ip}::{net.gateway}:{net.mask}:urunc:eth0:off")
     if conf_where == "initrd":
         parts.append("URUNIT_CONFIG=/urunit.conf")
@@ -342,13 +377,13 @@ def resolve_user(img: Image) -> tuple[int, int] | None:
 
 def _urunit_conf(env: list, img: Image, volumes: list) -> str:
     uid, gid = resolve_user(img) or (0, 0)
-    lines = ["UES", *env, "UEE", "UCS", f"UID:{uid}", f"GID:{gid}", f"WD:{img.workdir or '/'}", "UCE",
-             "UBS", *volumes, "UBE"]
+    lines = ["UES", *env, "UEE", "UCS", f"UID:{uid}", f"GID:{gid}", f"WD:{img.workdir or '/'}", "UCE", "UBS", *volumes, "UBE"]
     return "\n".join(lines) + "\n"
 
 
-def _rootfs(release: str, cfg: dict, guest: str, monitor: str, snapshotter: str,
-            virtiofsd: bool = False) -> tuple[str, str | None]:
+def _rootfs(
+    release: str, cfg: dict, guest: str, monitor: str, snapshotter: str, virtiofsd: bool = False
+) -> tuple[str, str | None]:
     """(rootfs kind, error reason): initrd | block | devmapper-block |
     virtiofs | 9pfs | none | unreachable (v0.6.0: chrooted into an empty
     monitor rootfs)."""
@@ -396,8 +431,15 @@ def _rootfs(release: str, cfg: dict, guest: str, monitor: str, snapshotter: str,
     return "none", None
 
 
-def model(img: Image, release: str, mode: str = "docker", snapshotter: str = "overlayfs",
-          run_args=None, net: Network = Network(), virtiofsd: bool = False) -> Result:
+def model(
+    img: Image,
+    release: str,
+    mode: str = "docker",
+    snapshotter: str = "overlayfs",
+    run_args=None,
+    net: Network = Network(),
+    virtiofsd: bool = False,
+) -> Result:
     """What `release` of urunc does with `img` run as `mode` presents it."""
     args, env, ann = engine_view(img, mode, run_args, release, net)
     if not args:
@@ -493,4 +535,3 @@ def model(img: Image, release: str, mode: str = "docker", snapshotter: str = "ov
 
 # main logs its rootfs choice; our kinds in its words
 ROOTFS_TYPE_MAIN = {"devmapper-block": "block"}
-

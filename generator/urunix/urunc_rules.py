@@ -32,9 +32,9 @@ _WS = re.compile(r"\s")
 class Finding:
     """One refusal ("error") or warning about one field, on some releases."""
 
-    level: str                 # error | warning
+    level: str  # error | warning
     field: str
-    message: str               # what urunc does, without the release
+    message: str  # what urunc does, without the release
     releases: tuple[str, ...]
     value: Any = None
     hint: str | None = None
@@ -82,7 +82,7 @@ def targets_hint(fmt: str, names: Iterable[str]) -> str:
     if fmt == "args.nix":
         return "urunc = [ " + " ".join(f'"{n}"' for n in names) + " ];"
     if fmt == "containerfile":
-        return f"LABEL urunix.urunc=\"{','.join(names)}\""
+        return f'LABEL urunix.urunc="{",".join(names)}"'
     return "urunc: [" + ", ".join(names) + "]"
 
 
@@ -145,12 +145,20 @@ class Rules:
         for r in self.targets:
             rel = self.rel[r]
             if guest in c["guests"] and guest not in rel["guests"]:
-                self.refuse(r, "annotations.unikernelType",
-                            f"has no {guest} guest (it came in {c['guests'][guest]['since']}); urunc fails with "
-                            "'unikernel is not supported'", guest)
+                self.refuse(
+                    r,
+                    "annotations.unikernelType",
+                    f"has no {guest} guest (it came in {c['guests'][guest]['since']}); urunc fails with "
+                    "'unikernel is not supported'",
+                    guest,
+                )
             if monitor in c["monitors"] and monitor not in rel["monitors"]:
-                self.refuse(r, "annotations.hypervisor",
-                            f"has no {monitor} monitor (it came in {c['monitors'][monitor]['since']})", monitor)
+                self.refuse(
+                    r,
+                    "annotations.hypervisor",
+                    f"has no {monitor} monitor (it came in {c['monitors'][monitor]['since']})",
+                    monitor,
+                )
 
     def metadata(self, ann: dict[str, str]) -> None:
         """Keys no release reads, block/blkMntPoint, initrd next to block,
@@ -161,25 +169,43 @@ class Rules:
             if key in ann:
                 names = "rumprun --net:tap/--block:rootfs, Mirage --net:service/--block:storage"
                 for r in self.targets:
-                    self.refuse(r, f"annotations.{key}", f"does not read {key}: the Solo5 device names are fixed "
-                                f"({names})", ann[key], hint=f"remove {self.name('annotations.' + key)}")
+                    self.refuse(
+                        r,
+                        f"annotations.{key}",
+                        f"does not read {key}: the Solo5 device names are fixed ({names})",
+                        ann[key],
+                        hint=f"remove {self.name('annotations.' + key)}",
+                    )
         block, initrd, mnt = ann.get("block"), ann.get("initrd"), ann.get("blkMntPoint")
         if guest == "rumprun" and mnt is not None and mnt != "/data":
             for r in self.targets:
-                self.refuse(r, "annotations.blkMntPoint", "rumprun mounts its block device at /data whatever "
-                            "blkMntPoint says", mnt, hint=f"set {self.say('annotations.blkMntPoint', '/data')} (or leave it out: urunix writes it)")
+                self.refuse(
+                    r,
+                    "annotations.blkMntPoint",
+                    "rumprun mounts its block device at /data whatever blkMntPoint says",
+                    mnt,
+                    hint=f"set {self.say('annotations.blkMntPoint', '/data')} (or leave it out: urunix writes it)",
+                )
         if block and not mnt:
             for r in self.targets:
                 if self.rel[r]["blkMntPoint"] == "required":
-                    self.refuse(r, "annotations.blkMntPoint", "a block image without blkMntPoint stops the "
-                                "container at start (block.go:handleExplicitBlockImage)",
-                                hint=f"set {self.say('annotations.blkMntPoint', '/')} for the guest's rootfs, or the path of an extra volume")
+                    self.refuse(
+                        r,
+                        "annotations.blkMntPoint",
+                        "a block image without blkMntPoint stops the container at start (block.go:handleExplicitBlockImage)",
+                        hint=f"set {self.say('annotations.blkMntPoint', '/')} for the guest's rootfs, or the path of an extra volume",
+                    )
         if block and initrd:
             for r in self.targets:
                 does = self.rel[r]["initrdWithBlock"]
                 if does not in ("n/a",) and "extra volume" not in does:
-                    self.refuse(r, "annotations.block", f"a block image next to an initrd: urunc {does}", block,
-                                hint="use one of initrd and block for the guest's rootfs")
+                    self.refuse(
+                        r,
+                        "annotations.block",
+                        f"a block image next to an initrd: urunc {does}",
+                        block,
+                        hint="use one of initrd and block for the guest's rootfs",
+                    )
         if ann.get("mountRootfs", ann.get("useDMBlock")) == "true":
             self.snapshot(guest, monitor, block, initrd)
 
@@ -194,32 +220,50 @@ class Rules:
             if key == "useDMBlock":
                 # v0.5.0: ignored unless the guest takes block devices
                 if fs and not block:
-                    self.warn(r, "annotations.useDMBlock", f"hands the container snapshot to {guest} as a block "
-                              f"device only under containerd's devmapper snapshotter ({'/'.join(fs)}); elsewhere the "
-                              "guest gets no rootfs")
+                    self.warn(
+                        r,
+                        "annotations.useDMBlock",
+                        f"hands the container snapshot to {guest} as a block "
+                        f"device only under containerd's devmapper snapshotter ({'/'.join(fs)}); elsewhere the "
+                        "guest gets no rootfs",
+                    )
                 continue
             if initrd:
                 if rel["appendsToInitrd"]:
                     self.warn(r, field, "ignores mountRootfs next to an initrd (the initrd wins)", "true")
                 else:
-                    self.refuse(r, field, f"with an initrd, mountRootfs=true {rel['mountRootfsNoPath']}", "true",
-                                hint=f"remove {self.name('annotations.mountRootfs')} (or set {self.say('annotations.mountRootfs', 'false')}): "
-                                     "the initrd is the guest's rootfs")
+                    self.refuse(
+                        r,
+                        field,
+                        f"with an initrd, mountRootfs=true {rel['mountRootfsNoPath']}",
+                        "true",
+                        hint=f"remove {self.name('annotations.mountRootfs')} (or set {self.say('annotations.mountRootfs', 'false')}): "
+                        "the initrd is the guest's rootfs",
+                    )
                 continue
             if block:
-                continue   # the block image wins over mountRootfs on every release
+                continue  # the block image wins over mountRootfs on every release
             if shared:
-                continue   # 9pfs / virtiofs on this monitor, any snapshotter
+                continue  # 9pfs / virtiofs on this monitor, any snapshotter
             if fs:
-                self.warn(r, field, f"can use the container rootfs of a {guest} guest on {monitor} only under "
-                          f"containerd's devmapper snapshotter ({'/'.join(fs)}); elsewhere it "
-                          f"{rel['mountRootfsNoPath']}", "true",
-                          hint="run with --snapshotter devmapper, or build the rootfs as a block image "
-                               "(rootfs.type = block)")
+                self.warn(
+                    r,
+                    field,
+                    f"can use the container rootfs of a {guest} guest on {monitor} only under "
+                    f"containerd's devmapper snapshotter ({'/'.join(fs)}); elsewhere it "
+                    f"{rel['mountRootfsNoPath']}",
+                    "true",
+                    hint="run with --snapshotter devmapper, or build the rootfs as a block image (rootfs.type = block)",
+                )
             else:
-                self.refuse(r, field, f"has no way to hand the container rootfs to a {guest} guest on {monitor} "
-                            f"(no block support for its snapshot, no shared fs): it {rel['mountRootfsNoPath']}", "true",
-                            hint="build the rootfs as an initrd or a block image, or remove " + self.name("annotations.mountRootfs"))
+                self.refuse(
+                    r,
+                    field,
+                    f"has no way to hand the container rootfs to a {guest} guest on {monitor} "
+                    f"(no block support for its snapshot, no shared fs): it {rel['mountRootfsNoPath']}",
+                    "true",
+                    hint="build the rootfs as an initrd or a block image, or remove " + self.name("annotations.mountRootfs"),
+                )
 
     # -- the command and the environment (spec or build time) -----------------
 
@@ -235,32 +279,59 @@ class Rules:
             if guest not in rel["guests"]:
                 continue
             if rel["command"] == "cmdline" and guest == "unikraft" and not (cmdline or "").split():
-                self.refuse(r, "annotations.cmdline", "reads only the cmdline annotation; an empty one makes the "
-                            "network parameter the Unikraft app's argv0 (unikraft.go:Init)", cmdline or "",
-                            hint="give the program name and its arguments, e.g. " + self.say("annotations.cmdline", "redis-server /conf/redis.conf"))
+                self.refuse(
+                    r,
+                    "annotations.cmdline",
+                    "reads only the cmdline annotation; an empty one makes the "
+                    "network parameter the Unikraft app's argv0 (unikraft.go:Init)",
+                    cmdline or "",
+                    hint="give the program name and its arguments, e.g. "
+                    + self.say("annotations.cmdline", "redis-server /conf/redis.conf"),
+                )
             if guest in ("unikraft", "rumprun", "mirage"):
                 for i, a in enumerate(args):
                     if _WS.search(a):
-                        how = {"unikraft": "Unikraft's argument parser", "rumprun": "rumprun's parser",
-                               "mirage": "the guest"}[guest]
-                        self.refuse(r, names[i], f"joins the arguments with spaces and {how} splits them again: "
-                                    "an argument holding whitespace arrives as several", a,
-                                    hint="split it into separate arguments, or drop the whitespace")
+                        how = {"unikraft": "Unikraft's argument parser", "rumprun": "rumprun's parser", "mirage": "the guest"}[
+                            guest
+                        ]
+                        self.refuse(
+                            r,
+                            names[i],
+                            f"joins the arguments with spaces and {how} splits them again: "
+                            "an argument holding whitespace arrives as several",
+                            a,
+                            hint="split it into separate arguments, or drop the whitespace",
+                        )
             if guest in ("unikraft", "rumprun"):
                 for i, a in enumerate(args):
                     if ("'" in a or '"' in a) and not _WS.search(a) and not (guest == "rumprun" and '"' in a):
-                        self.refuse(r, names[i], f"joins the arguments with spaces and {guest}'s parser groups the "
-                                    "words between quote characters: a quote mark inside an argument regroups them", a,
-                                    hint="avoid ' and \" in the arguments")
+                        self.refuse(
+                            r,
+                            names[i],
+                            f"joins the arguments with spaces and {guest}'s parser groups the "
+                            "words between quote characters: a quote mark inside an argument regroups them",
+                            a,
+                            hint="avoid ' and \" in the arguments",
+                        )
             if guest == "rumprun":
                 for i, a in enumerate(args):
                     if RUMPRUN_BAD.search(a):
-                        self.refuse(r, names[i], "writes rumprun's command line with Go's json.Marshal: "
-                                    "& < > \" \\ and newlines reach the guest as \\u0026-style escapes, literally", a,
-                                    hint="avoid these characters in rumprun arguments (e.g. put them in a config file)")
+                        self.refuse(
+                            r,
+                            names[i],
+                            "writes rumprun's command line with Go's json.Marshal: "
+                            '& < > " \\ and newlines reach the guest as \\u0026-style escapes, literally',
+                            a,
+                            hint="avoid these characters in rumprun arguments (e.g. put them in a config file)",
+                        )
             if guest == "mewz" and any(args):
-                self.refuse(r, field, "hands a Mewz guest only ip= and gateway=: its arguments are dropped", args,
-                            hint="remove the command: " + self.say("cmd", [""]))
+                self.refuse(
+                    r,
+                    field,
+                    "hands a Mewz guest only ip= and gateway=: its arguments are dropped",
+                    args,
+                    hint="remove the command: " + self.say("cmd", [""]),
+                )
             if guest == "linux" and args:
                 self.linux_command(r, args, names)
 
@@ -269,23 +340,44 @@ class Rules:
         multi = 0
         for i, a in enumerate(args[1:], start=1):
             if '"' in a:
-                self.refuse(r, names[i], "puts the Linux arguments on the kernel command line, where a \" "
-                            "upsets the kernel's own parsing", a, hint="avoid \" in Linux arguments")
+                self.refuse(
+                    r,
+                    names[i],
+                    "puts the Linux arguments on the kernel command line, where a \" upsets the kernel's own parsing",
+                    a,
+                    hint='avoid " in Linux arguments',
+                )
                 continue
             if re.search(r"[^\S ]", a):
-                self.refuse(r, names[i], "puts the Linux arguments on the kernel command line: a tab or "
-                            "newline splits the argument", a, hint="use plain spaces")
+                self.refuse(
+                    r,
+                    names[i],
+                    "puts the Linux arguments on the kernel command line: a tab or newline splits the argument",
+                    a,
+                    hint="use plain spaces",
+                )
                 continue
             if " " in a.strip():
                 multi += 1
                 if not urunit:
-                    self.refuse(r, names[i], f"wraps an argument holding a space in '...', which only urunit "
-                                f"undoes; {args[0]} gets the pieces, quote marks included", a,
-                                hint="use urunit as the init (" + self.say("init", "./urunit", "urunit first in the command") + "), or split the argument")
+                    self.refuse(
+                        r,
+                        names[i],
+                        f"wraps an argument holding a space in '...', which only urunit "
+                        f"undoes; {args[0]} gets the pieces, quote marks included",
+                        a,
+                        hint="use urunit as the init ("
+                        + self.say("init", "./urunit", "urunit first in the command")
+                        + "), or split the argument",
+                    )
                 elif multi == 2:
-                    self.refuse(r, names[i], "passes the arguments through urunit, which drops every "
-                                "argument after the first one holding a space", a,
-                                hint="keep at most one argument with spaces, the last one (e.g. sh -c \"...\")")
+                    self.refuse(
+                        r,
+                        names[i],
+                        "passes the arguments through urunit, which drops every argument after the first one holding a space",
+                        a,
+                        hint='keep at most one argument with spaces, the last one (e.g. sh -c "...")',
+                    )
 
     def env(self, guest: str, env: dict[str, str], argv0: str | None, version: str | None) -> None:
         """The spec's own environment (Docker's PATH/HOSTNAME are urunc's concern)."""
@@ -296,26 +388,50 @@ class Rules:
             if guest not in rel["guests"]:
                 continue
             if guest not in rel["env"]:
-                self.refuse(r, "env", f"does not hand the environment to a {guest} guest; it is dropped", sorted(env),
-                            hint=f"remove {self.name('env')}, or pass the values as arguments")
+                self.refuse(
+                    r,
+                    "env",
+                    f"does not hand the environment to a {guest} guest; it is dropped",
+                    sorted(env),
+                    hint=f"remove {self.name('env')}, or pass the values as arguments",
+                )
                 continue
             if guest == "unikraft" and _version_before(version, (0, 16, 1)):
-                self.refuse(r, "env", f"drops the environment of a Unikraft guest older than 0.16.1 "
-                            f"(unikernelVersion {version})", sorted(env))
+                self.refuse(
+                    r,
+                    "env",
+                    f"drops the environment of a Unikraft guest older than 0.16.1 (unikernelVersion {version})",
+                    sorted(env),
+                )
                 continue
             on_kernel_line = guest == "linux" and not (rel["linuxEnv"].startswith("urunit.conf") and is_urunit(argv0))
             for k, v in env.items():
                 if guest == "unikraft" and _WS.search(v):
-                    self.refuse(r, f"env.{k}", "writes the environment into Unikraft's env.vars=[ ... ], which "
-                                "splits a value at whitespace", v, hint="drop the whitespace from the value")
+                    self.refuse(
+                        r,
+                        f"env.{k}",
+                        "writes the environment into Unikraft's env.vars=[ ... ], which splits a value at whitespace",
+                        v,
+                        hint="drop the whitespace from the value",
+                    )
                 elif on_kernel_line and (_WS.search(v) or '"' in v):
-                    self.refuse(r, f"env.{k}", "puts each K=V of a Linux guest on the kernel command line, where "
-                                "whitespace or \" splits it and shifts the init's arguments", v,
-                                hint="drop the whitespace (urunc v0.7.0+ hand urunit the env in urunit.conf, intact)")
+                    self.refuse(
+                        r,
+                        f"env.{k}",
+                        "puts each K=V of a Linux guest on the kernel command line, where "
+                        "whitespace or \" splits it and shifts the init's arguments",
+                        v,
+                        hint="drop the whitespace (urunc v0.7.0+ hand urunit the env in urunit.conf, intact)",
+                    )
                 elif guest == "rumprun" and RUMPRUN_BAD.search(k + "=" + v):
-                    self.refuse(r, f"env.{k}", "writes rumprun's env with Go's json.Marshal: & < > \" \\ and "
-                                "newlines reach the guest as \\u0026-style escapes, literally", v,
-                                hint="avoid these characters in rumprun env values")
+                    self.refuse(
+                        r,
+                        f"env.{k}",
+                        "writes rumprun's env with Go's json.Marshal: & < > \" \\ and "
+                        "newlines reach the guest as \\u0026-style escapes, literally",
+                        v,
+                        hint="avoid these characters in rumprun env values",
+                    )
 
     def workdir_user(self, guest: str, argv0: str | None, workdir: str | None, user: str | None) -> None:
         for fieldname, value in (("WorkingDir", workdir), ("User", user)):
@@ -324,9 +440,13 @@ class Rules:
             for r in self.targets:
                 who = self.rel[r]["workdirUser"]
                 if not ("linux+urunit" in who and guest == "linux" and is_urunit(argv0)):
-                    self.warn(r, fieldname, f"does not hand {fieldname} to the guest "
-                              f"({'only Linux with urunit gets it, from v0.7.0' if guest == 'linux' else 'it is not Linux with urunit'})",
-                              value)
+                    self.warn(
+                        r,
+                        fieldname,
+                        f"does not hand {fieldname} to the guest "
+                        f"({'only Linux with urunit gets it, from v0.7.0' if guest == 'linux' else 'it is not Linux with urunit'})",
+                        value,
+                    )
 
 
 def fill_defaults(ann: dict[str, str], targets: Iterable[str]) -> None:
@@ -354,6 +474,7 @@ def unikraft_args(cmdline: str | None, split) -> list[str]:
 
 # -- the validator's entry points ------------------------------------------------
 
+
 def spec_targets(spec) -> tuple[tuple[str, ...], dict[str, Any] | None]:
     """The spec's `urunc` (a Containerfile: LABEL urunix.urunc), else the
     default; and the problem's keywords when it names no known release."""
@@ -362,9 +483,13 @@ def spec_targets(spec) -> tuple[tuple[str, ...], dict[str, Any] | None]:
         fieldname, value = "labels.urunix.urunc", spec.labels["urunix.urunc"]
     targets, wrong = parse_targets(value)
     if wrong:
-        return default_targets(), {"fieldname": fieldname, "message": wrong, "value": value,
-                                   "allowed": ", ".join(releases()),
-                                   "hint": targets_hint(spec.format, default_targets())}
+        return default_targets(), {
+            "fieldname": fieldname,
+            "message": wrong,
+            "value": value,
+            "allowed": ", ".join(releases()),
+            "hint": targets_hint(spec.format, default_targets()),
+        }
     return targets or (), None
 
 
@@ -375,8 +500,8 @@ def argv_fields(spec, argv: list[str]) -> list[str]:
     if cmd is None and not ep:
         return ["annotations.cmdline"] * len(argv)
     names = [f"entrypoint.{i}" for i in range(len(ep))] + [f"cmd.{i}" for i in range(len(cmd or []))]
-    extra = len(argv) - len(names)      # an init urunix put first
-    return (["init"] * extra + names)[:len(argv)] if extra >= 0 else names[-len(argv):]
+    extra = len(argv) - len(names)  # an init urunix put first
+    return (["init"] * extra + names)[: len(argv)] if extra >= 0 else names[-len(argv) :]
 
 
 def _own_env(spec, env: dict[str, str]) -> dict[str, str]:
@@ -386,11 +511,19 @@ def _own_env(spec, env: dict[str, str]) -> dict[str, str]:
     if spec.format != "containerfile":
         return env
     from .loaders.containerfile import DEFAULT_PATH
+
     return {k: v for k, v in env.items() if not (k == "PATH" and v == DEFAULT_PATH)}
 
 
-def judge(spec, targets: tuple[str, ...], ann: dict[str, str], entrypoint: list[str] | None, cmd: list[str],
-          env: dict[str, str], argv_from_image: bool) -> list[tuple[str, str, str, dict[str, Any]]]:
+def judge(
+    spec,
+    targets: tuple[str, ...],
+    ann: dict[str, str],
+    entrypoint: list[str] | None,
+    cmd: list[str],
+    env: dict[str, str],
+    argv_from_image: bool,
+) -> list[tuple[str, str, str, dict[str, Any]]]:
     """Every finding for a validated spec: (level, field, message, keywords
     for Problem). With argv_from_image the command is judged at build time."""
     guest, monitor = ann.get("unikernelType", ""), ann.get("hypervisor", "")
@@ -407,7 +540,7 @@ def judge(spec, targets: tuple[str, ...], ann: dict[str, str], entrypoint: list[
     for f in rules.findings():
         where = f.field
         if where == "annotations.mountRootfs" and "useDMBlock" in written and "mountRootfs" not in written:
-            where = "annotations.useDMBlock"     # the name the user wrote
+            where = "annotations.useDMBlock"  # the name the user wrote
         hint = f.hint
         if f.level == "error" and f.field in ("annotations.unikernelType", "annotations.hypervisor"):
             ok = [r for r, rel in releases().items() if guest in rel["guests"] and monitor in rel["monitors"]]

@@ -34,8 +34,10 @@ from .rootfs.sources import resolve as resolve_origin
 from .spec import TOP_LEVEL_FIELDS, Extract, FileEntry, Image, Origin, Rootfs, RootfsBuild, Source, Spec
 
 ROOTFS_TYPES = ("initrd", "block", "raw")
-SIZE_FORMS = ('"auto"; bytes; or a number with K, M, G, T or KiB, MiB, GiB, TiB (powers of 1024), '
-              'or KB, MB, GB, TB (powers of 1000), e.g. "64M", "64MiB", "64MB", "1G"')
+SIZE_FORMS = (
+    '"auto"; bytes; or a number with K, M, G, T or KiB, MiB, GiB, TiB (powers of 1024), '
+    'or KB, MB, GB, TB (powers of 1000), e.g. "64M", "64MiB", "64MB", "1G"'
+)
 
 # Docker reference grammar (distribution/reference), enough to refuse what
 # `docker load` would refuse.
@@ -46,9 +48,9 @@ NAME_RE = re.compile(rf"^{_HOST}?{_COMPONENT}(?:/{_COMPONENT})*$")
 TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 ENV_KEY_RE = re.compile(r"^[^=\0]+$")
 URUNC_JSON = "/urunc.json"
-DOCKER_NAME_MAX = 255   # characters of a normalized image name (distribution/reference NameTotalLengthMax)
-NAME_MAX = 255     # bytes in one path component (Linux)
-PATH_MAX = 4095    # bytes in a whole path (Linux, without the NUL)
+DOCKER_NAME_MAX = 255  # characters of a normalized image name (distribution/reference NameTotalLengthMax)
+NAME_MAX = 255  # bytes in one path component (Linux)
+PATH_MAX = 4095  # bytes in a whole path (Linux, without the NUL)
 
 
 def _docker_name_length(name: str) -> int:
@@ -128,9 +130,9 @@ class Validator:
         self.c = contract()
         # the loader's problems first; every check below adds to the same list
         self.problems = Problems(spec.problems)
-        self.failed_targets: set[str] = set()   # image paths of `files` entries that failed
+        self.failed_targets: set[str] = set()  # image paths of `files` entries that failed
         self.diag = Diagnostics()
-        self.planned: set[str] = set()   # image paths urunix itself will fill (kernel, initrd, block)
+        self.planned: set[str] = set()  # image paths urunix itself will fill (kernel, initrd, block)
         self.bad_text: set[str] = set()  # fields already refused by texts()
 
     def texts(self) -> None:
@@ -147,7 +149,7 @@ class Validator:
             elif isinstance(value, dict):
                 for k, v in value.items():
                     if isinstance(k, str) and text_problem(k):
-                        walk(fieldname, k)      # a bad key: name the mapping, show the key
+                        walk(fieldname, k)  # a bad key: name the mapping, show the key
                     walk(f"{fieldname}.{k}", v)
             elif isinstance(value, (list, tuple)):
                 for i, v in enumerate(value):
@@ -168,7 +170,7 @@ class Validator:
             if src is not None:
                 walk(f"{src.field}.from", src.origin)
                 walk(f"{src.field}.path", src.path)
-        self.image_tree = False           # the image's rootfs holds an image's tree (raw/base from an image)
+        self.image_tree = False  # the image's rootfs holds an image's tree (raw/base from an image)
 
     def fail(self, fieldname: str, message: str, *, after: tuple[str, ...] = (), **kw: Any) -> None:
         """A problem with `fieldname`; left out if a field in `after` already
@@ -205,8 +207,7 @@ class Validator:
     def top_level(self) -> None:
         for key, value in self.spec.unknown.items():
             hint = did_you_mean(key, TOP_LEVEL_FIELDS) or "remove it"
-            self.fail(key, "is not a field urunix knows", value=value,
-                      allowed=", ".join(TOP_LEVEL_FIELDS), hint=hint)
+            self.fail(key, "is not a field urunix knows", value=value, allowed=", ".join(TOP_LEVEL_FIELDS), hint=hint)
 
     def string(self, fieldname: str, value: Any, *, default: str | None = None) -> str | None:
         if value is None:
@@ -220,21 +221,36 @@ class Validator:
         name = self.string("name", self.spec.name)
         tag = self.string("tag", self.spec.tag, default=self.c["defaults"]["tag"]) or self.c["defaults"]["tag"]
         if not name:
-            self.fail("name", "is missing", after=("name",),
-                      hint=(f"pass --tag NAME:TAG (a {'Containerfile' if self.spec.format == 'containerfile' else 'bunnyfile'} names no image)"
-                            if self.spec.format in ("bunnyfile", "containerfile")
-                            else f"set {self.say('name', 'my/image')} in the spec, or pass --tag NAME:TAG"))
+            self.fail(
+                "name",
+                "is missing",
+                after=("name",),
+                hint=(
+                    f"pass --tag NAME:TAG (a {'Containerfile' if self.spec.format == 'containerfile' else 'bunnyfile'} names no image)"
+                    if self.spec.format in ("bunnyfile", "containerfile")
+                    else f"set {self.say('name', 'my/image')} in the spec, or pass --tag NAME:TAG"
+                ),
+            )
             name = "invalid"
         elif not NAME_RE.match(name) or _upper_first_component(name):
-            self.fail("name", "is not a valid image name", value=name,
-                      allowed="lowercase letters, digits and separators (. _ - /), e.g. urunc/prebuilt/redis-rumprun-hvt",
-                      hint=f'try "{re.sub(r"[^a-z0-9./_-]+", "-", name.lower()).strip("-./_") or "my-image"}"')
+            self.fail(
+                "name",
+                "is not a valid image name",
+                value=name,
+                allowed="lowercase letters, digits and separators (. _ - /), e.g. urunc/prebuilt/redis-rumprun-hvt",
+                hint=f'try "{re.sub(r"[^a-z0-9./_-]+", "-", name.lower()).strip("-./_") or "my-image"}"',
+            )
         elif _docker_name_length(name) > DOCKER_NAME_MAX:
-            self.fail("name", f"is longer than Docker takes: {DOCKER_NAME_MAX} characters, counting the "
-                      "docker.io/ (and library/) Docker puts before it", value=name[:80] + "...")
+            self.fail(
+                "name",
+                f"is longer than Docker takes: {DOCKER_NAME_MAX} characters, counting the "
+                "docker.io/ (and library/) Docker puts before it",
+                value=name[:80] + "...",
+            )
         if not TAG_RE.match(tag):
-            self.fail("tag", "is not a valid image tag", value=tag,
-                      allowed="up to 128 of A-Z a-z 0-9 _ . -, not starting with . or -")
+            self.fail(
+                "tag", "is not a valid image tag", value=tag, allowed="up to 128 of A-Z a-z 0-9 _ . -, not starting with . or -"
+            )
         return name, tag
 
     def annotations(self) -> dict[str, str]:
@@ -247,12 +263,19 @@ class Validator:
         out: dict[str, str] = {}
         for key, value in raw.items():
             fieldname = f"annotations.{key}"
-            short = key[len(prefix):] if isinstance(key, str) and key.startswith(prefix) else key
+            short = key[len(prefix) :] if isinstance(key, str) and key.startswith(prefix) else key
             if short not in keys:
-                self.fail(fieldname, "is not an annotation urunc reads", allowed=", ".join(keys),
-                          hint=did_you_mean(short, keys) or ("urunc ignores unknown keys; for other metadata use a label without "
-                                                                 f"the {self.c['prefix']} prefix" if self.spec.format == "containerfile"
-                                                                 else "urunc ignores unknown keys; put other metadata in `labels`"))
+                self.fail(
+                    fieldname,
+                    "is not an annotation urunc reads",
+                    allowed=", ".join(keys),
+                    hint=did_you_mean(short, keys)
+                    or (
+                        f"urunc ignores unknown keys; for other metadata use a label without the {self.c['prefix']} prefix"
+                        if self.spec.format == "containerfile"
+                        else "urunc ignores unknown keys; put other metadata in `labels`"
+                    ),
+                )
                 continue
             kind = keys[short]["kind"]
             if isinstance(value, bool) and kind == "bool":
@@ -260,9 +283,13 @@ class Validator:
             if value is None:
                 continue
             if not isinstance(value, str):
-                self.fail(fieldname, "must be a string", value=value,
-                          hint="write it in quotes: " + self.say(f"annotations.{short}", str(value).lower()
-                                                                  if isinstance(value, bool) else str(value)))
+                self.fail(
+                    fieldname,
+                    "must be a string",
+                    value=value,
+                    hint="write it in quotes: "
+                    + self.say(f"annotations.{short}", str(value).lower() if isinstance(value, bool) else str(value)),
+                )
                 continue
             if value == "":
                 continue  # bimanix: an empty string means unset
@@ -273,49 +300,77 @@ class Validator:
     def annotation_value(self, key: str, kind: str, value: str, fieldname: str) -> None:
         c = self.c
         if kind == "guest" and value not in c["guests"]:
-            self.fail(fieldname, "is not a guest kind urunc knows", value=value,
-                      allowed=", ".join(c["guests"]), hint=did_you_mean(value, c["guests"]))
+            self.fail(
+                fieldname,
+                "is not a guest kind urunc knows",
+                value=value,
+                allowed=", ".join(c["guests"]),
+                hint=did_you_mean(value, c["guests"]),
+            )
         elif kind == "monitor" and value not in c["monitors"]:
-            self.fail(fieldname, "is not a monitor urunc knows", value=value,
-                      allowed=", ".join(c["monitors"]), hint=did_you_mean(value, c["monitors"]))
+            self.fail(
+                fieldname,
+                "is not a monitor urunc knows",
+                value=value,
+                allowed=", ".join(c["monitors"]),
+                hint=did_you_mean(value, c["monitors"]),
+            )
         elif kind in ("path", "mountpoint"):
             wrong = check_path(value, key)
             if wrong:
-                self.fail(fieldname, f"{wrong}; urunc refuses such a path when the container starts", value=value,
-                          allowed="a clean absolute path of letters, digits and ._/- (e.g. /unikernel/kernel)")
+                self.fail(
+                    fieldname,
+                    f"{wrong}; urunc refuses such a path when the container starts",
+                    value=value,
+                    allowed="a clean absolute path of letters, digits and ._/- (e.g. /unikernel/kernel)",
+                )
             elif not value.startswith("/"):
-                self.fail(fieldname, "must be an absolute path inside the image", value=value,
-                          hint=f'did you mean "/{value}"?')
+                self.fail(fieldname, "must be an absolute path inside the image", value=value, hint=f'did you mean "/{value}"?')
         elif kind == "bool" and value not in c["bool"]:
-            self.fail(fieldname, "must be the text true or false (urunc main refuses anything else)", value=value,
-                      allowed="true, false", hint=did_you_mean(value.lower(), c["bool"]) or self.bool_hint(key, value, fieldname))
+            self.fail(
+                fieldname,
+                "must be the text true or false (urunc main refuses anything else)",
+                value=value,
+                allowed="true, false",
+                hint=did_you_mean(value.lower(), c["bool"]) or self.bool_hint(key, value, fieldname),
+            )
         elif kind == "devname" and not re.match(c["devname"]["pattern"], value):
-            self.fail(fieldname, "is not a valid Solo5 device name", value=value,
-                      allowed="1 to 67 letters or digits")
+            self.fail(fieldname, "is not a valid Solo5 device name", value=value, allowed="1 to 67 letters or digits")
 
     def bool_hint(self, key: str, value: str, fieldname: str) -> str:
         r = self.spec.rootfs
         if key in ("useDMBlock", "mountRootfs") and r is not None and isinstance(r.type, str):
             want = "true" if r.type == "raw" else "false"
-            return f"remove it: with rootfs.type {r.type} urunix writes \"{want}\" itself"
+            return f'remove it: with rootfs.type {r.type} urunix writes "{want}" itself'
         return "write " + self.say(fieldname, "false" if value.lower() in ("no", "n", "off", "0") else "true")
 
     def contract_rules(self, ann: dict[str, str]) -> None:
         c = self.c
         for key in c["required"]:
             if key not in ann and not self.failed(f"annotations.{key}"):
-                self.fail(f"annotations.{key}", "is required by urunc and missing",
-                          hint=f"add {self.say(f'annotations.{key}')} -- the {c['keys'][key]['doc']}")
+                self.fail(
+                    f"annotations.{key}",
+                    "is required by urunc and missing",
+                    hint=f"add {self.say(f'annotations.{key}')} -- the {c['keys'][key]['doc']}",
+                )
         guest, monitor = ann.get("unikernelType"), ann.get("hypervisor")
         if guest in c["guests"] and monitor in c["monitors"] and guest not in c["pairs"][monitor]:
             can = [m for m, gs in c["pairs"].items() if guest in gs]
-            self.fail("annotations.hypervisor", f"urunc cannot run a {guest} guest on {monitor}", value=monitor,
-                      allowed=f"{guest} runs on {', '.join(can)}; {monitor} runs {', '.join(c['pairs'][monitor])}",
-                      hint="urunc would hand such a container to runc, silently")
+            self.fail(
+                "annotations.hypervisor",
+                f"urunc cannot run a {guest} guest on {monitor}",
+                value=monitor,
+                allowed=f"{guest} runs on {', '.join(can)}; {monitor} runs {', '.join(c['pairs'][monitor])}",
+                hint="urunc would hand such a container to runc, silently",
+            )
         for a, b in c["synonyms"]:
             if a in ann and b in ann and ann[a] != ann[b]:
-                self.fail(f"annotations.{b}", f"disagrees with {a} ({ann[a]!r}); they mean the same thing",
-                          value=ann[b], hint=f"set only one of {a} and {b}; urunix writes both")
+                self.fail(
+                    f"annotations.{b}",
+                    f"disagrees with {a} ({ann[a]!r}); they mean the same thing",
+                    value=ann[b],
+                    hint=f"set only one of {a} and {b}; urunix writes both",
+                )
             elif a in ann or b in ann:
                 ann[a] = ann[b] = ann.get(a, ann.get(b))
         if guest in c["guests"]:
@@ -324,13 +379,27 @@ class Validator:
                 if key in ann and storage is not None and key not in storage:
                     # name what the user chose: rootfs.type when that is where it came from
                     r = self.spec.rootfs
-                    fieldname, value = ("rootfs.type", key) if r is not None and r.type == key else (f"annotations.{key}", ann[key])
+                    fieldname, value = (
+                        ("rootfs.type", key) if r is not None and r.type == key else (f"annotations.{key}", ann[key])
+                    )
                     other = next((x for x in storage if x in ("initrd", "block")), None)
-                    hint = (f"write {self.say('rootfs.type', other)}" if fieldname == "rootfs.type"
-                            else f"write {self.say(f'annotations.{other}', ann[key])}") if other else None
-                    self.fail(fieldname, f"a {guest} guest cannot boot from {key} storage", value=value,
-                              allowed=f"storage for {guest}: {', '.join(storage) or 'none (in-memory)'}", hint=hint)
-                    self.problems.mark(f"annotations.{key}")   # no "will not contain" for it as well
+                    hint = (
+                        (
+                            f"write {self.say('rootfs.type', other)}"
+                            if fieldname == "rootfs.type"
+                            else f"write {self.say(f'annotations.{other}', ann[key])}"
+                        )
+                        if other
+                        else None
+                    )
+                    self.fail(
+                        fieldname,
+                        f"a {guest} guest cannot boot from {key} storage",
+                        value=value,
+                        allowed=f"storage for {guest}: {', '.join(storage) or 'none (in-memory)'}",
+                        hint=hint,
+                    )
+                    self.problems.mark(f"annotations.{key}")  # no "will not contain" for it as well
             if "unikernelVersion" in ann and guest != "unikraft":
                 self.warn("annotations.unikernelVersion", f"only Unikraft uses unikernelVersion; urunc ignores it for {guest}")
 
@@ -352,11 +421,12 @@ class Validator:
                     self.fail(f.field, text_problem(target) or text_problem(f.source) or "", value=target)
                 continue
             if not target.startswith("/"):
-                self.fail(f.field, "target must be an absolute path inside the image", value=target,
-                          hint=f'did you mean "/{target}"?')
+                self.fail(
+                    f.field, "target must be an absolute path inside the image", value=target, hint=f'did you mean "/{target}"?'
+                )
                 continue
             if ".." not in target.split("/"):
-                target = overlap.normalize(target)   # '//urunc.json' is '/urunc.json'
+                target = overlap.normalize(target)  # '//urunc.json' is '/urunc.json'
             parts = [p for p in target.split("/") if p]
             if target == "/" and not reserved and f.path.is_dir():
                 # bunny's `- rootfs:/`: the directory's tree is the rootfs's tree
@@ -369,29 +439,45 @@ class Validator:
                 continue
             long_part = next((p for p in parts if len(p.encode("utf-8")) > NAME_MAX), None)
             if long_part is not None or len(target.encode("utf-8")) > PATH_MAX:
-                self.fail(f.field, f"target has a name longer than {NAME_MAX} bytes" if long_part is not None
-                          else f"target is longer than {PATH_MAX} bytes", value=f.target,
-                          hint="Linux (and so docker load, mke2fs and the guest) cannot create such a path")
+                self.fail(
+                    f.field,
+                    f"target has a name longer than {NAME_MAX} bytes"
+                    if long_part is not None
+                    else f"target is longer than {PATH_MAX} bytes",
+                    value=f.target,
+                    hint="Linux (and so docker load, mke2fs and the guest) cannot create such a path",
+                )
                 continue
             norm = os.path.normpath(target)
             if norm == URUNC_JSON and reserved:
-                self.fail(f.field, "target /urunc.json is written by urunix itself", value=f.target,
-                          hint="give urunc's metadata as " + ("LABEL com.urunc.unikernel.KEY=VALUE lines"
-                                                              if self.spec.format == "containerfile" else "annotations"))
+                self.fail(
+                    f.field,
+                    "target /urunc.json is written by urunix itself",
+                    value=f.target,
+                    hint="give urunc's metadata as "
+                    + ("LABEL com.urunc.unikernel.KEY=VALUE lines" if self.spec.format == "containerfile" else "annotations"),
+                )
                 continue
             if norm in seen:
                 line = self.spec.lines.get(seen[norm].field)
-                self.fail(f.field, f"copies to the same target as {seen[norm].field}"
-                          + (f" (line {line})" if line else ""), value=f.target,
-                          hint="keep one of the two entries")
+                self.fail(
+                    f.field,
+                    f"copies to the same target as {seen[norm].field}" + (f" (line {line})" if line else ""),
+                    value=f.target,
+                    hint="keep one of the two entries",
+                )
                 continue
             try:
-                mode = os.stat(f.path).st_mode   # one stat per entry: 10,000 entries validate in a blink
+                mode = os.stat(f.path).st_mode  # one stat per entry: 10,000 entries validate in a blink
             except (OSError, ValueError):
                 mode = 0
             if not mode and not os.path.lexists(f.path):
-                self.fail(f.field, "source file does not exist", value=f.source,
-                          hint=f"paths are relative to the spec's directory ({self.spec.base_dir})")
+                self.fail(
+                    f.field,
+                    "source file does not exist",
+                    value=f.source,
+                    hint=f"paths are relative to the spec's directory ({self.spec.base_dir})",
+                )
                 continue
             if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
                 self.fail(f.field, "source is neither a regular file nor a directory", value=f.source)
@@ -407,12 +493,12 @@ class Validator:
 
     def contains(self, files: list[FileEntry], path: str) -> bool:
         if path in self.planned or self.image_tree:
-            return True   # an image's tree: checked at build time, once it is read
+            return True  # an image's tree: checked at build time, once it is read
         for f in files:
             if f.target == path:
                 return f.path.is_file()
             if path.startswith(f.target + "/") and f.path.is_dir():
-                rel = path[len(f.target) + 1:]
+                rel = path[len(f.target) + 1 :]
                 parts = rel.split("/")
                 left_out = any("/".join(parts[:i]) in f.exclude for i in range(1, len(parts) + 1))
                 if (f.path / rel).is_file() and not left_out:
@@ -425,32 +511,47 @@ class Validator:
         for key in ("binary", "initrd", "block"):
             value = ann.get(key)
             if value and value in self.failed_targets:
-                continue    # its `files` entry is wrong, and said so already
+                continue  # its `files` entry is wrong, and said so already
             if not (value and value.startswith("/") and not check_path(value, key)):
                 continue
             if not self.contains(files, value):
                 given = by_target.get(value)
                 if given is not None and given.path.is_dir():
                     inside = sorted(p.name for p in given.path.iterdir() if p.is_file())[:3]
-                    self.fail(f"annotations.{key}", f"names a directory ({given.field} copies one there); urunc needs a file",
-                              value=value, after=(f"annotations.{key}",),
-                              hint=(f'name a file inside it, e.g. "{value}/{inside[0]}"' if inside
-                                    else "copy the file itself, not its directory"))
+                    self.fail(
+                        f"annotations.{key}",
+                        f"names a directory ({given.field} copies one there); urunc needs a file",
+                        value=value,
+                        after=(f"annotations.{key}",),
+                        hint=(
+                            f'name a file inside it, e.g. "{value}/{inside[0]}"'
+                            if inside
+                            else "copy the file itself, not its directory"
+                        ),
+                    )
                     continue
-                self.fail(f"annotations.{key}", "names a file the image will not contain", value=value,
-                          # a COPY that failed: its target is unknown, so any path may be its
-                          after=(f"annotations.{key}",) + (("files",) if self.spec.format == "containerfile" else ()),
-                          allowed=f"the paths the image will hold: {', '.join(everything) or 'none'}",
-                          hint=did_you_mean(value, [t for t in everything if t != value]) or self.add_file_hint(value))
+                self.fail(
+                    f"annotations.{key}",
+                    "names a file the image will not contain",
+                    value=value,
+                    # a COPY that failed: its target is unknown, so any path may be its
+                    after=(f"annotations.{key}",) + (("files",) if self.spec.format == "containerfile" else ()),
+                    allowed=f"the paths the image will hold: {', '.join(everything) or 'none'}",
+                    hint=did_you_mean(value, [t for t in everything if t != value]) or self.add_file_hint(value),
+                )
             elif value not in self.planned and self._size(files, value) == 0:
-                self.warn(f"annotations.{key}", f"names an empty file (0 bytes); urunc would hand the monitor an empty {key}",
-                          value=value, hint="check that the file was built completely")
+                self.warn(
+                    f"annotations.{key}",
+                    f"names an empty file (0 bytes); urunc would hand the monitor an empty {key}",
+                    value=value,
+                    hint="check that the file was built completely",
+                )
 
     def _size(self, files: list[FileEntry], path: str) -> int | None:
         """The size of the host file that lands at `path`, if one does."""
-        for f in reversed(files):   # the later entry wins
+        for f in reversed(files):  # the later entry wins
             if f.target == path or path.startswith(f.target + "/"):
-                host = f.path if f.target == path else f.path / path[len(f.target) + 1:]
+                host = f.path if f.target == path else f.path / path[len(f.target) + 1 :]
                 try:
                     return host.stat().st_size if host.is_file() else None
                 except OSError:
@@ -463,8 +564,13 @@ class Validator:
         if arch is None or arch == "":
             return host_architecture()
         if not isinstance(arch, str) or arch.lower() not in archs:
-            self.fail("architecture", "is not an architecture urunix builds for", value=arch,
-                      allowed=", ".join(archs), hint=did_you_mean(arch, archs))
+            self.fail(
+                "architecture",
+                "is not an architecture urunix builds for",
+                value=arch,
+                allowed=", ".join(archs),
+                hint=did_you_mean(arch, archs),
+            )
             return host_architecture()
         return archs[arch.lower()]
 
@@ -472,9 +578,13 @@ class Validator:
         if value is None:
             return None
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.fail(fieldname, "must be a list of strings", value=value,
-                      hint="e.g. " + self.say(fieldname, value.split() if isinstance(value, str)
-                                              else ["redis-server", "/conf/redis.conf"]))
+            self.fail(
+                fieldname,
+                "must be a list of strings",
+                value=value,
+                hint="e.g. "
+                + self.say(fieldname, value.split() if isinstance(value, str) else ["redis-server", "/conf/redis.conf"]),
+            )
             return None
         return list(value)
 
@@ -496,8 +606,9 @@ class Validator:
             out[str(k)] = v
         return out
 
-    def argv(self, ann: dict[str, str], init: Extract | None = None,
-             image_argv: bool = False) -> tuple[list[str] | None, list[str], bool]:
+    def argv(
+        self, ann: dict[str, str], init: Extract | None = None, image_argv: bool = False
+    ) -> tuple[list[str] | None, list[str], bool]:
         """(entrypoint, cmd, argv_from_image). With an init, it comes first;
         with a rootfs image and no command, the image's own command is used
         (filled in at build time, when the image is read)."""
@@ -515,8 +626,12 @@ class Validator:
             return entrypoint, cmd, False
         if cmd is not None and cmdline is not None:
             if fields(cmdline) != (entrypoint or []) + cmd and join_args((entrypoint or []) + cmd, guest) != cmdline:
-                self.fail("cmd", "and annotations.cmdline are both given and disagree", value=cmd,
-                          hint="give one of them: urunix derives the other")
+                self.fail(
+                    "cmd",
+                    "and annotations.cmdline are both given and disagree",
+                    value=cmd,
+                    hint="give one of them: urunix derives the other",
+                )
         if cmd is None:
             # Whitespace split, exactly as urunc v0.5 reads the annotation, so
             # old and new runtimes hand the guest the same command line.
@@ -538,13 +653,16 @@ class Validator:
                 else:
                     cmd = [init.target] + cmd
                 if cmdline is not None and fields(cmdline)[:1] != [init.target]:
-                    cmdline = None   # the init goes first in the annotation too
+                    cmdline = None  # the init goes first in the annotation too
             if cmdline is None and join_args((entrypoint or []) + cmd, guest):
-                ann["cmdline"] = join_args((entrypoint or []) + cmd, guest)   # "" would mean unset
+                ann["cmdline"] = join_args((entrypoint or []) + cmd, guest)  # "" would mean unset
         if guest == "linux" and not ((entrypoint or []) + [a for a in cmd if a]) and not image_argv:
-            self.fail("annotations.cmdline", "a Linux guest needs an init: urunc passes argv[0] as init= and fails with 'No init was specified'",
-                      after=("cmd", "entrypoint", "annotations.cmdline", "annotations"),
-                      hint=f"set {self.say('cmd', ['/urunit', '/usr/bin/app'])}")
+            self.fail(
+                "annotations.cmdline",
+                "a Linux guest needs an init: urunc passes argv[0] as init= and fails with 'No init was specified'",
+                after=("cmd", "entrypoint", "annotations.cmdline", "annotations"),
+                hint=f"set {self.say('cmd', ['/urunit', '/usr/bin/app'])}",
+            )
         if guest == "linux" and not entrypoint:
             entrypoint, cmd = guest_argv.linux_split(cmd, init is not None)
         return entrypoint, cmd, False
@@ -563,7 +681,7 @@ class Validator:
         fieldname = src.field or "kernel"
         if src.origin == "local":
             if src.target and any(f.target == src.target for f in files):
-                return None   # a bunnyfile's local kernel: already one of `files`
+                return None  # a bunnyfile's local kernel: already one of `files`
             origin = self.origin(src.path, f"{fieldname}.path")
             inner = None
         else:
@@ -577,8 +695,12 @@ class Validator:
                 self.fail(f"{fieldname}.path", "must be an absolute path inside the image", value=inner)
                 return None
         elif origin.kind != "file":
-            self.fail(f"{fieldname}.from", f"must be a file or an image, not a {origin.kind}", value=src.origin,
-                      hint="e.g. " + self.say(f"{fieldname}.from", f"./{fieldname}-image.tar"))
+            self.fail(
+                f"{fieldname}.from",
+                f"must be a file or an image, not a {origin.kind}",
+                value=src.origin,
+                hint="e.g. " + self.say(f"{fieldname}.from", f"./{fieldname}-image.tar"),
+            )
             return None
         target = src.target or (inner if origin.kind != "file" else src.path if src.origin != "local" and src.path else None)
         return Extract(origin, inner, target or default, fieldname)
@@ -593,9 +715,9 @@ class Validator:
         if s.kernel is not None:
             kernel = self.extract(s.kernel, ann, c["defaults"]["kernel"], files)
             if kernel is None and ann.get("binary"):
-                self.planned.add(ann["binary"])   # its problem is reported already
+                self.planned.add(ann["binary"])  # its problem is reported already
             if kernel is None and self.problems.failed("kernel"):
-                self.problems.mark("annotations.binary")   # no "binary is missing" on top of it
+                self.problems.mark("annotations.binary")  # no "binary is missing" on top of it
             if kernel is not None:
                 if ann.get("binary") and s.kernel.target is None:
                     kernel.target = ann["binary"]
@@ -610,8 +732,11 @@ class Validator:
         if s.init is not None:
             init = self.extract(s.init, ann, c["defaults"]["init"], [])
             if init is not None and guest not in (None, "linux"):
-                self.fail("init", f"only Linux guests run an init; a {guest} guest is the application itself",
-                          hint=f"remove init, or set {self.say('annotations.unikernelType', 'linux')}")
+                self.fail(
+                    "init",
+                    f"only Linux guests run an init; a {guest} guest is the application itself",
+                    hint=f"remove init, or set {self.say('annotations.unikernelType', 'linux')}",
+                )
 
         rootfs = None
         r = s.rootfs
@@ -628,8 +753,12 @@ class Validator:
         if rtype is None:
             rtype = self.c["defaults"]["rootfsType"].get(guest or "")
             if rtype is None:
-                self.fail(f, f"rootfs.type is needed for a {guest} guest", allowed="initrd, block, raw",
-                          hint="initrd: a cpio in memory; block: an ext2/ext4 disk image; raw: the image's own rootfs (devmapper)")
+                self.fail(
+                    f,
+                    f"rootfs.type is needed for a {guest} guest",
+                    allowed="initrd, block, raw",
+                    hint="initrd: a cpio in memory; block: an ext2/ext4 disk image; raw: the image's own rootfs (devmapper)",
+                )
                 return None
         if rtype == "base":
             # A Containerfile's FROM: the image's files under ours, as in
@@ -640,13 +769,22 @@ class Validator:
             self.image_tree = True
             return RootfsBuild("raw", origin, self.files(r.include, reserved=False), field=f)
         if rtype not in ROOTFS_TYPES:
-            self.fail(f"{f}.type", "is not a rootfs type", value=rtype, allowed=", ".join(ROOTFS_TYPES),
-                      hint=did_you_mean(rtype, ROOTFS_TYPES))
+            self.fail(
+                f"{f}.type",
+                "is not a rootfs type",
+                value=rtype,
+                allowed=", ".join(ROOTFS_TYPES),
+                hint=did_you_mean(rtype, ROOTFS_TYPES),
+            )
             return None
         need = "devmapper" if rtype == "raw" else rtype
         if storage is not None and need not in storage:
-            self.fail(f"{f}.type", f"a {guest} guest cannot boot from {need} storage", value=rtype,
-                      allowed=f"storage for {guest}: {', '.join(storage) or 'none (in-memory)'}")
+            self.fail(
+                f"{f}.type",
+                f"a {guest} guest cannot boot from {need} storage",
+                value=rtype,
+                allowed=f"storage for {guest}: {', '.join(storage) or 'none (in-memory)'}",
+            )
             return None
         # a bad `from` does not stop the checks of the other rootfs fields:
         # they are reported in the same run, and the build is refused after
@@ -654,16 +792,19 @@ class Validator:
         if origin is not None and rtype == "raw" and origin.kind in IMAGE_KINDS:
             self.image_tree = True
         if origin is not None and origin.kind == "file":
-            self.fail(f"{f}.from", "a single file is not a rootfs tree", value=r.origin,
-                      hint=self.prebuilt_hint(rtype))
+            self.fail(f"{f}.from", "a single file is not a rootfs tree", value=r.origin, hint=self.prebuilt_hint(rtype))
             origin = None
         include = self.files(r.include, reserved=False)
         build = RootfsBuild(rtype, origin or Origin("scratch", "", f), include, field=f)
         if rtype == "raw":
             for key in ("useDMBlock", "mountRootfs"):
                 if ann.get(key) == "false":
-                    self.fail(f"annotations.{key}", "a raw rootfs is the container's own rootfs, handed to the guest by devmapper",
-                              value="false", hint="remove it: urunix sets it to true for rootfs.type = raw")
+                    self.fail(
+                        f"annotations.{key}",
+                        "a raw rootfs is the container's own rootfs, handed to the guest by devmapper",
+                        value="false",
+                        hint="remove it: urunix sets it to true for rootfs.type = raw",
+                    )
                 ann[key] = "true"
             return build if origin is not None else None
         for key in ("useDMBlock", "mountRootfs"):
@@ -676,8 +817,12 @@ class Validator:
                 self.fail(f"{f}.fsType", "is not a filesystem urunix builds", value=build.fs_type, allowed="ext2, ext4")
             blockfs = self.c["guests"].get(guest or "", {}).get("blockFs")
             if blockfs and build.fs_type not in blockfs:
-                self.fail(f"{f}.fsType", f"a {guest} guest mounts only {', '.join(blockfs)}", value=build.fs_type,
-                          after=(f"{f}.fsType",))
+                self.fail(
+                    f"{f}.fsType",
+                    f"a {guest} guest mounts only {', '.join(blockfs)}",
+                    value=build.fs_type,
+                    after=(f"{f}.fsType",),
+                )
             build.size = str(r.size or self.c["defaults"]["size"])
             if build.size != "auto":
                 try:
@@ -698,8 +843,12 @@ class Validator:
             self.fail(f"{f}.size", "applies to block images only", value=r.size)
         target = r.path or ann.get(rtype) or default
         if ann.get(rtype) and ann[rtype] != target:
-            self.fail(f"annotations.{rtype}", f"disagrees with rootfs.path ({target!r})", value=ann[rtype],
-                      hint="set only rootfs.path; urunix writes the annotation")
+            self.fail(
+                f"annotations.{rtype}",
+                f"disagrees with rootfs.path ({target!r})",
+                value=ann[rtype],
+                hint="set only rootfs.path; urunix writes the annotation",
+            )
         wrong = check_path(target, rtype)
         if wrong or not target.startswith("/"):
             self.fail(f"{f}.path", f"{wrong or 'must be absolute'}; urunc refuses such a path", value=target)
@@ -716,8 +865,9 @@ class Validator:
         if self.spec.format == "bunnyfile":
             return "a prebuilt initrd or block image is from: local with path: FILE"
         key = "block" if rtype == "block" else "initrd"
-        return (f"copy the prebuilt {key} into the image ({self.add_file_hint('/.boot/rootfs')}) and point at it: "
-                + self.say(f"annotations.{key}", "/.boot/rootfs"))
+        return f"copy the prebuilt {key} into the image ({self.add_file_hint('/.boot/rootfs')}) and point at it: " + self.say(
+            f"annotations.{key}", "/.boot/rootfs"
+        )
 
     # -- urunc releases (urunc_rules.py) ----------------------------------------
 
@@ -727,19 +877,25 @@ class Validator:
             self.fail(wrong.pop("fieldname"), wrong.pop("message"), **wrong)
         return targets
 
-    def urunc_rules(self, targets: tuple[str, ...], ann: dict[str, str], entrypoint: list[str] | None,
-                    cmd: list[str], env: dict[str, str], argv_from_image: bool) -> None:
+    def urunc_rules(
+        self,
+        targets: tuple[str, ...],
+        ann: dict[str, str],
+        entrypoint: list[str] | None,
+        cmd: list[str],
+        env: dict[str, str],
+        argv_from_image: bool,
+    ) -> None:
         if any(p.field in ("annotations.unikernelType", "annotations.hypervisor") for p in self.problems):
             return
-        for level, fieldname, message, kw in urunc_rules.judge(self.spec, targets, ann, entrypoint, cmd, env,
-                                                                argv_from_image):
+        for level, fieldname, message, kw in urunc_rules.judge(self.spec, targets, ann, entrypoint, cmd, env, argv_from_image):
             (self.fail if level == "error" else self.warn)(fieldname, message, **kw)
 
     # -- all of it -----------------------------------------------------------
 
     def run(self) -> Image:
         self.texts()
-        if self.bad_text:    # the rest would trip over the NUL or the surrogate
+        if self.bad_text:  # the rest would trip over the NUL or the surrogate
             self.problems.raise_if_any()
         self.top_level()
         name, tag = self.name_tag()
@@ -760,16 +916,31 @@ class Validator:
         labels = self.string_map("labels", self.spec.labels)
         for k, v in labels.items():
             if k.startswith(self.c["prefix"]):
-                short = k[len(self.c['prefix']):]
-                self.fail(dotted(["labels", k]), "is a urunc annotation; urunix writes those labels itself",
-                          hint=f"move it to annotations: {self.say(f'annotations.{short}', v)}")
+                short = k[len(self.c["prefix"]) :]
+                self.fail(
+                    dotted(["labels", k]),
+                    "is a urunc annotation; urunix writes those labels itself",
+                    hint=f"move it to annotations: {self.say(f'annotations.{short}', v)}",
+                )
         self.urunc_rules(targets, ann, entrypoint, cmd, env, argv_from_image)
         self.problems.raise_if_any()
-        return Image(targets=targets,
-            name=name, tag=tag, architecture=arch, annotations=dict(sorted(ann.items())),
-            cmd=cmd, entrypoint=entrypoint, env=[f"{k}={v}" for k, v in env.items()],
-            labels=labels, files=files, created=created(), source=self.spec.file,
-            rootfs=rootfs, kernel=kernel, init=init, argv_from_image=argv_from_image,
+        return Image(
+            targets=targets,
+            name=name,
+            tag=tag,
+            architecture=arch,
+            annotations=dict(sorted(ann.items())),
+            cmd=cmd,
+            entrypoint=entrypoint,
+            env=[f"{k}={v}" for k, v in env.items()],
+            labels=labels,
+            files=files,
+            created=created(),
+            source=self.spec.file,
+            rootfs=rootfs,
+            kernel=kernel,
+            init=init,
+            argv_from_image=argv_from_image,
             workdir=self.spec.workdir,
         )
 
@@ -777,6 +948,7 @@ class Validator:
 def created() -> str:
     """1970-01-01T00:00:01Z (as dockerTools), or SOURCE_DATE_EPOCH when set."""
     from datetime import datetime, timezone
+
     sde = os.environ.get("SOURCE_DATE_EPOCH")
     if sde:
         try:
@@ -791,5 +963,3 @@ def validate(spec: Spec) -> tuple[Image, Diagnostics]:
     v = Validator(spec)
     image = v.run()
     return image, v.diag
-
-

@@ -167,6 +167,7 @@ def console_member():
     """/dev/console (char 5:1): the kernel opens it in the new root for init's
     stdout. Debian's kernel does not mount devtmpfs on the root by itself."""
     from urunix.helpers.image_writer import Member
+
     return Member("dev/console", "char", 0o600, devmajor=5, devminor=1)
 
 
@@ -176,6 +177,7 @@ def init_members(busybox: str | None = None, init_path: str = "/init") -> list:
     kernel reads our hard-link convention: the data travels with the last
     name), the init's shebang goes through it, and /dev/console exists."""
     from urunix.helpers.image_writer import Member, expand
+
     entries = [e for e in init_entries(busybox, init_path) if e["path"] != "/bin/sh"]
     for e in entries:
         if e["path"] == init_path:
@@ -189,8 +191,9 @@ def quote_arg(a: str) -> str:
     return f"'{a}'" if " " in a else a
 
 
-def urunc_cmdline(argv: list[str], *, initrd: bool, env: list[str] = (), block_dev: str = "/dev/vda",
-                  release: str = "v0.6.0") -> str:
+def urunc_cmdline(
+    argv: list[str], *, initrd: bool, env: list[str] = (), block_dev: str = "/dev/vda", release: str = "v0.6.0"
+) -> str:
     """The kernel command line urunc `release` builds for a Linux guest on
     qemu run by Docker with process.args `argv` and image env `env` (root
     from the initrd, or from a block image at /), from our urunc model
@@ -200,6 +203,7 @@ def urunc_cmdline(argv: list[str], *, initrd: bool, env: list[str] = (), block_d
     import json
 
     from urunix import urunc_model as M
+
     ann = {"unikernelType": "linux", "hypervisor": "qemu", "binary": "/kernel"}
     ann.update({"initrd": "/initrd"} if initrd else {"block": "/rootfs.img", "blkMntPoint": "/"})
     doc = {M.PREFIX + k: base64.b64encode(v.encode()).decode() for k, v in ann.items()}
@@ -217,7 +221,7 @@ class BootResult:
     timed_out: bool
 
     def args(self) -> list[str]:
-        return [line[len("URUNIX-ARG["):-1] for line in self.lines() if line.startswith("URUNIX-ARG[")]
+        return [line[len("URUNIX-ARG[") : -1] for line in self.lines() if line.startswith("URUNIX-ARG[")]
 
     def lines(self) -> list[str]:
         return [line.rstrip("\r") for line in self.output.splitlines()]
@@ -225,7 +229,7 @@ class BootResult:
     def value(self, tag: str) -> str | None:
         for line in self.lines():
             if line.startswith(tag + "[") and line.endswith("]"):
-                return line[len(tag) + 1:-1]
+                return line[len(tag) + 1 : -1]
         return None
 
     @property
@@ -233,14 +237,36 @@ class BootResult:
         return any(line.startswith(MARKER) for line in self.lines())
 
 
-def boot(kernel: Path | str, append: str, *, initrd: Path | str | None = None,
-         disk: Path | str | None = None, memory: str = "256", timeout: float = 60,
-         extra: list[str] = ()) -> BootResult:
+def boot(
+    kernel: Path | str,
+    append: str,
+    *,
+    initrd: Path | str | None = None,
+    disk: Path | str | None = None,
+    memory: str = "256",
+    timeout: float = 60,
+    extra: list[str] = (),
+) -> BootResult:
     """Boot under qemu TCG with the serial console on stdout; the disk (raw)
     is attached as NVMe (/dev/nvme0n1). The guest is expected to power off."""
     qemu = ensure_qemu()
-    cmd = [qemu, "-accel", "tcg", "-m", memory, "-nodefaults", "-display", "none",
-           "-serial", "stdio", "-no-reboot", "-kernel", str(kernel), "-append", append]
+    cmd = [
+        qemu,
+        "-accel",
+        "tcg",
+        "-m",
+        memory,
+        "-nodefaults",
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+        "-no-reboot",
+        "-kernel",
+        str(kernel),
+        "-append",
+        append,
+    ]
     if initrd is not None:
         cmd += ["-initrd", str(initrd)]
     if disk is not None:

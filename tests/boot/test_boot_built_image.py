@@ -64,13 +64,22 @@ def _docker_archive(files: dict, config: dict, devices: dict = {}) -> bytes:
             ti.type, ti.mode, ti.devmajor, ti.devminor = tarfile.CHRTYPE, 0o600, major, minor
             t.addfile(ti)
     lb = layer.getvalue()
-    cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": config,
-                      "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(lb).hexdigest()]}}).encode()
+    cfg = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": config,
+            "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(lb).hexdigest()]},
+        }
+    ).encode()
     cname = hashlib.sha256(cfg).hexdigest() + ".json"
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w") as t:
-        for n, d in ((cname, cfg), ("layer.tar", lb),
-                     ("manifest.json", json.dumps([{"Config": cname, "RepoTags": ["t/t:1"], "Layers": ["layer.tar"]}]).encode())):
+        for n, d in (
+            (cname, cfg),
+            ("layer.tar", lb),
+            ("manifest.json", json.dumps([{"Config": cname, "RepoTags": ["t/t:1"], "Layers": ["layer.tar"]}]).encode()),
+        ):
             ti = tarfile.TarInfo(n)
             ti.size = len(d)
             t.addfile(ti, io.BytesIO(d))
@@ -80,10 +89,19 @@ def _docker_archive(files: dict, config: dict, devices: dict = {}) -> bytes:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, boot_kernel, boot_busybox) -> Path:
     d = tmp_path_factory.mktemp("urunit-boot")
-    (d / "app.tar").write_bytes(_docker_archive(
-        {"bin/busybox": (0o755, Path(boot_busybox).read_bytes()), "bin/sh": "busybox",
-         "bin/app": (0o755, APP.encode()), "proc/.keep": (0o644, b""), "sys/.keep": (0o644, b"")},
-        {"Cmd": APP_CMD, "Env": ["URUNIX_TEST=hello"]}, devices={"dev/console": (5, 1)}))
+    (d / "app.tar").write_bytes(
+        _docker_archive(
+            {
+                "bin/busybox": (0o755, Path(boot_busybox).read_bytes()),
+                "bin/sh": "busybox",
+                "bin/app": (0o755, APP.encode()),
+                "proc/.keep": (0o644, b""),
+                "sys/.keep": (0o644, b""),
+            },
+            {"Cmd": APP_CMD, "Env": ["URUNIX_TEST=hello"]},
+            devices={"dev/console": (5, 1)},
+        )
+    )
     (d / "kernel.tar").write_bytes(_docker_archive({"kernel": (0o644, Path(boot_kernel).read_bytes())}, {}))
     (d / "urunit").write_bytes(STANDIN.read_bytes())
     (d / "urunit").chmod(0o755)
@@ -104,8 +122,9 @@ def _boot(image: Path, tmp: Path, release: str, run_args) -> tuple[M.Result, H.B
     data = initrd
     if r.urunit_conf_where == "initrd":
         # urunc appends urunit.conf to the image's initrd as more newc records
-        cpio.write_file([Member("urunit.conf", "file", 0o644, size=len(r.urunit_conf), data=r.urunit_conf.encode())],
-                        str(tmp / "conf.cpio"))
+        cpio.write_file(
+            [Member("urunit.conf", "file", 0o644, size=len(r.urunit_conf), data=r.urunit_conf.encode())], str(tmp / "conf.cpio")
+        )
         data += (tmp / "conf.cpio").read_bytes()
     (tmp / "initrd").write_bytes(data)
     return r, H.boot(tmp / "kernel", r.guest_cmdline, initrd=tmp / "initrd", timeout=90)
@@ -120,7 +139,7 @@ def _check(out: H.BootResult, args: list, view: dict | None = None) -> None:
     assert out.value("URUNIX-INIT").split()[:2] == ["/bin/sh", "/urunit"], out.output[-2000:]
     assert out.args() == args, out.output[-2000:]
     assert out.value("URUNIX-ENV") == "URUNIX_TEST=hello"
-    if view is not None:   # the model's view of what the program gets is what it got
+    if view is not None:  # the model's view of what the program gets is what it got
         assert view["argv"] == ["/bin/app", *args] and "URUNIX_TEST=hello" in view["env"], view
 
 

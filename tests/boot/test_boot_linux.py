@@ -31,9 +31,11 @@ def test_boot_initrd(boot_kernel, boot_busybox, tmp_path, compress):
     initrd = tmp_path / ("rootfs.cpio" + (".gz" if compress else ""))
     cpio.write_file(H.init_members(boot_busybox), str(initrd), gzip_level=6 if compress else None)
     cmdline = H.urunc_cmdline(ARGV, initrd=True, env=ENV)
-    assert cmdline == ("panic=-1 console=ttyS0 root=/dev/ram0 rw ip=172.17.0.2::172.17.0.1:255.255.0.0:urunc:eth0:off "
-                       "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOSTNAME=c0ffee000001 "
-                       "URUNIX_TEST=hello rdinit=/init -- arg1 'two words'")   # urunc v0.6.0's
+    assert cmdline == (
+        "panic=-1 console=ttyS0 root=/dev/ram0 rw ip=172.17.0.2::172.17.0.1:255.255.0.0:urunc:eth0:off "
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOSTNAME=c0ffee000001 "
+        "URUNIX_TEST=hello rdinit=/init -- arg1 'two words'"
+    )  # urunc v0.6.0's
     r = H.boot(boot_kernel, cmdline, initrd=initrd)
     check(r)
     assert r.value("URUNIX-ROOT") == "rootfs rootfs"

@@ -32,10 +32,19 @@ echo "URUNIX-ENV[URUNIX_TEST=$URUNIX_TEST]"
 echo "URUNIX-PWD[$(/bin/busybox pwd)]"
 echo "URUNIX-INIT[$(/bin/busybox tr '\\0' ' ' < /proc/1/cmdline)]"
 """
-IMAGE = M.Image(entrypoint=("/urunit", "/bin/app"), cmd=("--default",), env=("URUNIX_TEST=hello world",),
-                workdir="/srv", labels={M.PREFIX + "unikernelType": "linux", M.PREFIX + "hypervisor": "qemu",
-                                        M.PREFIX + "binary": "/kernel", M.PREFIX + "initrd": "/initrd"},
-                urunc_json=None)
+IMAGE = M.Image(
+    entrypoint=("/urunit", "/bin/app"),
+    cmd=("--default",),
+    env=("URUNIX_TEST=hello world",),
+    workdir="/srv",
+    labels={
+        M.PREFIX + "unikernelType": "linux",
+        M.PREFIX + "hypervisor": "qemu",
+        M.PREFIX + "binary": "/kernel",
+        M.PREFIX + "initrd": "/initrd",
+    },
+    urunc_json=None,
+)
 RUN_ARGS = ["--port", "8080", "two words", "x y", "z"]
 # urunit keeps one multi-word argument and drops everything after it (urunix
 # refuses a second one; here it shows the init behaves as urunit does)
@@ -47,7 +56,9 @@ def _initrd(busybox: str, path: Path, urunit_conf: str | None) -> None:
         {"type": "file", "path": "/bin/busybox", "source": busybox, "mode": 0o755},
         {"type": "file", "path": "/urunit", "source": str(STANDIN), "mode": 0o755},
         {"type": "file", "path": "/bin/app", "data": APP, "mode": 0o755},
-        {"type": "dir", "path": "/proc"}, {"type": "dir", "path": "/sys"}, {"type": "dir", "path": "/dev"},
+        {"type": "dir", "path": "/proc"},
+        {"type": "dir", "path": "/sys"},
+        {"type": "dir", "path": "/dev"},
         {"type": "dir", "path": "/srv"},
     ]
     members = expand(entries) + [Member("bin/sh", "hardlink", 0o755, target="bin/busybox"), H.console_member()]
@@ -55,8 +66,7 @@ def _initrd(busybox: str, path: Path, urunit_conf: str | None) -> None:
     if urunit_conf is not None:
         # urunc appends urunit.conf to the image's initrd as more newc records
         extra = path.with_suffix(".conf.cpio")
-        cpio.write_file([Member("urunit.conf", "file", 0o644, size=len(urunit_conf), data=urunit_conf.encode())],
-                        str(extra))
+        cpio.write_file([Member("urunit.conf", "file", 0o644, size=len(urunit_conf), data=urunit_conf.encode())], str(extra))
         with open(path, "ab") as f:
             f.write(extra.read_bytes())
 
@@ -66,8 +76,13 @@ def _initrd(busybox: str, path: Path, urunit_conf: str | None) -> None:
 def test_urunit_standin_gets_docker_run_args(boot_kernel, boot_busybox, tmp_path, release):
     import base64
     import json
-    img = M.Image(**{**IMAGE.__dict__, "urunc_json": json.dumps(
-        {k: base64.b64encode(v.encode()).decode() for k, v in IMAGE.labels.items()})})
+
+    img = M.Image(
+        **{
+            **IMAGE.__dict__,
+            "urunc_json": json.dumps({k: base64.b64encode(v.encode()).decode() for k, v in IMAGE.labels.items()}),
+        }
+    )
     r = M.model(img, release, "docker", "overlayfs", RUN_ARGS)
     assert r.outcome == "started" and r.rootfs == "initrd", r
     assert r.process_args == ["/urunit", "/bin/app", *RUN_ARGS]
@@ -80,8 +95,9 @@ def test_urunit_standin_gets_docker_run_args(boot_kernel, boot_busybox, tmp_path
     assert app, out.output[-3000:]
     pid, ppid = (int(x.split("=")[1]) for x in app[0].split()[1:])
     assert pid != 1 and ppid == 1, app[0]
-    assert out.value("URUNIX-INIT").split()[:3] in (["/bin/sh", "/urunit", "/bin/app"], ["/urunit", "/bin/app", "--port"]), \
+    assert out.value("URUNIX-INIT").split()[:3] in (["/bin/sh", "/urunit", "/bin/app"], ["/urunit", "/bin/app", "--port"]), (
         out.output[-2000:]
+    )
     assert out.args() == EXPECTED, out.output[-2000:]
     # the model's view of what the program gets is what it got
     v = app_view(img, r)

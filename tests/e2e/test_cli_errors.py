@@ -9,17 +9,17 @@ from cli import urunix
 from standins import example
 
 SEED = (
-    '{\n'
+    "{\n"
     '  name = "urunc/prebuilt/redis-rumprun-hvt";\n'
     '  tag = "test";\n'
     '  files = { "./redis.hvt" = "/unikernel/redis.hvt"; };\n'
-    '  annotations = {\n'
+    "  annotations = {\n"
     '    unikernelType = "{guest}";\n'
     '    hypervisor = "{monitor}";\n'
     '    binary = "{binary}";\n'
-    '    {extra}\n'
-    '  };\n'
-    '}\n'
+    "    {extra}\n"
+    "  };\n"
+    "}\n"
 )
 
 
@@ -31,17 +31,35 @@ def spec(tmp_path, guest="rumprun", monitor="hvt", binary="/unikernel/redis.hvt"
 
 
 @pytest.mark.parametrize("nix", ["nix", "builtin"])
-@pytest.mark.parametrize("kw,expect", [
-    ({"guest": "unikrafft"}, ['args.nix:6: annotations.unikernelType', '(got "unikrafft")',
-                              "allowed: unikraft, rumprun", 'hint: did you mean "unikraft"?']),
-    ({"guest": "unikraft"}, ["args.nix:7: annotations.hypervisor", "cannot run a unikraft guest on hvt",
-                             "unikraft runs on qemu, firecracker, hyperlight"]),
-    ({"binary": "/unikernel/redis.hvtt"}, ["args.nix:8: annotations.binary", "will not contain",
-                                          'hint: did you mean "/unikernel/redis.hvt"?']),
-    ({"binary": "/unikernel/../redis.hvt"}, ["args.nix:8: annotations.binary", "is not clean"]),
-    ({"extra": 'mountRootFs = "true";'}, ["args.nix:9: annotations.mountRootFs", 'did you mean "mountRootfs"?']),
-    ({"extra": 'useDMBlock = "yes";'}, ["args.nix:9: annotations.useDMBlock", "true or false"]),
-])
+@pytest.mark.parametrize(
+    "kw,expect",
+    [
+        (
+            {"guest": "unikrafft"},
+            [
+                "args.nix:6: annotations.unikernelType",
+                '(got "unikrafft")',
+                "allowed: unikraft, rumprun",
+                'hint: did you mean "unikraft"?',
+            ],
+        ),
+        (
+            {"guest": "unikraft"},
+            [
+                "args.nix:7: annotations.hypervisor",
+                "cannot run a unikraft guest on hvt",
+                "unikraft runs on qemu, firecracker, hyperlight",
+            ],
+        ),
+        (
+            {"binary": "/unikernel/redis.hvtt"},
+            ["args.nix:8: annotations.binary", "will not contain", 'hint: did you mean "/unikernel/redis.hvt"?'],
+        ),
+        ({"binary": "/unikernel/../redis.hvt"}, ["args.nix:8: annotations.binary", "is not clean"]),
+        ({"extra": 'mountRootFs = "true";'}, ["args.nix:9: annotations.mountRootFs", 'did you mean "mountRootfs"?']),
+        ({"extra": 'useDMBlock = "yes";'}, ["args.nix:9: annotations.useDMBlock", "true or false"]),
+    ],
+)
 def test_bad_spec_message_and_exit_code(tmp_path, nix, kw, expect):
     work = spec(tmp_path, **kw)
     env = {"URUNIX_NO_NIX": "1"} if nix == "builtin" else {}
@@ -77,8 +95,9 @@ def test_non_data_nix_without_nix_suggests_installing_it(tmp_path):
 
 def test_yaml_errors_carry_lines(tmp_path):
     (tmp_path / "k").write_bytes(b"k")
-    (tmp_path / "spec.yaml").write_text("name: x\nfiles:\n  ./k: /k\nannotations:\n  unikernelType: rumprun\n"
-                                        "  hypervisor: qemu\n  binary: /k\n")
+    (tmp_path / "spec.yaml").write_text(
+        "name: x\nfiles:\n  ./k: /k\nannotations:\n  unikernelType: rumprun\n  hypervisor: qemu\n  binary: /k\n"
+    )
     r = urunix("validate", "spec.yaml", cwd=tmp_path)
     assert r.returncode == 2 and "spec.yaml:6: annotations.hypervisor" in r.stderr
 
@@ -109,6 +128,7 @@ def test_usage_error_is_exit_2(tmp_path):
 def test_readme_main_job_builds_the_example(tmp_path):
     """The README's first command: `urunix build args.nix.example`."""
     from standins import ROOT
+
     r = urunix("build", str(ROOT / "args.nix.example"), "-o", str(tmp_path / "result"), "--backend", "native")
     assert r.returncode == 0, r.stderr
     r = urunix("inspect", str(tmp_path / "result"), "--json", check=True)
@@ -118,6 +138,7 @@ def test_readme_main_job_builds_the_example(tmp_path):
 def test_validate_json_prints_the_resolved_spec(tmp_path):
     """`urunix validate --json`: what the Nix library builds, defaults resolved."""
     import json
+
     work = example("nginx-linux-block", tmp_path / "ex")
     spec = json.loads(urunix("validate", "args.nix", "--json", cwd=work, check=True).stdout)
     assert spec["rootfs"]["path"] == "/.boot/rootfs.ext2" and spec["rootfs"]["fsType"] == "ext2"

@@ -48,21 +48,22 @@ PREFIX = "com.urunc.unikernel."
 #: falls under none fails the case.
 DELIBERATE = {
     "modes": "modes as Nix stores files: a copied file is 0644, or 0755 when it has any exec bit; a copied "
-             "directory is 0755 (Docker keeps the host's mode bits). A Nix store path cannot hold other "
-             "modes, and the native and Nix backends make the same image.",
+    "directory is 0755 (Docker keeps the host's mode bits). A Nix store path cannot hold other "
+    "modes, and the native and Nix backends make the same image.",
     "times": "fixed times: every file and the image are dated 1970-01-01T00:00:01Z (or SOURCE_DATE_EPOCH), "
-             "so that the same inputs give a bit-identical image; Docker stamps the build time and the "
-             "host's mtimes. Times are not compared.",
+    "so that the same inputs give a bit-identical image; Docker stamps the build time and the "
+    "host's mtimes. Times are not compared.",
     "cmd": "Cmd from the cmdline label: without a CMD, urunix writes the argv urunc runs, the "
-           "com.urunc.unikernel.cmdline annotation split into words ([\"\"] when there is none) where "
-           "Docker leaves Cmd empty (or the base image's); a base image's Cmd/Entrypoint are not inherited, "
-           "since urunc boots what the cmdline annotation says. For Unikraft, whose argv0 urunc v0.6.0+ "
-           "write as `Unikraft`, Cmd holds the arguments only (the cmdline's words after the first), and "
-           "without a cmdline label urunix writes one, `Unikraft ARGS`, for urunc v0.5.0.",
+    'com.urunc.unikernel.cmdline annotation split into words ([""] when there is none) where '
+    "Docker leaves Cmd empty (or the base image's); a base image's Cmd/Entrypoint are not inherited, "
+    "since urunc boots what the cmdline annotation says. For Unikraft, whose argv0 urunc v0.6.0+ "
+    "write as `Unikraft`, Cmd holds the arguments only (the cmdline's words after the first), and "
+    "without a cmdline label urunix writes one, `Unikraft ARGS`, for urunc v0.5.0.",
     "urunc-metadata": "the added urunc metadata: /urunc.json (the annotations urunc reads) and the "
-                      "com.urunc.unikernel.* labels urunix derives from those given (mountRootfs next to "
-                      "useDMBlock), which Docker cannot know about.",
+    "com.urunc.unikernel.* labels urunix derives from those given (mountRootfs next to "
+    "useDMBlock), which Docker cannot know about.",
 }
+
 
 def _cmd_from_cmdline(guest: str | None, cmdline: str | None) -> list[str]:
     """The Cmd that DELIBERATE["cmd"] describes, from the cmdline label."""
@@ -75,6 +76,7 @@ def _cmd_from_cmdline(guest: str | None, cmdline: str | None) -> list[str]:
 #: The urunc labels urunix derives from others (validate.py: mountRootfs
 #: goes with useDMBlock).
 DERIVED = {"mountRootfs", "useDMBlock"}
+
 
 # What git cannot hold, made in the copied context before either build.
 def _hardlinks(ctx: Path, tmp: Path) -> None:
@@ -96,7 +98,7 @@ def _modes(ctx: Path, tmp: Path) -> None:
 def _big_binary(ctx: Path, tmp: Path) -> None:
     block = hashlib.sha256(b"urunix").digest() + bytes(range(256))
     with open(ctx / "blob.bin", "wb") as f:
-        for i in range(12 << 10):           # 3.4 MiB, every byte value
+        for i in range(12 << 10):  # 3.4 MiB, every byte value
             f.write(block)
             f.write(i.to_bytes(4, "little"))
     (ctx / "zeros.img").write_bytes(bytes(1 << 20))
@@ -153,14 +155,17 @@ BOTH_REFUSE = {
 #: urunix refuses on purpose (exit 2): the messages.
 REFUSED = {
     "refuse-run": ["Containerfile:4: RUN: runs a command at build time", "build the artifact beforehand"],
-    "refuse-multi-stage": ["Containerfile:4: FROM: a second FROM starts a multi-stage build",
-                           "Containerfile:5: COPY --from=build: copies from another build stage"],
+    "refuse-multi-stage": [
+        "Containerfile:4: FROM: a second FROM starts a multi-stage build",
+        "Containerfile:5: COPY --from=build: copies from another build stage",
+    ],
     "refuse-shell-cmd": ["Containerfile:4: CMD: CMD in shell form", 'CMD ["/kernel", "-v"]'],
     "refuse-volume": ["Containerfile:4: VOLUME:", "block or initrd annotations"],
 }
 
 
 # -- reading an image archive (`docker save`, or urunix's result) ------------------
+
 
 def _clean(name: str) -> str:
     while name.startswith(("./", "/")):
@@ -232,13 +237,16 @@ def compare(case: str, theirs: tuple, ours: tuple) -> tuple[list[str], set[str]]
     for k in sorted(set(tlabels) | set(olabels)):
         if tlabels.get(k) == olabels.get(k):
             continue
-        if k not in tlabels and k[len(PREFIX):] in DERIVED and k.startswith(PREFIX):
+        if k not in tlabels and k[len(PREFIX) :] in DERIVED and k.startswith(PREFIX):
             used.add("urunc-metadata")
             continue
         argv = (tc.get("Entrypoint") or []) + (tc.get("Cmd") or [])
-        if k == PREFIX + "cmdline" and k not in tlabels and olabels[k] in (
-                " ".join(argv), " ".join(["Unikraft"] + [a for a in argv if a])):
-            used.add("cmd")                   # the argv, as the cmdline urunc v0.5.0 reads
+        if (
+            k == PREFIX + "cmdline"
+            and k not in tlabels
+            and olabels[k] in (" ".join(argv), " ".join(["Unikraft"] + [a for a in argv if a]))
+        ):
+            used.add("cmd")  # the argv, as the cmdline urunc v0.5.0 reads
             continue
         bad.append(f"label {k}: docker {tlabels.get(k)!r}, urunix {olabels.get(k)!r}")
     for key in ("Env", "Entrypoint", "WorkingDir"):
@@ -273,6 +281,7 @@ def compare(case: str, theirs: tuple, ours: tuple) -> tuple[list[str], set[str]]
 
 # -- the suite -------------------------------------------------------------------
 
+
 def _context(case: str, tmp: Path) -> Path:
     ctx = tmp / "ctx"
     shutil.copytree(CORPUS / case, ctx, symlinks=True, ignore=shutil.ignore_patterns("_base"))
@@ -282,8 +291,13 @@ def _context(case: str, tmp: Path) -> Path:
 
 
 def docker_build(docker, context: Path, tag: str, dockerfile: str = "Containerfile") -> subprocess.CompletedProcess:
-    return subprocess.run(["docker", "build", "-q", "-f", str(context / dockerfile), "-t", tag, str(context)],
-                          capture_output=True, text=True, env={**docker.env, "DOCKER_BUILDKIT": "0"}, timeout=300)
+    return subprocess.run(
+        ["docker", "build", "-q", "-f", str(context / dockerfile), "-t", tag, str(context)],
+        capture_output=True,
+        text=True,
+        env={**docker.env, "DOCKER_BUILDKIT": "0"},
+        timeout=300,
+    )
 
 
 def _base(docker, case: str, tmp: Path) -> list[str]:
@@ -312,13 +326,15 @@ def run_case(docker, case: str, tmp: Path) -> Outcome:
     ctx = _context(case, tmp)
     out = tmp / "ours.tar"
     if case in REFUSED:
-        return Outcome(None, urunix("build", "Containerfile", "-t", f"corpus/{case}:test", "-o", str(out),
-                                    "--backend", "native", cwd=ctx))
+        return Outcome(
+            None, urunix("build", "Containerfile", "-t", f"corpus/{case}:test", "-o", str(out), "--backend", "native", cwd=ctx)
+        )
     tag = f"corpus/{case}:docker"
     from_args = _base(docker, case, tmp)
     d = docker_build(docker, ctx, tag)
-    r = urunix("build", "Containerfile", "-t", f"corpus/{case}:urunix", "-o", str(out),
-               "--backend", "native", *from_args, cwd=ctx)
+    r = urunix(
+        "build", "Containerfile", "-t", f"corpus/{case}:urunix", "-o", str(out), "--backend", "native", *from_args, cwd=ctx
+    )
     result = Outcome(d, r)
     if d.returncode == 0:
         docker.run("save", "-o", str(tmp / "theirs.tar"), tag)
@@ -337,8 +353,11 @@ WORKERS = 4
 def corpus(request, docker, tmp_path_factory):
     """The selected cases, all submitted at once to a small thread pool;
     each test waits for its own."""
-    selected = [item.callspec.params["case"] for item in request.session.items
-                if getattr(item, "originalname", "") == "test_builds_as_docker_does"]
+    selected = [
+        item.callspec.params["case"]
+        for item in request.session.items
+        if getattr(item, "originalname", "") == "test_builds_as_docker_does"
+    ]
     pool = ThreadPoolExecutor(WORKERS)
     try:
         yield {case: pool.submit(run_case, docker, case, tmp_path_factory.mktemp(case)) for case in selected}
@@ -381,4 +400,3 @@ def test_corpus_size_and_lists():
     for table in (SETUP, BOTH_REFUSE, REFUSED):
         assert set(table) <= set(CASES), set(table) - set(CASES)
     assert not set(BOTH_REFUSE) & set(REFUSED)
-

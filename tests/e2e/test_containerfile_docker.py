@@ -47,14 +47,16 @@ STORAGE_DIFFERS = {"redis-rumprun-hvt"}
 
 # Seed 004: urunit added to redis:alpine, a multi-stage build from registry
 # images. Not an example (it cannot build): it must fail clearly.
-URUNIT_SEED = ("FROM harbor.nbfc.io/nubificus/urunit:latest AS init\n"
-               "FROM redis:alpine\n"
-               "COPY --from=init /urunit /urunit\n")
+URUNIT_SEED = "FROM harbor.nbfc.io/nubificus/urunit:latest AS init\nFROM redis:alpine\nCOPY --from=init /urunit /urunit\n"
 
 
 def docker_build(docker, context: Path, tag: str, dockerfile: str = "Dockerfile") -> dict:
-    r = subprocess.run(["docker", "build", "-q", "-f", str(context / dockerfile), "-t", tag, str(context)],
-                       capture_output=True, env={**docker.env, "DOCKER_BUILDKIT": "0"}, timeout=300)
+    r = subprocess.run(
+        ["docker", "build", "-q", "-f", str(context / dockerfile), "-t", tag, str(context)],
+        capture_output=True,
+        env={**docker.env, "DOCKER_BUILDKIT": "0"},
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr.decode(errors="replace")
     return docker.inspect(tag)
 
@@ -62,8 +64,12 @@ def docker_build(docker, context: Path, tag: str, dockerfile: str = "Dockerfile"
 def docker_config(cfg: dict) -> dict:
     c = cfg["Config"]
     env = [e for e in (c.get("Env") or []) if e != DOCKER_PATH]
-    return {"labels": c.get("Labels") or {}, "env": dict(e.split("=", 1) for e in env),
-            "cmd": c.get("Cmd"), "entrypoint": c.get("Entrypoint")}
+    return {
+        "labels": c.get("Labels") or {},
+        "env": dict(e.split("=", 1) for e in env),
+        "cmd": c.get("Cmd"),
+        "entrypoint": c.get("Entrypoint"),
+    }
 
 
 # What `docker export` adds to any container's rootfs.
@@ -82,6 +88,7 @@ def tree(root: Path) -> dict[str, bytes]:
 
 # -- 1. the syntax, with Docker as the oracle ---------------------------------------
 
+
 @pytest.mark.docker
 @pytest.mark.parametrize("text,want", [c[1:] for c in cases.CASES], ids=[c[0] for c in cases.CASES])
 def test_docker_reads_it_the_same(tmp_path, docker, text, want, request):
@@ -96,6 +103,7 @@ def test_docker_reads_it_the_same(tmp_path, docker, text, want, request):
 
 # -- 2. the seed Containerfiles ---------------------------------------------------------
 
+
 @pytest.mark.docker
 @pytest.mark.parametrize("name,file", [s for s in SEEDS if s not in FROM_REGISTRY])
 def test_seed_containerfile_builds_unchanged(tmp_path, docker, name, file):
@@ -104,7 +112,7 @@ def test_seed_containerfile_builds_unchanged(tmp_path, docker, name, file):
     tag = f"urunix-test/{name}:containerfile"
     r = urunix("build", file, "-t", tag, "-o", "result", "--backend", "native", cwd=work)
     assert r.returncode == 0, r.stderr
-    assert (work / file).read_bytes() == original                       # unchanged
+    assert (work / file).read_bytes() == original  # unchanged
     assert "Traceback" not in r.stderr
 
     spec = load(work / file)
@@ -154,10 +162,12 @@ def test_seed_containerfile_equals_args_nix_and_bunnyfile(tmp_path, docker, name
 
     cf, nix = built["Containerfile"], built["args.nix"]
     differ = {PREFIX + k for k in DIFFER.get(name, ())}
-    assert {k: v for k, v in cf["labels"].items() if k not in differ} == \
-           {k: v for k, v in nix["labels"].items() if k not in differ}
-    assert {k: v for k, v in cf["files"].items() if k != "/urunc.json"} == \
-           {k: v for k, v in nix["files"].items() if k != "/urunc.json"}
+    assert {k: v for k, v in cf["labels"].items() if k not in differ} == {
+        k: v for k, v in nix["labels"].items() if k not in differ
+    }
+    assert {k: v for k, v in cf["files"].items() if k != "/urunc.json"} == {
+        k: v for k, v in nix["files"].items() if k != "/urunc.json"
+    }
     if not differ:
         assert cf["cmd"] == nix["cmd"] and cf["files"]["/urunc.json"] == nix["files"]["/urunc.json"]
     if "bunnyfile" in built:
@@ -168,11 +178,12 @@ def test_seed_containerfile_equals_args_nix_and_bunnyfile(tmp_path, docker, name
             if PREFIX + key in cf["labels"] or PREFIX + key in bunny["labels"]:
                 want = cf["labels"].get(PREFIX + key)
                 if key in ("useDMBlock", "mountRootfs") and want is None:
-                    continue          # bunny writes "false" where the docs' Containerfile says nothing
+                    continue  # bunny writes "false" where the docs' Containerfile says nothing
                 assert bunny["labels"].get(PREFIX + key) == want, key
         assert cf["cmd"] == bunny["cmd"]
-        assert set(bunny["files"].values()) - {bunny["files"].get("/urunc.json")} == \
-               set(cf["files"].values()) - {cf["files"].get("/urunc.json")}
+        assert set(bunny["files"].values()) - {bunny["files"].get("/urunc.json")} == set(cf["files"].values()) - {
+            cf["files"].get("/urunc.json")
+        }
 
 
 def test_every_seed_containerfile_is_here():
@@ -188,6 +199,7 @@ def test_every_seed_containerfile_is_here():
 
 
 # -- 3. what cannot build, and bad input --------------------------------------------------
+
 
 def test_registry_from_needs_a_digest_or_a_local_archive(tmp_path):
     work = example("nginx-unikraft-pun", tmp_path / "pun")
@@ -214,14 +226,23 @@ def test_registry_from_mapped_to_a_local_archive(tmp_path, docker):
     spec = load(work / "catalog.Containerfile", from_map={"unikraft.org/nginx:1.15": str(work / "nginx.tar")})
     assert spec.rootfs is not None and spec.rootfs.origin == str(work / "nginx.tar") and spec.rootfs.type == "base"
     assert spec.where(spec.rootfs.field)["line"] == 2
-    r = urunix("build", "catalog.Containerfile", "-t", "nginx-unikraft:test", "--backend", "native",
-               "--from", "unikraft.org/nginx:1.15=nginx.tar", cwd=work)
+    r = urunix(
+        "build",
+        "catalog.Containerfile",
+        "-t",
+        "nginx-unikraft:test",
+        "--backend",
+        "native",
+        "--from",
+        "unikraft.org/nginx:1.15=nginx.tar",
+        cwd=work,
+    )
     assert r.returncode == 0, r.stderr
     ref = docker.load(work / "result")
     labels = docker.inspect(ref)["Config"]["Labels"]
     assert labels["com.urunc.unikernel.binary"] == "/unikraft/bin/kernel"
     assert labels["com.urunc.unikernel.unikernelType"] == "unikraft"
-    assert "com.urunc.unikernel.mountRootfs" not in labels   # FROM implies no devmapper
+    assert "com.urunc.unikernel.mountRootfs" not in labels  # FROM implies no devmapper
     root = docker.export(ref, tmp_path / "rootfs")
     assert (root / "unikraft" / "bin" / "kernel").read_bytes() == b"\x7fELF kernel"
     docker.run("rmi", ref, "urunix-base/nginx:1.15", check=False)
@@ -231,9 +252,19 @@ def test_from_image_without_the_kernel_is_refused_at_build(tmp_path):
     """binary inside a base image can only be checked once the image is read."""
     work = example("nginx-unikraft-pun", tmp_path / "pun")
     from standins import standin_image
+
     standin_image(work / "empty.tar")
-    r = urunix("build", "catalog.Containerfile", "-t", "x:y", "--backend", "native",
-               "--from", "unikraft.org/nginx:1.15=empty.tar", cwd=work)
+    r = urunix(
+        "build",
+        "catalog.Containerfile",
+        "-t",
+        "x:y",
+        "--backend",
+        "native",
+        "--from",
+        "unikraft.org/nginx:1.15=empty.tar",
+        cwd=work,
+    )
     assert r.returncode == 2, r.stderr
     assert "annotations.binary: names a file the image will not contain" in r.stderr
     assert not (work / "result").exists()
@@ -243,34 +274,52 @@ def test_multi_stage_seed_fails_with_every_line(tmp_path):
     (tmp_path / "Containerfile").write_text(URUNIT_SEED)
     r = urunix("validate", "Containerfile", "-t", "redis-urunit:test", cwd=tmp_path)
     assert r.returncode == 2, r.stderr
-    for want in ("Containerfile:1: FROM: a registry image needs a digest",
-                 "Containerfile:2: FROM: a second FROM starts a multi-stage build",
-                 "Containerfile:3: COPY --from=init: copies from another build stage"):
+    for want in (
+        "Containerfile:1: FROM: a registry image needs a digest",
+        "Containerfile:2: FROM: a second FROM starts a multi-stage build",
+        "Containerfile:3: COPY --from=init: copies from another build stage",
+    ):
         assert want in r.stderr, r.stderr
 
 
-@pytest.mark.parametrize("text,expect", [
-    ("FROM scratch\nCOPY k /k\nRUN make\n", ["Containerfile:3: RUN: runs a command", "build the artifact beforehand"]),
-    ("FROM scratch\nCOPY k /k\nCMD redis-server /conf\n",
-     ["Containerfile:3: CMD: CMD in shell form", 'CMD ["redis-server", "/conf"]']),
-    ("FROM scratch\nCOPY k /k\nLABLE a=b\n", ["Containerfile:3: LABLE: is not a Dockerfile instruction",
-                                             'did you mean "LABEL"?']),
-    ('FROM scratch\nCOPY k /k\nLABEL a="open\n', ["Containerfile:3: LABEL a:", "matching double-quote"]),
-    ("FROM scratch\nCOPY k /k\nLABEL com.urunc.unikernel.binary=/k \\\n"
-     "  com.urunc.unikernel.unikernelType=unikrafft com.urunc.unikernel.hypervisor=qemu\n",
-     ["Containerfile:3: LABEL com.urunc.unikernel.unikernelType", 'did you mean "unikraft"?']),
-    ("FROM scratch\nCOPY k /k\nCOPY missing /m\nLABEL com.urunc.unikernel.binary=/k\n",
-     ["Containerfile:3: COPY missing: source file does not exist"]),
-    ("FROM scratch\nCOPY k /k\nLABEL com.urunc.unikernel.binary=/kernel com.urunc.unikernel.unikernelType=unikraft "
-     "com.urunc.unikernel.hypervisor=qemu\n",
-     ["Containerfile:3: LABEL com.urunc.unikernel.binary: names a file the image will not contain"]),
-])
+@pytest.mark.parametrize(
+    "text,expect",
+    [
+        ("FROM scratch\nCOPY k /k\nRUN make\n", ["Containerfile:3: RUN: runs a command", "build the artifact beforehand"]),
+        (
+            "FROM scratch\nCOPY k /k\nCMD redis-server /conf\n",
+            ["Containerfile:3: CMD: CMD in shell form", 'CMD ["redis-server", "/conf"]'],
+        ),
+        (
+            "FROM scratch\nCOPY k /k\nLABLE a=b\n",
+            ["Containerfile:3: LABLE: is not a Dockerfile instruction", 'did you mean "LABEL"?'],
+        ),
+        ('FROM scratch\nCOPY k /k\nLABEL a="open\n', ["Containerfile:3: LABEL a:", "matching double-quote"]),
+        (
+            "FROM scratch\nCOPY k /k\nLABEL com.urunc.unikernel.binary=/k \\\n"
+            "  com.urunc.unikernel.unikernelType=unikrafft com.urunc.unikernel.hypervisor=qemu\n",
+            ["Containerfile:3: LABEL com.urunc.unikernel.unikernelType", 'did you mean "unikraft"?'],
+        ),
+        (
+            "FROM scratch\nCOPY k /k\nCOPY missing /m\nLABEL com.urunc.unikernel.binary=/k\n",
+            ["Containerfile:3: COPY missing: source file does not exist"],
+        ),
+        (
+            "FROM scratch\nCOPY k /k\nLABEL com.urunc.unikernel.binary=/kernel com.urunc.unikernel.unikernelType=unikraft "
+            "com.urunc.unikernel.hypervisor=qemu\n",
+            ["Containerfile:3: LABEL com.urunc.unikernel.binary: names a file the image will not contain"],
+        ),
+    ],
+)
 @pytest.mark.parametrize("command", ["validate", "build"])
 def test_bad_input_exit_code_and_line(tmp_path, text, expect, command):
     (tmp_path / "k").write_bytes(b"\x7fELF")
     (tmp_path / "Containerfile").write_text(text)
-    r = urunix(command, "Containerfile", "-t", "x:y", "--backend", "native", cwd=tmp_path) if command == "build" \
+    r = (
+        urunix(command, "Containerfile", "-t", "x:y", "--backend", "native", cwd=tmp_path)
+        if command == "build"
         else urunix(command, "Containerfile", "-t", "x:y", cwd=tmp_path)
+    )
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr
     for e in expect:
@@ -282,8 +331,11 @@ def test_spec_format_option(tmp_path):
     (tmp_path / "k").write_bytes(b"\x7fELF")
     (tmp_path / "unikernel.txt").write_text(
         "FROM scratch\nCOPY k /k\nLABEL com.urunc.unikernel.binary=/k com.urunc.unikernel.unikernelType=unikraft "
-        "com.urunc.unikernel.hypervisor=qemu\nCMD [\"app\"]\n")
+        'com.urunc.unikernel.hypervisor=qemu\nCMD ["app"]\n'
+    )
     r = urunix("validate", "unikernel.txt", "--spec-format", "containerfile", "-t", "x:y", "--json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert out["cmd"] == ["app"] and out["annotations"]["cmdline"] == "Unikraft app"   # Unikraft: Cmd holds the arguments (urunc v0.6.0+ write argv0 Unikraft)
+    assert (
+        out["cmd"] == ["app"] and out["annotations"]["cmdline"] == "Unikraft app"
+    )  # Unikraft: Cmd holds the arguments (urunc v0.6.0+ write argv0 Unikraft)

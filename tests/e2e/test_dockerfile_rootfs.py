@@ -27,7 +27,8 @@ def project(tmp_path, rtype: str, guest: str = "unikraft", monitor: str = "qemu"
         f"name: urunix-test/dockerfile-rootfs\ntag: {rtype}\n"
         f"kernel: ./kernel\n"
         f"rootfs: {{type: {rtype}, from: ./Dockerfile}}\n"
-        f"annotations: {{unikernelType: {guest}, hypervisor: {monitor}}}\n{extra}")
+        f"annotations: {{unikernelType: {guest}, hypervisor: {monitor}}}\n{extra}"
+    )
     return tmp_path
 
 
@@ -66,8 +67,7 @@ def test_linux_guest_takes_the_dockerfile_cmd(tmp_path, docker):
 
 def test_no_engine_names_the_requirement(tmp_path):
     work = project(tmp_path, "initrd", extra="cmd: [redis-server]\n")
-    r = urunix("build", "spec.yaml", "--backend", "native", cwd=work,
-               env={"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"})
+    r = urunix("build", "spec.yaml", "--backend", "native", cwd=work, env={"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"})
     assert r.returncode == 1, r.stderr
     assert "needs a running Docker Engine" in r.stderr and "Traceback" not in r.stderr
     assert not (work / "result").exists()

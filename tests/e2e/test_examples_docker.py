@@ -18,8 +18,10 @@ from urunix.validate import join_args, validate
 
 SPECS = sorted(
     (d.name, f.name)
-    for d in EXAMPLES.iterdir() if d.is_dir()
-    for f in d.iterdir() if f.name in ("args.nix", "bunnyfile", "spec.yaml")
+    for d in EXAMPLES.iterdir()
+    if d.is_dir()
+    for f in d.iterdir()
+    if f.name in ("args.nix", "bunnyfile", "spec.yaml")
 )
 NOT_YET: set = set()
 
@@ -61,7 +63,7 @@ def test_example_builds_and_loads(name, spec, tmp_path, docker):
     assert cfg["Os"] == "linux"
     assert cfg["Created"].startswith("1970-01-01T00:00:01")
     if image.rootfs is not None and image.rootfs.origin.kind == "image":
-        assert "APP_MODE=prod" in cfg["Config"]["Env"]     # the rootfs image's Env is kept
+        assert "APP_MODE=prod" in cfg["Config"]["Env"]  # the rootfs image's Env is kept
 
     root = docker.export(ref, tmp_path / "rootfs")
     for f in image.files:
@@ -77,5 +79,5 @@ def test_example_builds_and_loads(name, spec, tmp_path, docker):
     doc = json.loads((root / "urunc.json").read_text())
     assert {k: base64.b64decode(v, validate=True).decode() for k, v in doc.items()} == want_labels
     for v in doc.values():
-        assert base64.standard_b64encode(base64.b64decode(v)).decode() == v   # padded, standard alphabet
+        assert base64.standard_b64encode(base64.b64decode(v)).decode() == v  # padded, standard alphabet
     docker.run("rmi", ref)

@@ -25,7 +25,7 @@ from urunix.helpers.image_writer import expand
 APP_ARGV = ["/bin/app", "arg1", "two words"]
 # the app stands in for redis/nginx/whoami: it is the boot harness's init
 # script, printing a marker, its argv and $URUNIX_TEST, then powering off.
-URUNIT = "#!/bin/busybox sh\n# stands in for urunit: run the app\nexec \"$@\"\n"
+URUNIT = '#!/bin/busybox sh\n# stands in for urunit: run the app\nexec "$@"\n'
 
 SPEC = """{{
   name = "urunix-test/app-linux-qemu";
@@ -62,17 +62,28 @@ def images(tmp_path_factory, docker, boot_kernel, boot_busybox) -> Path:
     writes it), kernel.tar (a kernel image with /kernel, like the published
     linux-kernel-qemu images) and a local urunit stand-in."""
     d = tmp_path_factory.mktemp("linux")
-    app = _tar({
-        "bin/busybox": (0o755, Path(boot_busybox).read_bytes()),
-        "bin/sh": "busybox",
-        "bin/app": (0o755, H.INIT_SCRIPT.encode()),
-        "proc/.keep": (0o644, b""), "sys/.keep": (0o644, b""),
-    }, devices={"dev/console": (5, 1)})
-    docker.run("import", "--change", f"CMD {json.dumps(APP_ARGV)}", "--change", "ENV URUNIX_TEST=hello",
-               "-", "urunix-test/app:1", input=app)
+    app = _tar(
+        {
+            "bin/busybox": (0o755, Path(boot_busybox).read_bytes()),
+            "bin/sh": "busybox",
+            "bin/app": (0o755, H.INIT_SCRIPT.encode()),
+            "proc/.keep": (0o644, b""),
+            "sys/.keep": (0o644, b""),
+        },
+        devices={"dev/console": (5, 1)},
+    )
+    docker.run(
+        "import",
+        "--change",
+        f"CMD {json.dumps(APP_ARGV)}",
+        "--change",
+        "ENV URUNIX_TEST=hello",
+        "-",
+        "urunix-test/app:1",
+        input=app,
+    )
     docker.run("save", "-o", str(d / "app.tar"), "urunix-test/app:1")
-    docker.run("import", "-", "urunix-test/kernel:1",
-               input=_tar({"kernel": (0o644, Path(boot_kernel).read_bytes())}))
+    docker.run("import", "-", "urunix-test/kernel:1", input=_tar({"kernel": (0o644, Path(boot_kernel).read_bytes())}))
     docker.run("save", "-o", str(d / "kernel.tar"), "urunix-test/kernel:1")
     (d / "urunit").write_text(URUNIT)
     (d / "urunit").chmod(0o755)
@@ -101,13 +112,18 @@ def check_config(cfg: dict, extra: dict) -> None:
     assert (c["Entrypoint"], c["Cmd"]) == (["/urunit", APP_ARGV[0]], APP_ARGV[1:])
     assert "URUNIX_TEST=hello" in c["Env"]
     labels = {k.rsplit(".", 1)[1]: v for k, v in c["Labels"].items()}
-    assert labels == {"unikernelType": "linux", "hypervisor": "qemu", "binary": "/kernel",
-                      "cmdline": "/urunit /bin/app arg1 'two words'", **extra}
+    assert labels == {
+        "unikernelType": "linux",
+        "hypervisor": "qemu",
+        "binary": "/kernel",
+        "cmdline": "/urunit /bin/app arg1 'two words'",
+        **extra,
+    }
 
 
 def check_boot(r: H.BootResult) -> None:
     assert not r.timed_out and r.ok, r.output[-3000:]
-    assert r.args() == ["arg1", "'two", "words'"]   # as the kernel hands them over; urunit regroups
+    assert r.args() == ["arg1", "'two", "words'"]  # as the kernel hands them over; urunit regroups
     assert r.value("URUNIX-ENV") == "URUNIX_TEST=hello"
 
 
@@ -126,10 +142,11 @@ def test_initrd_recipe(images, tmp_path, docker, boot_kernel):
 @pytest.mark.slow
 def test_block_recipe(images, tmp_path, docker, boot_kernel):
     cfg, root = build(images, tmp_path, docker, "block")
-    check_config(cfg, {"block": "/.boot/rootfs.ext2", "blkMntPoint": "/", "useDMBlock": "false",
-                       "mountRootfs": "false"})
+    check_config(cfg, {"block": "/.boot/rootfs.ext2", "blkMntPoint": "/", "useDMBlock": "false", "mountRootfs": "false"})
     disk = root / ".boot" / "rootfs.ext2"
-    cmdline = H.urunc_cmdline(cfg["Config"]["Entrypoint"] + cfg["Config"]["Cmd"], initrd=False, env=["URUNIX_TEST=hello"], block_dev="/dev/nvme0n1")
+    cmdline = H.urunc_cmdline(
+        cfg["Config"]["Entrypoint"] + cfg["Config"]["Cmd"], initrd=False, env=["URUNIX_TEST=hello"], block_dev="/dev/nvme0n1"
+    )
     r = H.boot(root / "kernel", cmdline, disk=disk)
     check_boot(r)
     assert r.value("URUNIX-ROOT") == "/dev/root ext2"
@@ -146,9 +163,11 @@ def test_devmapper_recipe(images, tmp_path, docker, boot_kernel):
     assert (root / "bin" / "app").read_bytes() == H.INIT_SCRIPT.encode()
     assert (root / "urunit").read_text() == URUNIT
     disk = tmp_path / "snapshot.ext2"
-    members = [m for m in expand([{"type": "tree", "path": "", "source": str(root)}])
-               if not m.path.startswith("dev/")]
+    members = [m for m in expand([{"type": "tree", "path": "", "source": str(root)}]) if not m.path.startswith("dev/")]
     from urunix.helpers.image_writer import Member
+
     ext.write_ext(members + [Member("dev/console", "char", 0o600, devmajor=5, devminor=1)], str(disk))
-    cmdline = H.urunc_cmdline(cfg["Config"]["Entrypoint"] + cfg["Config"]["Cmd"], initrd=False, env=["URUNIX_TEST=hello"], block_dev="/dev/nvme0n1")
+    cmdline = H.urunc_cmdline(
+        cfg["Config"]["Entrypoint"] + cfg["Config"]["Cmd"], initrd=False, env=["URUNIX_TEST=hello"], block_dev="/dev/nvme0n1"
+    )
     check_boot(H.boot(root / "kernel", cmdline, disk=disk))

@@ -30,6 +30,7 @@ def ctx(tmp_path):
 def initrd_names(work, archive) -> list[str]:
     from urunix.imagefile import open_image
     from urunix.rootfs.flatten import read_file
+
     with open_image(str(work / archive)) as (info, store):
         data = read_file(store, info, "/.boot/rootfs", limit=1 << 30)
     (work / "x.cpio").write_bytes(data)

@@ -8,8 +8,10 @@ import pytest
 from cli import urunix
 
 NO_NIX = {"URUNIX_NO_NIX": "1"}
-HELLO = ("name: hello\nfiles:\n  ./hello.hvt: /unikernel/hello.hvt\nannotations:\n"
-         "  unikernelType: rumprun\n  hypervisor: hvt\n  binary: /unikernel/hello.hvt\n")
+HELLO = (
+    "name: hello\nfiles:\n  ./hello.hvt: /unikernel/hello.hvt\nannotations:\n"
+    "  unikernelType: rumprun\n  hypervisor: hvt\n  binary: /unikernel/hello.hvt\n"
+)
 
 
 @pytest.fixture
@@ -37,8 +39,11 @@ def test_usage_shows_SPEC_and_the_whole_first_lines():
 
 def test_debug_after_the_subcommand(hello):
     (hello / "spec.yaml").write_text(HELLO.replace("rumprun", "rumprunn"))
-    for args in (["--debug", "validate", "spec.yaml"], ["validate", "--debug", "spec.yaml"],
-                 ["validate", "spec.yaml", "--debug"]):
+    for args in (
+        ["--debug", "validate", "spec.yaml"],
+        ["validate", "--debug", "spec.yaml"],
+        ["validate", "spec.yaml", "--debug"],
+    ):
         r = urunix(*args, cwd=hello, env=NO_NIX)
         assert r.returncode == 2 and "Traceback" in r.stderr and 'did you mean "rumprun"?' in r.stderr, (args, r.stderr)
 
@@ -46,7 +51,7 @@ def test_debug_after_the_subcommand(hello):
 def test_build_dir_finds_the_one_spec(hello):
     r = urunix("validate", str(hello), cwd=hello.parent, env=NO_NIX)
     assert r.returncode == 0 and "spec.yaml: ok" in r.stderr, r.stderr
-    r = urunix("validate", cwd=hello, env=NO_NIX)            # no SPEC: the current directory
+    r = urunix("validate", cwd=hello, env=NO_NIX)  # no SPEC: the current directory
     assert r.returncode == 0, r.stderr
     r = urunix("build", ".", "-t", "x/hello:1", cwd=hello, env=NO_NIX)
     assert r.returncode == 0 and (hello / "result").is_file(), r.stderr
@@ -67,9 +72,9 @@ def test_build_dir_with_two_specs_names_them(hello):
 def test_dash_f_is_the_spec_file_as_with_docker_build(hello):
     (hello / "Containerfile").write_text(
         "FROM scratch\nCOPY hello.hvt /unikernel/hello.hvt\nLABEL com.urunc.unikernel.unikernelType=rumprun\n"
-        "LABEL com.urunc.unikernel.hypervisor=hvt\nLABEL com.urunc.unikernel.binary=/unikernel/hello.hvt\n")
-    r = urunix("build", "-f", "Containerfile", "-t", "x/hello:1", "--format", "oci-archive", ".",
-               cwd=hello, env=NO_NIX)
+        "LABEL com.urunc.unikernel.hypervisor=hvt\nLABEL com.urunc.unikernel.binary=/unikernel/hello.hvt\n"
+    )
+    r = urunix("build", "-f", "Containerfile", "-t", "x/hello:1", "--format", "oci-archive", ".", cwd=hello, env=NO_NIX)
     assert r.returncode == 0, r.stderr
     assert "(oci-archive, native backend)" in r.stderr
     # -f no longer means the output format
@@ -84,14 +89,17 @@ def test_tag_may_have_upper_case_the_name_may_not(hello):
     assert r.returncode == 2 and "is not a valid image name" in r.stderr
 
 
-@pytest.mark.parametrize("size,ok", [("64M", True), ("64MiB", True), ("64MB", True), ("1G", True),
-                                     ("67108864", True), ("64 megs", False), ("1.5G", False)])
+@pytest.mark.parametrize(
+    "size,ok",
+    [("64M", True), ("64MiB", True), ("64MB", True), ("1G", True), ("67108864", True), ("64 megs", False), ("1.5G", False)],
+)
 def test_one_size_syntax_for_spec_and_cli(tmp_path, size, ok):
     (tmp_path / "k").write_bytes(b"k")
     (tmp_path / "spec.yaml").write_text(
         "name: x\nfiles:\n  ./k: /kernel\nannotations:\n  unikernelType: linux\n  hypervisor: qemu\n"
-        f"  binary: /kernel\ncmd: [/bin/sh]\nrootfs:\n  type: block\n  from: scratch\n  size: \"{size}\"\n"
-        "  include: [./k:/k]\n")
+        f'  binary: /kernel\ncmd: [/bin/sh]\nrootfs:\n  type: block\n  from: scratch\n  size: "{size}"\n'
+        "  include: [./k:/k]\n"
+    )
     r = urunix("validate", "spec.yaml", cwd=tmp_path, env=NO_NIX)
     assert (r.returncode == 0) == ok, r.stderr
     if not ok:

@@ -72,11 +72,18 @@ def test_yaml_with_eight_mistakes_reports_all_eight_once(tmp_path):
     r = urunix("build", "spec.yaml", cwd=tmp_path, env=NO_NIX)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     heads = errors(r.stderr)
-    expect = ["spec.yaml:9: annotations.useDMBlock:", "spec.yaml:10: cmd:", "spec.yaml:11: env:",
-              "spec.yaml:14: rootfs.from:", "spec.yaml:15: rootfs.size:", "spec.yaml:16: rootfs.fsType:",
-              "spec.yaml:17: rootfs.compresion:", 'spec.yaml:19: labels."com.urunc.unikernel.hypervisor":']
+    expect = [
+        "spec.yaml:9: annotations.useDMBlock:",
+        "spec.yaml:10: cmd:",
+        "spec.yaml:11: env:",
+        "spec.yaml:14: rootfs.from:",
+        "spec.yaml:15: rootfs.size:",
+        "spec.yaml:16: rootfs.fsType:",
+        "spec.yaml:17: rootfs.compresion:",
+        'spec.yaml:19: labels."com.urunc.unikernel.hypervisor":',
+    ]
     assert len(heads) == 8, r.stderr
-    for e, h in zip(expect, heads):       # in file order, each once
+    for e, h in zip(expect, heads):  # in file order, each once
         assert h.startswith("error: " + e), (e, r.stderr)
     # no follow-on of the bad cmd (a Linux guest "needs an init"), none of the bad from
     assert "init" not in r.stderr and "will not contain" not in r.stderr
@@ -96,10 +103,19 @@ def test_bunnyfile_with_five_typos_reports_all_five_in_bunny_words(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     heads = errors(r.stderr)
     assert [re.match(r"error: bunnyfile:(\d+): ([^:]+):", h).groups() for h in heads] == [
-        ("5", "platforms.framework"), ("10", "rootfs.form"), ("12", "rootfs.tyep"),
-        ("15", "kernel.from"), ("20", "envs.0")], r.stderr
-    for hint in ('did you mean "unikraft"?', 'did you mean "from"?', 'did you mean "type"?',
-                 'did you mean "local"?', "- NGINX_PORT=VALUE"):
+        ("5", "platforms.framework"),
+        ("10", "rootfs.form"),
+        ("12", "rootfs.tyep"),
+        ("15", "kernel.from"),
+        ("20", "envs.0"),
+    ], r.stderr
+    for hint in (
+        'did you mean "unikraft"?',
+        'did you mean "from"?',
+        'did you mean "type"?',
+        'did you mean "local"?',
+        "- NGINX_PORT=VALUE",
+    ):
         assert hint in r.stderr, r.stderr
     # bunny's words only: no spec-model names the user never wrote
     assert "annotations" not in r.stderr and "unikernelType" not in r.stderr
@@ -108,8 +124,10 @@ def test_bunnyfile_with_five_typos_reports_all_five_in_bunny_words(tmp_path):
 @pytest.fixture
 def hello(tmp_path):
     (tmp_path / "hello.hvt").write_bytes(b"\x7fELF")
-    text = ("name: hello\nfiles:\n  ./hello.hvt: /unikernel/hello.hvt\nannotations:\n"
-            "  unikernelType: rumprun\n  hypervisor: hvt\n  binary: /unikernel/hello.hvt\n")
+    text = (
+        "name: hello\nfiles:\n  ./hello.hvt: /unikernel/hello.hvt\nannotations:\n"
+        "  unikernelType: rumprun\n  hypervisor: hvt\n  binary: /unikernel/hello.hvt\n"
+    )
     (tmp_path / "spec.yaml").write_text(text)
     return tmp_path
 
@@ -131,8 +149,10 @@ def test_relative_target_does_not_also_say_add_it_to_files(hello):
 
 
 def test_misspelled_local_gets_did_you_mean(tmp_path):
-    (tmp_path / "spec.yaml").write_text("name: x\nkernel:\n  from: locl\n  path: ./vmlinux\nannotations:\n"
-                                        "  unikernelType: linux\n  hypervisor: qemu\ncmd: [/bin/sh]\n")
+    (tmp_path / "spec.yaml").write_text(
+        "name: x\nkernel:\n  from: locl\n  path: ./vmlinux\nannotations:\n"
+        "  unikernelType: linux\n  hypervisor: qemu\ncmd: [/bin/sh]\n"
+    )
     r = urunix("validate", "spec.yaml", cwd=tmp_path, env=NO_NIX)
     assert r.returncode == 2 and len(errors(r.stderr)) == 1, r.stderr
     assert 'kernel.from: does not exist (got "locl")' in r.stderr and 'did you mean "local"?' in r.stderr
@@ -141,9 +161,11 @@ def test_misspelled_local_gets_did_you_mean(tmp_path):
 def test_block_for_unikraft_in_a_bunnyfile_names_rootfs_type(tmp_path):
     (tmp_path / "kernel").write_bytes(b"k")
     (tmp_path / "rootfs.ext2").write_bytes(b"x")
-    (tmp_path / "bunnyfile").write_text("version: v0.1\nplatforms:\n  framework: unikraft\n  monitor: qemu\n"
-                                        "rootfs:\n  from: local\n  path: rootfs.ext2\n  type: block\n"
-                                        "kernel:\n  from: local\n  path: kernel\ncmdline: hi\n")
+    (tmp_path / "bunnyfile").write_text(
+        "version: v0.1\nplatforms:\n  framework: unikraft\n  monitor: qemu\n"
+        "rootfs:\n  from: local\n  path: rootfs.ext2\n  type: block\n"
+        "kernel:\n  from: local\n  path: kernel\ncmdline: hi\n"
+    )
     r = urunix("validate", "bunnyfile", "-t", "x/y:1", cwd=tmp_path, env=NO_NIX)
     assert r.returncode == 2 and len(errors(r.stderr)) == 1, r.stderr
     assert "bunnyfile:8: rootfs.type: a unikraft guest cannot boot from block storage" in r.stderr
@@ -174,7 +196,7 @@ def test_hints_are_in_the_syntax_of_the_file(tmp_path, fmt):
     (tmp_path / name).write_text(text)
     args = ["validate", name, "-t", "x/y:1"]
     r = urunix(*args, cwd=tmp_path, env=NO_NIX)
-    if want is None:     # a bunnyfile requires the monitor itself: its own key, its own message
+    if want is None:  # a bunnyfile requires the monitor itself: its own key, its own message
         (tmp_path / name).write_text(text.replace("  monitor: hvt\n", ""))
         r = urunix(*args, cwd=tmp_path, env=NO_NIX)
         assert r.returncode == 2 and "platforms.monitor" in r.stderr and "annotations" not in r.stderr, r.stderr
@@ -192,7 +214,8 @@ def test_linux_containerfile_hint_is_a_label_line(tmp_path):
         "FROM scratch\nCOPY kernel /kernel\nCOPY initrd /initrd\nLABEL com.urunc.unikernel.unikernelType=linux\n"
         "LABEL com.urunc.unikernel.hypervisor=qemu\nLABEL com.urunc.unikernel.binary=/kernel\n"
         "LABEL com.urunc.unikernel.initrd=/initrd\nLABEL com.urunc.unikernel.mountRootfs=true\n"
-        'LABEL com.urunc.unikernel.cmdline="/bin/sh"\n')
+        'LABEL com.urunc.unikernel.cmdline="/bin/sh"\n'
+    )
     r = urunix("validate", "Containerfile", "-t", "x/y:1", cwd=tmp_path, env=NO_NIX)
     assert r.returncode == 2, r.stderr
     assert 'set LABEL com.urunc.unikernel.mountRootfs="false"' in r.stderr
@@ -200,13 +223,17 @@ def test_linux_containerfile_hint_is_a_label_line(tmp_path):
 
 
 @pytest.mark.parametrize("nix", ["builtin", "nix"])
-@pytest.mark.parametrize("text,line,col", [
-    ('{\n  name = "x"\n  tag = "y";\n}\n', 2, 13),
-    ('{\n  name = "x";\n  files = { "./a" = "/a" };\n}\n', 3, 25),
-])
+@pytest.mark.parametrize(
+    "text,line,col",
+    [
+        ('{\n  name = "x"\n  tag = "y";\n}\n', 2, 13),
+        ('{\n  name = "x";\n  files = { "./a" = "/a" };\n}\n', 3, 25),
+    ],
+)
 def test_nix_reader_says_expected_semicolon(tmp_path, nix, text, line, col):
     """Item 4: a forgotten `;` is named as such, where it belongs, with no advice to install Nix."""
     import shutil
+
     if nix == "nix" and not shutil.which("nix-instantiate"):
         pytest.skip("needs nix-instantiate")
     (tmp_path / "args.nix").write_text(text)
@@ -224,11 +251,13 @@ def test_containerfile_problems_and_validation_in_one_run(tmp_path):
     (tmp_path / "Containerfile").write_text(
         "FROM scratch\nCOPY kernell /unikernel/kernel\nLABEL com.urunc.unikernel.unikernelType=unikrafft\n"
         "LABEL com.urunc.unikernel.hypervisor=$MONITOR\nLABEL com.urunc.unikernel.binary=/unikernel/kernel\n"
-        'LABEL com.urunc.unikernel.cmdline="hello"\nENTRYPOINT /app\n')
+        'LABEL com.urunc.unikernel.cmdline="hello"\nENTRYPOINT /app\n'
+    )
     r = urunix("validate", "Containerfile", "-t", "x/y:1", cwd=tmp_path, env=NO_NIX)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     heads = errors(r.stderr)
-    assert [h.split(": ")[1] for h in heads] == [
-        "Containerfile:2", "Containerfile:3", "Containerfile:4", "Containerfile:7"], r.stderr
+    assert [h.split(": ")[1] for h in heads] == ["Containerfile:2", "Containerfile:3", "Containerfile:4", "Containerfile:7"], (
+        r.stderr
+    )
     assert 'did you mean "unikraft"?' in r.stderr and "$MONITOR is not set" in r.stderr
     assert "required" not in r.stderr and "will not contain" not in r.stderr

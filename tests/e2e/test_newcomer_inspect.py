@@ -12,8 +12,24 @@ from cli import urunix
 from standins import standin_image
 
 NO_NIX = {"URUNIX_NO_NIX": "1"}
-KEYS = ["schemaVersion", "image", "format", "repoTags", "architecture", "os", "created", "entrypoint", "cmd",
-        "env", "labels", "uruncJson", "manifestAnnotations", "uruncImage", "missing", "disagreements"]
+KEYS = [
+    "schemaVersion",
+    "image",
+    "format",
+    "repoTags",
+    "architecture",
+    "os",
+    "created",
+    "entrypoint",
+    "cmd",
+    "env",
+    "labels",
+    "uruncJson",
+    "manifestAnnotations",
+    "uruncImage",
+    "missing",
+    "disagreements",
+]
 
 
 @pytest.fixture
@@ -22,15 +38,15 @@ def built(tmp_path):
     (tmp_path / "hello.hvt").write_bytes(b"\x7fELF")
     (tmp_path / "spec.yaml").write_text(
         "name: x/hello\ntag: v1\nfiles:\n  ./hello.hvt: /unikernel/hello.hvt\nannotations:\n"
-        "  unikernelType: rumprun\n  hypervisor: hvt\n  binary: /unikernel/hello.hvt\ncmd: [hello, world]\n")
+        "  unikernelType: rumprun\n  hypervisor: hvt\n  binary: /unikernel/hello.hvt\ncmd: [hello, world]\n"
+    )
     for fmt, out in (("docker-archive", "result"), ("oci", "layout")):
-        urunix("build", "spec.yaml", "--format", fmt, "-o", out, "--backend", "native", cwd=tmp_path, env=NO_NIX,
-               check=True)
+        urunix("build", "spec.yaml", "--format", fmt, "-o", out, "--backend", "native", cwd=tmp_path, env=NO_NIX, check=True)
     return tmp_path
 
 
 def test_a_plain_image_is_called_not_a_urunc_image(tmp_path):
-    standin_image(tmp_path / "app.tar")          # what `docker save` gives for an ordinary image
+    standin_image(tmp_path / "app.tar")  # what `docker save` gives for an ordinary image
     r = urunix("inspect", "app.tar", cwd=tmp_path)
     assert r.returncode == 1 and "Traceback" not in r.stderr
     out = r.stdout
@@ -58,8 +74,9 @@ def test_json_is_stable(built):
     assert report["cmd"] == ["hello", "world"] and report["entrypoint"] is None
 
 
-@pytest.mark.parametrize("arg,want", [("nothere", "nothere: no such file or directory"),
-                                      ("oci:nothere", "oci:nothere: no such file or directory")])
+@pytest.mark.parametrize(
+    "arg,want", [("nothere", "nothere: no such file or directory"), ("oci:nothere", "oci:nothere: no such file or directory")]
+)
 def test_errors_say_it_once_without_errno(tmp_path, arg, want):
     r = urunix("inspect", arg, cwd=tmp_path)
     assert r.returncode == 2 and want in r.stderr, r.stderr

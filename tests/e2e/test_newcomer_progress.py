@@ -23,10 +23,11 @@ def spec(tmp_path, rtype="initrd", size=3 << 20):
     (tmp_path / "vmlinux").write_bytes(b"\x7fELF")
     (tmp_path / "tree" / "bin").mkdir(parents=True)
     with open(tmp_path / "tree" / "bin" / "app", "wb") as f:
-        f.truncate(size)                 # sparse: no disk for the source
+        f.truncate(size)  # sparse: no disk for the source
     (tmp_path / "spec.yaml").write_text(
         "name: x/prog\nkernel: ./vmlinux\nannotations: {unikernelType: linux, hypervisor: qemu}\n"
-        f"cmd: [/bin/app]\nrootfs: {{type: {rtype}, from: ./tree}}\n")
+        f"cmd: [/bin/app]\nrootfs: {{type: {rtype}, from: ./tree}}\n"
+    )
     return tmp_path
 
 
@@ -38,8 +39,11 @@ def test_one_line_per_step_without_a_terminal(tmp_path, rtype, tool):
     lines = r.stderr.splitlines()
     assert lines[0] == "urunix: reading the tree of rootfs"
     assert any(tool in ln for ln in lines), lines
-    assert [ln.split(":")[1].strip() for ln in lines if re.match(r"urunix: layer \d of 3", ln)] == \
-        ["layer 1 of 3", "layer 2 of 3", "layer 3 of 3"]
+    assert [ln.split(":")[1].strip() for ln in lines if re.match(r"urunix: layer \d of 3", ln)] == [
+        "layer 1 of 3",
+        "layer 2 of 3",
+        "layer 3 of 3",
+    ]
     assert "urunix: writing result" in lines and lines[-1].startswith("built x/prog:latest")
     assert "\r" not in r.stderr and "\x1b" not in r.stderr
 
@@ -47,7 +51,7 @@ def test_one_line_per_step_without_a_terminal(tmp_path, rtype, tool):
 def test_status_line_fits_sixty_columns(tmp_path):
     work = spec(tmp_path, size=64 << 20)
     pid, fd = pty.fork()
-    if pid == 0:     # the child: urunix with its stderr on the terminal
+    if pid == 0:  # the child: urunix with its stderr on the terminal
         os.chdir(work)
         env = {**os.environ, **ENV, "PYTHONPATH": str(ROOT / "generator"), "COLUMNS": "60"}
         env.pop("CI", None)
@@ -73,9 +77,10 @@ def test_status_line_fits_sixty_columns(tmp_path):
 def test_ctrl_c_says_interrupted_and_exits_130(tmp_path):
     work = spec(tmp_path, size=400 << 20)
     env = {**os.environ, **ENV, "PYTHONPATH": str(ROOT / "generator")}
-    p = subprocess.Popen([sys.executable, "-m", "urunix", "build", "spec.yaml", "--no-cache"], cwd=work, env=env,
-                         stderr=subprocess.PIPE, text=True)
-    first = p.stderr.readline()          # a step has started: the build is under way
+    p = subprocess.Popen(
+        [sys.executable, "-m", "urunix", "build", "spec.yaml", "--no-cache"], cwd=work, env=env, stderr=subprocess.PIPE, text=True
+    )
+    first = p.stderr.readline()  # a step has started: the build is under way
     assert first.startswith("urunix: "), first
     time.sleep(0.2)
     p.send_signal(signal.SIGINT)

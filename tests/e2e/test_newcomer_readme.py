@@ -18,13 +18,13 @@ def test_standins_command_makes_a_buildable_example(tmp_path):
     line = next(ln for ln in README.splitlines() if "tests/standins.py" in ln)
     assert "python3 tests/standins.py redis-rumprun-hvt" in line
     dest = tmp_path / "redis"
-    r = subprocess.run([sys.executable, str(ROOT / "tests" / "standins.py"), "redis-rumprun-hvt", str(dest)],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "standins.py"), "redis-rumprun-hvt", str(dest)], capture_output=True, text=True
+    )
     assert r.returncode == 0, r.stderr
     r = urunix("build", "args.nix", cwd=dest, env={"URUNIX_NO_NIX": "1"})
     assert r.returncode == 0 and (dest / "result").is_file(), r.stderr
-    r = subprocess.run([sys.executable, str(ROOT / "tests" / "standins.py"), "nosuch", str(dest)],
-                       capture_output=True, text=True)
+    r = subprocess.run([sys.executable, str(ROOT / "tests" / "standins.py"), "nosuch", str(dest)], capture_output=True, text=True)
     assert r.returncode == 2 and "usage:" in r.stderr
 
 

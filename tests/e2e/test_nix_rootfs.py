@@ -41,8 +41,15 @@ def seen(docker, archive: Path, dest: Path) -> tuple:
     root = docker.export(ref, dest)
     c = cfg["Config"]
     # (Entrypoint, Cmd): a Linux guest's init and program, then its arguments
-    out = (c["Labels"], (c.get("Entrypoint"), c["Cmd"]), c.get("Env"), c.get("WorkingDir"), cfg["Architecture"], tree(root),
-           (root / "urunc.json").read_bytes())
+    out = (
+        c["Labels"],
+        (c.get("Entrypoint"), c["Cmd"]),
+        c.get("Env"),
+        c.get("WorkingDir"),
+        cfg["Architecture"],
+        tree(root),
+        (root / "urunc.json").read_bytes(),
+    )
     docker.run("rmi", ref)
     return out
 
@@ -93,13 +100,20 @@ def test_generated_expression_reads_the_image_command(tmp_path, docker):
     d = spec_dir(tmp_path / "w", src, SPEC.format(rtype="initrd", argv=""))
     image, _ = validate(load(d / "args.nix"))
     out = nixgen.generate(image, d / "args.nix", tmp_path / "gen")
-    result = nixgen.nix_build(out, tmp_path / "result",
-                              f"import {HERE / 'testpkgs.nix'} {{ python = \"{host_python()}\"; }}")
+    result = nixgen.nix_build(out, tmp_path / "result", f'import {HERE / "testpkgs.nix"} {{ python = "{host_python()}"; }}')
     urunix("build", "args.nix", "-o", str(tmp_path / "native.tar"), "--backend", "native", cwd=d, check=True)
     assert_same_content(Path(result), tmp_path / "native.tar")
     a = seen(docker, Path(result), tmp_path / "r-nix")
     assert a[1] == (["/urunit", "/bin/app"], ["arg1", "two words"])
     assert a[2] == ["URUNIX_TEST=hello"] and a[3] == "/srv"
-    cpio = subprocess.run(["cpio", "-it", "--quiet"], input=(tmp_path / "r-nix" / ".boot" / "rootfs").read_bytes(),
-                          capture_output=True, check=True).stdout.decode().splitlines()
+    cpio = (
+        subprocess.run(
+            ["cpio", "-it", "--quiet"],
+            input=(tmp_path / "r-nix" / ".boot" / "rootfs").read_bytes(),
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .splitlines()
+    )
     assert {"urunit", "bin/app", "etc/conf/redis.conf"} <= set(cpio)

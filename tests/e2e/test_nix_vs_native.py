@@ -22,8 +22,9 @@ from standins import EXAMPLES  # noqa: E402
 
 # Examples whose rootfs/kernel/init come from image archives are compared
 # by tests/e2e/test_nix_rootfs.py.
-WITH_ARGS_NIX = sorted(d.name for d in EXAMPLES.iterdir() if (d / "args.nix").exists()
-                       and "rootfs" not in (d / "args.nix").read_text())
+WITH_ARGS_NIX = sorted(
+    d.name for d in EXAMPLES.iterdir() if (d / "args.nix").exists() and "rootfs" not in (d / "args.nix").read_text()
+)
 MADE_BY_DOCKER = ("dev", "proc", "sys", "etc", ".dockerenv")
 
 
@@ -34,7 +35,7 @@ def tree(root: Path) -> dict[str, tuple[int, str]]:
     for p in sorted(root.rglob("*")):
         rel = "/" + str(p.relative_to(root))
         if rel.startswith(tuple("/" + m for m in MADE_BY_DOCKER)):
-            continue   # made by Docker for every container
+            continue  # made by Docker for every container
         if p.is_file() and not p.is_symlink():
             out[rel] = (p.stat().st_mode & 0o7777, hashlib.sha256(p.read_bytes()).hexdigest())
         elif p.is_dir():
@@ -71,7 +72,7 @@ def content(docker, archive: Path, dest: Path) -> tuple[dict, dict]:
         docker.export(ref, dest)
         c = cfg["Config"]
         config = {k: c.get(k) for k in ("Labels", "Env", "Entrypoint", "Cmd", "WorkingDir")}
-        config["Env"] = config["Env"] or []      # UNAVOIDABLE["Env"]
+        config["Env"] = config["Env"] or []  # UNAVOIDABLE["Env"]
         config["WorkingDir"] = config["WorkingDir"] or None
         config["Architecture"] = cfg["Architecture"]
         return config, exported(dest.with_suffix(".tar"))

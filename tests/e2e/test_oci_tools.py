@@ -30,21 +30,26 @@ WANT = {
 def test_oci_archive_with_skopeo(work):
     skopeo = need("skopeo")
     urunix("build", "args.nix", "-o", "img.tar", "--format", "oci-archive", "--backend", "native", cwd=work, check=True)
-    info = json.loads(subprocess.run([skopeo, "inspect", "oci-archive:img.tar"], cwd=work, capture_output=True,
-                                     text=True, check=True).stdout)
+    info = json.loads(
+        subprocess.run([skopeo, "inspect", "oci-archive:img.tar"], cwd=work, capture_output=True, text=True, check=True).stdout
+    )
     assert info["Labels"] == WANT
     assert info["Architecture"] and info["Os"] == "linux"
-    assert len(info["Layers"]) == 3   # kernel, rootfs (initrd), urunc.json
-    raw = json.loads(subprocess.run([skopeo, "inspect", "--raw", "oci-archive:img.tar"], cwd=work,
-                                    capture_output=True, text=True, check=True).stdout)
-    assert raw["annotations"] == WANT   # manifest annotations for OCI consumers
+    assert len(info["Layers"]) == 3  # kernel, rootfs (initrd), urunc.json
+    raw = json.loads(
+        subprocess.run(
+            [skopeo, "inspect", "--raw", "oci-archive:img.tar"], cwd=work, capture_output=True, text=True, check=True
+        ).stdout
+    )
+    assert raw["annotations"] == WANT  # manifest annotations for OCI consumers
 
 
 def test_docker_archive_with_skopeo(work):
     skopeo = need("skopeo")
     urunix("build", "args.nix", "--backend", "native", cwd=work, check=True)
-    info = json.loads(subprocess.run([skopeo, "inspect", "docker-archive:result"], cwd=work, capture_output=True,
-                                     text=True, check=True).stdout)
+    info = json.loads(
+        subprocess.run([skopeo, "inspect", "docker-archive:result"], cwd=work, capture_output=True, text=True, check=True).stdout
+    )
     assert info["Labels"] == WANT
 
 
@@ -52,8 +57,12 @@ def test_oci_layout_with_umoci(work, tmp_path):
     umoci = need("umoci")
     urunix("build", "args.nix", "-o", "layout", "--format", "oci", "--backend", "native", cwd=work, check=True)
     tag = "test"
-    subprocess.run([umoci, "unpack", "--rootless", "--image", f"layout:{tag}", str(tmp_path / "bundle")],
-                   cwd=work, check=True, capture_output=True)
+    subprocess.run(
+        [umoci, "unpack", "--rootless", "--image", f"layout:{tag}", str(tmp_path / "bundle")],
+        cwd=work,
+        check=True,
+        capture_output=True,
+    )
     root = tmp_path / "bundle" / "rootfs"
     assert (root / "unikernel" / "kernel").read_bytes() == standin_bytes("app-elfloader-qemu-x86_64-initrd_qemu-x86_64")
     assert (root / "unikernel" / "rootfs.cpio").read_bytes() == standin_bytes("rootfs.cpio")
@@ -77,10 +86,26 @@ def test_inspect_reads_every_format(work, fmt, out):
 def test_inspect_flags_a_disagreement(work, tmp_path):
     """An image whose labels and urunc.json disagree (as a hand-made one may)."""
     from urunix.helpers import image_writer
-    p = {"format": "docker-archive", "repoTags": ["x/y:1"], "created": "1970-01-01T00:00:01Z", "architecture": "amd64",
-         "config": {"Cmd": ["a"], "Labels": {"com.urunc.unikernel.binary": "/a"}},
-         "layers": [{"name": "m", "entries": [{"type": "file", "path": "/urunc.json",
-                                              "data": json.dumps({"com.urunc.unikernel.binary": base64.b64encode(b"/b").decode()})}]}]}
+
+    p = {
+        "format": "docker-archive",
+        "repoTags": ["x/y:1"],
+        "created": "1970-01-01T00:00:01Z",
+        "architecture": "amd64",
+        "config": {"Cmd": ["a"], "Labels": {"com.urunc.unikernel.binary": "/a"}},
+        "layers": [
+            {
+                "name": "m",
+                "entries": [
+                    {
+                        "type": "file",
+                        "path": "/urunc.json",
+                        "data": json.dumps({"com.urunc.unikernel.binary": base64.b64encode(b"/b").decode()}),
+                    }
+                ],
+            }
+        ],
+    }
     image_writer.write_atomic(p, str(tmp_path / "bad.tar"))
     r = urunix("inspect", str(tmp_path / "bad.tar"))
     assert r.returncode == 1

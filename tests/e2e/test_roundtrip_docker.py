@@ -14,7 +14,7 @@ from standins import standin_bytes
 
 CMDLINE = "app \"dq\" 'sq' $HOME ${x} `id` \\ back\\slash\nnew line  two  spaces é ü 日本"
 
-ARGS_NIX = r'''{
+ARGS_NIX = r"""{
   name = "urunix-test/roundtrip";
   tag = "nix";
   urunc = [ ];   # no urunc release reads such a cmdline as meant (refused otherwise); only its transport is tested
@@ -26,9 +26,9 @@ ARGS_NIX = r'''{
     cmdline = "app \"dq\" 'sq' $HOME \${x} `id` \\ back\\slash\nnew line  two  spaces é ü 日本";
   };
 }
-'''
+"""
 
-YAML = r'''name: urunix-test/roundtrip
+YAML = r"""name: urunix-test/roundtrip
 tag: yaml
 urunc: []
 files:
@@ -38,15 +38,18 @@ annotations:
   hypervisor: hvt
   binary: /unikernel/k.hvt
   cmdline: "app \"dq\" 'sq' $HOME ${x} `id` \\ back\\slash\nnew line  two  spaces é ü 日本"
-'''
+"""
 
 
 @pytest.mark.docker
-@pytest.mark.parametrize("fmt,text,env", [
-    ("args.nix", ARGS_NIX, {}),
-    ("args.nix", ARGS_NIX, {"URUNIX_NO_NIX": "1"}),   # the built-in reader
-    ("spec.yaml", YAML, {}),
-])
+@pytest.mark.parametrize(
+    "fmt,text,env",
+    [
+        ("args.nix", ARGS_NIX, {}),
+        ("args.nix", ARGS_NIX, {"URUNIX_NO_NIX": "1"}),  # the built-in reader
+        ("spec.yaml", YAML, {}),
+    ],
+)
 def test_cmdline_round_trips_byte_for_byte(tmp_path, docker, fmt, text, env):
     (tmp_path / fmt).write_text(text, encoding="utf-8")
     (tmp_path / "k.hvt").write_bytes(standin_bytes("k"))

@@ -35,14 +35,14 @@ def _payloads() -> list[str]:
     raw = [
         "${builtins.readFile /etc/hostname}",
         "${import /tmp/x.nix}",
-        "$" + "{(import <nixpkgs> {}).runCommand \"p\" {} \"touch @M@\"}",
+        "$" + '{(import <nixpkgs> {}).runCommand "p" {} "touch @M@"}',
         "''${touch @M@}",
         "''$ ''${x}",
         "'''",
         "''",
         "'' + builtins.toString (import /etc/passwd) + ''",
-        "\" + (builtins.readFile /etc/passwd) + \"",
-        "\"; x = builtins.readFile /etc/passwd; y = \"",
+        '" + (builtins.readFile /etc/passwd) + "',
+        '"; x = builtins.readFile /etc/passwd; y = "',
         "\\${x}",
         "\\\\${x}",
         "$${x}",
@@ -59,14 +59,14 @@ def _payloads() -> list[str]:
         "\ntouch @M@\n",
         "\r\ntouch @M@\r\n",
         "'; touch @M@; echo '",
-        "\"; touch @M@; echo \"",
+        '"; touch @M@; echo "',
         "a b\tc\nd",
         "\\",
         "\\\\",
         "\\n",
-        "\\\"",
+        '\\"',
         "\\$",
-        "\"",
+        '"',
         "'",
         "{{ 7 * 7 }}",
         "{{ ''.__class__.__mro__[1].__subclasses__() }}",
@@ -75,7 +75,7 @@ def _payloads() -> list[str]:
         "{%- raw %}{{ x }}{% endraw -%}",
         "#",
         "/* not a comment */",
-        "# \n builtins.abort \"x\"",
+        '# \n builtins.abort "x"',
         "<nixpkgs>",
         "./relative/path",
         "/etc/passwd",
@@ -151,12 +151,26 @@ def nix_quote(s: str) -> str:
 
 # ------------------------------------------------------------ archives
 
-def tar_entry(t: tarfile.TarFile, name: str, kind: str = "file", data: bytes = b"", link: str = "",
-              mode: int | None = None, dev: tuple[int, int] = (0, 0)) -> None:
+
+def tar_entry(
+    t: tarfile.TarFile,
+    name: str,
+    kind: str = "file",
+    data: bytes = b"",
+    link: str = "",
+    mode: int | None = None,
+    dev: tuple[int, int] = (0, 0),
+) -> None:
     ti = tarfile.TarInfo(name)
-    ti.type = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE,
-               "hardlink": tarfile.LNKTYPE, "char": tarfile.CHRTYPE, "block": tarfile.BLKTYPE,
-               "fifo": tarfile.FIFOTYPE}[kind]
+    ti.type = {
+        "file": tarfile.REGTYPE,
+        "dir": tarfile.DIRTYPE,
+        "symlink": tarfile.SYMTYPE,
+        "hardlink": tarfile.LNKTYPE,
+        "char": tarfile.CHRTYPE,
+        "block": tarfile.BLKTYPE,
+        "fifo": tarfile.FIFOTYPE,
+    }[kind]
     ti.mode = mode if mode is not None else (0o755 if kind == "dir" else 0o644)
     ti.linkname = link
     ti.devmajor, ti.devminor = dev
@@ -190,9 +204,12 @@ def _config(layers: list[bytes], config: dict | None) -> dict:
     # (diff_ids of gzip layers should hash the plain tar; urunix does not
     # check them, and a bomb is better not unpacked here)
     diff_ids = ["sha256:" + hashlib.sha256(b).hexdigest() for b in layers]
-    return {"architecture": "amd64", "os": "linux",
-            "config": config if config is not None else {"Cmd": ["/bin/app"]},
-            "rootfs": {"type": "layers", "diff_ids": diff_ids}}
+    return {
+        "architecture": "amd64",
+        "os": "linux",
+        "config": config if config is not None else {"Cmd": ["/bin/app"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }
 
 
 def _blobs(layers: list[bytes], config: dict | None) -> tuple[dict[str, bytes], bytes, bytes]:
@@ -205,13 +222,31 @@ def _blobs(layers: list[bytes], config: dict | None) -> tuple[dict[str, bytes], 
         return d
 
     cfg = json.dumps(_config(layers, config)).encode()
-    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": put(cfg), "size": len(cfg)},
-                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar" + ("+gzip" if b[:2] == b"\x1f\x8b" else ""),
-                            "digest": put(b), "size": len(b)} for b in layers]}
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": put(cfg), "size": len(cfg)},
+        "layers": [
+            {
+                "mediaType": "application/vnd.oci.image.layer.v1.tar" + ("+gzip" if b[:2] == b"\x1f\x8b" else ""),
+                "digest": put(b),
+                "size": len(b),
+            }
+            for b in layers
+        ],
+    }
     mb = json.dumps(manifest).encode()
-    index = {"schemaVersion": 2, "manifests": [{"mediaType": manifest["mediaType"], "digest": put(mb), "size": len(mb),
-                                                "annotations": {"io.containerd.image.name": "hostile/img:latest"}}]}
+    index = {
+        "schemaVersion": 2,
+        "manifests": [
+            {
+                "mediaType": manifest["mediaType"],
+                "digest": put(mb),
+                "size": len(mb),
+                "annotations": {"io.containerd.image.name": "hostile/img:latest"},
+            }
+        ],
+    }
     return blobs, mb, json.dumps(index).encode()
 
 
@@ -230,8 +265,11 @@ def docker_archive(path: Path, layers: list[bytes], config: dict | None = None) 
             names.append(f"l{i}/layer.tar")
             _add(t, names[-1], b)
         _add(t, "config.json", cfg)
-        _add(t, "manifest.json", json.dumps([{"Config": "config.json", "RepoTags": ["hostile/img:latest"],
-                                              "Layers": names}]).encode())
+        _add(
+            t,
+            "manifest.json",
+            json.dumps([{"Config": "config.json", "RepoTags": ["hostile/img:latest"], "Layers": names}]).encode(),
+        )
     return path
 
 
@@ -255,9 +293,11 @@ def oci_archive(path: Path, layers: list[bytes], config: dict | None = None) -> 
     return path
 
 
-FORMS = {"docker-archive": (docker_archive, "img.tar", ""),
-         "oci-archive": (oci_archive, "img.oci.tar", ""),
-         "oci-layout": (oci_layout, "layout", "oci:")}
+FORMS = {
+    "docker-archive": (docker_archive, "img.tar", ""),
+    "oci-archive": (oci_archive, "img.oci.tar", ""),
+    "oci-layout": (oci_layout, "layout", "oci:"),
+}
 
 
 def make_image(form: str, where: Path, layers: list[bytes], config: dict | None = None) -> str:
@@ -268,6 +308,7 @@ def make_image(form: str, where: Path, layers: list[bytes], config: dict | None 
 
 
 # ------------------------------------------------------------ snapshots
+
 
 def snapshot(root: Path) -> dict[str, tuple]:
     """Every path under root with its kind, mode, size, content hash (files)
@@ -309,6 +350,7 @@ def fingerprint(path: Path) -> object:
 
 # ------------------------------------------------------------ reading images back
 
+
 def read_archive(path: Path) -> tuple[dict, dict[str, tarfile.TarInfo], dict[str, bytes]]:
     """(config, {path: TarInfo} of every layer entry, {path: bytes} of the
     files) of a docker-archive or oci-archive, read with tarfile alone."""
@@ -340,14 +382,14 @@ def cpio_names(data: bytes) -> dict[str, tuple[int, bytes]]:
     out = {}
     pos = 0
     while pos + 110 <= len(data):
-        h = data[pos:pos + 110]
+        h = data[pos : pos + 110]
         assert h[:6] == b"070701", h[:6]
-        f = [int(h[6 + 8 * i:14 + 8 * i], 16) for i in range(13)]
+        f = [int(h[6 + 8 * i : 14 + 8 * i], 16) for i in range(13)]
         mode, size, namesize = f[1], f[6], f[11]
-        name = data[pos + 110:pos + 110 + namesize - 1].decode("utf-8", "surrogateescape")
+        name = data[pos + 110 : pos + 110 + namesize - 1].decode("utf-8", "surrogateescape")
         pos += 110 + namesize
         pos += -pos % 4
-        body = data[pos:pos + size]
+        body = data[pos : pos + size]
         pos += size
         pos += -pos % 4
         if name == "TRAILER!!!":
@@ -358,6 +400,7 @@ def cpio_names(data: bytes) -> dict[str, tuple[int, bytes]]:
 
 # ------------------------------------------------------------ time bound
 
+
 class Hang(Exception):
     pass
 
@@ -365,8 +408,10 @@ class Hang(Exception):
 @contextlib.contextmanager
 def time_limit(seconds: float):
     """Raise Hang if the block runs longer than `seconds` (main thread only)."""
+
     def on_alarm(signum, frame):
         raise Hang(f"no result within {seconds} s")
+
     old = signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:

@@ -72,5 +72,3 @@ class Guard:
         assert work == self.before["work"], f"work/ changed: {sorted(set(work) ^ set(self.before['work']))}"
         assert not os.listdir(self.tmp), f"left in the temporary directory: {os.listdir(self.tmp)}"
         assert markers() == self.before["markers"], f"an injection ran: {markers()}"
-
-

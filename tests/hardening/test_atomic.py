@@ -51,16 +51,22 @@ def write_spec(d: Path, cmdline: str, mb: int = 128) -> Path:
                     f.write(chunk[j:] + chunk[:j])
         (d / "kernel.hvt").write_bytes(b"\x7fELF kernel")
     spec = d / "spec.yaml"
-    spec.write_text("name: atomic/test\nfiles:\n  ./kernel.hvt: /unikernel/kernel.hvt\n  ./data: /data\n"
-                    "annotations:\n  unikernelType: rumprun\n  hypervisor: hvt\n"
-                    f"  binary: /unikernel/kernel.hvt\n  cmdline: {cmdline}\n")
+    spec.write_text(
+        "name: atomic/test\nfiles:\n  ./kernel.hvt: /unikernel/kernel.hvt\n  ./data: /data\n"
+        "annotations:\n  unikernelType: rumprun\n  hypervisor: hvt\n"
+        f"  binary: /unikernel/kernel.hvt\n  cmdline: {cmdline}\n"
+    )
     return spec
 
 
 def start(spec: Path, out: Path, fmt: str, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "urunix", "build", "--backend", "native", "--format", fmt,
-                             "-o", str(out), str(spec)], env=env or ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "urunix", "build", "--backend", "native", "--format", fmt, "-o", str(out), str(spec)],
+        env=env or ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def build(spec: Path, out: Path, fmt: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -109,7 +115,7 @@ def test_sigkill_at_random_points(work, fmt):
     assert r.returncode == 0, r.stderr
     v1, v2 = work["clean"][fmt, "v1"], work["clean"][fmt, "v2"]
     assert fingerprint(out) == v1
-    span = work["time"][fmt]     # a whole build, start-up included; shrinks when builds beat the kill
+    span = work["time"][fmt]  # a whole build, start-up included; shrinks when builds beat the kill
     killed = attempts = 0
     while killed < KILLS_PER_FORMAT:
         attempts += 1
@@ -124,9 +130,9 @@ def test_sigkill_at_random_points(work, fmt):
         assert all(n.startswith(".urunix-tmp-") for n in extra), f"kill {attempts}: left {extra}"
         if p.returncode == -signal.SIGKILL:
             killed += 1
-        else:   # it finished first (a warm page cache makes builds faster than the timed one)
+        else:  # it finished first (a warm page cache makes builds faster than the timed one)
             span *= 0.8
-        if fp == v2:   # the kill came after the rename: start again from v1
+        if fp == v2:  # the kill came after the rename: start again from v1
             assert build(work["v1"], out, fmt).returncode == 0
         for n in extra:  # what a kill leaves; see test_stale_temporaries_are_swept
             subprocess.run(["rm", "-rf", str(out.parent / n)], check=True)
@@ -156,7 +162,7 @@ def test_interrupt_unwinds_and_leaves_nothing(work, sig):
         assert p.returncode in (0, 130, -sig), (p.returncode, err)
         fp = fingerprint(out)
         assert fp in (v1, v2)
-        if p.returncode == 130:   # the signal may come after the rename: then v2 is complete
+        if p.returncode == 130:  # the signal may come after the rename: then v2 is complete
             assert "interrupted" in err or not err, err
         assert leftovers(out.parent, {"result"}) == [], f"signal {i}: temporaries left behind"
         if fp == v2:
@@ -198,8 +204,14 @@ def test_oci_layout_swap_has_no_window_without_a_result(tmp_path, monkeypatch):
     whole result, the old one or the new one."""
     from urunix.helpers import image_writer
 
-    plan = {"format": "oci", "repoTags": ["a/b:c"], "created": "1970-01-01T00:00:01Z", "architecture": "amd64",
-            "config": {"Cmd": ["x"]}, "layers": [{"name": "l", "entries": [{"type": "file", "path": "/f", "data": "1"}]}]}
+    plan = {
+        "format": "oci",
+        "repoTags": ["a/b:c"],
+        "created": "1970-01-01T00:00:01Z",
+        "architecture": "amd64",
+        "config": {"Cmd": ["x"]},
+        "layers": [{"name": "l", "entries": [{"type": "file", "path": "/f", "data": "1"}]}],
+    }
     out = tmp_path / "result"
     image_writer.write_atomic(plan, str(out))
     before = snapshot(out)
@@ -213,8 +225,9 @@ def test_oci_layout_swap_has_no_window_without_a_result(tmp_path, monkeypatch):
         def crash_at(src, dst):
             calls.append((src, dst))
             if len(calls) == die_at:
-                raise KeyboardInterrupt   # the process dies at this rename
+                raise KeyboardInterrupt  # the process dies at this rename
             return real(src, dst)
+
         monkeypatch.setattr(image_writer.os, "rename", crash_at)
         try:
             image_writer.write_atomic(plan, str(out))
@@ -225,6 +238,7 @@ def test_oci_layout_swap_has_no_window_without_a_result(tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------------ a full disk
+
 
 @pytest.fixture
 def small_disk(tmp_path):
@@ -242,8 +256,11 @@ def small_disk(tmp_path):
 def _small_spec(d: Path, extra: str = "") -> Path:
     (d / "kernel.hvt").write_bytes(b"\x7fELF small kernel")
     spec = d / "small.yaml"
-    spec.write_text("name: atomic/small\nfiles:\n  ./kernel.hvt: /unikernel/kernel.hvt\n" + extra +
-                    "annotations:\n  unikernelType: rumprun\n  hypervisor: hvt\n  binary: /unikernel/kernel.hvt\n")
+    spec.write_text(
+        "name: atomic/small\nfiles:\n  ./kernel.hvt: /unikernel/kernel.hvt\n"
+        + extra
+        + "annotations:\n  unikernelType: rumprun\n  hypervisor: hvt\n  binary: /unikernel/kernel.hvt\n"
+    )
     return spec
 
 
@@ -261,13 +278,17 @@ def test_disk_full(tmp_path, small_disk, fmt, what):
         import gzip
 
         from hostile import docker_archive, layer
+
         # 40 MiB of zeros: a small gzip layer that does not fit once unpacked
-        docker_archive(src / "img.tar", [gzip.compress(layer([("bin/app", "file", b"x"),
-                                                               ("zeros", "file", bytes(40 << 20))]), 1)])
+        docker_archive(
+            src / "img.tar", [gzip.compress(layer([("bin/app", "file", b"x"), ("zeros", "file", bytes(40 << 20))]), 1)]
+        )
         rtype = "initrd" if what.startswith("rootfs") else "block"
         (src / "vmlinux").write_bytes(b"k")
-        big.write_text("name: atomic/big\nannotations: {unikernelType: linux, hypervisor: qemu}\n"
-                       f"kernel: ./vmlinux\nrootfs: {{type: {rtype}, from: ./img.tar}}\ncmd: [/bin/app]\n")
+        big.write_text(
+            "name: atomic/big\nannotations: {unikernelType: linux, hypervisor: qemu}\n"
+            f"kernel: ./vmlinux\nrootfs: {{type: {rtype}, from: ./img.tar}}\ncmd: [/bin/app]\n"
+        )
     out = small_disk / "result"
     r = build(small, out, fmt)
     assert r.returncode == 0, r.stderr

@@ -40,8 +40,9 @@ ANN = "annotations:\n  unikernelType: rumprun\n  hypervisor: hvt\n  binary: /uni
 
 
 def cli(*args: str, cwd: Path | None = None, env: dict | None = None, text: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "urunix", *args], cwd=cwd, env={**ENV, **(env or {})},
-                          capture_output=True, text=text, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "urunix", *args], cwd=cwd, env={**ENV, **(env or {})}, capture_output=True, text=text, timeout=300
+    )
 
 
 def project(d: Path, name: str = "t/safe", kernel: bytes = b"\x7fELF kernel") -> Path:
@@ -59,6 +60,7 @@ def project(d: Path, name: str = "t/safe", kernel: bytes = b"\x7fELF kernel") ->
 
 # ------------------------------------------------------------------ 1. -o DIR with --format oci
 
+
 @pytest.mark.parametrize("where", [".", ".."])
 def test_oci_output_never_deletes_a_project(tmp_path, where):
     """`--format oci -o .` (and `-o ..`) in a project exited 0 and left only
@@ -66,8 +68,7 @@ def test_oci_output_never_deletes_a_project(tmp_path, where):
     proj = project(tmp_path / "outer" / "proj").parent
     (tmp_path / "outer" / "sibling.txt").write_text("keep me\n")
     before = snapshot(tmp_path / "outer")
-    r = run_cli("build", "s.yaml", "--backend", "native", "--format", "oci", "-o", where, cwd=proj,
-                env={"URUNIX_NO_CACHE": "1"})
+    r = run_cli("build", "s.yaml", "--backend", "native", "--format", "oci", "-o", where, cwd=proj, env={"URUNIX_NO_CACHE": "1"})
     assert r.returncode == 2, r.stderr
     assert "--output" in r.stderr and "hint:" in r.stderr and "Traceback" not in r.stderr
     assert snapshot(tmp_path / "outer") == before
@@ -93,19 +94,33 @@ def test_oci_output_adds_to_an_existing_layout_as_skopeo_does(tmp_path):
     other = tmp_path / "other.tar"
     assert run_cli("build", str(b), "--backend", "native", "-o", str(other), env={"URUNIX_NO_CACHE": "1"}).returncode == 0
     lay = tmp_path / "layout"
-    r = subprocess.run(["skopeo", "copy", "--quiet", f"docker-archive:{other}", f"oci:{lay}:theirs"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        ["skopeo", "copy", "--quiet", f"docker-archive:{other}", f"oci:{lay}:theirs"], capture_output=True, text=True
+    )
     assert r.returncode == 0, r.stderr
     (lay / "README").write_text("a layout of ours\n")
     theirs = snapshot(lay)
     for cmdline in ("one", "two"):
         spec = a.parent / f"{cmdline}.yaml"
         spec.write_text(a.read_text().replace("binary:", f"cmdline: {cmdline}\n  binary:"))
-        r = run_cli("build", str(spec), "--backend", "native", "--format", "oci", "-o", str(lay), "-t", "t/a:ours",
-                    env={"URUNIX_NO_CACHE": "1"})
+        r = run_cli(
+            "build",
+            str(spec),
+            "--backend",
+            "native",
+            "--format",
+            "oci",
+            "-o",
+            str(lay),
+            "-t",
+            "t/a:ours",
+            env={"URUNIX_NO_CACHE": "1"},
+        )
         assert r.returncode == 0, r.stderr
-        refs = [m["annotations"]["org.opencontainers.image.ref.name"]
-                for m in json.loads((lay / "index.json").read_text())["manifests"]]
+        refs = [
+            m["annotations"]["org.opencontainers.image.ref.name"]
+            for m in json.loads((lay / "index.json").read_text())["manifests"]
+        ]
         assert sorted(refs) == ["ours", "theirs"], refs
         for tag in ("theirs", "ours"):
             r = subprocess.run(["skopeo", "inspect", "--config", f"oci:{lay}:{tag}"], capture_output=True, text=True)
@@ -116,12 +131,16 @@ def test_oci_output_adds_to_an_existing_layout_as_skopeo_does(tmp_path):
         now = snapshot(lay)
         assert all(now.get(k) == v for k, v in theirs.items() if k != "index.json")
     # the first build's own blobs are gone with its tag; nothing unreferenced is left of ours
-    r = subprocess.run(["skopeo", "copy", "--quiet", f"oci:{lay}:ours", f"docker-archive:{tmp_path / 'back.tar'}"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        ["skopeo", "copy", "--quiet", f"oci:{lay}:ours", f"docker-archive:{tmp_path / 'back.tar'}"],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
 
 
 # ------------------------------------------------------------------ 2. -o EXISTING_DIR, archive
+
 
 @pytest.mark.parametrize("fmt", ["docker-archive", "oci-archive"])
 def test_archive_into_an_existing_directory(tmp_path, fmt):
@@ -141,15 +160,15 @@ def test_archive_into_an_existing_directory(tmp_path, fmt):
 
 # ------------------------------------------------------------------ 3. -o -
 
+
 def test_stdout_streams_the_archive_and_nothing_else(tmp_path):
     spec = project(tmp_path / "p")
     ref = tmp_path / "ref.tar"
     assert cli("build", str(spec), "--backend", "native", "-o", str(ref), env={"URUNIX_NO_CACHE": "1"}).returncode == 0
-    r = cli("build", str(spec), "--backend", "native", "-o", "-", cwd=spec.parent, text=False,
-            env={"URUNIX_NO_CACHE": "1"})
+    r = cli("build", str(spec), "--backend", "native", "-o", "-", cwd=spec.parent, text=False, env={"URUNIX_NO_CACHE": "1"})
     assert r.returncode == 0, r.stderr
-    assert r.stdout == ref.read_bytes()            # the archive, and nothing else, on stdout
-    assert b"built" in r.stderr                    # the messages on stderr
+    assert r.stdout == ref.read_bytes()  # the archive, and nothing else, on stdout
+    assert b"built" in r.stderr  # the messages on stderr
     assert not (spec.parent / "-").exists() and not [n for n in os.listdir(spec.parent) if n.startswith(".urunix-tmp")]
     # a failed build: non-zero, nothing on stdout
     (spec.parent / "k.hvt").unlink()
@@ -164,8 +183,12 @@ def test_stdout_streams_the_archive_and_nothing_else(tmp_path):
 def test_stdout_piped_into_docker_load(tmp_path, docker):
     """`urunix build args.nix -o - | docker load`: the real reader."""
     spec = project(tmp_path / "p", "urunix-test/piped")
-    build = subprocess.Popen([sys.executable, "-m", "urunix", "build", str(spec), "--backend", "native", "-o", "-"],
-                             env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    build = subprocess.Popen(
+        [sys.executable, "-m", "urunix", "build", str(spec), "--backend", "native", "-o", "-"],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     load = subprocess.run(["docker", "load"], stdin=build.stdout, capture_output=True, env=docker.env, timeout=300)
     build.stdout.close()
     err = build.stderr.read().decode()
@@ -178,8 +201,12 @@ def test_stdout_piped_into_docker_load(tmp_path, docker):
 def test_stdout_into_a_reader_that_stops(tmp_path):
     """`urunix build -o - | head -c 10`: exit 1 with a message, no traceback."""
     spec = project(tmp_path / "p", kernel=os.urandom(4 << 20))
-    p = subprocess.Popen([sys.executable, "-m", "urunix", "build", str(spec), "--backend", "native", "-o", "-"],
-                         env={**ENV, "URUNIX_NO_CACHE": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "urunix", "build", str(spec), "--backend", "native", "-o", "-"],
+        env={**ENV, "URUNIX_NO_CACHE": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     p.stdout.read(10)
     p.stdout.close()
     err = p.stderr.read().decode()
@@ -187,6 +214,7 @@ def test_stdout_into_a_reader_that_stops(tmp_path):
 
 
 # ------------------------------------------------------------------ 4. generate -o .
+
 
 def test_generate_refuses_to_overwrite_files_it_did_not_write(tmp_path):
     """`urunix generate -o .` in a checkout overwrote its default.nix and
@@ -217,6 +245,7 @@ def test_generate_refuses_to_overwrite_files_it_did_not_write(tmp_path):
 
 # ------------------------------------------------------------------ 5. own output inside a copied dir
 
+
 @pytest.mark.parametrize("form", ["yaml", "containerfile"])
 def test_own_output_and_temporaries_never_enter_the_image(tmp_path, form):
     """`COPY . /app/` or `./: /app` with the default -o result put the last
@@ -229,11 +258,13 @@ def test_own_output_and_temporaries_never_enter_the_image(tmp_path, form):
         args = [spec.name]
     else:
         spec = d / "Containerfile"
-        spec.write_text("FROM scratch\nCOPY k.hvt /unikernel/k.hvt\nCOPY . /app/\n"
-                        "LABEL com.urunc.unikernel.unikernelType=rumprun com.urunc.unikernel.hypervisor=hvt "
-                        "com.urunc.unikernel.binary=/unikernel/k.hvt\n")
+        spec.write_text(
+            "FROM scratch\nCOPY k.hvt /unikernel/k.hvt\nCOPY . /app/\n"
+            "LABEL com.urunc.unikernel.unikernelType=rumprun com.urunc.unikernel.hypervisor=hvt "
+            "com.urunc.unikernel.binary=/unikernel/k.hvt\n"
+        )
         args = [spec.name, "-t", "t/all"]
-    (d / ".urunix-tmp-dead").mkdir()           # what a SIGKILLed build leaves
+    (d / ".urunix-tmp-dead").mkdir()  # what a SIGKILLed build leaves
     (d / ".urunix-tmp-dead" / ".lock").write_text("")
     digests = []
     for _ in range(3):
@@ -302,14 +333,21 @@ def test_parallel_builds_of_different_specs_never_poison_the_cache(tmp_path):
     for round_ in range(ROUNDS):
         shutil.rmtree(home, ignore_errors=True)
         env = {**ENV, "XDG_CACHE_HOME": str(home), "PYTHONPATH": f"{site}:{ENV['PYTHONPATH']}"}
-        procs = [subprocess.Popen([sys.executable, "-m", "urunix", "build", str(s), "--backend", "native", "-o", str(out)],
-                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for s in specs]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "urunix", "build", str(s), "--backend", "native", "-o", str(out)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for s in specs
+        ]
         for p in procs:
             _, err = p.communicate(timeout=300)
             assert p.returncode == 0, err.decode()
         assert out.read_bytes() in refs, f"round {round_}: the output is neither image"
         assert _entries_whole(home) == [], f"round {round_}: a cache entry holds the wrong bytes"
-        if round_ % 10 == 9:                       # what the next cached build ships
+        if round_ % 10 == 9:  # what the next cached build ships
             for spec, ref in zip(specs, refs):
                 mine = tmp_path / "mine.tar"
                 r = cli("build", str(spec), "--backend", "native", "-o", str(mine), env={"XDG_CACHE_HOME": str(home)})
@@ -317,6 +355,7 @@ def test_parallel_builds_of_different_specs_never_poison_the_cache(tmp_path):
 
 
 # ------------------------------------------------------------------ 7. a changed entry never ships
+
 
 def _flip(path: Path, marker: bytes) -> None:
     """Flip 4 bytes of `marker`'s first occurrence in place, and put the
@@ -328,7 +367,7 @@ def _flip(path: Path, marker: bytes) -> None:
     at = data.index(marker) + 100
     with open(path, "r+b") as f:
         f.seek(at)
-        f.write(bytes(b ^ 0xFF for b in data[at:at + 4]))
+        f.write(bytes(b ^ 0xFF for b in data[at : at + 4]))
     os.chmod(path, mode)
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
 
@@ -339,10 +378,13 @@ def test_a_result_edited_in_place_never_reaches_the_next_build(tmp_path, fmt):
     spec = project(tmp_path / "p", kernel=kernel)
     env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
     ref = tmp_path / "ref"
-    assert cli("build", str(spec), "--backend", "native", "--format", fmt, "-o", str(ref), env={"URUNIX_NO_CACHE": "1"}).returncode == 0
+    assert (
+        cli("build", str(spec), "--backend", "native", "--format", fmt, "-o", str(ref), env={"URUNIX_NO_CACHE": "1"}).returncode
+        == 0
+    )
     first, second = tmp_path / "first", tmp_path / "second"
     assert cli("build", str(spec), "--backend", "native", "--format", fmt, "-o", str(first), env=env).returncode == 0
-    if fmt == "oci":    # an OCI layout filled from the cache: edit that one
+    if fmt == "oci":  # an OCI layout filled from the cache: edit that one
         assert cli("build", str(spec), "--backend", "native", "--format", fmt, "-o", str(second), env=env).returncode == 0
         edited = second
     else:
@@ -353,8 +395,9 @@ def test_a_result_edited_in_place_never_reaches_the_next_build(tmp_path, fmt):
     again = tmp_path / "again"
     r = cli("build", str(spec), "--backend", "native", "--format", fmt, "-o", str(again), env=env)
     assert r.returncode == 0, r.stderr
-    assert snapshot(again) == snapshot(ref) if fmt == "oci" else again.read_bytes() == ref.read_bytes(), \
+    assert snapshot(again) == snapshot(ref) if fmt == "oci" else again.read_bytes() == ref.read_bytes(), (
         "a layer edited in the user's result was shipped by the next build"
+    )
 
 
 def test_a_cache_entry_edited_in_place_is_caught(tmp_path):
@@ -375,6 +418,7 @@ def test_a_cache_entry_edited_in_place_is_caught(tmp_path):
 
 # ------------------------------------------------------------------ 8. overlapping entries
 
+
 def _overlap_dir(d: Path) -> None:
     d.mkdir(parents=True, exist_ok=True)
     (d / "unikernel").mkdir(exist_ok=True)
@@ -393,25 +437,31 @@ def test_an_explicit_entry_beats_the_directory_copy_around_it(tmp_path, form):
     _overlap_dir(d)
     if form == "args.nix":
         spec = d / "args.nix"
-        spec.write_text('{ name = "t/ov"; files = { "./unikernel" = "/unikernel"; "./new.hvt" = "/unikernel/k.hvt";\n'
-                        '  "./new.initrd" = "/unikernel/initrd"; };\n'
-                        '  annotations = { unikernelType = "unikraft"; hypervisor = "qemu"; binary = "/unikernel/k.hvt";\n'
-                        '    initrd = "/unikernel/initrd"; }; }\n')
+        spec.write_text(
+            '{ name = "t/ov"; files = { "./unikernel" = "/unikernel"; "./new.hvt" = "/unikernel/k.hvt";\n'
+            '  "./new.initrd" = "/unikernel/initrd"; };\n'
+            '  annotations = { unikernelType = "unikraft"; hypervisor = "qemu"; binary = "/unikernel/k.hvt";\n'
+            '    initrd = "/unikernel/initrd"; }; }\n'
+        )
     elif form == "yaml":
         spec = d / "s.yaml"
-        spec.write_text("name: t/ov\nfiles:\n  ./unikernel: /unikernel\n  ./new.hvt: /unikernel/k.hvt\n"
-                        "  ./new.initrd: /unikernel/initrd\nannotations:\n  unikernelType: unikraft\n  hypervisor: qemu\n"
-                        "  binary: /unikernel/k.hvt\n  initrd: /unikernel/initrd\n")
+        spec.write_text(
+            "name: t/ov\nfiles:\n  ./unikernel: /unikernel\n  ./new.hvt: /unikernel/k.hvt\n"
+            "  ./new.initrd: /unikernel/initrd\nannotations:\n  unikernelType: unikraft\n  hypervisor: qemu\n"
+            "  binary: /unikernel/k.hvt\n  initrd: /unikernel/initrd\n"
+        )
     else:
         spec = d / "Containerfile"
-        spec.write_text("FROM scratch\nCOPY unikernel /unikernel\nCOPY new.hvt /unikernel/k.hvt\n"
-                        "COPY new.initrd /unikernel/initrd\n"
-                        "LABEL com.urunc.unikernel.unikernelType=unikraft com.urunc.unikernel.hypervisor=qemu "
-                        "com.urunc.unikernel.binary=/unikernel/k.hvt com.urunc.unikernel.initrd=/unikernel/initrd\n")
+        spec.write_text(
+            "FROM scratch\nCOPY unikernel /unikernel\nCOPY new.hvt /unikernel/k.hvt\n"
+            "COPY new.initrd /unikernel/initrd\n"
+            "LABEL com.urunc.unikernel.unikernelType=unikraft com.urunc.unikernel.hypervisor=qemu "
+            "com.urunc.unikernel.binary=/unikernel/k.hvt com.urunc.unikernel.initrd=/unikernel/initrd\n"
+        )
     out = tmp_path / "out.tar"
     r = run_cli("build", str(spec), "--backend", "native", "-t", "t/ov", "-o", str(out), env={"URUNIX_NO_CACHE": "1"})
     assert r.returncode == 0, r.stderr
-    _, _, files = read_archive(out)    # the image as Docker unpacks it: later layers win
+    _, _, files = read_archive(out)  # the image as Docker unpacks it: later layers win
     assert files["unikernel/k.hvt"] == b"NEW kernel, named explicitly"
     assert files["unikernel/initrd"] == b"NEW initrd, named explicitly"
     assert files["unikernel/conf"] == b"conf\n"
@@ -423,9 +473,11 @@ def test_containerfile_later_copy_wins_as_in_docker(tmp_path):
     d = tmp_path / "p"
     _overlap_dir(d)
     spec = d / "Containerfile"
-    spec.write_text("FROM scratch\nCOPY new.hvt /unikernel/k.hvt\nCOPY unikernel /unikernel\n"
-                    "LABEL com.urunc.unikernel.unikernelType=rumprun com.urunc.unikernel.hypervisor=hvt "
-                    "com.urunc.unikernel.binary=/unikernel/k.hvt\n")
+    spec.write_text(
+        "FROM scratch\nCOPY new.hvt /unikernel/k.hvt\nCOPY unikernel /unikernel\n"
+        "LABEL com.urunc.unikernel.unikernelType=rumprun com.urunc.unikernel.hypervisor=hvt "
+        "com.urunc.unikernel.binary=/unikernel/k.hvt\n"
+    )
     out = tmp_path / "out.tar"
     r = run_cli("build", str(spec), "--backend", "native", "-t", "t/ov", "-o", str(out), env={"URUNIX_NO_CACHE": "1"})
     assert r.returncode == 0, r.stderr
@@ -434,6 +486,7 @@ def test_containerfile_later_copy_wins_as_in_docker(tmp_path):
 
 
 # ------------------------------------------------------------------ 9. overlaps are spec matters
+
 
 def test_copy_into_a_copied_directory_is_no_build_failure(tmp_path):
     """`COPY dir /x` then `COPY f /x/one` gave exit 1, "two entries for
@@ -444,11 +497,14 @@ def test_copy_into_a_copied_directory_is_no_build_failure(tmp_path):
     (d / "dir" / "one").write_text("from dir\n")
     (d / "f").write_text("from f\n")
     spec = d / "Containerfile"
-    spec.write_text("FROM scratch\nCOPY k.hvt /unikernel/k.hvt\nCOPY dir /x\nCOPY f /x/one\n"
-                    "LABEL com.urunc.unikernel.unikernelType=rumprun com.urunc.unikernel.hypervisor=hvt "
-                    "com.urunc.unikernel.binary=/unikernel/k.hvt\n")
-    r = run_cli("build", str(spec), "--backend", "native", "-t", "t/x", "-o", str(tmp_path / "o.tar"),
-                env={"URUNIX_NO_CACHE": "1"})
+    spec.write_text(
+        "FROM scratch\nCOPY k.hvt /unikernel/k.hvt\nCOPY dir /x\nCOPY f /x/one\n"
+        "LABEL com.urunc.unikernel.unikernelType=rumprun com.urunc.unikernel.hypervisor=hvt "
+        "com.urunc.unikernel.binary=/unikernel/k.hvt\n"
+    )
+    r = run_cli(
+        "build", str(spec), "--backend", "native", "-t", "t/x", "-o", str(tmp_path / "o.tar"), env={"URUNIX_NO_CACHE": "1"}
+    )
     assert r.returncode == 0, r.stderr
     assert read_archive(tmp_path / "o.tar")[2]["x/one"] == b"from f\n"
 
@@ -465,15 +521,18 @@ def test_duplicate_and_unhonourable_targets_are_spec_errors_naming_both(tmp_path
     (d / "tree" / "one").mkdir(parents=True)
     (d / "tree" / "one" / "deep").write_text("deep\n")
     spec = d / "Containerfile"
-    spec.write_text("FROM scratch\nCOPY k.hvt /unikernel/k.hvt\nCOPY tree /x\nCOPY a /x/one\n"
-                    "LABEL com.urunc.unikernel.unikernelType=rumprun com.urunc.unikernel.hypervisor=hvt "
-                    "com.urunc.unikernel.binary=/unikernel/k.hvt\n")
+    spec.write_text(
+        "FROM scratch\nCOPY k.hvt /unikernel/k.hvt\nCOPY tree /x\nCOPY a /x/one\n"
+        "LABEL com.urunc.unikernel.unikernelType=rumprun com.urunc.unikernel.hypervisor=hvt "
+        "com.urunc.unikernel.binary=/unikernel/k.hvt\n"
+    )
     r = run_cli("build", str(spec), "--backend", "native", "-t", "t/x", "-o", str(tmp_path / "o.tar"))
     assert r.returncode == 2, r.stderr
     assert "COPY a" in r.stderr and "COPY tree" in r.stderr and "Containerfile:4" in r.stderr and "line 3" in r.stderr
 
 
 # ------------------------------------------------------------------ 10. leading //
+
 
 def test_double_slash_urunc_json_is_refused(tmp_path):
     d = tmp_path / "p"
@@ -487,6 +546,7 @@ def test_double_slash_urunc_json_is_refused(tmp_path):
 
 # ------------------------------------------------------------------ 11. member path length
 
+
 def test_a_member_path_too_long_for_docker_is_refused_with_its_name(tmp_path):
     """A 4,407-byte path built with exit 0; docker load then failed with
     'file name too long'."""
@@ -495,7 +555,7 @@ def test_a_member_path_too_long_for_docker_is_refused_with_its_name(tmp_path):
     deep = d / "tree" / ("d" * 200) / ("e" * 200)
     deep.mkdir(parents=True)
     (deep / "leaf").write_text("x\n")
-    target = "/" + "/".join(["t" * 250] * 15)    # 3,765 bytes: fine alone; with the member, 4,175
+    target = "/" + "/".join(["t" * 250] * 15)  # 3,765 bytes: fine alone; with the member, 4,175
     spec = d / "long.yaml"
     spec.write_text(f"name: t/long\nfiles:\n  ./k.hvt: /unikernel/k.hvt\n  ./tree: {target}\n" + ANN)
     r = run_cli("build", str(spec), "--backend", "native", "-o", str(tmp_path / "o.tar"), env={"URUNIX_NO_CACHE": "1"})
@@ -507,11 +567,13 @@ def test_a_member_path_too_long_for_docker_is_refused_with_its_name(tmp_path):
 
 # ------------------------------------------------------------------ 12. validation work grows n log n
 
+
 def _calls_to_validate(d: Path, n: int) -> int:
     """Python and C calls made by load + validate of a spec with n files
     (counted, not timed: the same on any machine)."""
     from urunix.loaders import load
     from urunix.validate import validate
+
     src = d / f"src{n}"
     src.mkdir()
     lines = ["name: t/big\nfiles:\n  ./k.hvt: /unikernel/k.hvt\n"]
@@ -526,6 +588,7 @@ def _calls_to_validate(d: Path, n: int) -> int:
         nonlocal count
         if event in ("call", "c_call"):
             count += 1
+
     sys.setprofile(prof)
     try:
         validate(load(spec))
@@ -544,6 +607,7 @@ def test_validation_work_grows_n_log_n(tmp_path):
 
 
 # ------------------------------------------------------------------ 13. hints and empty files
+
 
 def test_hint_never_repeats_the_value_given(tmp_path):
     d = tmp_path / "p"
@@ -566,10 +630,11 @@ def test_an_empty_kernel_initrd_or_block_gets_a_warning(tmp_path, key):
     guest = {"binary": ("rumprun", "hvt"), "initrd": ("unikraft", "qemu"), "block": ("rumprun", "hvt")}[key]
     files = "  ./k.hvt: /unikernel/k.hvt\n" if key != "binary" else ""
     spec = d / "e.yaml"
-    spec.write_text(f"name: t/e\nfiles:\n{files}  ./empty: /unikernel/{key}\n"
-                    f"annotations:\n  unikernelType: {guest[0]}\n  hypervisor: {guest[1]}\n"
-                    + (f"  binary: /unikernel/k.hvt\n  {key}: /unikernel/{key}\n" if key != "binary"
-                       else "  binary: /unikernel/binary\n"))
+    spec.write_text(
+        f"name: t/e\nfiles:\n{files}  ./empty: /unikernel/{key}\n"
+        f"annotations:\n  unikernelType: {guest[0]}\n  hypervisor: {guest[1]}\n"
+        + (f"  binary: /unikernel/k.hvt\n  {key}: /unikernel/{key}\n" if key != "binary" else "  binary: /unikernel/binary\n")
+    )
     r = run_cli("validate", str(spec))
     assert r.returncode == 0, r.stderr
     assert "warning:" in r.stderr and "empty" in r.stderr and f"annotations.{key}" in r.stderr, r.stderr

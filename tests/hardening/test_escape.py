@@ -37,6 +37,7 @@ def build(guard, spec: str, out: str = "out", fmt: str = "docker-archive"):
 
 # ------------------------------------------------------------------ archives
 
+
 def ARCHIVES(canary: str) -> dict[str, tuple[list[tuple], str]]:
     """name -> (layer entries, "refused" | "neutralised")."""
     base = [("bin/app", "file", b"#!/bin/sh\n"), ("kernel", "file", b"KERNEL")]
@@ -49,16 +50,21 @@ def ARCHIVES(canary: str) -> dict[str, tuple[list[tuple], str]]:
         "hardlink-to-dir": (base + [("d", "dir"), ("h", "hardlink", "d")], "refused"),
         "symlink-loop-write": (base + [("a", "symlink", "b"), ("b", "symlink", "a"), ("a/x", "file", b"x")], "refused"),
         "absolute-member": (base + [("/etc/evil", "file", b"abs")], "neutralised"),
-        "plant-abs-symlink-then-write": (base + [("evil", "symlink", canary), ("evil/pwned", "file", b"through")],
-                                         "neutralised"),
-        "plant-rel-symlink-then-write": (base + [("up", "symlink", "../../../../../../../.."),
-                                                 ("up" + canary + "/pwned", "file", b"up")], "neutralised"),
-        "symlink-chain-then-write": (base + [("s1", "symlink", "s2"), ("s2", "symlink", canary),
-                                             ("s1/deep/pwned", "file", b"chain")], "neutralised"),
+        "plant-abs-symlink-then-write": (base + [("evil", "symlink", canary), ("evil/pwned", "file", b"through")], "neutralised"),
+        "plant-rel-symlink-then-write": (
+            base + [("up", "symlink", "../../../../../../../.."), ("up" + canary + "/pwned", "file", b"up")],
+            "neutralised",
+        ),
+        "symlink-chain-then-write": (
+            base + [("s1", "symlink", "s2"), ("s2", "symlink", canary), ("s1/deep/pwned", "file", b"chain")],
+            "neutralised",
+        ),
         "hardlink-to-outward-symlink": (base + [("s", "symlink", canary + "/keep"), ("h", "hardlink", "s")], "neutralised"),
         "whiteout-dotdot": (base + [("a/.wh...", "file"), (".wh..wh..opq", "file")], "neutralised"),
-        "device-and-fifo": (base + [("dev/sda", "block", (8, 0)), ("dev/null", "char", (1, 3)), ("dev/p", "fifo")],
-                            "neutralised"),
+        "device-and-fifo": (
+            base + [("dev/sda", "block", (8, 0)), ("dev/null", "char", (1, 3)), ("dev/p", "fifo")],
+            "neutralised",
+        ),
     }
 
 
@@ -69,9 +75,14 @@ USES = {
     "kernel-from": "annotations: {unikernelType: unikraft, hypervisor: qemu}\nkernel: {from: FROM, path: /kernel}\n",
 }
 
-CASES = [(a, f, u) for a in ARCHIVES("/c") for f in FORMS for u in USES
-         # the full matrix for docker-archive; the other forms with two uses
-         if f == "docker-archive" or u in ("rootfs-initrd", "kernel-from")]
+CASES = [
+    (a, f, u)
+    for a in ARCHIVES("/c")
+    for f in FORMS
+    for u in USES
+    # the full matrix for docker-archive; the other forms with two uses
+    if f == "docker-archive" or u in ("rootfs-initrd", "kernel-from")
+]
 
 
 def _inside(name: str) -> None:
@@ -85,7 +96,7 @@ def test_hostile_archive(guard, archive, form, use):
     entries, expect = ARCHIVES(canary)[archive]
     try:
         data = layer(entries)
-    except ValueError as e:   # tarfile refused to write it: nothing to test
+    except ValueError as e:  # tarfile refused to write it: nothing to test
         pytest.skip(f"tarfile cannot write this archive: {e}")
     src = make_image(form, guard.work, [data])
     r = build(guard, spec_yaml(USES[use].replace("FROM", src)))
@@ -107,7 +118,7 @@ def test_hostile_archive(guard, archive, form, use):
     elif use == "rootfs-initrd":
         tree = {n: (m[0], m[1]) for n, m in cpio_names(files[".boot/rootfs"]).items()}
     else:
-        return   # the block image: its safety is the host's (checked above)
+        return  # the block image: its safety is the host's (checked above)
     for name in tree:
         _inside(name)
     inner = canary.lstrip("/")
@@ -133,7 +144,7 @@ def test_hostile_layout_digest_cannot_read_outside(guard):
     index = json.loads((lay / "index.json").read_text())
     mdigest = index["manifests"][0]["digest"]
     manifest = json.loads((lay / "blobs/sha256" / mdigest[7:]).read_text())
-    (guard.canary / "secret").write_bytes(data)          # a valid layer, outside the layout
+    (guard.canary / "secret").write_bytes(data)  # a valid layer, outside the layout
     rel = os.path.relpath(guard.canary, lay / "blobs")
     results = []
     for bad in (f"{rel}:secret", "sha256:../../../canary/secret", "sha256:" + "0" * 63 + "/"):
@@ -153,6 +164,7 @@ def test_layout_blob_symlink_out_of_the_layout_is_refused(guard):
     data = layer([("kernel", "file", b"KERNEL")])
     make_image("oci-layout", guard.work, [data])
     import hashlib
+
     blob = guard.work / "layout/blobs/sha256" / hashlib.sha256(data).hexdigest()
     (guard.canary / "layer").write_bytes(data)
     blob.unlink()
@@ -165,14 +177,29 @@ def test_layout_blob_symlink_out_of_the_layout_is_refused(guard):
 # ------------------------------------------------------------------ targets
 
 LONG = "/" + "n" * 256
-TARGETS_REFUSED = ["../../etc/x", "/a/../../b", "", ".", "/", "/.", "//", "/a/..", "relative/x",
-                   "/x\0y", LONG, "/a" * 2100, "/urunc.json"]
+TARGETS_REFUSED = [
+    "../../etc/x",
+    "/a/../../b",
+    "",
+    ".",
+    "/",
+    "/.",
+    "//",
+    "/a/..",
+    "relative/x",
+    "/x\0y",
+    LONG,
+    "/a" * 2100,
+    "/urunc.json",
+]
 
 
 def _files_spec(target: str) -> str:
     from hostile import yaml_quote
-    return spec_yaml("annotations: {unikernelType: rumprun, hypervisor: hvt, binary: /k}\n"
-                     f"files:\n  ./k: /k\n  ./f: {yaml_quote(target)}\n")
+
+    return spec_yaml(
+        f"annotations: {{unikernelType: rumprun, hypervisor: hvt, binary: /k}}\nfiles:\n  ./k: /k\n  ./f: {yaml_quote(target)}\n"
+    )
 
 
 @pytest.mark.parametrize("target", TARGETS_REFUSED, ids=lambda t: repr(t)[:30])
@@ -185,13 +212,21 @@ def test_hostile_file_targets_are_refused(guard, target):
     guard.check()
 
 
-@pytest.mark.parametrize("field,value", [
-    ("rootfs.include", "../../etc/x"), ("rootfs.include", "/a/../../b"), ("rootfs.include", "/x\0y"),
-    ("rootfs.path", "/../x"), ("rootfs.path", "/.boot/../../x"), ("rootfs.path", "."),
-    ("kernel.path", "/a/../../k"),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("rootfs.include", "../../etc/x"),
+        ("rootfs.include", "/a/../../b"),
+        ("rootfs.include", "/x\0y"),
+        ("rootfs.path", "/../x"),
+        ("rootfs.path", "/.boot/../../x"),
+        ("rootfs.path", "."),
+        ("kernel.path", "/a/../../k"),
+    ],
+)
 def test_hostile_rootfs_and_kernel_paths_are_refused(guard, field, value):
     from hostile import yaml_quote
+
     (guard.work / "f").write_bytes(b"f")
     q = yaml_quote(value)
     if field == "rootfs.include":
@@ -229,8 +264,9 @@ def test_target_behind_a_symlink_does_not_escape(guard, origin):
         (tree / "up").symlink_to("../../../../..")
         src = "./tree"
     else:
-        src = make_image("docker-archive", guard.work,
-                         [layer([("lib", "symlink", str(guard.canary)), ("up", "symlink", "../../../../..")])])
+        src = make_image(
+            "docker-archive", guard.work, [layer([("lib", "symlink", str(guard.canary)), ("up", "symlink", "../../../../..")])]
+        )
     for target in ("/lib/pwned", "/up" + str(guard.canary) + "/pwned"):
         for t in ("initrd", "raw"):
             r = build(guard, spec_yaml(f"rootfs: {{type: {t}, from: {src}, include: {{./f: {target}}}}}\n" + LINUX))
@@ -247,6 +283,7 @@ def test_target_behind_a_symlink_does_not_escape(guard, origin):
 
 
 # ------------------------------------------------------------------ host trees
+
 
 def _special_tree(root: Path, kind: str) -> None:
     root.mkdir()
@@ -278,7 +315,7 @@ def test_special_files_in_host_trees_are_refused(guard, kind, use):
     else:
         body = f"rootfs: {{type: {use.split('-')[1]}, from: ./tree}}\n" + LINUX
     r = build(guard, spec_yaml(body))
-    assert r.returncode == 2, r.stderr     # the spec's fault: named, with a hint
+    assert r.returncode == 2, r.stderr  # the spec's fault: named, with a hint
     what = {"char": "a character device", "block": "a block device", "fifo": "a fifo", "socket": "a socket"}[kind]
     assert f"holds {what}, which an image cannot take from a host directory" in r.stderr, r.stderr
     field = {"files": 'files."./tree"', "include": "rootfs.include"}.get(use, "rootfs.from")
@@ -289,8 +326,13 @@ def test_special_files_in_host_trees_are_refused(guard, kind, use):
 def test_special_file_as_a_direct_source_is_refused(guard):
     (guard.work / "k").write_bytes(b"k")
     os.mkfifo(guard.work / "fifo")
-    r = build(guard, spec_yaml("annotations: {unikernelType: rumprun, hypervisor: hvt, binary: /k}\n"
-                               "files: {./k: /k, ./fifo: /fifo, /dev/null: /null}\n"))
+    r = build(
+        guard,
+        spec_yaml(
+            "annotations: {unikernelType: rumprun, hypervisor: hvt, binary: /k}\n"
+            "files: {./k: /k, ./fifo: /fifo, /dev/null: /null}\n"
+        ),
+    )
     assert r.returncode == 2 and "neither a regular file nor a directory" in r.stderr, r.stderr
     guard.check()
 
@@ -315,8 +357,12 @@ def test_host_symlinks_are_stored_as_symlinks(guard, use):
     assert r.returncode == 0, r.stderr
     guard.check(allowed={"out"})
     _, layers, files = read_archive(guard.work / "out")
-    want = {"abs": str(guard.canary / "keep"), "dirlink": str(guard.canary), "rel": "../../../outside",
-            "dangling": "/nonexistent/x"}
+    want = {
+        "abs": str(guard.canary / "keep"),
+        "dirlink": str(guard.canary),
+        "rel": "../../../outside",
+        "dangling": "/nonexistent/x",
+    }
     if use == "rootfs-initrd":
         cp = cpio_names(files[".boot/rootfs"])
         for name, target in want.items():

@@ -18,12 +18,15 @@ import pytest
 from cli import urunix
 
 ROOT = Path(__file__).resolve().parents[2]
-GOOD = ("name: codes/test\nfiles: {./k: /k}\n"
-        "annotations: {unikernelType: rumprun, hypervisor: hvt, binary: /k, cmdline: x}\n")
-LINUX_BLOCK = ("name: codes/block\nannotations: {unikernelType: linux, hypervisor: qemu}\nkernel: ./k\n"
-               "rootfs: {type: block, include: {./k: /k}, size: SIZE}\ncmd: [/k]\n")
-REGISTRY = ("name: codes/reg\nannotations: {unikernelType: linux, hypervisor: qemu}\nkernel: ./k\n"
-            "rootfs: {type: initrd, from: \"docker://127.0.0.1:1/x@sha256:" + "0" * 64 + "\"}\ncmd: [/k]\n")
+GOOD = "name: codes/test\nfiles: {./k: /k}\nannotations: {unikernelType: rumprun, hypervisor: hvt, binary: /k, cmdline: x}\n"
+LINUX_BLOCK = (
+    "name: codes/block\nannotations: {unikernelType: linux, hypervisor: qemu}\nkernel: ./k\n"
+    "rootfs: {type: block, include: {./k: /k}, size: SIZE}\ncmd: [/k]\n"
+)
+REGISTRY = (
+    "name: codes/reg\nannotations: {unikernelType: linux, hypervisor: qemu}\nkernel: ./k\n"
+    'rootfs: {type: initrd, from: "docker://127.0.0.1:1/x@sha256:' + "0" * 64 + '"}\ncmd: [/k]\n'
+)
 
 
 @pytest.fixture
@@ -46,17 +49,20 @@ def test_success_is_zero(work):
     check(urunix("inspect", "out", cwd=work), 0)
 
 
-@pytest.mark.parametrize("args,want", [
-    (["validate", "missing.yaml"], "no such file"),
-    (["build", "--backend", "native", "good.yaml", "-o", "nodir/out"], "the output's directory does not exist"),
-    (["build", "--format", "zip", "good.yaml"], "zip"),
-    (["build", "--nosuchflag", "good.yaml"], "nosuchflag"),
-    (["build", "--backend", "nix", "--format", "oci", "good.yaml"], "docker-archive only"),
-    (["validate", "--spec-format", "toml", "good.yaml"], "toml"),
-    (["inspect", "k"], "not an image archive"),
-    (["inspect", "nothere"], "nothere"),
-    (["validate", "bad.yaml"], "unikrafft"),
-])
+@pytest.mark.parametrize(
+    "args,want",
+    [
+        (["validate", "missing.yaml"], "no such file"),
+        (["build", "--backend", "native", "good.yaml", "-o", "nodir/out"], "the output's directory does not exist"),
+        (["build", "--format", "zip", "good.yaml"], "zip"),
+        (["build", "--nosuchflag", "good.yaml"], "nosuchflag"),
+        (["build", "--backend", "nix", "--format", "oci", "good.yaml"], "docker-archive only"),
+        (["validate", "--spec-format", "toml", "good.yaml"], "toml"),
+        (["inspect", "k"], "not an image archive"),
+        (["inspect", "nothere"], "nothere"),
+        (["validate", "bad.yaml"], "unikrafft"),
+    ],
+)
 def test_usage_and_spec_errors_are_two(work, args, want):
     (work / "bad.yaml").write_text(GOOD.replace("rumprun", "unikrafft"))
     r = urunix(*args, cwd=work)
@@ -96,8 +102,18 @@ def test_skopeo_failure_is_one_with_skopeos_reason(work):
 def test_nix_build_failure_is_one_with_nixs_reason(work):
     if not shutil.which("nix-build"):
         pytest.skip("nix is not installed")
-    r = urunix("build", "--backend", "nix", "--nix-pkgs", 'throw "no pkgs here"', "good.yaml", "-o", "out",
-               cwd=work, env={"URUNIX_NIX_OFFLINE": "1"})
+    r = urunix(
+        "build",
+        "--backend",
+        "nix",
+        "--nix-pkgs",
+        'throw "no pkgs here"',
+        "good.yaml",
+        "-o",
+        "out",
+        cwd=work,
+        env={"URUNIX_NIX_OFFLINE": "1"},
+    )
     check(r, 1, "nix-build failed", "no pkgs here")
 
 
@@ -118,15 +134,13 @@ def _path_without(tool: str, tmp: Path) -> str:
 
 
 def test_missing_nix_build_is_named_with_how_to_install(work):
-    r = urunix("build", "--backend", "nix", "good.yaml", "-o", "out", cwd=work,
-               env={"PATH": _path_without("nix-build", work)})
+    r = urunix("build", "--backend", "nix", "good.yaml", "-o", "out", cwd=work, env={"PATH": _path_without("nix-build", work)})
     check(r, 1, "nix-build is needed", "apt-get install nix-bin")
 
 
 def test_missing_skopeo_is_named_with_how_to_install(work):
     (work / "reg.yaml").write_text(REGISTRY)
-    r = urunix("build", "--backend", "native", "reg.yaml", "-o", "out", cwd=work,
-               env={"PATH": _path_without("skopeo", work)})
+    r = urunix("build", "--backend", "native", "reg.yaml", "-o", "out", cwd=work, env={"PATH": _path_without("skopeo", work)})
     check(r, 1, "skopeo is needed", "apt-get install skopeo")
 
 
@@ -137,10 +151,18 @@ def test_missing_mke2fs_is_named_with_how_to_install(work):
         pytest.skip("needs root and unshare to hide /usr/sbin")
     (work / "block.yaml").write_text(LINUX_BLOCK.replace("SIZE", "auto"))
     env = {**os.environ, "PYTHONPATH": str(ROOT / "generator"), "PATH": _path_without("mke2fs", work)}
-    script = ("mount -t tmpfs tmpfs /usr/sbin && { [ -L /sbin ] || mount -t tmpfs tmpfs /sbin; } && "
-              f"exec {sys.executable} -m urunix build --backend native block.yaml -o out")
-    r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script], cwd=work, env=env,
-                       capture_output=True, text=True, timeout=120)
+    script = (
+        "mount -t tmpfs tmpfs /usr/sbin && { [ -L /sbin ] || mount -t tmpfs tmpfs /sbin; } && "
+        f"exec {sys.executable} -m urunix build --backend native block.yaml -o out"
+    )
+    r = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if "unshare failed" in r.stderr or "mount:" in r.stderr:
         pytest.skip(f"no private mount namespace here: {r.stderr.strip()[:200]}")
     check(r, 1, "mke2fs not found", "apt-get install e2fsprogs")

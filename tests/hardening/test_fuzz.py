@@ -39,10 +39,9 @@ HERE = Path(__file__).resolve().parent
 CORPUS = HERE / "corpus"
 ROOT = HERE.parents[1]
 EXAMPLES = int(os.environ.get("URUNIX_FUZZ_EXAMPLES", "1000"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                suppress_health_check=list(HealthCheck))
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
 FUZZ_IMAGES = settings(FUZZ, max_examples=max(1, EXAMPLES // 2))
-BOUND = 10.0   # seconds per input
+BOUND = 10.0  # seconds per input
 
 
 def only_spec_errors(fn, *args):
@@ -58,10 +57,65 @@ def only_spec_errors(fn, *args):
 
 # ------------------------------------------------------------------ Nix data
 
-NIX_TOKENS = ["{", "}", "[", "]", "=", ";", ".", " ", "\n", "\t", "a", "b.c", '"', '"x"', "''", "''x''", "'''",
-              "''$", "''\\", "${", "$", "\\", "\\n", "#", "/*", "*/", "./p", "../q", "/abs", "~/h", "<nixpkgs>",
-              "http://x", "1", "-", "-1", "1.5", "1e3", "9" * 25, "true", "null", "let", "in", "rec", "with",
-              "inherit", "import", ":", "@", "...", "?", "//", "++", "or", "\r\n", "\0", "é", "\ud800"]
+NIX_TOKENS = [
+    "{",
+    "}",
+    "[",
+    "]",
+    "=",
+    ";",
+    ".",
+    " ",
+    "\n",
+    "\t",
+    "a",
+    "b.c",
+    '"',
+    '"x"',
+    "''",
+    "''x''",
+    "'''",
+    "''$",
+    "''\\",
+    "${",
+    "$",
+    "\\",
+    "\\n",
+    "#",
+    "/*",
+    "*/",
+    "./p",
+    "../q",
+    "/abs",
+    "~/h",
+    "<nixpkgs>",
+    "http://x",
+    "1",
+    "-",
+    "-1",
+    "1.5",
+    "1e3",
+    "9" * 25,
+    "true",
+    "null",
+    "let",
+    "in",
+    "rec",
+    "with",
+    "inherit",
+    "import",
+    ":",
+    "@",
+    "...",
+    "?",
+    "//",
+    "++",
+    "or",
+    "\r\n",
+    "\0",
+    "é",
+    "\ud800",
+]
 
 
 @st.composite
@@ -73,18 +127,91 @@ def nix_text(draw):
 @given(st.one_of(nix_text(), st.text(max_size=300)))
 def test_nix_data_reader(text):
     from urunix.loaders import nixdata
+
     only_spec_errors(nixdata.read, text)
 
 
 # ------------------------------------------------------------------ YAML, bunnyfile
 
-YAML_TOKENS = ["a", "b", ":", ": ", " ", "  ", "\n", "- ", "[", "]", "{", "}", ",", "&x ", "*x", "<<: ", "!!str ",
-               "!!python/object:os.system ", "!!binary ", "!!set ", "!!omap ", "!!timestamp ", '"', "'", "? ", "| ",
-               "> ", "#", "---\n", "...\n", "%YAML 1.1\n", "\t", "name", "tag", "files", "annotations", "rootfs",
-               "kernel", "init", "cmd", "env", "labels", "include", "type", "from", "path", "initrd", "block", "raw",
-               "./k", "/k", "unikernelType", "hypervisor", "binary", "linux", "unikraft", "rumprun", "qemu", "hvt",
-               "version", "platforms", "framework", "monitor", "v0.1", "local", "scratch", "true", "1", "1.0",
-               "null", "~", "2001-12-14", "\\0", "\\ud800", "é", "\x85", "\ufeff"]
+YAML_TOKENS = [
+    "a",
+    "b",
+    ":",
+    ": ",
+    " ",
+    "  ",
+    "\n",
+    "- ",
+    "[",
+    "]",
+    "{",
+    "}",
+    ",",
+    "&x ",
+    "*x",
+    "<<: ",
+    "!!str ",
+    "!!python/object:os.system ",
+    "!!binary ",
+    "!!set ",
+    "!!omap ",
+    "!!timestamp ",
+    '"',
+    "'",
+    "? ",
+    "| ",
+    "> ",
+    "#",
+    "---\n",
+    "...\n",
+    "%YAML 1.1\n",
+    "\t",
+    "name",
+    "tag",
+    "files",
+    "annotations",
+    "rootfs",
+    "kernel",
+    "init",
+    "cmd",
+    "env",
+    "labels",
+    "include",
+    "type",
+    "from",
+    "path",
+    "initrd",
+    "block",
+    "raw",
+    "./k",
+    "/k",
+    "unikernelType",
+    "hypervisor",
+    "binary",
+    "linux",
+    "unikraft",
+    "rumprun",
+    "qemu",
+    "hvt",
+    "version",
+    "platforms",
+    "framework",
+    "monitor",
+    "v0.1",
+    "local",
+    "scratch",
+    "true",
+    "1",
+    "1.0",
+    "null",
+    "~",
+    "2001-12-14",
+    "\\0",
+    "\\ud800",
+    "é",
+    "\x85",
+    "\ufeff",
+]
 
 
 @st.composite
@@ -93,23 +220,83 @@ def yaml_text(draw):
 
 
 json_data = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=20),
-              st.sampled_from(["./k", "/k", "scratch", "initrd", "block", "raw", "linux", "qemu", "rumprun", "hvt",
-                               "./img.tar", "oci:./k", "docker://x@sha256:" + "0" * 64, "v0.1", "local"])),
-    lambda kids: st.one_of(st.lists(kids, max_size=4),
-                           st.dictionaries(st.sampled_from(["name", "tag", "files", "annotations", "rootfs", "kernel",
-                                                            "init", "cmd", "env", "labels", "include", "type", "from",
-                                                            "path", "size", "fsType", "compression", "./k", "/k",
-                                                            "unikernelType", "hypervisor", "binary", "cmdline",
-                                                            "version", "platforms", "framework", "monitor", "envs",
-                                                            "source", "destination", "x"]), kids, max_size=5)),
-    max_leaves=25)
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(allow_nan=False),
+        st.text(max_size=20),
+        st.sampled_from(
+            [
+                "./k",
+                "/k",
+                "scratch",
+                "initrd",
+                "block",
+                "raw",
+                "linux",
+                "qemu",
+                "rumprun",
+                "hvt",
+                "./img.tar",
+                "oci:./k",
+                "docker://x@sha256:" + "0" * 64,
+                "v0.1",
+                "local",
+            ]
+        ),
+    ),
+    lambda kids: st.one_of(
+        st.lists(kids, max_size=4),
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "name",
+                    "tag",
+                    "files",
+                    "annotations",
+                    "rootfs",
+                    "kernel",
+                    "init",
+                    "cmd",
+                    "env",
+                    "labels",
+                    "include",
+                    "type",
+                    "from",
+                    "path",
+                    "size",
+                    "fsType",
+                    "compression",
+                    "./k",
+                    "/k",
+                    "unikernelType",
+                    "hypervisor",
+                    "binary",
+                    "cmdline",
+                    "version",
+                    "platforms",
+                    "framework",
+                    "monitor",
+                    "envs",
+                    "source",
+                    "destination",
+                    "x",
+                ]
+            ),
+            kids,
+            max_size=5,
+        ),
+    ),
+    max_leaves=25,
+)
 
 
 def _load_and_validate(path: Path, fmt: str):
     from urunix.loaders import load
     from urunix.validate import validate
-    return validate(load(path, fmt, keep_problems=True))   # as the CLI: partial specs reach validate
+
+    return validate(load(path, fmt, keep_problems=True))  # as the CLI: partial specs reach validate
 
 
 @pytest.fixture(scope="module")
@@ -133,8 +320,10 @@ def test_structured_specs_through_validate(specdir, data, fmt):
     """Plain data in every shape the schema has names for, through each
     loader and validate(): a result or a SpecError."""
     import yaml
+
     if fmt == "args.nix":
         from urunix.nixgen import nix_value
+
         try:
             text = nix_value(data)
         except (TypeError, ValueError):
@@ -153,8 +342,32 @@ def test_structured_specs_through_validate(specdir, data, fmt):
 
 # ------------------------------------------------------------------ image archives
 
-NAMES = ["a", "b", "a/b", "./a", "/a", "../a", "a/../b", "..", ".", "", "a/", ".wh.a", "a/.wh.b", ".wh..wh..opq",
-         "a/.wh..wh..opq", ".wh..wh.plnk", "dev/x", "x" * 120, "ü", "a\\b", "l", "l/x", "kernel", "urunc.json"]
+NAMES = [
+    "a",
+    "b",
+    "a/b",
+    "./a",
+    "/a",
+    "../a",
+    "a/../b",
+    "..",
+    ".",
+    "",
+    "a/",
+    ".wh.a",
+    "a/.wh.b",
+    ".wh..wh..opq",
+    "a/.wh..wh..opq",
+    ".wh..wh.plnk",
+    "dev/x",
+    "x" * 120,
+    "ü",
+    "a\\b",
+    "l",
+    "l/x",
+    "kernel",
+    "urunc.json",
+]
 KINDS = ["file", "dir", "symlink", "hardlink", "char", "fifo"]
 
 
@@ -179,11 +392,33 @@ def layer_bytes(draw):
     return data
 
 
-json_value = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=10)),
-                          lambda k: st.one_of(st.lists(k, max_size=3), st.dictionaries(
-                              st.sampled_from(["Config", "Layers", "RepoTags", "manifests", "digest", "config",
-                                               "layers", "mediaType", "annotations", "Labels", "Cmd", "Env"]),
-                              k, max_size=4)), max_leaves=10)
+json_value = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=10)),
+    lambda k: st.one_of(
+        st.lists(k, max_size=3),
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "Config",
+                    "Layers",
+                    "RepoTags",
+                    "manifests",
+                    "digest",
+                    "config",
+                    "layers",
+                    "mediaType",
+                    "annotations",
+                    "Labels",
+                    "Cmd",
+                    "Env",
+                ]
+            ),
+            k,
+            max_size=4,
+        ),
+    ),
+    max_leaves=10,
+)
 
 
 def _mutate_member(path: Path, name: str, value) -> None:
@@ -200,6 +435,7 @@ def _mutate_member(path: Path, name: str, value) -> None:
 def _inspect_and_flatten(path: str):
     from urunix.image_report import inspect_image
     from urunix.rootfs.flatten import flatten
+
     only_spec_errors(inspect_image, path)
     flat = only_spec_errors(flatten, path)
     if flat is not None:
@@ -207,10 +443,14 @@ def _inspect_and_flatten(path: str):
 
 
 @FUZZ_IMAGES
-@given(st.lists(layer_bytes(), min_size=0, max_size=3), st.sampled_from(["docker", "oci-archive", "layout"]),
-       st.one_of(st.none(), st.tuples(st.sampled_from(["manifest.json", "index.json", "config.json"]), json_value)),
-       st.one_of(st.none(), st.floats(0, 1)), st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)), max_size=4),
-       st.one_of(st.none(), json_value))
+@given(
+    st.lists(layer_bytes(), min_size=0, max_size=3),
+    st.sampled_from(["docker", "oci-archive", "layout"]),
+    st.one_of(st.none(), st.tuples(st.sampled_from(["manifest.json", "index.json", "config.json"]), json_value)),
+    st.one_of(st.none(), st.floats(0, 1)),
+    st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)), max_size=4),
+    st.one_of(st.none(), json_value),
+)
 def test_image_reader(tmp_path_factory, layers, form, swap, cut, flips, config):
     d = tmp_path_factory.mktemp("img", numbered=True)
     cfg = config if isinstance(config, dict) else None
@@ -228,7 +468,7 @@ def test_image_reader(tmp_path_factory, layers, form, swap, cut, flips, config):
         if data:
             data[int(where * (len(data) - 1))] = byte
     if cut is not None:
-        data = data[:int(cut * len(data))]
+        data = data[: int(cut * len(data))]
     path.write_bytes(bytes(data))
     _inspect_and_flatten(str(path))
 
@@ -245,7 +485,7 @@ def test_inspect_cli_on_random_archives(tmp_path):
     for i in range(150):
         d = bytearray(data)
         if i % 3 == 0:
-            d = d[:rnd.randrange(len(d))]
+            d = d[: rnd.randrange(len(d))]
         for _ in range(rnd.randint(1, 6)):
             d[rnd.randrange(len(d))] = rnd.randrange(256)
         p = tmp_path / "m.tar"
@@ -259,12 +499,15 @@ def test_inspect_cli_on_random_archives(tmp_path):
 def _tiny_spec(d: Path) -> Path:
     (d / "k").write_bytes(b"\x7fELF")
     p = d / "tiny.yaml"
-    p.write_text("name: a/b\nfiles: {./k: /k}\nannotations: {unikernelType: rumprun, hypervisor: hvt, binary: /k, "
-                 "cmdline: x}\nlabels: {l: v}\n")
+    p.write_text(
+        "name: a/b\nfiles: {./k: /k}\nannotations: {unikernelType: rumprun, hypervisor: hvt, binary: /k, "
+        "cmdline: x}\nlabels: {l: v}\n"
+    )
     return p
 
 
 # ------------------------------------------------------------------ the corpus
+
 
 def _corpus() -> list[str]:
     return sorted(json.loads((CORPUS / "expect.json").read_text()))
@@ -279,8 +522,10 @@ def test_corpus(tmp_path, name):
     if cmd[0].startswith("rootfs-"):
         (tmp_path / "vmlinux").write_bytes(b"k")
         spec = tmp_path / "spec.yaml"
-        spec.write_text("name: a/b\nannotations: {unikernelType: linux, hypervisor: qemu}\nkernel: ./vmlinux\n"
-                        f"rootfs: {{type: {cmd[0].split('-')[1]}, from: {path}}}\n")
+        spec.write_text(
+            "name: a/b\nannotations: {unikernelType: linux, hypervisor: qemu}\nkernel: ./vmlinux\n"
+            f"rootfs: {{type: {cmd[0].split('-')[1]}, from: {path}}}\n"
+        )
         args = ["build", "--backend", "native", "-o", str(tmp_path / "out"), str(spec)]
     elif cmd[0] == "inspect":
         args = ["inspect", str(path)]
@@ -288,27 +533,34 @@ def test_corpus(tmp_path, name):
         args = [cmd[0], *cmd[1:], str(path)]
     env = {"URUNIX_NO_NIX": "1"} if not name.endswith(".nix") else {}
     for extra in ([], ["--debug"]):
-        r = subprocess.run([sys.executable, "-m", "urunix", *extra, *args], capture_output=True, text=True,
-                           env={**os.environ, "PYTHONPATH": str(ROOT / "generator"), **env}, timeout=120)
+        r = subprocess.run(
+            [sys.executable, "-m", "urunix", *extra, *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT / "generator"), **env},
+            timeout=120,
+        )
         assert r.returncode == case["exit"], (case["why"], r.returncode, r.stderr[-1500:])
         if r.returncode == 2 and not extra:
             # after the build's step lines ("urunix: ...", one per step off a terminal), the message
             msg = "".join(ln for ln in r.stderr.splitlines(True) if not ln.startswith("urunix: "))
             assert "Traceback" not in r.stderr and msg.startswith("error:"), r.stderr[-1500:]
         if r.returncode == 2 and extra:
-            assert "Traceback" in r.stderr   # --debug shows where
+            assert "Traceback" in r.stderr  # --debug shows where
     assert not (tmp_path / "out").exists() or case["exit"] == 0
 
 
 # ------------------------------------------------------------------ resource bounds
 
-PEAK = ("import atexit, os, sys\n"
-        "def _peak():\n"
-        "    with open('/proc/self/status') as f:\n"
-        "        hwm = [l.split()[1] for l in f if l.startswith('VmHWM:')][0]\n"
-        "    with open(os.environ['URUNIX_PEAK_FILE'], 'w') as f:\n"
-        "        f.write(hwm)\n"
-        "atexit.register(_peak)\n")
+PEAK = (
+    "import atexit, os, sys\n"
+    "def _peak():\n"
+    "    with open('/proc/self/status') as f:\n"
+    "        hwm = [l.split()[1] for l in f if l.startswith('VmHWM:')][0]\n"
+    "    with open(os.environ['URUNIX_PEAK_FILE'], 'w') as f:\n"
+    "        f.write(hwm)\n"
+    "atexit.register(_peak)\n"
+)
 URUNIX = PEAK + "from urunix.cli import main\nsys.exit(main(sys.argv[1:]))\n"
 
 
@@ -320,13 +572,19 @@ def measured(argv: list[str], env: dict | None = None, timeout: float = 300) -> 
     wait4's ru_maxrss would report the forking pytest's size (Linux keeps the
     parent's high-water mark across a vfork+exec)."""
     import tempfile
+
     fd, peak = tempfile.mkstemp(prefix="peak-")
     os.close(fd)
     t = time.monotonic()
     try:
-        r = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=timeout,
-                           env={**os.environ, "PYTHONPATH": str(ROOT / "generator"), "URUNIX_PEAK_FILE": peak,
-                                **(env or {})})
+        r = subprocess.run(
+            argv,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "PYTHONPATH": str(ROOT / "generator"), "URUNIX_PEAK_FILE": peak, **(env or {})},
+        )
         secs = time.monotonic() - t
         kib = int(Path(peak).read_text() or 0)
     finally:
@@ -352,27 +610,38 @@ def _gzip_zeros(path: Path, nbytes: int) -> None:
 
 def _archive_with_layer_file(d: Path, layer_file: Path) -> Path:
     import hashlib
+
     h = hashlib.sha256()
     with open(layer_file, "rb") as f:
         for c in iter(lambda: f.read(1 << 20), b""):
             h.update(c)
-    cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/x"]},
-                      "rootfs": {"type": "layers", "diff_ids": ["sha256:" + h.hexdigest()]}}).encode()
+    cfg = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Cmd": ["/x"]},
+            "rootfs": {"type": "layers", "diff_ids": ["sha256:" + h.hexdigest()]},
+        }
+    ).encode()
     out = d / "img.tar"
     with tarfile.open(out, "w") as t:
         t.add(layer_file, arcname="layer.tar")
-        for n, b in (("config.json", cfg),
-                     ("manifest.json", json.dumps([{"Config": "config.json", "Layers": ["layer.tar"]}]).encode())):
+        for n, b in (
+            ("config.json", cfg),
+            ("manifest.json", json.dumps([{"Config": "config.json", "Layers": ["layer.tar"]}]).encode()),
+        ):
             ti = tarfile.TarInfo(n)
             ti.size = len(b)
             t.addfile(ti, io.BytesIO(b))
     return out
 
 
-FLATTEN = PEAK + ("from urunix.rootfs.flatten import flatten\n"
-           "from urunix.errors import SpecError\n"
-           "try:\n    f = flatten(sys.argv[1], sys.argv[2]); print(len(f.members)); f.close()\n"
-           "except SpecError as e:\n    print(e.render(), file=sys.stderr); sys.exit(2)\n")
+FLATTEN = PEAK + (
+    "from urunix.rootfs.flatten import flatten\n"
+    "from urunix.errors import SpecError\n"
+    "try:\n    f = flatten(sys.argv[1], sys.argv[2]); print(len(f.members)); f.close()\n"
+    "except SpecError as e:\n    print(e.render(), file=sys.stderr); sys.exit(2)\n"
+)
 
 
 @pytest.mark.slow
@@ -395,9 +664,10 @@ def test_gzip_bomb_layer(tmp_path):
 def _million_entry_layer(path: Path, n: int) -> None:
     """n empty files in 1000 directories, as a gzip'd tar, headers written
     directly (tarfile.TarInfo.tobuf is too slow for a million)."""
+
     def header(name: bytes) -> bytes:
         h = bytearray(512)
-        h[0:len(name)] = name
+        h[0 : len(name)] = name
         h[100:108] = b"0000644\0"
         h[108:116] = b"0000000\0"
         h[116:124] = b"0000000\0"
@@ -408,6 +678,7 @@ def _million_entry_layer(path: Path, n: int) -> None:
         h[257:265] = b"ustar\x0000"
         h[148:156] = b"%06o\0 " % sum(h)
         return bytes(h)
+
     with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0) as gz:
         buf = []
         for i in range(n):
@@ -461,19 +732,31 @@ def test_a_million_members_in_the_archive_itself(tmp_path):
     assert code == 2 and "more than" in err and rss < 200, (code, secs, rss, err[-300:])
 
 
-@pytest.mark.parametrize("kind,text,env", [
-    ("yaml-flow", "name: " + "[" * 100_000 + "]" * 100_000 + "\n", {}),
-    ("yaml-map", "name: " + "{a: " * 50_000 + "1" + "}" * 50_000 + "\n", {}),
-    ("yaml-aliases", "a: &a [" + ",".join(["x"] * 50) + "]\n" + "".join(
-        f"{c}: &{c} [" + ",".join([f"*{p}"] * 50) + "]\n" for p, c in zip("abcdefgh", "bcdefghi")) + "name: *i\n", {}),
-    ("nix-sets-builtin", "{ name = " + "{ a = " * 100_000 + "1;" + " };" * 99_999 + " }; }\n", {"URUNIX_NO_NIX": "1"}),
-    ("nix-lists-builtin", "{ name = " + "[ " * 100_000 + "]" * 100_000 + "; }\n", {"URUNIX_NO_NIX": "1"}),
-    ("nix-lists-nix", "{ name = " + "[ " * 2_000 + "]" * 2_000 + "; }\n", {}),
-    ("nix-sets-nix", "{ name = " + "{ a = " * 100_000 + "1;" + " };" * 99_999 + " }; }\n", {}),
-], ids=lambda v: v if isinstance(v, str) and len(v) < 30 else "")
+@pytest.mark.parametrize(
+    "kind,text,env",
+    [
+        ("yaml-flow", "name: " + "[" * 100_000 + "]" * 100_000 + "\n", {}),
+        ("yaml-map", "name: " + "{a: " * 50_000 + "1" + "}" * 50_000 + "\n", {}),
+        (
+            "yaml-aliases",
+            "a: &a ["
+            + ",".join(["x"] * 50)
+            + "]\n"
+            + "".join(f"{c}: &{c} [" + ",".join([f"*{p}"] * 50) + "]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+            + "name: *i\n",
+            {},
+        ),
+        ("nix-sets-builtin", "{ name = " + "{ a = " * 100_000 + "1;" + " };" * 99_999 + " }; }\n", {"URUNIX_NO_NIX": "1"}),
+        ("nix-lists-builtin", "{ name = " + "[ " * 100_000 + "]" * 100_000 + "; }\n", {"URUNIX_NO_NIX": "1"}),
+        ("nix-lists-nix", "{ name = " + "[ " * 2_000 + "]" * 2_000 + "; }\n", {}),
+        ("nix-sets-nix", "{ name = " + "{ a = " * 100_000 + "1;" + " };" * 99_999 + " }; }\n", {}),
+    ],
+    ids=lambda v: v if isinstance(v, str) and len(v) < 30 else "",
+)
 def test_deep_specs_are_refused_within_bounds(tmp_path, kind, text, env):
     if kind.endswith("-nix"):
         import shutil
+
         if not shutil.which("nix-instantiate"):
             pytest.skip("nix is not installed")
     p = tmp_path / ("spec.nix" if "nix" in kind else "spec.yaml")

@@ -76,9 +76,17 @@ def hostile_yaml(d: Path) -> Path:
     # urunc: [] -- no urunc release reads these strings as meant (spaces,
     # JSON-escaped characters, env for rumprun): urunix refuses them for any
     # targeted release; here only their transport, byte for byte, is tested
-    lines = ["name: hostile/injection", "tag: v1", "urunc: []", "annotations:", "  unikernelType: rumprun",
-             "  hypervisor: hvt", "  binary: /unikernel/kernel.hvt", "files:",
-             "  ./kernel.hvt: /unikernel/kernel.hvt"]
+    lines = [
+        "name: hostile/injection",
+        "tag: v1",
+        "urunc: []",
+        "annotations:",
+        "  unikernelType: rumprun",
+        "  hypervisor: hvt",
+        "  binary: /unikernel/kernel.hvt",
+        "files:",
+        "  ./kernel.hvt: /unikernel/kernel.hvt",
+    ]
     lines += [f"  {yaml_quote('./src/' + n)}: {yaml_quote('/t/' + n)}" for n in NAMES]
     lines += ["cmd:"] + [f"  - {yaml_quote(s)}" for s in e["cmd"]]
     lines += ["env:"] + [_pair(k, v) for k, v in e["env"].items()]
@@ -91,9 +99,15 @@ def hostile_yaml(d: Path) -> Path:
 
 def hostile_nix(d: Path) -> Path:
     e = expected()
-    out = ["{", '  name = "hostile/injection";', '  tag = "v1";', "  urunc = [ ];",
-           '  annotations = { unikernelType = "rumprun"; hypervisor = "hvt"; binary = "/unikernel/kernel.hvt"; };',
-           "  files = {", '    "./kernel.hvt" = "/unikernel/kernel.hvt";']
+    out = [
+        "{",
+        '  name = "hostile/injection";',
+        '  tag = "v1";',
+        "  urunc = [ ];",
+        '  annotations = { unikernelType = "rumprun"; hypervisor = "hvt"; binary = "/unikernel/kernel.hvt"; };',
+        "  files = {",
+        '    "./kernel.hvt" = "/unikernel/kernel.hvt";',
+    ]
     out += [f"    {nix_quote('./src/' + n)} = {nix_quote('/t/' + n)};" for n in NAMES]
     out += ["  };", "  cmd = ["] + [f"    {nix_quote(s)}" for s in e["cmd"]] + ["  ];"]
     out += ["  env = {"] + [f"    {nix_quote(k)} = {nix_quote(v)};" for k, v in e["env"].items()] + ["  };"]
@@ -167,6 +181,7 @@ def test_docker_sees_every_value(tmp_path, docker):
 @pytest.mark.slow
 def test_generate_then_nix_build(tmp_path):
     import nixhelp
+
     nixhelp.need_nix()
     spec = hostile_yaml(tmp_path)
     r = urunix("generate", str(spec), "-o", str(tmp_path / "gen"))
@@ -179,6 +194,7 @@ def test_generate_then_nix_build(tmp_path):
 @pytest.mark.slow
 def test_default_nix_with_hostile_args(tmp_path):
     import nixhelp
+
     nixhelp.need_nix()
     d = nixhelp.bimanix_checkout(tmp_path / "checkout")
     spec = hostile_nix(d)
@@ -222,12 +238,15 @@ def test_nul_and_surrogates_are_refused_clearly(tmp_path, field, value, command)
     (tmp_path / "k").write_bytes(b"k")
     (tmp_path / "f").write_bytes(b"f")
     (tmp_path / "spec.yaml").write_text(_spec(field, value), encoding="utf-8")
-    extra = {"validate": [], "build": ["--backend", "native", "-o", str(tmp_path / "out")],
-             "generate": ["-o", str(tmp_path / "gen")]}[command]
+    extra = {
+        "validate": [],
+        "build": ["--backend", "native", "-o", str(tmp_path / "out")],
+        "generate": ["-o", str(tmp_path / "gen")],
+    }[command]
     r = run_cli(command, *extra, str(tmp_path / "spec.yaml"))
     assert r.returncode == 2, (r.returncode, r.stderr)
     assert "Traceback" not in r.stderr
-    assert ("NUL" in r.stderr or "surrogate" in r.stderr or "not a valid image tag" in r.stderr), r.stderr
+    assert "NUL" in r.stderr or "surrogate" in r.stderr or "not a valid image tag" in r.stderr, r.stderr
     assert not (tmp_path / "out").exists() and not (tmp_path / "gen" / "default.nix").exists()
 
 
@@ -246,7 +265,9 @@ def test_hostile_names_and_tags_are_refused(tmp_path, field):
         other = "tag: t" if field == "name" else "name: a/b"
         (tmp_path / "spec.yaml").write_text(
             f"{field}: {yaml_quote(s)}\n{other}\nfiles: {{./k: /k}}\n"
-            "annotations: {unikernelType: rumprun, hypervisor: hvt, binary: /k}\n", encoding="utf-8")
+            "annotations: {unikernelType: rumprun, hypervisor: hvt, binary: /k}\n",
+            encoding="utf-8",
+        )
         r = run_cli("validate", str(tmp_path / "spec.yaml"))
         assert "Traceback" not in r.stderr
         if r.returncode == 0:
@@ -265,13 +286,18 @@ def test_spec_file_name_cannot_inject_nix(tmp_path):
     import subprocess
 
     import nixhelp
+
     nixhelp.need_nix()
     (tmp_path / "k").write_bytes(b"k")
     spec = tmp_path / EVIL_NAME
     spec.write_text("name: a/b\nfiles: {./k: /k}\nannotations: {unikernelType: rumprun, hypervisor: hvt, binary: /k}\n")
     r = urunix("generate", "--spec-format", "yaml", str(spec), "-o", str(tmp_path / "gen"))
     assert r.returncode == 0, r.stderr
-    p = subprocess.run(["nix-instantiate", str(tmp_path / "gen"), "--arg", "pkgs", nixhelp.testpkgs_expr(),
-                        *nixhelp.NIX_OPTS], capture_output=True, text=True, env=nixhelp.env())
+    p = subprocess.run(
+        ["nix-instantiate", str(tmp_path / "gen"), "--arg", "pkgs", nixhelp.testpkgs_expr(), *nixhelp.NIX_OPTS],
+        capture_output=True,
+        text=True,
+        env=nixhelp.env(),
+    )
     assert "URUNIX-PWNED-NAME" not in p.stderr, "the file name was evaluated as Nix code"
     assert p.returncode == 0, p.stderr

@@ -52,7 +52,7 @@ def rsync_ak(src: str, dst: str) -> None:
     os.makedirs(dst, exist_ok=True)
     for name in sorted(os.listdir(src)):
         s, d = os.path.join(src, name), os.path.join(dst, name)
-        if os.path.isdir(s):   # follows symlinks, as -k does
+        if os.path.isdir(s):  # follows symlinks, as -k does
             if os.path.lexists(d) and not os.path.isdir(d):
                 os.unlink(d)
             os.makedirs(d, exist_ok=True)
@@ -79,14 +79,24 @@ def layer() -> int:
     os.mkdir("layer")
     for item in args["copyToRoot"]:
         rsync_ak(item, "layer")
-    os.chmod("layer", stat.S_IMODE(os.stat("layer").st_mode) | 0o660)   # chmod ug+w layer
+    os.chmod("layer", stat.S_IMODE(os.stat("layer").st_mode) | 0o660)  # chmod ug+w layer
     if args["extraCommands"]:
         subprocess.run(["bash", "-c", args["extraCommands"]], cwd="layer", check=True)
     out = os.environ["out"]
     os.mkdir(out)
     epoch = os.environ["SOURCE_DATE_EPOCH"]
-    tar("-C", "layer", "--hard-dereference", "--sort=name", f"--mtime=@{epoch}", "--owner=0", "--group=0",
-        "-cf", os.path.join(out, "layer.tar"), ".")
+    tar(
+        "-C",
+        "layer",
+        "--hard-dereference",
+        "--sort=name",
+        f"--mtime=@{epoch}",
+        "--owner=0",
+        "--group=0",
+        "-cf",
+        os.path.join(out, "layer.tar"),
+        ".",
+    )
     checksum = sha256_file(os.path.join(out, "layer.tar"))
     base = json.load(open(os.environ["baseJson"], encoding="utf-8"))
     with open(os.path.join(out, "json"), "w", encoding="utf-8") as f:
@@ -133,7 +143,7 @@ def image() -> int:
         config_name = manifest[0]["Config"]
         base_envs = (json.load(open(os.path.join("image", config_name), encoding="utf-8")).get("config") or {}).get("Env") or []
         parent = config_name[:-5] if config_name.endswith(".json") else config_name
-        for name in os.listdir("image"):   # rm -f image/*.json
+        for name in os.listdir("image"):  # rm -f image/*.json
             if name.endswith(".json") and os.path.isfile(os.path.join("image", name)):
                 os.chmod(os.path.join("image", name), 0o644)
                 os.unlink(os.path.join("image", name))
@@ -166,9 +176,21 @@ def image() -> int:
     if new_files:
         with open("newFiles", "w", encoding="utf-8") as f:
             f.write("".join(n + "\n" for n in new_files))
-        tar("-rpf", "temp/layer.tar", "--hard-dereference", "--sort=name", f"--mtime=@{epoch}",
-            "--owner=1000", "--group=100", "--mode=u+w", "--no-recursion", "--verbatim-files-from",
-            "--files-from", "newFiles", stderr=subprocess.DEVNULL)
+        tar(
+            "-rpf",
+            "temp/layer.tar",
+            "--hard-dereference",
+            "--sort=name",
+            f"--mtime=@{epoch}",
+            "--owner=1000",
+            "--group=100",
+            "--mode=u+w",
+            "--no-recursion",
+            "--verbatim-files-from",
+            "--files-from",
+            "newFiles",
+            stderr=subprocess.DEVNULL,
+        )
 
     layer_json = json.load(open("temp/json", encoding="utf-8"))
     if parent:
@@ -201,12 +223,27 @@ def image() -> int:
     subprocess.run(["chmod", "-R", "a-w", "image"], check=True)
 
     out = os.environ["out"]
-    p = subprocess.Popen(["tar", "-C", "image", "--hard-dereference", "--sort=name", f"--mtime=@{epoch}",
-                          "--owner=0", "--group=0", "--xform", "s:^./::", "-c", "."], stdout=subprocess.PIPE)
+    p = subprocess.Popen(
+        [
+            "tar",
+            "-C",
+            "image",
+            "--hard-dereference",
+            "--sort=name",
+            f"--mtime=@{epoch}",
+            "--owner=0",
+            "--group=0",
+            "--xform",
+            "s:^./::",
+            "-c",
+            ".",
+        ],
+        stdout=subprocess.PIPE,
+    )
     compressor = args["compressor"]
     with open(out, "wb") as f:
         if compressor == "gz":
-            with gzip.GzipFile(fileobj=f, mode="wb", mtime=0, filename="", compresslevel=6) as g:   # pigz -n: level 6
+            with gzip.GzipFile(fileobj=f, mode="wb", mtime=0, filename="", compresslevel=6) as g:  # pigz -n: level 6
                 shutil.copyfileobj(p.stdout, g, 1 << 20)
         elif compressor == "zstd":
             subprocess.run(["zstd", "-q", "-c"], stdin=p.stdout, stdout=f, check=True)

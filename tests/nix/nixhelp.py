@@ -32,7 +32,8 @@ def need_nix() -> None:
 def host_python() -> str:
     """A python3 for builders: NIX_TEST_PYTHON, /usr/bin/python3, or ours."""
     return os.environ.get("NIX_TEST_PYTHON") or (
-        "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else os.path.realpath(sys.executable))
+        "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else os.path.realpath(sys.executable)
+    )
 
 
 def env() -> dict[str, str]:
@@ -108,7 +109,10 @@ def read_image(archive: Path) -> tuple[dict, dict[str, tuple[int, bytes]], list[
             with tarfile.open(fileobj=t.extractfile(layer)) as lt:
                 for m in lt.getmembers():
                     if m.isfile():
-                        files["/" + (m.name[2:] if m.name.startswith("./") else m.name).lstrip("/")] = (m.mode, lt.extractfile(m).read())
+                        files["/" + (m.name[2:] if m.name.startswith("./") else m.name).lstrip("/")] = (
+                            m.mode,
+                            lt.extractfile(m).read(),
+                        )
     history = [h.get("created_by", "") for h in config.get("history", [])]
     return config, files, history
 
@@ -132,6 +136,7 @@ def image_content(archive: Path) -> tuple[dict, dict[str, tuple]]:
     each path of the merged layers to (type, mode, uid, gid, sha256 of the
     bytes or the link target). See UNAVOIDABLE for what is normalized."""
     import hashlib
+
     with tarfile.open(archive) as t:
         manifest = json.load(t.extractfile("manifest.json"))[0]
         cfg = json.load(t.extractfile(manifest["Config"]))

@@ -40,8 +40,7 @@ def test_session_has_no_host_nix_state():
 def test_default_nix_without_nixpkgs_says_how_to_supply_it(tmp_path):
     d = bimanix_checkout(tmp_path / "repo")
     shutil.copy(ROOT / "args.nix.example", d / "args.nix")
-    r = subprocess.run(["nix-build", "default.nix", "--no-out-link", *NIX_OPTS], cwd=d,
-                       capture_output=True, text=True)
+    r = subprocess.run(["nix-build", "default.nix", "--no-out-link", *NIX_OPTS], cwd=d, capture_output=True, text=True)
     assert r.returncode != 0
     err = r.stderr
     assert "<nixpkgs> is not on the Nix search path" in err, err
@@ -57,19 +56,20 @@ def test_default_nix_with_nixpkgs_on_the_search_path(tmp_path):
     fake.mkdir()
     (fake / "default.nix").write_text(f"{{ ... }}: {pkgs_expr()}\n")
     (d / "k.hvt").write_bytes(b"\x7fELF")
-    (d / "args.nix").write_text('{ name = "x"; files = { "./k.hvt" = "/k.hvt"; }; '
-                                'annotations = { unikernelType = "rumprun"; hypervisor = "hvt"; binary = "/k.hvt"; }; }')
+    (d / "args.nix").write_text(
+        '{ name = "x"; files = { "./k.hvt" = "/k.hvt"; }; '
+        'annotations = { unikernelType = "rumprun"; hypervisor = "hvt"; binary = "/k.hvt"; }; }'
+    )
     r = run(["nix-instantiate", "default.nix", "-I", f"nixpkgs={fake}", *NIX_OPTS], cwd=d)
     assert r.stdout.strip().endswith(".drv")
 
 
 def test_backend_nix_without_nixpkgs_is_a_usage_error(tmp_path):
-    r = cli.urunix("build", str(ROOT / "args.nix.example"), "--backend", "nix", "-o", str(tmp_path / "result"),
-                   cwd=ROOT)
+    r = cli.urunix("build", str(ROOT / "args.nix.example"), "--backend", "nix", "-o", str(tmp_path / "result"), cwd=ROOT)
     assert r.returncode == 2, r.stderr
     assert "<nixpkgs> is not on the Nix search path" in r.stderr
     assert "--nix-pkgs" in r.stderr and "NIX_PATH=nixpkgs=" in r.stderr
-    assert "urunix-nix-" not in r.stderr   # no deleted scratch path
+    assert "urunix-nix-" not in r.stderr  # no deleted scratch path
     assert not (tmp_path / "result").exists()
 
 
@@ -79,14 +79,25 @@ def test_backend_auto_without_nixpkgs_builds_natively(tmp_path):
     assert "native backend" in r.stderr
 
 
-@pytest.mark.skipif(_has_nixbld := (lambda: any(g.gr_name == "nixbld" for g in grp.getgrall()))(),
-                    reason="this machine has a nixbld group")
+@pytest.mark.skipif(
+    _has_nixbld := (lambda: any(g.gr_name == "nixbld" for g in grp.getgrall()))(), reason="this machine has a nixbld group"
+)
 def test_nix_without_build_users_names_the_fix(tmp_path):
     """What a Debian nix-bin user gets as root without the setting: Nix's
     own error, then our hint; the deleted scratch directory is not cited."""
     env = {"NIX_CONFIG": "build-users-group = nixbld\nsandbox = false\nsubstituters =\n"}
-    r = cli.urunix("build", str(ROOT / "args.nix.example"), "--backend", "nix", "--nix-pkgs", pkgs_expr(),
-                   "-o", str(tmp_path / "result"), cwd=ROOT, env=env)
+    r = cli.urunix(
+        "build",
+        str(ROOT / "args.nix.example"),
+        "--backend",
+        "nix",
+        "--nix-pkgs",
+        pkgs_expr(),
+        "-o",
+        str(tmp_path / "result"),
+        cwd=ROOT,
+        env=env,
+    )
     if os.geteuid() != 0:
         pytest.skip("Nix wants build users only as root")
     assert r.returncode == 1, r.stderr

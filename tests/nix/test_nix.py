@@ -13,8 +13,22 @@ from pathlib import Path
 
 import pytest
 
-from nixhelp import (FLAKES, HERE, NIX_OPTS, ROOT, assert_same_content, bimanix_checkout, build_example, eval_error,
-                     eval_json, host_python, need_nix, nix_build, read_image, run)
+from nixhelp import (
+    FLAKES,
+    HERE,
+    NIX_OPTS,
+    ROOT,
+    assert_same_content,
+    bimanix_checkout,
+    build_example,
+    eval_error,
+    eval_json,
+    host_python,
+    need_nix,
+    nix_build,
+    read_image,
+    run,
+)
 from urunix import nixgen
 from urunix.spec import FileEntry, Image
 
@@ -41,6 +55,7 @@ def nix_files(*roots: Path) -> list[Path]:
 
 # -- parse -------------------------------------------------------------------
 
+
 def test_every_nix_file_parses():
     files = nix_files(ROOT)
     assert ROOT / "default.nix" in files and ROOT / "flake.nix" in files
@@ -50,10 +65,27 @@ def test_every_nix_file_parses():
 
 # -- the one escaping function -----------------------------------------------
 
-@pytest.mark.parametrize("value", [
-    "", "plain", NASTY, "${x}", "$${x}", "\\${x}", "$", "\\", "''", "'''${x}", "a\rb", "é ü \u2003 ☃",
-    "\x01\x1f", "ends with $", "ends with \\",
-])
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "plain",
+        NASTY,
+        "${x}",
+        "$${x}",
+        "\\${x}",
+        "$",
+        "\\",
+        "''",
+        "'''${x}",
+        "a\rb",
+        "é ü \u2003 ☃",
+        "\x01\x1f",
+        "ends with $",
+        "ends with \\",
+    ],
+)
 def test_nix_string_round_trips(value):
     assert eval_json(nixgen.nix_string(value)) == value
 
@@ -73,14 +105,15 @@ def test_nix_layout_like_nixfmt():
 
 # -- evaluation against the recording pkgs ------------------------------------
 
+
 def recorded(args_file: Path, system: str = "x86_64-linux") -> dict:
     """What the library hands to dockerTools.buildImage (one call): its
     arguments, the urunc.json tree's entries, and the base archive's layers
     (name and entry targets)."""
     expr = f"""
       let
-        pkgs = import {HERE / 'recordpkgs.nix'} {{ system = "{system}"; }};
-        img = (import {ROOT / 'nix'} {{ inherit pkgs; }}).fromArgs {{ args = {args_file}; }};
+        pkgs = import {HERE / "recordpkgs.nix"} {{ system = "{system}"; }};
+        img = (import {ROOT / "nix"} {{ inherit pkgs; }}).fromArgs {{ args = {args_file}; }};
         top = builtins.head img.copyToRoot;
       in {{
         inherit (img) name tag config architecture created extraCommands recordedBuildImage;
@@ -111,18 +144,21 @@ def write_args(d: Path, text: str, files: dict[str, bytes] | None = None) -> Pat
 def test_recorded_redis_rumprun(tmp_path):
     sys_path_standins()
     from standins import example
+
     d = example("redis-rumprun-hvt", tmp_path / "ex")
     # the docs' (seed 000) args.nix, devmapper form; the example itself now builds a block image
-    seed = '{ name = "urunc/prebuilt/redis-rumprun-hvt"; tag = "test"; files = { "./redis.hvt" = "/unikernel/redis.hvt"; ' \
-        '"./redis.conf" = "/conf/redis.conf"; }; annotations = { unikernelType = "rumprun"; hypervisor = "hvt"; ' \
-        'binary = "/unikernel/redis.hvt"; cmdline = "hello"; unikernelVersion = ""; initrd = ""; block = ""; ' \
+    seed = (
+        '{ name = "urunc/prebuilt/redis-rumprun-hvt"; tag = "test"; files = { "./redis.hvt" = "/unikernel/redis.hvt"; '
+        '"./redis.conf" = "/conf/redis.conf"; }; annotations = { unikernelType = "rumprun"; hypervisor = "hvt"; '
+        'binary = "/unikernel/redis.hvt"; cmdline = "hello"; unikernelVersion = ""; initrd = ""; block = ""; '
         'blkMntPoint = ""; useDMBlock = "true"; }; }'
+    )
     (d / "args.nix").write_text(seed)
     last = recorded(d / "args.nix")
     # One buildImage: the big layers come in as fromImage (one derivation).
     assert [b["name"] for b in last["base"]] == ["kernel", "files"]
     assert last["hasFromImage"] and last["recordedBuildImage"]
-    assert not last["hasCompressor"]   # this buildImage has no `compressor`
+    assert not last["hasCompressor"]  # this buildImage has no `compressor`
     assert last["top"] == "redis-rumprun-hvt-urunc.json"
     assert last["name"] == "urunc/prebuilt/redis-rumprun-hvt" and last["tag"] == "test"
     assert last["architecture"] == "amd64"
@@ -153,12 +189,18 @@ def test_recorded_redis_rumprun(tmp_path):
 
 def test_architecture_comes_from_pkgs(tmp_path):
     """Defect 3: the system is pkgs' own, not builtins.currentSystem."""
-    args = write_args(tmp_path, """{ name = "a"; files = { "./k" = "/k"; };
-      annotations = { unikernelType = "mirage"; hypervisor = "hvt"; binary = "/k"; }; }""", {"k": b"k"})
+    args = write_args(
+        tmp_path,
+        """{ name = "a"; files = { "./k" = "/k"; };
+      annotations = { unikernelType = "mirage"; hypervisor = "hvt"; binary = "/k"; }; }""",
+        {"k": b"k"},
+    )
     assert recorded(args, "aarch64-linux")["architecture"] == "arm64"
     assert recorded(args, "x86_64-linux")["architecture"] == "amd64"
-    expr = (f"(import {ROOT / 'nix'} {{ pkgs = import {HERE / 'testpkgs.nix'} {{ system = \"aarch64-linux\"; "
-            f"python = \"/usr/bin/python3\"; }}; }}).fromArgs {{ args = {args}; }}")
+    expr = (
+        f'(import {ROOT / "nix"} {{ pkgs = import {HERE / "testpkgs.nix"} {{ system = "aarch64-linux"; '
+        f'python = "/usr/bin/python3"; }}; }}).fromArgs {{ args = {args}; }}'
+    )
     base = eval_json(f"builtins.fromJSON ({expr}).baseJson.text")
     assert base["architecture"] == "arm64"
     assert eval_json(f"({expr}).urunix.base.system") == "aarch64-linux"
@@ -166,12 +208,15 @@ def test_architecture_comes_from_pkgs(tmp_path):
 
 def sys_path_standins():
     import sys
+
     if str(ROOT / "tests") not in sys.path:
         sys.path.insert(0, str(ROOT / "tests"))
 
 
 def test_recorded_argv_env_labels_arch(tmp_path):
-    args = write_args(tmp_path, """{
+    args = write_args(
+        tmp_path,
+        """{
       name = "x/linux";
       architecture = "aarch64";
       files = { "./my kernel" = "/kernel"; "./dir/sub/init file" = "/urunit"; };
@@ -179,7 +224,9 @@ def test_recorded_argv_env_labels_arch(tmp_path):
       cmd = [ "/urunit" "/bin/sh" "-c" "echo  hi" ];
       env = { B = "2"; A = "1"; };
       labels = { "org.example.x" = "y"; };
-    }""", {"my kernel": b"k", "dir/sub/init file": b"i"})
+    }""",
+        {"my kernel": b"k", "dir/sub/init file": b"i"},
+    )
     last = recorded(args)
     assert last["architecture"] == "arm64"
     # Linux: init and program in Entrypoint, the program's arguments in Cmd
@@ -193,17 +240,24 @@ def test_recorded_argv_env_labels_arch(tmp_path):
     assert labels["com.urunc.unikernel.mountRootfs"] == "false"
 
 
-@pytest.mark.parametrize("cmdline, cmd", [
-    ("", [""]),
-    ("  a \t b\n", ["a", "b"]),
-    ("x\u00a0y\u2003z", ["x", "y", "z"]),
-    ("\x1cq", ["\x1cq"]),  # Go's strings.Fields does not split on U+001C
-])
+@pytest.mark.parametrize(
+    "cmdline, cmd",
+    [
+        ("", [""]),
+        ("  a \t b\n", ["a", "b"]),
+        ("x\u00a0y\u2003z", ["x", "y", "z"]),
+        ("\x1cq", ["\x1cq"]),  # Go's strings.Fields does not split on U+001C
+    ],
+)
 def test_cmd_from_cmdline(tmp_path, cmdline, cmd):
-    args = write_args(tmp_path, f"""{{
+    args = write_args(
+        tmp_path,
+        f"""{{
       name = "m"; files = {{ "./k" = "/k"; }};
       annotations = {{ unikernelType = "mirage"; hypervisor = "hvt"; binary = "/k"; cmdline = {nixgen.nix_string(cmdline)}; }};
-    }}""", {"k": b"k"})
+    }}""",
+        {"k": b"k"},
+    )
     assert recorded(args)["config"]["Cmd"] == cmd
 
 
@@ -228,22 +282,31 @@ def test_build_time_errors_are_the_validators(tmp_path, override):
     what `urunix validate` prints (tests/nix/test_one_validator.py runs
     real builds)."""
     from verdicts import nix_verdict, python_verdict
-    args = write_args(tmp_path / "spec", f"""{{
+
+    args = write_args(
+        tmp_path / "spec",
+        f"""{{
       name = "e"; files = {{ "./k" = "/unikernel/k"; }};
       annotations = {{ unikernelType = "rumprun"; hypervisor = "hvt"; binary = "/unikernel/k"; }} // {{ {override} }};
-    }}""", {"k": b"k"})
+    }}""",
+        {"k": b"k"},
+    )
     ok, text = python_verdict(args)
-    assert not ok and text.startswith("error: args.nix: ")   # not plain data: no line numbers
+    assert not ok and text.startswith("error: args.nix: ")  # not plain data: no line numbers
     assert nix_verdict(args, tmp_path / "out") == (ok, text)
 
 
 def test_build_time_errors_top_level(tmp_path):
     from verdicts import nix_verdict, python_verdict
-    args = write_args(tmp_path / "spec", """{
+
+    args = write_args(
+        tmp_path / "spec",
+        """{
       anotations = { };
       files = { "./missing" = "/k"; };
       cmd = "not a list";
-    }""")
+    }""",
+    )
     ok, text = python_verdict(args)
     assert not ok
     assert nix_verdict(args, tmp_path / "out") == (ok, text)
@@ -252,29 +315,40 @@ def test_build_time_errors_top_level(tmp_path):
 def test_eval_time_shape_error(tmp_path):
     """What Nix cannot evaluate at all still fails while it evaluates."""
     (tmp_path / "args.nix").write_text('"not a set"\n')
-    err = eval_error(f"(import {ROOT / 'nix'} {{ pkgs = import {HERE / 'recordpkgs.nix'} {{ }}; }}).fromArgs {{ args = {tmp_path / 'args.nix'}; }}")
+    err = eval_error(
+        f"(import {ROOT / 'nix'} {{ pkgs = import {HERE / 'recordpkgs.nix'} {{ }}; }}).fromArgs {{ args = {tmp_path / 'args.nix'}; }}"
+    )
     assert "args.nix: the spec must be an attribute set" in err
 
 
 def test_linux_needs_init(tmp_path):
     from verdicts import nix_verdict, python_verdict
-    args = write_args(tmp_path / "spec", """{
+
+    args = write_args(
+        tmp_path / "spec",
+        """{
       name = "l"; files = { "./k" = "/k"; };
       annotations = { unikernelType = "linux"; hypervisor = "qemu"; binary = "/k"; };
-    }""", {"k": b"k"})
+    }""",
+        {"k": b"k"},
+    )
     ok, text = python_verdict(args)
     assert not ok and "a Linux guest needs an init" in text
     assert nix_verdict(args, tmp_path / "out") == (ok, text)
 
 
 def test_normalize_is_idempotent(tmp_path):
-    args = write_args(tmp_path, """{
+    args = write_args(
+        tmp_path,
+        """{
       name = "n"; files = { "./k" = "/k"; };
       annotations = { unikernelType = "linux"; hypervisor = "firecracker"; binary = "/k"; mountRootfs = false; };
       cmd = [ "/urunit" "a b" ];
       env = { X = "1"; };
-    }""", {"k": b"k"})
-    expr = f"""let v = import {ROOT / 'nix' / 'validate.nix'} {{ }};
+    }""",
+        {"k": b"k"},
+    )
+    expr = f"""let v = import {ROOT / "nix" / "validate.nix"} {{ }};
       once = v.normalize {{ spec = import {args}; src = {tmp_path}; }};
       twice = v.normalize {{ spec = once; src = {tmp_path}; }};
     in [ once twice ]"""
@@ -284,6 +358,7 @@ def test_normalize_is_idempotent(tmp_path):
 
 
 # -- real builds against testpkgs.nix ------------------------------------------
+
 
 def check_image(archive: Path, src: Path, args: dict) -> tuple[dict, dict]:
     config, files, history = read_image(archive)
@@ -297,7 +372,7 @@ def check_image(archive: Path, src: Path, args: dict) -> tuple[dict, dict]:
         assert data == (src / source).read_bytes()
         assert mode == (0o755 if os.stat(src / source).st_mode & 0o111 else 0o644)
     assert config["created"] == "1970-01-01T00:00:01Z"
-    assert history   # one entry per layer (buildImage writes no created_by)
+    assert history  # one entry per layer (buildImage writes no created_by)
     return config, files
 
 
@@ -355,13 +430,25 @@ def make_image(d: Path, cmdline: str = NASTY) -> Image:
     (d / "src" / "conf").mkdir()
     (d / "src" / "conf" / "a.conf").write_text("a = 1\n")
     return Image(
-        name="gen/nasty", tag="v1", architecture="amd64",
-        annotations={"unikernelType": "rumprun", "hypervisor": "hvt", "binary": "/unikernel/k.hvt",
-                     "cmdline": cmdline, "useDMBlock": "true", "mountRootfs": "true"},
-        cmd=cmdline.split(), entrypoint=None, env=["A=${x}", "B=\"q\""],
+        name="gen/nasty",
+        tag="v1",
+        architecture="amd64",
+        annotations={
+            "unikernelType": "rumprun",
+            "hypervisor": "hvt",
+            "binary": "/unikernel/k.hvt",
+            "cmdline": cmdline,
+            "useDMBlock": "true",
+            "mountRootfs": "true",
+        },
+        cmd=cmdline.split(),
+        entrypoint=None,
+        env=["A=${x}", 'B="q"'],
         labels={"org.example.note": "${builtins.currentSystem} ''"},
-        files=[FileEntry("./kern el.hvt", d / "src" / "kern el.hvt", "/unikernel/k.hvt", "f1"),
-               FileEntry("./conf", d / "src" / "conf", "/data/conf", "f2")],
+        files=[
+            FileEntry("./kern el.hvt", d / "src" / "kern el.hvt", "/unikernel/k.hvt", "f1"),
+            FileEntry("./conf", d / "src" / "conf", "/data/conf", "f2"),
+        ],
     )
 
 
@@ -377,22 +464,33 @@ def test_generated_dir_is_standalone_and_builds(tmp_path):
     # Moving the directory keeps it working: nothing points back here.
     moved = tmp_path / "moved"
     shutil.move(out, moved)
-    result = nixgen.nix_build(moved, tmp_path / "result", f"import {HERE / 'testpkgs.nix'} {{ python = \"{host_python()}\"; }}")
+    result = nixgen.nix_build(moved, tmp_path / "result", f'import {HERE / "testpkgs.nix"} {{ python = "{host_python()}"; }}')
     config, files, history = read_image(result)
     c = config["config"]
     assert c["Labels"]["com.urunc.unikernel.cmdline"] == NASTY
     assert c["Labels"]["org.example.note"] == "${builtins.currentSystem} ''"
-    assert c["Env"] == ["A=${x}", "B=\"q\""]
+    assert c["Env"] == ["A=${x}", 'B="q"']
     assert c["Cmd"] == NASTY.split()
     assert files["/unikernel/k.hvt"] == (0o755, b"\x7fELF" + bytes(range(256)))
     assert files["/data/conf/a.conf"] == (0o644, b"a = 1\n")
     uj = {k: base64.b64decode(v).decode() for k, v in json.loads(files["/urunc.json"][1]).items()}
     assert uj == {k: v for k, v in c["Labels"].items() if k.startswith("com.urunc.")}
-    assert len(history) == 3   # kernel, files (the base archive), urunc.json
+    assert len(history) == 3  # kernel, files (the base archive), urunc.json
     # -A stream: the same image, streamed by a script (the helpers it needs were copied too)
-    script = run(["nix-build", str(moved / "default.nix"), "-A", "stream", "-o", str(tmp_path / "stream"),
-                  "--arg", "pkgs", f"import {HERE / 'testpkgs.nix'} {{ python = \"{host_python()}\"; }}",
-                  *NIX_OPTS]).stdout.strip()
+    script = run(
+        [
+            "nix-build",
+            str(moved / "default.nix"),
+            "-A",
+            "stream",
+            "-o",
+            str(tmp_path / "stream"),
+            "--arg",
+            "pkgs",
+            f'import {HERE / "testpkgs.nix"} {{ python = "{host_python()}"; }}',
+            *NIX_OPTS,
+        ]
+    ).stdout.strip()
     with open(tmp_path / "streamed.tar", "wb") as f:
         subprocess.run([script], stdout=f, check=True)
     assert_same_content(tmp_path / "streamed.tar", Path(result))
@@ -401,8 +499,19 @@ def test_generated_dir_is_standalone_and_builds(tmp_path):
 def test_nix_build_check_is_deterministic(tmp_path):
     result = build_example("hello-rumprun", tmp_path)
     d = tmp_path / "hello-rumprun"
-    run(["nix-build", str(d / "default.nix"), "--no-out-link", "--check",
-         "--arg", "pkgs", f"import {HERE / 'testpkgs.nix'} {{ }}", *NIX_OPTS], cwd=d)
+    run(
+        [
+            "nix-build",
+            str(d / "default.nix"),
+            "--no-out-link",
+            "--check",
+            "--arg",
+            "pkgs",
+            f"import {HERE / 'testpkgs.nix'} {{ }}",
+            *NIX_OPTS,
+        ],
+        cwd=d,
+    )
     assert result.exists()
 
 
@@ -419,34 +528,93 @@ def test_flake_build_with_input_overridden(tmp_path):
     pkgs.mkdir()
     shutil.copy(HERE / "testpkgs.nix", pkgs / "testpkgs.nix")
     shutil.copy(HERE / "build_image.py", pkgs / "build_image.py")
-    shutil.copytree(ROOT / "generator" / "urunix" / "helpers", pkgs / "helpers",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "generator" / "urunix" / "helpers", pkgs / "helpers", ignore=shutil.ignore_patterns("__pycache__"))
     system = eval_json("builtins.currentSystem")
     (pkgs / "flake.nix").write_text(
         "{ outputs = _: { legacyPackages = builtins.listToAttrs (map (system: { name = system; value = "
-        "import ./testpkgs.nix { inherit system; python = " + nixgen.nix_string(host_python())
-        + "; }; }) [ \"x86_64-linux\" \"aarch64-linux\" ]); }; }\n")
+        "import ./testpkgs.nix { inherit system; python = "
+        + nixgen.nix_string(host_python())
+        + '; }; }) [ "x86_64-linux" "aarch64-linux" ]); }; }\n'
+    )
     for d in (repo, pkgs):
         run(["git", "init", "-q"], cwd=d)
         run(["git", "add", "-A"], cwd=d)
-    run(["nix", *FLAKES, "build", "--option", "substituters", "", "--override-input", "nixpkgs",
-         f"path:{pkgs}", "-o", str(tmp_path / "result"), f"path:{repo}"], cwd=repo)
+    run(
+        [
+            "nix",
+            *FLAKES,
+            "build",
+            "--option",
+            "substituters",
+            "",
+            "--override-input",
+            "nixpkgs",
+            f"path:{pkgs}",
+            "-o",
+            str(tmp_path / "result"),
+            f"path:{repo}",
+        ],
+        cwd=repo,
+    )
     config, files, _ = read_image(tmp_path / "result")
     assert config["architecture"] == {"x86_64-linux": "amd64", "aarch64-linux": "arm64"}[system]
     # Both systems' outputs, evaluated (pure, so no builtins.currentSystem):
     # each has its own system's architecture in the image config.
     for other, arch in (("x86_64-linux", "amd64"), ("aarch64-linux", "arm64")):
-        got = run(["nix", *FLAKES, "eval", "--raw", "--option", "substituters", "", "--override-input", "nixpkgs",
-                   f"path:{pkgs}", f"path:{repo}#packages.{other}.default.baseJson.text"], cwd=repo).stdout
+        got = run(
+            [
+                "nix",
+                *FLAKES,
+                "eval",
+                "--raw",
+                "--option",
+                "substituters",
+                "",
+                "--override-input",
+                "nixpkgs",
+                f"path:{pkgs}",
+                f"path:{repo}#packages.{other}.default.baseJson.text",
+            ],
+            cwd=repo,
+        ).stdout
         assert json.loads(got)["architecture"] == arch, other
-        drv_system = run(["nix", *FLAKES, "eval", "--raw", "--option", "substituters", "", "--override-input",
-                          "nixpkgs", f"path:{pkgs}", f"path:{repo}#packages.{other}.default.system"], cwd=repo).stdout
+        drv_system = run(
+            [
+                "nix",
+                *FLAKES,
+                "eval",
+                "--raw",
+                "--option",
+                "substituters",
+                "",
+                "--override-input",
+                "nixpkgs",
+                f"path:{pkgs}",
+                f"path:{repo}#packages.{other}.default.system",
+            ],
+            cwd=repo,
+        ).stdout
         assert drv_system == other
     assert config["config"]["Labels"]["com.urunc.unikernel.binary"] == "/unikernel/hello.hvt"
     assert files["/unikernel/hello.hvt"][1] == (ROOT / "templates" / "flake" / "hello.hvt").read_bytes()
     # packages.<system>.stream: the same image, streamed
-    run(["nix", *FLAKES, "build", "--option", "substituters", "", "--override-input", "nixpkgs",
-         f"path:{pkgs}", "-o", str(tmp_path / "stream"), f"path:{repo}#stream"], cwd=repo)
+    run(
+        [
+            "nix",
+            *FLAKES,
+            "build",
+            "--option",
+            "substituters",
+            "",
+            "--override-input",
+            "nixpkgs",
+            f"path:{pkgs}",
+            "-o",
+            str(tmp_path / "stream"),
+            f"path:{repo}#stream",
+        ],
+        cwd=repo,
+    )
     with open(tmp_path / "streamed.tar", "wb") as f:
         subprocess.run([str(tmp_path / "stream")], stdout=f, check=True)
     assert_same_content(tmp_path / "streamed.tar", tmp_path / "result")

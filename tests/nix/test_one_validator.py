@@ -39,8 +39,7 @@ def spec_dir(d: Path, spec: dict, files: dict[str, bytes] | None = None) -> Path
     return d / "args.nix"
 
 
-BASE = {"name": "x/y", "files": {"./k": "/k"},
-        "annotations": {"unikernelType": "rumprun", "hypervisor": "hvt", "binary": "/k"}}
+BASE = {"name": "x/y", "files": {"./k": "/k"}, "annotations": {"unikernelType": "rumprun", "hypervisor": "hvt", "binary": "/k"}}
 
 # The five probes the two validators once judged differently: (change, accepted?)
 PROBES = {
@@ -69,17 +68,35 @@ def test_probe_real_nix_build(tmp_path, probe):
     change, accepted = PROBES[probe]
     repo = bimanix_checkout(tmp_path / "repo")
     args = spec_dir(tmp_path / "spec", {**BASE, **change})
-    r = subprocess.run(["nix-build", str(repo / "default.nix"), "--no-out-link", "--arg", "args", str(args),
-                        "--arg", "pkgs", pkgs_expr(), *NIX_OPTS],
-                       capture_output=True, text=True, env=env(), timeout=600)
+    r = subprocess.run(
+        [
+            "nix-build",
+            str(repo / "default.nix"),
+            "--no-out-link",
+            "--arg",
+            "args",
+            str(args),
+            "--arg",
+            "pkgs",
+            pkgs_expr(),
+            *NIX_OPTS,
+        ],
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=600,
+    )
     ok, text = python_verdict(args)
     assert (r.returncode == 0) is ok is accepted, r.stderr
     if not ok:
         assert build_messages(r.stderr) == text
         built = re.findall(r"building '/nix/store/[a-z0-9]+-([^']+)\.drv'", r.stderr)
         assert [b for b in built if b.endswith("-urunc-metadata")], built
-        layers = [b for b in built if b.startswith(("urunix-checked-", "docker-image-"))
-                  or b.endswith(("-kernel", "-rootfs", "-files", "-urunc.json"))]
+        layers = [
+            b
+            for b in built
+            if b.startswith(("urunix-checked-", "docker-image-")) or b.endswith(("-kernel", "-rootfs", "-files", "-urunc.json"))
+        ]
         assert layers == [], built
 
 
@@ -104,6 +121,7 @@ texts = st.text(alphabet="aZ09 =_-./\u00e9", max_size=6)
 @st.composite
 def specs(draw) -> dict:
     """A valid spec, each part of it changed now and then (p = 1/6)."""
+
     def sometimes() -> bool:
         return draw(st.integers(0, 5)) == 0
 
@@ -112,8 +130,18 @@ def specs(draw) -> dict:
         spec["tag"] = draw(st.sampled_from(["latest", "v1", "V1", "-x", ""]))
     guest, monitor = ("rumprun", "hvt")
     if sometimes():
-        guest, monitor = draw(st.sampled_from([("mirage", "spt"), ("unikraft", "qemu"), ("linux", "qemu"),
-                                               ("unikrafft", "hvt"), ("rumprun", "firecraker"), ("mirage", "qemu")]))
+        guest, monitor = draw(
+            st.sampled_from(
+                [
+                    ("mirage", "spt"),
+                    ("unikraft", "qemu"),
+                    ("linux", "qemu"),
+                    ("unikrafft", "hvt"),
+                    ("rumprun", "firecraker"),
+                    ("mirage", "qemu"),
+                ]
+            )
+        )
     ann = {"unikernelType": guest, "hypervisor": monitor, "binary": "/k"}
     if sometimes():
         ann["binary"] = draw(st.sampled_from(["k", "/other", "//k", "/uni kernel", "/dir/f"]))
@@ -130,14 +158,14 @@ def specs(draw) -> dict:
     if sometimes():
         spec["env"] = draw(st.dictionaries(st.sampled_from(["A", "A=B", "PATH", "x y"]), texts, max_size=2))
     if sometimes():
-        spec["labels"] = draw(st.dictionaries(
-            st.sampled_from(["org.x", "com.urunc.unikernel.binary"]), texts, max_size=2))
+        spec["labels"] = draw(st.dictionaries(st.sampled_from(["org.x", "com.urunc.unikernel.binary"]), texts, max_size=2))
     if sometimes():
-        spec["rootfs"] = {"type": draw(st.sampled_from(["initrd", "block", "raw", "initrdd"])),
-                          "from": draw(st.sampled_from(["./dir", "scratch", "oci:./dir", "./k"]))}
+        spec["rootfs"] = {
+            "type": draw(st.sampled_from(["initrd", "block", "raw", "initrdd"])),
+            "from": draw(st.sampled_from(["./dir", "scratch", "oci:./dir", "./k"])),
+        }
         if sometimes():
-            spec["rootfs"]["include"] = draw(st.dictionaries(st.sampled_from(SOURCES), st.sampled_from(TARGETS),
-                                                             max_size=2))
+            spec["rootfs"]["include"] = draw(st.dictionaries(st.sampled_from(SOURCES), st.sampled_from(TARGETS), max_size=2))
     if sometimes():
         spec["kernel"] = draw(st.sampled_from(["./k", "./dir", "./missing", {"from": "./k", "path": "/boot/k"}]))
     if sometimes():
@@ -145,8 +173,12 @@ def specs(draw) -> dict:
     return spec
 
 
-@settings(max_examples=40, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(spec=specs())
 def test_same_verdicts_and_messages(tmp_path_factory, spec):
     d = tmp_path_factory.mktemp("spec")
@@ -166,6 +198,7 @@ def test_hypothesis_saw_both_verdicts():
 
 
 # -- drift ---------------------------------------------------------------------
+
 
 def test_drift_fails_the_check(tmp_path):
     # urunc = [ ]: every release splits "b c" for rumprun (refused otherwise)
@@ -188,15 +221,35 @@ def test_drift_fails_a_real_build(tmp_path):
     repo = bimanix_checkout(tmp_path / "repo")
     v = repo / "nix" / "validate.nix"
     text = v.read_text()
-    assert 'then "\'${util.strip a}\'" else a' in text
-    v.write_text(text.replace('then "\'${util.strip a}\'" else a', "then a else a"))
-    args = spec_dir(tmp_path / "spec", {
-        "name": "x/l", "files": {"./k": "/k", "./a": "/urunit"},
-        "annotations": {"unikernelType": "linux", "hypervisor": "qemu", "binary": "/k", "mountRootfs": "false"},
-        "cmd": ["/urunit", "echo", "two words"]})
-    r = subprocess.run(["nix-build", str(repo / "default.nix"), "--no-out-link", "--arg", "args", str(args),
-                        "--arg", "pkgs", pkgs_expr(), *NIX_OPTS],
-                       capture_output=True, text=True, env=env(), timeout=600)
+    assert "then \"'${util.strip a}'\" else a" in text
+    v.write_text(text.replace("then \"'${util.strip a}'\" else a", "then a else a"))
+    args = spec_dir(
+        tmp_path / "spec",
+        {
+            "name": "x/l",
+            "files": {"./k": "/k", "./a": "/urunit"},
+            "annotations": {"unikernelType": "linux", "hypervisor": "qemu", "binary": "/k", "mountRootfs": "false"},
+            "cmd": ["/urunit", "echo", "two words"],
+        },
+    )
+    r = subprocess.run(
+        [
+            "nix-build",
+            str(repo / "default.nix"),
+            "--no-out-link",
+            "--arg",
+            "args",
+            str(args),
+            "--arg",
+            "pkgs",
+            pkgs_expr(),
+            *NIX_OPTS,
+        ],
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=600,
+    )
     assert r.returncode != 0
     assert "the Nix library and the Python validator planned this image differently" in r.stderr
     assert "/urunit echo 'two words'" in r.stderr and "/urunit echo two words" in r.stderr
@@ -208,15 +261,25 @@ def test_cmdline_change_keeps_the_other_layers(tmp_path):
     keeps its output path (its .drv names the new stamp's .drv, but a
     fixed-output input does not change an output path): Nix rebuilds only
     the metadata and the urunc.json tree."""
+
     def drvs(cmdline: str) -> dict[str, str]:
-        args = spec_dir(tmp_path / cmdline, {**BASE, "files": {"./k": "/k", "./a": "/etc/a"},
-                                             "annotations": {**BASE["annotations"], "cmdline": cmdline}})
-        expr = (f"let i = (import {Path(__file__).resolve().parents[2] / 'nix'} {{ pkgs = {RECORD}; }})"
-                f".fromArgs {{ args = {args}; }}; in "
-                "{ base = i.urunix.base.outPath; top = i.urunix.top.outPath; metadata = i.urunix.metadata.outPath;"
-                "  layers = map (l: l.name) i.urunix.layers; }")
-        r = subprocess.run(["nix-instantiate", "--eval", "--strict", "--json", "--expr", expr, *NIX_OPTS],
-                           capture_output=True, text=True, env=env(), timeout=300)
+        args = spec_dir(
+            tmp_path / cmdline,
+            {**BASE, "files": {"./k": "/k", "./a": "/etc/a"}, "annotations": {**BASE["annotations"], "cmdline": cmdline}},
+        )
+        expr = (
+            f"let i = (import {Path(__file__).resolve().parents[2] / 'nix'} {{ pkgs = {RECORD}; }})"
+            f".fromArgs {{ args = {args}; }}; in "
+            "{ base = i.urunix.base.outPath; top = i.urunix.top.outPath; metadata = i.urunix.metadata.outPath;"
+            "  layers = map (l: l.name) i.urunix.layers; }"
+        )
+        r = subprocess.run(
+            ["nix-instantiate", "--eval", "--strict", "--json", "--expr", expr, *NIX_OPTS],
+            capture_output=True,
+            text=True,
+            env=env(),
+            timeout=300,
+        )
         assert r.returncode == 0, r.stderr
         return json.loads(r.stdout)
 
@@ -230,23 +293,53 @@ def test_sandboxed_build_sees_only_the_store_copies(tmp_path):
     """With the sandbox on, the check sees the spec's sources only through
     the store copies Nix made (an absolute source too), and still judges
     like `urunix validate`. Skipped where this machine cannot sandbox."""
-    sandbox = {**env(), "NIX_CONFIG": env().get("NIX_CONFIG", "") + "\nsandbox = true\n"
-               "extra-sandbox-paths = /usr /lib /lib64 /bin /etc/alternatives\nbuild-users-group =\n"}
-    probe = subprocess.run(["nix-build", "--no-out-link", *NIX_OPTS, "-E",
-                            'derivation { name = "urunix-sandbox-probe"; system = builtins.currentSystem; '
-                            'builder = "/bin/sh"; args = [ "-c" "echo > $out" ]; }'],
-                           capture_output=True, text=True, env=sandbox, timeout=300)
+    sandbox = {
+        **env(),
+        "NIX_CONFIG": env().get("NIX_CONFIG", "") + "\nsandbox = true\n"
+        "extra-sandbox-paths = /usr /lib /lib64 /bin /etc/alternatives\nbuild-users-group =\n",
+    }
+    probe = subprocess.run(
+        [
+            "nix-build",
+            "--no-out-link",
+            *NIX_OPTS,
+            "-E",
+            'derivation { name = "urunix-sandbox-probe"; system = builtins.currentSystem; '
+            'builder = "/bin/sh"; args = [ "-c" "echo > $out" ]; }',
+        ],
+        capture_output=True,
+        text=True,
+        env=sandbox,
+        timeout=300,
+    )
     if probe.returncode != 0:
         pytest.skip("no Nix sandbox here: " + probe.stderr[-300:])
     (tmp_path / "abs").mkdir()
     (tmp_path / "abs" / "kern").write_bytes(b"\x7fELF sandboxed")
     repo = bimanix_checkout(tmp_path / "repo")
-    for files, accepted in (({str(tmp_path / "abs" / "kern"): "/k"}, True),
-                            ({str(tmp_path / "abs" / "kern"): "/k", "./a": "/k/a"}, False)):
+    for files, accepted in (
+        ({str(tmp_path / "abs" / "kern"): "/k"}, True),
+        ({str(tmp_path / "abs" / "kern"): "/k", "./a": "/k/a"}, False),
+    ):
         args = spec_dir(tmp_path / f"spec-{accepted}", {**BASE, "name": "x/sandboxed", "files": files})
-        r = subprocess.run(["nix-build", str(repo / "default.nix"), "--no-out-link", "--arg", "args", str(args),
-                            "--arg", "pkgs", pkgs_expr(), *NIX_OPTS],
-                           capture_output=True, text=True, env=sandbox, timeout=600)
+        r = subprocess.run(
+            [
+                "nix-build",
+                str(repo / "default.nix"),
+                "--no-out-link",
+                "--arg",
+                "args",
+                str(args),
+                "--arg",
+                "pkgs",
+                pkgs_expr(),
+                *NIX_OPTS,
+            ],
+            capture_output=True,
+            text=True,
+            env=sandbox,
+            timeout=600,
+        )
         ok, text = python_verdict(args)
         assert (r.returncode == 0) is ok is accepted, r.stderr[-3000:]
         if not ok:

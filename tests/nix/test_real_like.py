@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from nixhelp import (HERE, NIX_OPTS, bimanix_checkout, host_python, image_content, need_nix, nix_build,
-                     read_image, run)
+from nixhelp import HERE, NIX_OPTS, bimanix_checkout, host_python, image_content, need_nix, nix_build, read_image, run
 
 pytestmark = pytest.mark.nix
 
@@ -76,8 +75,14 @@ def test_root_0755(tmp_path):
 def test_uncompressed_where_supported_gzip_otherwise(tmp_path):
     plain = build(tmp_path / "a", SPEC, FILES)
     assert plain.name.endswith(".tar") and plain.read_bytes()[:2] != b"\x1f\x8b"
-    gz = build(tmp_path / "b", SPEC, FILES, "--arg", "pkgs",
-               f"import {HERE / 'testpkgs.nix'} {{ python = \"{host_python()}\"; withCompressor = false; }}")
+    gz = build(
+        tmp_path / "b",
+        SPEC,
+        FILES,
+        "--arg",
+        "pkgs",
+        f'import {HERE / "testpkgs.nix"} {{ python = "{host_python()}"; withCompressor = false; }}',
+    )
     assert gz.name.endswith(".tar.gz") and gz.read_bytes()[:2] == b"\x1f\x8b"
     assert image_content(gz) == image_content(plain)
 
@@ -86,10 +91,23 @@ def test_no_store_closure_enters_the_image(tmp_path):
     """Defect 4: a value naming a store path (here an Env value and a file's
     bytes) does not bring that path into the image; the build says which
     file names which store path."""
-    tool = run(["nix-instantiate", "--eval", "--read-write-mode", "--expr",
-                'builtins.toFile "tool" "#!/bin/sh\\necho tool\\n"', *NIX_OPTS]).stdout.strip().strip('"')
-    spec = SPEC.replace('env = { A = "1"; B = "two words"; };',
-                        'env = { TOOL = "${builtins.toFile "tool" "#!/bin/sh\\necho tool\\n"}"; };')
+    tool = (
+        run(
+            [
+                "nix-instantiate",
+                "--eval",
+                "--read-write-mode",
+                "--expr",
+                'builtins.toFile "tool" "#!/bin/sh\\necho tool\\n"',
+                *NIX_OPTS,
+            ]
+        )
+        .stdout.strip()
+        .strip('"')
+    )
+    spec = SPEC.replace(
+        'env = { A = "1"; B = "two words"; };', 'env = { TOOL = "${builtins.toFile "tool" "#!/bin/sh\\necho tool\\n"}"; };'
+    )
     # unique bytes: the base derivation is built (and says so) in this run,
     # not taken from the store of an earlier one
     files = {**FILES, "conf/a.conf": f"exec {tool}\n# {tmp_path}\n".encode()}
@@ -98,8 +116,19 @@ def test_no_store_closure_enters_the_image(tmp_path):
         (d / name).parent.mkdir(parents=True, exist_ok=True)
         (d / name).write_bytes(data)
     (d / "args.nix").write_text(spec)
-    r = run(["nix-build", str(d / "default.nix"), "-o", str(d / "result"), "--arg", "pkgs",
-             f"import {HERE / 'testpkgs.nix'} {{ }}", *NIX_OPTS], cwd=d)
+    r = run(
+        [
+            "nix-build",
+            str(d / "default.nix"),
+            "-o",
+            str(d / "result"),
+            "--arg",
+            "pkgs",
+            f"import {HERE / 'testpkgs.nix'} {{ }}",
+            *NIX_OPTS,
+        ],
+        cwd=d,
+    )
     config, tree = image_content(d / "result")
     assert not [p for p in tree if p.startswith("/nix")], sorted(tree)
     assert config["Env"] == [f"TOOL={tool}"]
@@ -123,7 +152,7 @@ def test_closure_would_be_appended_by_buildimage(tmp_path):
     copyToRoot tree that refers to a store path brings it in."""
     expr = f"""
       let
-        pkgs = import {HERE / 'testpkgs.nix'} {{ python = "{host_python()}"; }};
+        pkgs = import {HERE / "testpkgs.nix"} {{ python = "{host_python()}"; }};
         tool = builtins.toFile "tool" "x";
         tree = derivation {{
           name = "tree"; system = pkgs.system; builder = "{host_python()}";

@@ -9,16 +9,25 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
-import tarfile
 from pathlib import Path
 
 import pytest
 
-from nixhelp import HERE, NIX_OPTS, ROOT, assert_same_content, bimanix_checkout, eval_json, host_python, \
-    image_content, need_nix, nix_build, read_image, run
+from nixhelp import (
+    HERE,
+    NIX_OPTS,
+    assert_same_content,
+    bimanix_checkout,
+    eval_json,
+    host_python,
+    image_content,
+    need_nix,
+    nix_build,
+    read_image,
+    run,
+)
 from urunix import nixgen
 from urunix.helpers import image_writer
 from urunix.loaders import load
@@ -36,6 +45,7 @@ def _nix():
 
 # -- fixtures: a source tree, image archives written by urunix's own writer --
 
+
 def make_tree(d: Path) -> None:
     """Files the specs below name: a kernel, an init, a conf dir, a rootfs
     dir (with a symlink, an executable, an empty file, a name with a space,
@@ -45,7 +55,7 @@ def make_tree(d: Path) -> None:
     (d / "conf" / "empty").write_bytes(b"")
     (d / "kernel").write_bytes(b"\x7fELF kernel" + bytes(range(256)))
     (d / "kernel").chmod(0o755)
-    (d / "urunit").write_text("#!/bin/sh\nexec \"$@\"\n")
+    (d / "urunit").write_text('#!/bin/sh\nexec "$@"\n')
     (d / "urunit").chmod(0o755)
     root = d / "rootdir"
     (root / "bin").mkdir(parents=True)
@@ -56,8 +66,12 @@ def make_tree(d: Path) -> None:
     (root / "etc" / "a file with space").write_text("space\n")
     (root / "etc" / "caf\u00e9").write_text("\u00e9\n")
     (root / "var" / "empty").mkdir(parents=True)
-    write_image(d / "app.tar", "t/app:1", root,
-                {"Cmd": ["/bin/app", "arg1", "two words"], "Env": ["URUNIX_TEST=hello"], "WorkingDir": "/srv"})
+    write_image(
+        d / "app.tar",
+        "t/app:1",
+        root,
+        {"Cmd": ["/bin/app", "arg1", "two words"], "Env": ["URUNIX_TEST=hello"], "WorkingDir": "/srv"},
+    )
     kroot = d / "kroot"
     kroot.mkdir()
     shutil.copy(d / "kernel", kroot / "kernel")
@@ -65,9 +79,15 @@ def make_tree(d: Path) -> None:
 
 
 def write_image(out: Path, tag: str, tree: Path, config: dict) -> None:
-    plan = {"format": "docker-archive", "repoTags": [tag], "created": "1970-01-01T00:00:01Z",
-            "architecture": "amd64", "os": "linux", "config": config,
-            "layers": [{"name": "l", "entries": [{"type": "tree", "path": "", "source": str(tree)}]}]}
+    plan = {
+        "format": "docker-archive",
+        "repoTags": [tag],
+        "created": "1970-01-01T00:00:01Z",
+        "architecture": "amd64",
+        "os": "linux",
+        "config": config,
+        "layers": [{"name": "l", "entries": [{"type": "tree", "path": "", "source": str(tree)}]}],
+    }
     image_writer.write(plan, str(out))
 
 
@@ -178,8 +198,10 @@ SPECS = {
 
 
 def nix_normalized(d: Path) -> dict:
-    return eval_json(f"(import {d / 'nix' / 'validate.nix'} {{ }}).normalize "
-                     f"{{ spec = import {d / 'args.nix'}; src = {d}; specName = \"args.nix\"; }}")
+    return eval_json(
+        f"(import {d / 'nix' / 'validate.nix'} {{ }}).normalize "
+        f'{{ spec = import {d / "args.nix"}; src = {d}; specName = "args.nix"; }}'
+    )
 
 
 @pytest.mark.parametrize("name", sorted(SPECS))
@@ -204,9 +226,11 @@ def test_same_annotations_and_argv_as_python(tmp_path, srcdir, name):
         x = getattr(image, key)
         assert (n[key] is None) == (x is None)
     # normalizing the normalized spec gives the same
-    again = eval_json(f"let v = import {d / 'nix' / 'validate.nix'} {{ }}; "
-                      f"once = v.normalize {{ spec = import {d / 'args.nix'}; src = {d}; }}; "
-                      f"in v.normalize {{ spec = once; src = {d}; }}")
+    again = eval_json(
+        f"let v = import {d / 'nix' / 'validate.nix'} {{ }}; "
+        f"once = v.normalize {{ spec = import {d / 'args.nix'}; src = {d}; }}; "
+        f"in v.normalize {{ spec = once; src = {d}; }}"
+    )
     assert again == n
 
 
@@ -221,32 +245,115 @@ BASE = """{{
 
 ERRORS = [
     ("rumprun", "hvt", "", 'rootfs = { from = "./rootdir"; };', "rootfs: rootfs.type is needed for a rumprun guest"),
-    ("linux", "qemu", "", 'rootfs = { type = "initrdd"; };', 'rootfs.type: "initrdd" is not a rootfs type; allowed: initrd, block, raw; did you mean "initrd"?'),
+    (
+        "linux",
+        "qemu",
+        "",
+        'rootfs = { type = "initrdd"; };',
+        'rootfs.type: "initrdd" is not a rootfs type; allowed: initrd, block, raw; did you mean "initrd"?',
+    ),
     ("unikraft", "qemu", "", 'rootfs = { type = "block"; };', "rootfs.type: a unikraft guest cannot boot from block storage"),
     ("mirage", "hvt", "", 'rootfs = { type = "initrd"; };', "rootfs.type: a mirage guest cannot boot from initrd storage"),
-    ("rumprun", "hvt", "", 'rootfs = { type = "block"; fsType = "ext4"; };', 'rootfs.fsType: a rumprun guest mounts only ext2 (got "ext4")'),
-    ("linux", "qemu", "", 'rootfs = { type = "block"; fsType = "xfs"; };', 'rootfs.fsType: "xfs" is not a filesystem urunix builds'),
+    (
+        "rumprun",
+        "hvt",
+        "",
+        'rootfs = { type = "block"; fsType = "ext4"; };',
+        'rootfs.fsType: a rumprun guest mounts only ext2 (got "ext4")',
+    ),
+    (
+        "linux",
+        "qemu",
+        "",
+        'rootfs = { type = "block"; fsType = "xfs"; };',
+        'rootfs.fsType: "xfs" is not a filesystem urunix builds',
+    ),
     ("linux", "qemu", "", 'rootfs = { type = "block"; size = "64Q"; };', 'rootfs.size: "64Q" is not a size'),
-    ("unikraft", "qemu", "", 'rootfs = { compression = "gzip"; };', "rootfs.compression: a unikraft guest reads only an uncompressed cpio"),
+    (
+        "unikraft",
+        "qemu",
+        "",
+        'rootfs = { compression = "gzip"; };',
+        "rootfs.compression: a unikraft guest reads only an uncompressed cpio",
+    ),
     ("linux", "qemu", "", 'rootfs = { type = "initrd"; compression = "xz"; };', 'rootfs.compression: "xz" is not a compression'),
     ("linux", "qemu", "", 'rootfs = { type = "initrd"; size = "1M"; };', "rootfs.size: applies to block images only"),
-    ("linux", "qemu", 'useDMBlock = "true";', 'rootfs = { type = "initrd"; };', "annotations.useDMBlock: asks for the devmapper rootfs, but rootfs.type is initrd"),
-    ("linux", "qemu", 'mountRootfs = "false";', 'rootfs = { type = "raw"; from = "./rootdir"; };', "annotations.mountRootfs: a raw rootfs is the container's own rootfs"),
-    ("linux", "qemu", 'initrd = "/boot/initrd";', 'rootfs = { type = "initrd"; path = "/boot/other"; };', 'annotations.initrd: "/boot/initrd" disagrees with rootfs.path ("/boot/other")'),
+    (
+        "linux",
+        "qemu",
+        'useDMBlock = "true";',
+        'rootfs = { type = "initrd"; };',
+        "annotations.useDMBlock: asks for the devmapper rootfs, but rootfs.type is initrd",
+    ),
+    (
+        "linux",
+        "qemu",
+        'mountRootfs = "false";',
+        'rootfs = { type = "raw"; from = "./rootdir"; };',
+        "annotations.mountRootfs: a raw rootfs is the container's own rootfs",
+    ),
+    (
+        "linux",
+        "qemu",
+        'initrd = "/boot/initrd";',
+        'rootfs = { type = "initrd"; path = "/boot/other"; };',
+        'annotations.initrd: "/boot/initrd" disagrees with rootfs.path ("/boot/other")',
+    ),
     ("linux", "qemu", "", 'rootfs = { type = "initrd"; path = "/boot//x"; };', 'rootfs.path: "/boot//x" is not a clean path'),
-    ("linux", "qemu", "", 'rootfs = { type = "initrd"; tipe = "x"; };', 'rootfs.tipe: unknown field in rootfs'),
+    ("linux", "qemu", "", 'rootfs = { type = "initrd"; tipe = "x"; };', "rootfs.tipe: unknown field in rootfs"),
     ("linux", "qemu", "", 'rootfs = { type = "initrd"; from = "./nope"; };', 'rootfs.from: "./nope" does not exist'),
-    ("linux", "qemu", "", 'rootfs = { type = "initrd"; from = "docker://busybox"; };', "rootfs.from: a registry reference must be pinned by digest"),
-    ("linux", "qemu", "", 'rootfs = { type = "initrd"; from = "docker://busybox@sha256:' + "0" * 64 + '"; };',
-     "is not supported by the Nix backend yet"),
-    ("linux", "qemu", "", 'rootfs = { type = "initrd"; from = "library/busybox:1.36"; };', "names a registry image that is not pinned by digest"),
+    (
+        "linux",
+        "qemu",
+        "",
+        'rootfs = { type = "initrd"; from = "docker://busybox"; };',
+        "rootfs.from: a registry reference must be pinned by digest",
+    ),
+    (
+        "linux",
+        "qemu",
+        "",
+        'rootfs = { type = "initrd"; from = "docker://busybox@sha256:' + "0" * 64 + '"; };',
+        "is not supported by the Nix backend yet",
+    ),
+    (
+        "linux",
+        "qemu",
+        "",
+        'rootfs = { type = "initrd"; from = "library/busybox:1.36"; };',
+        "names a registry image that is not pinned by digest",
+    ),
     ("linux", "qemu", "", 'rootfs = { type = "initrd"; from = "oci:./rootdir"; };', "is not an OCI layout"),
-    ("linux", "qemu", "", 'rootfs = { type = "initrd"; include = { "./conf" = "conf"; }; };', 'rootfs.include."./conf": target must be an absolute path'),
-    ("linux", "qemu", "", 'rootfs = { type = "initrd"; include = { "./missing" = "/x"; }; };', 'rootfs.include."./missing": no such file or directory'),
-    ("unikraft", "qemu", "", 'init = "./urunit";', "init: only Linux guests run an init; a unikraft guest is the application itself"),
+    (
+        "linux",
+        "qemu",
+        "",
+        'rootfs = { type = "initrd"; include = { "./conf" = "conf"; }; };',
+        'rootfs.include."./conf": target must be an absolute path',
+    ),
+    (
+        "linux",
+        "qemu",
+        "",
+        'rootfs = { type = "initrd"; include = { "./missing" = "/x"; }; };',
+        'rootfs.include."./missing": no such file or directory',
+    ),
+    (
+        "unikraft",
+        "qemu",
+        "",
+        'init = "./urunit";',
+        "init: only Linux guests run an init; a unikraft guest is the application itself",
+    ),
     ("linux", "qemu", "", 'init = { from = "./rootdir"; };', "init.from: must be a file or an image, not a dir"),
-    ("linux", "qemu", "", 'init = { from = "./kernel.tar"; path = "urunit"; };', "init.path: must be an absolute path inside the image"),
-    ("linux", "qemu", "", 'init = 42;', "init: must be a path string or { from"),
+    (
+        "linux",
+        "qemu",
+        "",
+        'init = { from = "./kernel.tar"; path = "urunit"; };',
+        "init.path: must be an absolute path inside the image",
+    ),
+    ("linux", "qemu", "", "init = 42;", "init: must be a path string or { from"),
 ]
 
 
@@ -257,6 +364,7 @@ def test_errors_are_the_validators(tmp_path, srcdir, guest, monitor, ann, extra,
     with the reason. (`message` was the Nix wording when Nix judged specs
     itself; it is kept for the latter.)"""
     from verdicts import nix_verdict, python_verdict
+
     d = spec_dir(tmp_path, srcdir, BASE.format(guest=guest, monitor=monitor, ann=ann, extra=extra))
     ok, text = python_verdict(d / "args.nix")
     nix = nix_verdict(d / "args.nix", tmp_path / "out")
@@ -268,12 +376,17 @@ def test_errors_are_the_validators(tmp_path, srcdir, guest, monitor, ann, extra,
 
 
 def test_image_rootfs_needs_cmd(tmp_path, srcdir):
-    d = spec_dir(tmp_path, srcdir, """{
+    d = spec_dir(
+        tmp_path,
+        srcdir,
+        """{
       name = "t/e"; kernel = "./kernel"; init = "./urunit";
       annotations = { unikernelType = "linux"; hypervisor = "qemu"; };
       rootfs = { type = "initrd"; from = "./app.tar"; };
-    }""")
+    }""",
+    )
     from verdicts import nix_verdict
+
     ok, err = nix_verdict(d / "args.nix", tmp_path / "out")
     assert not ok
     assert "rootfs.from is an image" in err and "set cmd = [ ... ];" in err and "urunix generate" in err
@@ -283,13 +396,18 @@ def test_image_rootfs_needs_cmd(tmp_path, srcdir):
 
 
 def test_raw_from_image_refused(tmp_path, srcdir):
-    d = spec_dir(tmp_path, srcdir, """{
+    d = spec_dir(
+        tmp_path,
+        srcdir,
+        """{
       name = "t/e"; kernel = "./kernel";
       annotations = { unikernelType = "linux"; hypervisor = "qemu"; };
       rootfs = { type = "raw"; from = "./app.tar"; };
       cmd = [ "/bin/app" ];
-    }""")
+    }""",
+    )
     from verdicts import nix_verdict
+
     ok, err = nix_verdict(d / "args.nix", tmp_path / "out")
     assert not ok
     assert 'rootfs.type = "raw" from an image' in err and "not supported by the Nix backend yet" in err
@@ -299,6 +417,7 @@ def test_raw_from_image_refused(tmp_path, srcdir):
 
 # -- what reaches dockerTools (recording pkgs) ---------------------------------
 
+
 def recorded(d: Path) -> list[dict]:
     """The layers the library plans, each {layer; config; entries; PATH}:
     an entry's `source` is a store path, or it has `build` (a rootfs
@@ -307,7 +426,7 @@ def recorded(d: Path) -> list[dict]:
     expr = f"""
       let
         pkgs = {RECORD};
-        img = (import {d / 'nix'} {{ inherit pkgs; }}).fromArgs {{ args = {d / 'args.nix'}; }};
+        img = (import {d / "nix"} {{ inherit pkgs; }}).fromArgs {{ args = {d / "args.nix"}; }};
         plain = x: builtins.fromJSON (builtins.unsafeDiscardStringContext (builtins.toJSON x));
       in
         map (l: {{
@@ -318,7 +437,7 @@ def recorded(d: Path) -> list[dict]:
         }}) img.urunix.layers
     """
     r = run(["nix-instantiate", "--eval", "--strict", "--json", "--read-write-mode", "--expr", expr, *NIX_OPTS])
-    return json.loads(r.stdout)   # read-write: builtins.path copies the sources we read
+    return json.loads(r.stdout)  # read-write: builtins.path copies the sources we read
 
 
 def test_recorded_initrd_and_kernel_from_image(tmp_path, srcdir):
@@ -358,8 +477,10 @@ def test_recorded_block_uses_e2fsprogs(tmp_path, srcdir):
 
 # -- real builds, compared with the native builder ------------------------------
 
+
 def native(d: Path, out: Path, spec: str = "args.nix") -> Path:
     from cli import urunix
+
     urunix("build", spec, "-o", str(out), "--backend", "native", cwd=d, check=True)
     return out
 
@@ -382,6 +503,7 @@ def test_initrd_scratch_include_same_cpio_bytes(tmp_path, srcdir):
 def debugfs_listing(image: bytes, tmp: Path) -> dict[str, tuple[str, bytes]]:
     """{path: (mode, content)} of an ext2/ext4 image, read with debugfs."""
     from support import need
+
     debugfs = need("debugfs")
     img = tmp / f"fs-{hashlib.sha256(image).hexdigest()[:8]}"
     img.write_bytes(image)
@@ -400,8 +522,7 @@ def debugfs_listing(image: bytes, tmp: Path) -> dict[str, tuple[str, bytes]]:
                 out[child] = (mode, b"")
                 walk(child)
             else:
-                data = subprocess.run([debugfs, "-R", f'cat "{child}"', str(img)], capture_output=True,
-                                      check=True).stdout
+                data = subprocess.run([debugfs, "-R", f'cat "{child}"', str(img)], capture_output=True, check=True).stdout
                 out[child] = (mode, data)
 
     walk("/")
@@ -420,6 +541,7 @@ def test_block_from_dir_same_listing_and_bytes(tmp_path, srcdir):
     assert la["/conf/redis.conf"] == ("100644", b"port 6379\n")
     assert "/etc/a file with space" in la and "/etc/caf\u00e9" in la
     from support import need
+
     img = tmp_path / "check.ext2"
     img.write_bytes(a)
     subprocess.run([need("e2fsck"), "-fn", str(img)], check=True, capture_output=True)
@@ -428,8 +550,7 @@ def test_block_from_dir_same_listing_and_bytes(tmp_path, srcdir):
 
 
 def test_linux_guest_from_images_matches_native(tmp_path, srcdir):
-    d = spec_dir(tmp_path, srcdir, SPECS["linux-initrd-image"].replace('compression = "gzip";', "")
-                 + "\n")
+    d = spec_dir(tmp_path, srcdir, SPECS["linux-initrd-image"].replace('compression = "gzip";', "") + "\n")
     nix = nix_build(d / "default.nix", d / "result", cwd=d)
     nat = native(d, tmp_path / "native.tar")
     (cn, fn, hn), (cb, fb, hb) = read_image(nix), read_image(nat)
@@ -440,9 +561,12 @@ def test_linux_guest_from_images_matches_native(tmp_path, srcdir):
     # the image's Env and WorkingDir: urunix build reads them from app.tar;
     # the Nix library cannot at evaluation time (see the README)
     assert cb["config"]["Env"] == ["URUNIX_TEST=hello"] and cb["config"]["WorkingDir"] == "/srv"
-    assert cn["config"]["Env"] == [] and "WorkingDir" not in cn["config"]   # buildImage: Env [] (UNAVOIDABLE)
-    listing = subprocess.run(["cpio", "-it", "--quiet"], input=fn["/.boot/rootfs"][1], capture_output=True,
-                             check=True).stdout.decode().splitlines()
+    assert cn["config"]["Env"] == [] and "WorkingDir" not in cn["config"]  # buildImage: Env [] (UNAVOIDABLE)
+    listing = (
+        subprocess.run(["cpio", "-it", "--quiet"], input=fn["/.boot/rootfs"][1], capture_output=True, check=True)
+        .stdout.decode()
+        .splitlines()
+    )
     assert "urunit" in listing and "bin/app" in listing and "etc/a file with space" in listing
     assert fn["/kernel"][1] == (srcdir / "kernel").read_bytes()
 
@@ -451,13 +575,17 @@ def test_generated_dir_with_rootfs_has_the_same_content(tmp_path, srcdir):
     """`urunix generate` writes the image's command, Env and WorkingDir into
     the expression, so nix-build of it gives the native build's content and
     config (Env once, not once per layer)."""
-    d = spec_dir(tmp_path, srcdir, """{
+    d = spec_dir(
+        tmp_path,
+        srcdir,
+        """{
       name = "t/gen"; tag = "v1";
       rootfs = { type = "initrd"; from = "./app.tar"; include = { "./conf" = "/etc/conf"; }; };
       kernel = { from = "./kernel.tar"; path = "/kernel"; };
       init = { from = "./urunit"; path = "/urunit"; };
       annotations = { unikernelType = "linux"; hypervisor = "qemu"; };
-    }""")
+    }""",
+    )
     image, _ = validate(load(d / "args.nix"))
     out = nixgen.generate(image, d / "args.nix", tmp_path / "gen")
     text = (out / "default.nix").read_text()
@@ -467,8 +595,7 @@ def test_generated_dir_with_rootfs_has_the_same_content(tmp_path, srcdir):
         run(["nix-instantiate", "--parse", str(f)])
     moved = tmp_path / "moved"
     shutil.move(out, moved)
-    result = nixgen.nix_build(moved, tmp_path / "result",
-                              f"import {HERE / 'testpkgs.nix'} {{ python = \"{host_python()}\"; }}")
+    result = nixgen.nix_build(moved, tmp_path / "result", f'import {HERE / "testpkgs.nix"} {{ python = "{host_python()}"; }}')
     nat = native(d, tmp_path / "native.tar")
     assert_same_content(Path(result), nat)
     assert image_content(Path(result))[0]["Env"] == ["URUNIX_TEST=hello"]
@@ -482,15 +609,24 @@ def test_raw_from_dir_and_block_ext4_match_native(tmp_path, srcdir):
         assert_same_content(nix, nat)
 
 
-@pytest.mark.parametrize("name, layer", [("unikraft-initrd", "rootfs"), ("linux-initrd-image", "rootfs"),
-                                         ("linux-initrd-image", "kernel"), ("rumprun-block", "rootfs")])
+@pytest.mark.parametrize(
+    "name, layer",
+    [
+        ("unikraft-initrd", "rootfs"),
+        ("linux-initrd-image", "rootfs"),
+        ("linux-initrd-image", "kernel"),
+        ("rumprun-block", "rootfs"),
+    ],
+)
 def test_rootfs_derivations_are_deterministic(tmp_path, srcdir, name, layer):
     """nix-build --check rebuilds the cpio / ext2 / extract derivation and
     compares the bytes."""
     d = spec_dir(tmp_path, srcdir, SPECS[name])
     nix_build(d / "default.nix", d / "result", cwd=d)
-    expr = (f"let img = import {d / 'default.nix'} {{ pkgs = import {HERE / 'testpkgs.nix'} {{ }}; }}; "
-            f"in assert builtins.any (l: l.name == \"{layer}\") img.urunix.layers; img.urunix.base")
+    expr = (
+        f"let img = import {d / 'default.nix'} {{ pkgs = import {HERE / 'testpkgs.nix'} {{ }}; }}; "
+        f'in assert builtins.any (l: l.name == "{layer}") img.urunix.layers; img.urunix.base'
+    )
     drv = run(["nix-instantiate", *NIX_OPTS, "-E", expr], cwd=d).stdout.strip()
     assert drv.endswith("-base.tar.drv")
     run(["nix-build", drv, "--no-out-link", "--check", *NIX_OPTS], cwd=d)

@@ -81,11 +81,15 @@ def test_stream_is_the_native_archive_byte_for_byte(tmp_path, srcdir, name):
 
 def to_build(d: Path, *args: str) -> list[str]:
     """Names of the derivations `nix-build -A stream` would build now."""
-    r = run(["nix-build", str(d / "default.nix"), "-A", "stream", "--dry-run", "--arg", "pkgs", pkgs_expr(),
-             *NIX_OPTS, *args], cwd=d)
+    r = run(
+        ["nix-build", str(d / "default.nix"), "-A", "stream", "--dry-run", "--arg", "pkgs", pkgs_expr(), *NIX_OPTS, *args], cwd=d
+    )
     block = r.stderr.split("will be built:")[1].split("will be fetched")[0] if "will be built:" in r.stderr else ""
-    return sorted(re.sub(r"^/nix/store/[0-9a-z]{32}-|\.drv$", "", line.strip())
-                  for line in block.splitlines() if line.strip().endswith(".drv"))
+    return sorted(
+        re.sub(r"^/nix/store/[0-9a-z]{32}-|\.drv$", "", line.strip())
+        for line in block.splitlines()
+        if line.strip().endswith(".drv")
+    )
 
 
 def test_cmdline_change_rebuilds_only_the_small_layer(tmp_path, srcdir):
@@ -105,8 +109,11 @@ def test_invalid_spec_builds_no_layer(tmp_path, srcdir):
     """The layers wait for the validator: with a wrong spec the build fails
     in the metadata derivation and no layer is built."""
     d = spec_dir(tmp_path, srcdir, SPECS["rumprun-block"].replace('hypervisor = "hvt"', 'hypervisor = "hvtt"'))
-    r = run(["nix-build", str(d / "default.nix"), "-A", "stream", "--no-out-link", "--arg", "pkgs", pkgs_expr(),
-             *NIX_OPTS], cwd=d, check=False)
+    r = run(
+        ["nix-build", str(d / "default.nix"), "-A", "stream", "--no-out-link", "--arg", "pkgs", pkgs_expr(), *NIX_OPTS],
+        cwd=d,
+        check=False,
+    )
     assert r.returncode != 0
     assert "hvtt" in r.stderr
     assert not re.search(r"building '/nix/store/[0-9a-z]{32}-rr-layer-", r.stderr), r.stderr[-3000:]
@@ -116,8 +123,7 @@ def test_docker_loads_the_stream_from_a_pipe(tmp_path, srcdir, docker):
     d = spec_dir(tmp_path, srcdir, SPECS["rumprun-block"])
     script = nix_build(d / "default.nix", d / "stream", "-A", "stream", cwd=d)
     producer = subprocess.Popen([str(script)], stdout=subprocess.PIPE)
-    loaded = subprocess.run(["docker", "load"], stdin=producer.stdout, capture_output=True, env=docker.env,
-                            timeout=300)
+    loaded = subprocess.run(["docker", "load"], stdin=producer.stdout, capture_output=True, env=docker.env, timeout=300)
     producer.stdout.close()
     assert producer.wait(60) == 0 and loaded.returncode == 0, loaded.stderr.decode(errors="replace")
     ref = loaded.stdout.decode().strip().rsplit("Loaded image: ", 1)[-1].strip()
@@ -129,7 +135,8 @@ def test_docker_loads_the_stream_from_a_pipe(tmp_path, srcdir, docker):
     assert (root / "unikernel" / "redis.hvt").read_bytes() == (srcdir / "kernel").read_bytes()
     doc = json.loads((root / "urunc.json").read_text())
     assert {k: base64.b64decode(v).decode() for k, v in doc.items()} == {
-        k: v for k, v in config["Labels"].items() if k.startswith("com.urunc.unikernel.")}
+        k: v for k, v in config["Labels"].items() if k.startswith("com.urunc.unikernel.")
+    }
     disk = config["Labels"]["com.urunc.unikernel.block"]
     assert hashlib.sha256((root / disk.lstrip("/")).read_bytes()).hexdigest() == tree[disk][4]
     docker.run("rmi", ref)

@@ -31,7 +31,7 @@ def python_verdict(args: Path) -> tuple[bool, str]:
     cwd = os.getcwd()
     os.chdir(args.parent)
     try:
-        image, diag = validate(load(Path(args.name), keep_problems=True))   # as the CLI (all problems in one run)
+        image, diag = validate(load(Path(args.name), keep_problems=True))  # as the CLI (all problems in one run)
     except SpecError as e:
         return False, e.render()
     finally:
@@ -41,11 +41,25 @@ def python_verdict(args: Path) -> tuple[bool, str]:
 
 def check_json(args: Path, lib: Path = ROOT / "nix") -> tuple[str | None, str]:
     """(the metadata derivation's CHECK.json text, or None; Nix's error)."""
-    expr = (f"(import {lib} {{ pkgs = {RECORD}; }}).fromArgs {{ args = {args}; }}")
+    expr = f"(import {lib} {{ pkgs = {RECORD}; }}).fromArgs {{ args = {args}; }}"
     # --read-write-mode: --eval alone names store paths without copying into them
-    r = subprocess.run(["nix-instantiate", "--eval", "--strict", "--json", "--read-write-mode", "--expr",
-                        f"({expr}).urunix.metadata.check", *NIX_OPTS],
-                       capture_output=True, text=True, errors="surrogateescape", env=env(), timeout=300)
+    r = subprocess.run(
+        [
+            "nix-instantiate",
+            "--eval",
+            "--strict",
+            "--json",
+            "--read-write-mode",
+            "--expr",
+            f"({expr}).urunix.metadata.check",
+            *NIX_OPTS,
+        ],
+        capture_output=True,
+        text=True,
+        errors="surrogateescape",
+        env=env(),
+        timeout=300,
+    )
     if r.returncode != 0:
         return None, r.stderr
     return json.loads(r.stdout), ""
@@ -54,9 +68,14 @@ def check_json(args: Path, lib: Path = ROOT / "nix") -> tuple[str | None, str]:
 def run_check(check: str, out: Path) -> subprocess.CompletedProcess:
     out.parent.mkdir(parents=True, exist_ok=True)
     doc = out.parent / (out.name + ".check.json")
-    doc.write_bytes(check.encode("utf-8", "surrogateescape"))   # Nix strings are bytes
-    return subprocess.run([host_python(), str(NIX_CHECK), str(doc), str(out)],
-                          capture_output=True, text=True, timeout=300, env={"PATH": "/usr/bin:/bin"})
+    doc.write_bytes(check.encode("utf-8", "surrogateescape"))  # Nix strings are bytes
+    return subprocess.run(
+        [host_python(), str(NIX_CHECK), str(doc), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": "/usr/bin:/bin"},
+    )
 
 
 def nix_verdict(args: Path, scratch: Path) -> tuple[bool, str]:
@@ -76,12 +95,15 @@ def build_messages(stderr: str) -> str:
     for line in stderr.splitlines():
         if line.startswith(("building '", "these ", "  /nix/store/", "sha256:", "warning: the group")):
             continue
-        if line.startswith("error: builder for") or line.startswith("error: 1 dependencies") \
-                or (line.startswith("error: ") and "dependencies of derivation" in line):
+        if (
+            line.startswith("error: builder for")
+            or line.startswith("error: 1 dependencies")
+            or (line.startswith("error: ") and "dependencies of derivation" in line)
+        ):
             continue
         keep.append(line)
     return "\n".join(keep).strip("\n")
 
 
-if __name__ == "__main__":   # handy by hand: python verdicts.py ARGS.nix
+if __name__ == "__main__":  # handy by hand: python verdicts.py ARGS.nix
     print(python_verdict(Path(sys.argv[1]).absolute()))

@@ -24,7 +24,7 @@ def cache_home(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv("URUNIX_NO_CACHE", raising=False)
     monkeypatch.delenv("URUNIX_CACHE_VERIFY", raising=False)
-    monkeypatch.setattr(cache, "MIN_BYTES", 0)   # cache even tiny layers
+    monkeypatch.setattr(cache, "MIN_BYTES", 0)  # cache even tiny layers
     return tmp_path / "xdg"
 
 
@@ -86,7 +86,7 @@ def test_hit_gives_the_same_bytes(tmp_path, cache_home, rtype):
     first = build(spec, tmp_path / "a.tar", use_cache=c1)
     assert c1.stats["stores"] >= 2 and c1.stats["hits"] == 0
     second = build(spec, tmp_path / "b.tar", use_cache=c2)
-    assert c2.stats["hits"] >= 2     # kernel and rootfs (and urunc.json)
+    assert c2.stats["hits"] >= 2  # kernel and rootfs (and urunc.json)
     assert ref == first == second
 
 
@@ -96,7 +96,7 @@ def test_cmdline_change_reuses_the_big_layers(tmp_path, cache_home):
     build(a, tmp_path / "a.tar")
     c = counted()
     got = build(b, tmp_path / "b.tar", use_cache=c)
-    assert c.stats["hits"] == 2 and c.stats["misses"] == 1   # only urunc.json is new
+    assert c.stats["hits"] == 2 and c.stats["misses"] == 1  # only urunc.json is new
     assert got == build(b, tmp_path / "ref.tar", use_cache=False)
 
 
@@ -104,7 +104,7 @@ def test_cmdline_change_reuses_the_big_layers(tmp_path, cache_home):
 def test_any_metadata_change_misses(tmp_path, cache_home, change):
     spec = make_spec(tmp_path, "raw")
     app = tmp_path / "tree" / "bin" / "app"
-    set_mtime(app, 1000)   # a write below moves it, however fast it comes
+    set_mtime(app, 1000)  # a write below moves it, however fast it comes
     build(spec, tmp_path / "a.tar")
     if change == "content":
         data = bytearray(app.read_bytes())
@@ -120,8 +120,8 @@ def test_any_metadata_change_misses(tmp_path, cache_home, change):
         (tmp_path / "tree" / "etc" / "hostname").rename(tmp_path / "tree" / "etc" / "hostname2")
     c = counted()
     got = build(spec, tmp_path / "b.tar", use_cache=c)
-    assert c.stats["misses"] == 1          # the rootfs layer
-    assert c.stats["hits"] == 2            # the kernel and urunc.json
+    assert c.stats["misses"] == 1  # the rootfs layer
+    assert c.stats["hits"] == 2  # the kernel and urunc.json
     assert got == build(spec, tmp_path / "ref.tar", use_cache=False)
 
 
@@ -130,7 +130,7 @@ def test_corrupted_entry_is_detected_and_rebuilt(tmp_path, cache_home):
     good = build(spec, tmp_path / "a.tar")
     blobs = list((cache_home / "urunix" / cache.VERSION / "blobs").iterdir())
     assert blobs
-    for k in entries(cache_home):   # flip a byte in the middle of each cached layer
+    for k in entries(cache_home):  # flip a byte in the middle of each cached layer
         e = json.loads(k.read_text())
         blob = cache_home / "urunix" / cache.VERSION / "blobs" / e["file"]
         with open(blob, "r+b") as f:
@@ -138,13 +138,13 @@ def test_corrupted_entry_is_detected_and_rebuilt(tmp_path, cache_home):
             c = f.read(1)
             f.seek(e["offset"] + e["size"] // 2)
             f.write(bytes([c[0] ^ 0xFF]))
-        set_mtime(blob, 1)   # the fingerprint differs even within one clock tick
+        set_mtime(blob, 1)  # the fingerprint differs even within one clock tick
     os.unlink(tmp_path / "a.tar")
     c1, c2 = counted(), counted()
     got = build(spec, tmp_path / "b.tar", use_cache=c1)
     assert c1.stats["corrupt"] >= 1
     assert got == good
-    assert build(spec, tmp_path / "c.tar", use_cache=c2) == good   # and the rebuilt entry is good again
+    assert build(spec, tmp_path / "c.tar", use_cache=c2) == good  # and the rebuilt entry is good again
     assert c2.stats["corrupt"] == 0 and c2.stats["hits"] >= 2
 
 
@@ -177,7 +177,7 @@ def test_oci_layout_rebuild_copies_the_cached_blobs(tmp_path, cache_home):
     build(make_spec(tmp_path, "raw"), tmp_path / "a", "oci")
     c = counted()
     build(make_spec(tmp_path, "raw", "/init quiet"), tmp_path / "b", "oci", use_cache=c)
-    assert c.stats["hits"] >= 2                # the kernel's and the rootfs' layers
+    assert c.stats["hits"] >= 2  # the kernel's and the rootfs' layers
     a = {p.name: p.stat() for p in (tmp_path / "a" / "blobs" / "sha256").iterdir()}
     b = {p.name: p.stat() for p in (tmp_path / "b" / "blobs" / "sha256").iterdir()}
     assert len(a.keys() & b.keys()) >= 2
@@ -185,7 +185,7 @@ def test_oci_layout_rebuild_copies_the_cached_blobs(tmp_path, cache_home):
     cached = {(st.st_dev, st.st_ino) for st in (p.stat() for p in root.iterdir())}
     for st in list(a.values()) + list(b.values()):
         assert st.st_nlink == 1 and (st.st_dev, st.st_ino) not in cached
-    for n, st in b.items():                    # and every blob is what its name says
+    for n, st in b.items():  # and every blob is what its name says
         assert hashlib.sha256((tmp_path / "b" / "blobs" / "sha256" / n).read_bytes()).hexdigest() == n
 
 
@@ -199,7 +199,7 @@ def test_two_concurrent_builds_both_finish_with_one_valid_result(tmp_path, cache
     spec = make_spec(tmp_path, "initrd")
     ref = build(spec, tmp_path / "ref.tar", use_cache=False)
     ctx = multiprocessing.get_context("fork")
-    for round_ in range(2):   # empty cache, then a full one
+    for round_ in range(2):  # empty cache, then a full one
         out = tmp_path / f"out{round_}.tar"
         procs = [ctx.Process(target=_concurrent, args=(str(spec), str(out), str(cache_home))) for _ in range(2)]
         for p in procs:
@@ -221,7 +221,7 @@ def test_interrupted_write_leaves_no_partial_entry(tmp_path, cache_home, monkeyp
 
     def dying(self, key, entry):
         calls.append(key)
-        raise KeyboardInterrupt   # interrupted between the link and the key
+        raise KeyboardInterrupt  # interrupted between the link and the key
 
     monkeypatch.setattr(cache.LayerCache, "_write_key", dying)
     with pytest.raises(KeyboardInterrupt):
@@ -250,13 +250,13 @@ def test_prune_bounds_the_cache(tmp_path, cache_home):
         d.mkdir()
         spec = make_spec(d, "raw")
         build(spec, d / "a.tar")
-        for k in entries(cache_home):   # last use: build i, in order without a sleep
+        for k in entries(cache_home):  # last use: build i, in order without a sleep
             if json.loads(k.read_text())["file"] not in seen:
                 set_mtime(k, 1000 + i)
         names = {p.name for p in (root / "blobs").iterdir()}
         last, seen = names - seen, names
     sizes = {p.name: p.stat().st_size for p in (root / "blobs").iterdir()}
-    assert len(sizes) >= 6                        # each build's kernel and rootfs layers
+    assert len(sizes) >= 6  # each build's kernel and rootfs layers
     limit = sum(sizes[n] for n in last) + max(sizes.values())
     files, freed = cache.prune(limit)
     left = {p.name: p.stat().st_size for p in (root / "blobs").iterdir()}

@@ -64,13 +64,13 @@ def parse(data: bytes) -> list[dict]:
     out, o = [], 0
     names = "ino mode uid gid nlink mtime size devmajor devminor rdevmajor rdevminor namesize check".split()
     while True:
-        assert data[o:o + 6] == b"070701"
-        h = dict(zip(names, (int(data[o + 6 + 8 * i:o + 14 + 8 * i], 16) for i in range(13))))
-        name = data[o + 110:o + 110 + h["namesize"] - 1]
+        assert data[o : o + 6] == b"070701"
+        h = dict(zip(names, (int(data[o + 6 + 8 * i : o + 14 + 8 * i], 16) for i in range(13))))
+        name = data[o + 110 : o + 110 + h["namesize"] - 1]
         assert data[o + 110 + h["namesize"] - 1] == 0
         o += 110 + h["namesize"]
         o += -o % 4
-        h["name"], h["data"] = name, data[o:o + h["size"]]
+        h["name"], h["data"] = name, data[o : o + h["size"]]
         o += h["size"]
         o += -o % 4
         out.append(h)
@@ -90,11 +90,14 @@ def test_header_layout_and_hardlink_convention(tmp_path):
     # inode numbers: 1, 2, ... in order; a hard-link group shares one
     group = [by["dir/sub/deep.bin"], by["hl-a"], by["hl-b"]]
     assert len({r["ino"] for r in group}) == 1 and all(r["nlink"] == 3 for r in group)
-    assert [r["size"] for r in group] == [0, 0, 300_001]          # data on the LAST link
+    assert [r["size"] for r in group] == [0, 0, 300_001]  # data on the LAST link
     assert group[2]["data"] == (tmp_path / "t/dir/sub/deep.bin").read_bytes()
     inos = [r["ino"] for r in recs[:-1]]
     assert sorted(set(inos)) == list(range(1, len(set(inos)) + 1))
-    assert by["dev/console"]["mode"] == stat.S_IFCHR | 0o600 and (by["dev/console"]["rdevmajor"], by["dev/console"]["rdevminor"]) == (5, 1)
+    assert by["dev/console"]["mode"] == stat.S_IFCHR | 0o600 and (
+        by["dev/console"]["rdevmajor"],
+        by["dev/console"]["rdevminor"],
+    ) == (5, 1)
     assert by["dev/sda"]["mode"] == stat.S_IFBLK | 0o660 and by["dev/sda"]["gid"] == 6
     assert by["dev/fifo"]["mode"] == stat.S_IFIFO | 0o644 and by["dev/fifo"]["size"] == 0
     assert by["abs-link"]["mode"] == stat.S_IFLNK | 0o777 and by["abs-link"]["data"] == b"/etc/passwd"
@@ -123,8 +126,9 @@ def test_gnu_cpio_extracts_everything(tmp_path):
     C.write_file(ms, str(archive))
     out = tmp_path / "x"
     out.mkdir()
-    r = subprocess.run(["cpio", "-idm", "--no-absolute-filenames", "--quiet"], stdin=open(archive, "rb"),
-                       cwd=out, capture_output=True)
+    r = subprocess.run(
+        ["cpio", "-idm", "--no-absolute-filenames", "--quiet"], stdin=open(archive, "rb"), cwd=out, capture_output=True
+    )
     assert r.returncode == 0, r.stderr
     listing = subprocess.run(["cpio", "-it", "--quiet"], stdin=open(archive, "rb"), capture_output=True, check=True).stdout
     assert listing == b"".join(m.path.encode() + b"\n" for m in ms)
@@ -189,8 +193,9 @@ def test_byte_identical_to_gnu_cpio(tmp_path):
     if os.geteuid() != 0:
         pytest.skip("GNU cpio records the staging owner; needs root for 0:0")
     names = b"".join(m.path.encode() + b"\0" for m in ms)
-    gnu = subprocess.run(["cpio", "-o", "-H", "newc", "--reproducible", "-0", "--quiet"], input=names,
-                         cwd=staged, capture_output=True, check=True).stdout
+    gnu = subprocess.run(
+        ["cpio", "-o", "-H", "newc", "--reproducible", "-0", "--quiet"], input=names, cwd=staged, capture_output=True, check=True
+    ).stdout
     ours = build(ms)
     # GNU cpio 2.13 numbers inodes from 0, we from 1 (0 is "no inode" to many
     # readers): compare the inode numbers apart, then every other byte
@@ -201,10 +206,10 @@ def test_byte_identical_to_gnu_cpio(tmp_path):
 def without_ino(data: bytes) -> bytes:
     out, o = bytearray(data), 0
     while True:
-        out[o + 6:o + 14] = b"XXXXXXXX"
-        namesize, size = int(data[o + 94:o + 102], 16), int(data[o + 54:o + 62], 16)
+        out[o + 6 : o + 14] = b"XXXXXXXX"
+        namesize, size = int(data[o + 94 : o + 102], 16), int(data[o + 54 : o + 62], 16)
         end = o + 110 + namesize
-        if data[o + 110:end - 1] == b"TRAILER!!!":
+        if data[o + 110 : end - 1] == b"TRAILER!!!":
             return bytes(out)
         o = end + (-end % 4) + size
         o += -o % 4
@@ -219,7 +224,7 @@ def test_gzip_deterministic(tmp_path):
     assert a.read_bytes() == b.read_bytes()
     raw = a.read_bytes()
     assert raw[:2] == b"\x1f\x8b" and raw[4:8] == b"\0\0\0\0"  # gzip mtime 0
-    assert not raw[3] & 0x08                                   # no file name stored
+    assert not raw[3] & 0x08  # no file name stored
     assert gzip.decompress(raw) == build(ms)
 
 
@@ -227,8 +232,7 @@ def test_over_4gib_is_refused_before_writing(tmp_path):
     big = tmp_path / "huge.img"
     with open(big, "wb") as f:
         f.truncate(4 << 30)  # sparse: nothing is written
-    ms = expand([{"type": "file", "path": "/a", "data": "x"},
-                 {"type": "file", "path": "/data/huge.img", "source": str(big)}])
+    ms = expand([{"type": "file", "path": "/a", "data": "x"}, {"type": "file", "path": "/data/huge.img", "source": str(big)}])
     out = io.BytesIO()
     with pytest.raises(C.CpioError, match=r"/data/huge\.img is 4294967296 bytes.*4 GiB"):
         C.write_cpio(ms, out)
@@ -287,15 +291,24 @@ def test_cli_standalone(tmp_path):
     PYTHONPATH, another working directory."""
     src = make_tree(tmp_path / "t")
     (tmp_path / "k").write_bytes(b"kernel")
-    tree = {"entries": [{"type": "tree", "path": "/", "source": str(src)},
-                        {"type": "file", "path": "/boot/k", "source": str(tmp_path / "k")},
-                        {"type": "symlink", "path": "/init", "target": "/boot/k"}]}
+    tree = {
+        "entries": [
+            {"type": "tree", "path": "/", "source": str(src)},
+            {"type": "file", "path": "/boot/k", "source": str(tmp_path / "k")},
+            {"type": "symlink", "path": "/init", "target": "/boot/k"},
+        ]
+    }
     (tmp_path / "tree.json").write_text(json.dumps(tree))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     for extra in ([], ["--gzip"]):
         out = tmp_path / ("o.cpio" + (".gz" if extra else ""))
-        r = subprocess.run([sys.executable, str(HELPER), str(tmp_path / "tree.json"), str(out), *extra],
-                           cwd="/", env=env, capture_output=True, text=True)
+        r = subprocess.run(
+            [sys.executable, str(HELPER), str(tmp_path / "tree.json"), str(out), *extra],
+            cwd="/",
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         assert r.returncode == 0, r.stderr
         data = gzip.decompress(out.read_bytes()) if extra else out.read_bytes()
         assert data == build(expand(tree["entries"]))
@@ -328,8 +341,9 @@ def test_main_writes_what_write_file_writes(tmp_path, capsys):
     assert (tmp_path / "a.cpio").read_bytes() == build(ms, mtime=5)
     assert C.main(["cpio.py", str(tree), str(tmp_path / "b.cpio"), "--hardlinks=copy", "--gzip"]) == 0
     assert gzip.decompress((tmp_path / "b.cpio").read_bytes()) == build(ms, mtime=5, hardlinks="copy")
-    tree.write_text(json.dumps({"entries": [{"type": "tree", "path": "", "source": str(src)}], "gzip": True,
-                                "hardlinks": "copy"}))
+    tree.write_text(
+        json.dumps({"entries": [{"type": "tree", "path": "", "source": str(src)}], "gzip": True, "hardlinks": "copy"})
+    )
     assert C.main(["cpio.py", str(tree), str(tmp_path / "c.cpio"), "--hardlinks=link"]) == 0
     assert gzip.decompress((tmp_path / "c.cpio").read_bytes()) == build(ms, hardlinks="link")
     assert C.main(["cpio.py", str(tree), str(tmp_path / "d.cpio")]) == 0
@@ -348,6 +362,7 @@ def test_main_writes_what_write_file_writes(tmp_path, capsys):
 
 # ---------------------------------------------------------------- edges found by mutation testing
 
+
 def test_names_and_targets_keep_non_utf8_bytes():
     ms = [Member("b\udcff", "file", 0o644, 1, data=b"x"), Member("l\udcfe", "symlink", 0o777, target="t\udcfd")]
     recs = {r["name"]: r for r in parse(build(ms))}
@@ -362,8 +377,11 @@ def test_nested_directories_count_their_own_subdirectories():
 
 
 def test_a_pair_of_hard_links_shares_one_inode_and_the_data_once():
-    ms = [Member("a", "file", 0o644, 3, data=b"abc"), Member("b", "hardlink", 0o644, target="a"),
-          Member("c", "file", 0o644, 2, data=b"zz")]
+    ms = [
+        Member("a", "file", 0o644, 3, data=b"abc"),
+        Member("b", "hardlink", 0o644, target="a"),
+        Member("c", "file", 0o644, 2, data=b"zz"),
+    ]
     recs = {r["name"]: r for r in parse(build(ms))}
     assert recs[b"a"]["ino"] == recs[b"b"]["ino"] != recs[b"c"]["ino"]
     assert (recs[b"a"]["nlink"], recs[b"b"]["nlink"], recs[b"c"]["nlink"]) == (2, 2, 1)
@@ -380,16 +398,17 @@ def test_exact_refusals(tmp_path, monkeypatch):
 
     f = Member("f", "file", 0o644, 1, data=b"x")
     assert refused([f], hardlinks="soft") == "hardlinks must be 'link' or 'copy', not 'soft'"
-    assert refused([Member("a", "hardlink", 0o644, target="b"), Member("b", "hardlink", 0o644, target="a")]) \
-        == "/a: hard link loop"
+    assert (
+        refused([Member("a", "hardlink", 0o644, target="b"), Member("b", "hardlink", 0o644, target="a")]) == "/a: hard link loop"
+    )
     assert refused([Member("s", "socket", 0o644)]) == "/s: cannot store a 'socket' in cpio"
     assert refused([Member("f", "file", 0o644, 5, data=b"abc")]) == "/f: inline data is 3 bytes, not 5"
-    assert build([f], mtime=C.MAX32)                                  # the largest mtime newc holds
+    assert build([f], mtime=C.MAX32)  # the largest mtime newc holds
     for uid, gid in ((-1, 0), (0, -1), (C.MAX32 + 1, 0), (0, C.MAX32 + 1)):
         with pytest.raises(C.CpioError):
             build([Member("f", "file", 0o644, 1, data=b"x", uid=uid, gid=gid)])
     assert build([Member("f", "file", 0o644, 1, data=b"x", uid=C.MAX32, gid=C.MAX32)])
-    monkeypatch.setattr(C, "MAX32", 10)     # limits a test can reach: symlink length, inode count
+    monkeypatch.setattr(C, "MAX32", 10)  # limits a test can reach: symlink length, inode count
     assert build([Member("l", "symlink", 0o777, target="t" * 10)])
     assert refused([Member("l", "symlink", 0o777, target="t" * 11)]) == "/l: symlink target too long"
     nine = [Member(f"f{i:02}", "file", 0o644, 0, data=b"") for i in range(9)]
@@ -409,7 +428,7 @@ def test_source_files_offsets_progress_and_changes(tmp_path):
     with pytest.raises(C.CpioError) as e:
         build([Member("f", "file", 0o644, 12, source=str(src))])
     assert str(e.value) == f"{src} changed size while it was being read"
-    with pytest.raises(C.CpioError) as e:       # longer than planned: grew
+    with pytest.raises(C.CpioError) as e:  # longer than planned: grew
         build([Member("f", "file", 0o644, 8, source=str(src))])
     assert str(e.value) == f"{src} changed size while it was being read"
 
@@ -423,11 +442,11 @@ def test_write_file_options(tmp_path):
     C.write_file(ms, str(tmp_path / "g.cpio"), gzip_level=6, hardlinks="copy", progress=done.append)
     gz = (tmp_path / "g.cpio").read_bytes()
     assert gz[4:9] == bytes(5) and gz[10:] == gzip.compress(build(ms, hardlinks="copy"), 6, mtime=0)[10:]
-    assert gzip.decompress(gz) == build(ms, hardlinks="copy")   # mtime 0, level 6 (XFL 0), no name
+    assert gzip.decompress(gz) == build(ms, hardlinks="copy")  # mtime 0, level 6 (XFL 0), no name
     assert sum(done) == 6
     with pytest.raises(C.CpioError):
         C.write_file(ms, str(tmp_path / "bad.cpio"), hardlinks="soft")
-    assert not (tmp_path / "bad.cpio").exists()                      # refused before the file is made
+    assert not (tmp_path / "bad.cpio").exists()  # refused before the file is made
 
 
 def test_stream_member_size_is_exact_for_every_padding():
@@ -441,7 +460,7 @@ def test_stream_member_size_is_exact_for_every_padding():
 def test_main_flags_anywhere_and_the_tree_s_own_options(tmp_path):
     src = tmp_path / "t"
     src.mkdir()
-    (src / "a").write_bytes(os.urandom(64) * 3000)      # compressible, so gzip levels differ
+    (src / "a").write_bytes(os.urandom(64) * 3000)  # compressible, so gzip levels differ
     os.link(src / "a", src / "b")
     entries = [{"type": "tree", "path": "", "source": str(src)}]
     ms = expand(entries)
@@ -451,7 +470,7 @@ def test_main_flags_anywhere_and_the_tree_s_own_options(tmp_path):
     assert C.main(["cpio.py", "--gzip", str(tree), str(tmp_path / "a.cpio")]) == 0
     raw = (tmp_path / "a.cpio").read_bytes()
     assert gzip.decompress(raw) == build(ms)
-    assert raw[10:] == gzip.compress(build(ms), 6, mtime=0)[10:]          # level 6
+    assert raw[10:] == gzip.compress(build(ms), 6, mtime=0)[10:]  # level 6
     tree.write_text(json.dumps({"entries": entries, "hardlinks": "copy"}))
     assert C.main(["cpio.py", str(tree), str(tmp_path / "b.cpio")]) == 0
     assert (tmp_path / "b.cpio").read_bytes() == build(ms, hardlinks="copy")
@@ -461,20 +480,22 @@ def test_main_flags_anywhere_and_the_tree_s_own_options(tmp_path):
 
 def test_hard_link_groups_in_archive_order_with_their_own_inodes():
     ms = expand([{"type": "file", "path": "a/b", "data": "one"}, {"type": "file", "path": "c", "data": "two"}])
-    ms += [Member("a-b", "hardlink", 0o644, target="a/b"), Member("d", "hardlink", 0o644, target="c"),
-           Member("p", "fifo", 0o644)]
+    ms += [Member("a-b", "hardlink", 0o644, target="a/b"), Member("d", "hardlink", 0o644, target="c"), Member("p", "fifo", 0o644)]
     ms.sort(key=lambda m: m.path.split("/"))
     recs = {r["name"]: r for r in parse(build(ms))}
-    assert recs[b"a/b"]["size"] == 0 and recs[b"a-b"]["data"] == b"one"     # data on the last in archive order
+    assert recs[b"a/b"]["size"] == 0 and recs[b"a-b"]["data"] == b"one"  # data on the last in archive order
     assert recs[b"a/b"]["ino"] == recs[b"a-b"]["ino"] != recs[b"c"]["ino"] == recs[b"d"]["ino"]
     assert recs[b"p"]["nlink"] == 1
     got = bytearray()
     C.stream_member("i", ms).fill(got.extend)
-    assert bytes(got) == build(ms)                                             # mtime 0 by default
+    assert bytes(got) == build(ms)  # mtime 0 by default
 
 
 def test_a_hard_link_loop_further_on_is_refused():
-    ms = [Member("a", "hardlink", 0o644, target="b"), Member("b", "hardlink", 0o644, target="c"),
-          Member("c", "hardlink", 0o644, target="b")]
+    ms = [
+        Member("a", "hardlink", 0o644, target="b"),
+        Member("b", "hardlink", 0o644, target="c"),
+        Member("c", "hardlink", 0o644, target="b"),
+    ]
     with pytest.raises(C.CpioError, match=r"^/a: hard link loop$"):
         build(ms)

@@ -31,11 +31,11 @@ def test_zero_means_off_for_nix_and_cache_alike(monkeypatch, tmp_path):
     (tmp_path / "nix-instantiate").write_text("#!/bin/sh\n")
     (tmp_path / "nix-instantiate").chmod(0o755)
     monkeypatch.setenv("URUNIX_NO_NIX", "0")
-    assert argsnix.nix_available() == str(tmp_path / "nix-instantiate")   # Nix stays on
+    assert argsnix.nix_available() == str(tmp_path / "nix-instantiate")  # Nix stays on
     monkeypatch.setenv("URUNIX_NO_NIX", "1")
     assert argsnix.nix_available() is None
     monkeypatch.setenv("URUNIX_NO_CACHE", "0")
-    assert cache.enabled()                                                  # the cache stays on
+    assert cache.enabled()  # the cache stays on
     monkeypatch.setenv("URUNIX_NO_CACHE", "1")
     assert not cache.enabled()
     monkeypatch.setenv("URUNIX_CACHE_VERIFY", "0")

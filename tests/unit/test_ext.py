@@ -29,15 +29,15 @@ def _tools():
 def make_tree(root: Path) -> Path:
     (root / "dir" / "sub").mkdir(parents=True)
     (root / "dir" / "sub" / "deep.bin").write_bytes(os.urandom(300_001))
-    for n in ("with space", "new\nline", "é ü 日本", "quote\"d"):
+    for n in ("with space", "new\nline", "é ü 日本", 'quote"d'):
         (root / n).write_bytes(n.encode() * 3)
     (root / "empty").write_bytes(b"")
     (root / "exe").write_bytes(b"#!/bin/sh\n")
     (root / "exe").chmod(0o755)
     os.symlink("/etc/passwd", root / "abs-link")
-    os.symlink("x" * 100, root / "long-link")        # does not fit in the inode
+    os.symlink("x" * 100, root / "long-link")  # does not fit in the inode
     p = root
-    for i in range(30):                              # a deep tree
+    for i in range(30):  # a deep tree
         p = p / f"d{i}"
     p.mkdir(parents=True)
     (p / "leaf").write_text("leaf")
@@ -224,8 +224,9 @@ def test_sizes(tmp_path):
     fsck(img)
     (tmp_path / "blob").write_bytes(os.urandom(3 << 20))
     with pytest.raises(E.ExtError, match=r"does not fit in 2M"):
-        E.write_ext(expand([{"type": "file", "path": "/b", "source": str(tmp_path / "blob")}]),
-                    str(tmp_path / "small.ext2"), size="2M")
+        E.write_ext(
+            expand([{"type": "file", "path": "/b", "source": str(tmp_path / "blob")}]), str(tmp_path / "small.ext2"), size="2M"
+        )
     assert not (tmp_path / "small.ext2").exists()
     assert E.parse_size("64M") == 64 << 20 and E.parse_size("1G") == 1 << 30 and E.parse_size("4096") == 4096
     assert E.parse_size("10MiB") == 10 << 20
@@ -245,7 +246,7 @@ def test_auto_size_fits_many_files_and_big_ones(tmp_path):
     img = tmp_path / "many.ext4"
     info = E.write_ext(ms, str(img), fs="ext4")
     fsck(img)
-    assert info["size"] <= 2 * (24 << 20) + (8 << 20)   # not wildly oversized
+    assert info["size"] <= 2 * (24 << 20) + (8 << 20)  # not wildly oversized
     assert len(debugfs(img, "ls /d39").split()) >= 100
 
 
@@ -258,13 +259,19 @@ def test_missing_e2fsprogs_is_named(tmp_path, monkeypatch):
 
 def test_cli_standalone(tmp_path):
     src = make_tree(tmp_path / "t")
-    tree = {"entries": [{"type": "tree", "path": "/", "source": str(src)},
-                        {"type": "file", "path": "/etc/conf", "data": "k=v\n"}]}
+    tree = {
+        "entries": [{"type": "tree", "path": "/", "source": str(src)}, {"type": "file", "path": "/etc/conf", "data": "k=v\n"}]
+    }
     (tmp_path / "tree.json").write_text(json.dumps(tree))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     out = tmp_path / "o.ext4"
-    r = subprocess.run([sys.executable, str(HELPER), str(tmp_path / "tree.json"), str(out), "--fs", "ext4",
-                        "--size", "32M"], cwd="/", env=env, capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, str(HELPER), str(tmp_path / "tree.json"), str(out), "--fs", "ext4", "--size", "32M"],
+        cwd="/",
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["size"] == 32 << 20
     assert debugfs(out, "cat /etc/conf") == "k=v\n"
@@ -286,8 +293,8 @@ def host_tree(root: Path) -> Path:
     with open(root / "sparse", "wb") as f:
         f.truncate(20 << 20)
         f.write(b"head")
-    (root / "we ird\"name").write_bytes(b"q")
-    (root / "we ird\"name").chmod(0o4755)
+    (root / 'we ird"name').write_bytes(b"q")
+    (root / 'we ird"name').chmod(0o4755)
     if os.geteuid() == 0:
         os.chown(root / "a" / "b" / "x", 1234, 5678)
     return root
@@ -308,14 +315,15 @@ def test_a_host_directory_is_read_in_place_with_the_same_bytes(tmp_path, monkeyp
     before = {p: os.lstat(p) for p in src.rglob("*")}
     E.write_ext(ms, str(tmp_path / "direct.img"), mtime=86400, as_root=as_root)
     after = {p: os.lstat(p) for p in src.rglob("*")}
-    assert {p: (s.st_ctime_ns, s.st_mode, s.st_nlink) for p, s in before.items()} == \
-           {p: (s.st_ctime_ns, s.st_mode, s.st_nlink) for p, s in after.items()}
+    assert {p: (s.st_ctime_ns, s.st_mode, s.st_nlink) for p, s in before.items()} == {
+        p: (s.st_ctime_ns, s.st_mode, s.st_nlink) for p, s in after.items()
+    }
     monkeypatch.setattr(E, "direct_source", lambda members: None)
     E.write_ext(ms, str(tmp_path / "staged.img"), mtime=86400, as_root=as_root)
     assert (tmp_path / "direct.img").read_bytes() == (tmp_path / "staged.img").read_bytes()
     img = tmp_path / "direct.img"
     fsck(img)
-    s = stat_of(img, 'we ird"name')   # host modes are normalized as Nix stores them
+    s = stat_of(img, 'we ird"name')  # host modes are normalized as Nix stores them
     assert (s["mode"], s["uid"], s["gid"]) == (0o755, 0, 0)
     assert stat_of(img, "a")["mode"] == 0o755 and stat_of(img, "a/b/x")["mode"] == 0o644
     x, hl = stat_of(img, "a/b/x"), stat_of(img, "z-hl")
@@ -330,15 +338,16 @@ def test_read_in_place_only_when_the_directory_is_the_plan(tmp_path):
     assert E.direct_source(ms) is None
     (src / "late").unlink()
     # the plan keeps the names apart, the host shares their inode: mke2fs would link them
-    apart = members_of(src, extra=False, hardlinks=False)   # as inside a Nix build
+    apart = members_of(src, extra=False, hardlinks=False)  # as inside a Nix build
     assert "hardlink" not in {m.kind for m in apart}
     assert E.direct_source(apart) is None
     # a member from elsewhere (an include) or inline data: staged
     assert E.direct_source(ms + [Member("zz", "file", 0o644, 2, data=b"hi")]) is None
     other = tmp_path / "other"
     other.write_text("o")
-    assert E.direct_source(sorted(ms + [Member("zz", "file", 0o644, 1, source=str(other))],
-                                  key=lambda m: m.path.split("/"))) is None
+    assert (
+        E.direct_source(sorted(ms + [Member("zz", "file", 0o644, 1, source=str(other))], key=lambda m: m.path.split("/"))) is None
+    )
 
 
 def test_a_tree_that_changes_during_the_build_is_an_error(tmp_path, monkeypatch):
@@ -350,6 +359,7 @@ def test_a_tree_that_changes_during_the_build_is_an_error(tmp_path, monkeypatch)
         got = real(members)
         (src / "late").write_text("appeared after the check")
         return got
+
     monkeypatch.setattr(E, "direct_source", racing)
     with pytest.raises(E.ExtError, match="changed while"):
         E.write_ext(ms, str(tmp_path / "x.img"))

@@ -24,6 +24,7 @@ from urunix.rootfs import flatten as F
 
 # ----------------------------------------------------------- hand-made images
 
+
 def tar_bytes(entries: list[tuple]) -> bytes:
     """entries: (name, kind, extra) with kind file|dir|sym|link|chr|fifo."""
     buf = io.BytesIO()
@@ -49,17 +50,23 @@ def tar_bytes(entries: list[tuple]) -> bytes:
     return buf.getvalue()
 
 
-def make_archive(path: Path, layers: list[bytes], config: dict | None = None, compress: set[int] = frozenset(),
-                 layer_names: list[str] | None = None) -> Path:
+def make_archive(
+    path: Path,
+    layers: list[bytes],
+    config: dict | None = None,
+    compress: set[int] = frozenset(),
+    layer_names: list[str] | None = None,
+) -> Path:
     """A docker-archive in the pre-25 form (`<id>/layer.tar`)."""
-    cfg = {"architecture": "amd64", "os": "linux", "config": config or {},
-           "rootfs": {"type": "layers", "diff_ids": []}}
+    cfg = {"architecture": "amd64", "os": "linux", "config": config or {}, "rootfs": {"type": "layers", "diff_ids": []}}
     names = layer_names or [f"l{i}/layer.tar" for i in range(len(layers))]
     with tarfile.open(path, "w") as t:
+
         def add(name, data):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             t.addfile(info, io.BytesIO(data))
+
         add("config.json", json.dumps(cfg).encode())
         for i, (name, data) in enumerate(zip(names, layers)):
             add(name, gzip.compress(data, mtime=0) if i in compress else data)
@@ -78,11 +85,28 @@ def content(m: Member) -> bytes:
 
 
 def test_whiteouts_and_opaque_dirs(tmp_path):
-    low = tar_bytes([("gone", "file", b"g"), ("gonedir/", "dir"), ("gonedir/x", "file", b"x"),
-                     ("dir/", "dir"), ("dir/old1", "file", b"1"), ("dir/sub/", "dir"), ("dir/sub/old2", "file", b"2"),
-                     ("keep", "file", b"k")])
-    up = tar_bytes([(".wh.gone", "file"), (".wh.gonedir", "file"), ("dir/new", "file", b"n"),
-                    ("dir/.wh..wh..opq", "file"), (".wh..wh.plnk", "file"), (".wh.never-existed", "file")])
+    low = tar_bytes(
+        [
+            ("gone", "file", b"g"),
+            ("gonedir/", "dir"),
+            ("gonedir/x", "file", b"x"),
+            ("dir/", "dir"),
+            ("dir/old1", "file", b"1"),
+            ("dir/sub/", "dir"),
+            ("dir/sub/old2", "file", b"2"),
+            ("keep", "file", b"k"),
+        ]
+    )
+    up = tar_bytes(
+        [
+            (".wh.gone", "file"),
+            (".wh.gonedir", "file"),
+            ("dir/new", "file", b"n"),
+            ("dir/.wh..wh..opq", "file"),
+            (".wh..wh.plnk", "file"),
+            (".wh.never-existed", "file"),
+        ]
+    )
     with F.flatten(str(make_archive(tmp_path / "i.tar", [low, up]))) as flat:
         t = tree(flat.members)
         assert sorted(t) == ["dir", "dir/new", "keep"]
@@ -114,10 +138,16 @@ def test_symlinks_are_never_followed_on_the_host(tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()
     rel_escape = os.path.relpath(outside, "/")
-    l1 = tar_bytes([("evil", "sym", "../../../../../../" + rel_escape), ("abs", "sym", str(outside)),
-                    ("etc", "sym", "/"), ("loop1", "sym", "loop2"), ("loop2", "sym", "loop1")])
-    l2 = tar_bytes([("evil/pwned", "file", b"x"), ("abs/pwned2", "file", b"y"), ("etc/passwd", "file", b"p"),
-                    ("same/", "dir")])
+    l1 = tar_bytes(
+        [
+            ("evil", "sym", "../../../../../../" + rel_escape),
+            ("abs", "sym", str(outside)),
+            ("etc", "sym", "/"),
+            ("loop1", "sym", "loop2"),
+            ("loop2", "sym", "loop1"),
+        ]
+    )
+    l2 = tar_bytes([("evil/pwned", "file", b"x"), ("abs/pwned2", "file", b"y"), ("etc/passwd", "file", b"p"), ("same/", "dir")])
     with F.flatten(str(make_archive(tmp_path / "i.tar", [l1, l2]))) as flat:
         t = tree(flat.members)
         # resolved inside the tree, as a chroot would
@@ -150,14 +180,23 @@ def test_bad_hard_links_are_refused(tmp_path):
 
 
 def test_absolute_names_and_replacements(tmp_path):
-    l1 = tar_bytes([("/abs/file", "file", b"a"), ("./dot/file", "file", b"d"), ("f2d", "file", b"x"),
-                    ("d2f/", "dir"), ("d2f/child", "file", b"c"), ("dev/", "dir"), ("dev/null", "chr", 1, 3),
-                    ("dev/fifo", "fifo"), ("modes/", "dir", 0o700)])
+    l1 = tar_bytes(
+        [
+            ("/abs/file", "file", b"a"),
+            ("./dot/file", "file", b"d"),
+            ("f2d", "file", b"x"),
+            ("d2f/", "dir"),
+            ("d2f/child", "file", b"c"),
+            ("dev/", "dir"),
+            ("dev/null", "chr", 1, 3),
+            ("dev/fifo", "fifo"),
+            ("modes/", "dir", 0o700),
+        ]
+    )
     l2 = tar_bytes([("f2d/", "dir"), ("f2d/in", "file", b"i"), ("d2f", "file", b"now a file"), ("modes/", "dir", 0o1777)])
     with F.flatten(str(make_archive(tmp_path / "i.tar", [l1, l2]))) as flat:
         t = tree(flat.members)
-        assert sorted(t) == ["abs", "abs/file", "d2f", "dev", "dev/fifo", "dev/null", "dot", "dot/file", "f2d",
-                             "f2d/in", "modes"]
+        assert sorted(t) == ["abs", "abs/file", "d2f", "dev", "dev/fifo", "dev/null", "dot", "dot/file", "f2d", "f2d/in", "modes"]
         assert t["d2f"].kind == "file" and t["f2d"].kind == "dir"
         assert (t["dev/null"].kind, t["dev/null"].devmajor, t["dev/null"].devminor) == ("char", 1, 3)
         assert t["dev/fifo"].kind == "fifo" and t["modes"].mode == 0o1777
@@ -170,7 +209,7 @@ def test_content_points_into_the_archive_or_a_decompressed_temp(tmp_path):
     img = make_archive(tmp_path / "i.tar", [l0, l1], compress={1})
     with F.flatten(str(img)) as flat:
         t = tree(flat.members)
-        assert t["plain"].source == str(img) and t["plain"].offset > 0   # read in place
+        assert t["plain"].source == str(img) and t["plain"].offset > 0  # read in place
         assert content(t["plain"]) == b"P" * 5000
         assert t["zipped"].source.startswith(flat.scratch) and content(t["zipped"]) == b"Z" * 7000
         scratch = flat.scratch
@@ -206,15 +245,18 @@ def test_linked_layer_tar_of_old_docker_save(tmp_path):
 
 def read(img: Path, path: str, limit: int = 16 << 20) -> bytes | None:
     from urunix.imagefile import open_image
+
     with open_image(str(img)) as (info, store):
         return F.read_file(store, info, path, limit, image=str(img))
 
 
 def test_a_file_is_found_through_symlinks_inside(tmp_path):
-    layer = tar_bytes([("boot/", "dir"), ("boot/vmlinuz-6", "file", b"KERNEL"), ("kernel", "sym", "/boot/vmlinuz-6"),
-                       ("dir/", "dir")])
-    img = make_archive(tmp_path / "i.tar", [layer], config={"Entrypoint": ["/init"], "Cmd": ["a b"], "Env": ["A=1"],
-                                                           "WorkingDir": "/w"})
+    layer = tar_bytes(
+        [("boot/", "dir"), ("boot/vmlinuz-6", "file", b"KERNEL"), ("kernel", "sym", "/boot/vmlinuz-6"), ("dir/", "dir")]
+    )
+    img = make_archive(
+        tmp_path / "i.tar", [layer], config={"Entrypoint": ["/init"], "Cmd": ["a b"], "Env": ["A=1"], "WorkingDir": "/w"}
+    )
     with F.flatten(str(img)) as flat:
         m = flat.find("/kernel")
         assert m is not None and m.kind == "file"
@@ -237,8 +279,7 @@ TRICKY = {
     "symlinked parent": [[("real/", "dir"), ("real/u.json", "file", b"DATA"), ("etc", "sym", "real")]],
     "symlink to a link": [[("a", "file", b"DATA"), ("b", "link", "a"), ("urunc.json", "sym", "/b")]],
     "replaced by a dir": [[("urunc.json", "file", b"OLD")], [("urunc.json/", "dir")]],
-    "parent whited out": [[("etc/", "dir"), ("etc/u.json", "file", b"OLD")], [(".wh.etc", "file")],
-                          [("etc/", "dir")]],
+    "parent whited out": [[("etc/", "dir"), ("etc/u.json", "file", b"OLD")], [(".wh.etc", "file")], [("etc/", "dir")]],
 }
 
 
@@ -253,7 +294,8 @@ def test_read_file_merges_as_flatten_does(tmp_path, case, gz):
             want = content(m) if m is not None and m.kind in ("file", "hardlink") else None
         assert read(img, path) == want, (case, path)
     assert any(read(img, p) == b"DATA" for p in ("/urunc.json", "/etc/u.json")) == (
-        case in ("hard link", "hard link in a lower layer", "symlinked parent", "symlink to a link"))
+        case in ("hard link", "hard link in a lower layer", "symlinked parent", "symlink to a link")
+    )
 
 
 def test_inspect_reads_a_hard_linked_urunc_json(tmp_path):
@@ -261,9 +303,9 @@ def test_inspect_reads_a_hard_linked_urunc_json(tmp_path):
     (containerd's applier) sees the file, and so does `urunix inspect`."""
     from urunix.helpers.urunc_json import labels, urunc_json
     from urunix.image_report import exit_code, inspect_image
+
     ann = {"unikernelType": "unikraft", "hypervisor": "qemu", "binary": "/kernel", "cmdline": "k"}
-    layer = tar_bytes([("kernel", "file", b"K"), (".urunc-meta", "file", urunc_json(ann)),
-                       ("urunc.json", "link", ".urunc-meta")])
+    layer = tar_bytes([("kernel", "file", b"K"), (".urunc-meta", "file", urunc_json(ann)), ("urunc.json", "link", ".urunc-meta")])
     img = make_archive(tmp_path / "i.tar", [layer], config={"Labels": labels(ann)})
     report = inspect_image(str(img))
     assert report["uruncJson"] == ann and report["missing"] == [] and report["disagreements"] == []
@@ -272,8 +314,9 @@ def test_inspect_reads_a_hard_linked_urunc_json(tmp_path):
 
 def test_run_config_accessors(tmp_path):
     layer = tar_bytes([("dir/", "dir")])
-    img = make_archive(tmp_path / "i.tar", [layer], config={"Entrypoint": ["/init"], "Cmd": ["a b"], "Env": ["A=1"],
-                                                           "WorkingDir": "/w"})
+    img = make_archive(
+        tmp_path / "i.tar", [layer], config={"Entrypoint": ["/init"], "Cmd": ["a b"], "Env": ["A=1"], "WorkingDir": "/w"}
+    )
     with F.flatten(str(img)) as flat:
         assert flat.argv() == ["/init", "a b"] and flat.env() == ["A=1"] and flat.workdir() == "/w"
 
@@ -323,24 +366,42 @@ def built(docker, tmp_path_factory):
     (ctx / "more.txt").write_text("more")
     (ctx / "Dockerfile").write_text(DOCKERFILE)
     env_builder = {"DOCKER_BUILDKIT": "0"}
-    r = subprocess.run(["docker", "build", "-q", "-t", "urunix-test/flat:1", str(ctx)], capture_output=True,
-                       env={**docker.env, **env_builder}, timeout=300)
+    r = subprocess.run(
+        ["docker", "build", "-q", "-t", "urunix-test/flat:1", str(ctx)],
+        capture_output=True,
+        env={**docker.env, **env_builder},
+        timeout=300,
+    )
     if r.returncode != 0:
         pytest.fail("docker build failed: " + r.stderr.decode(errors="replace")[-2000:])
     archive = base / "flat.tar"
     docker.run("save", "-o", str(archive), "urunix-test/flat:1")
     layout = base / "layout"
-    subprocess.run(["skopeo", "copy", "--dest-compress", f"docker-archive:{archive}", f"oci:{layout}:flat"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["skopeo", "copy", "--dest-compress", f"docker-archive:{archive}", f"oci:{layout}:flat"], check=True, capture_output=True
+    )
     ociarchive = base / "flat-oci.tar"
-    subprocess.run(["skopeo", "copy", f"docker-archive:{archive}", f"oci-archive:{ociarchive}:flat"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["skopeo", "copy", f"docker-archive:{archive}", f"oci-archive:{ociarchive}:flat"], check=True, capture_output=True
+    )
     exported = docker.export("urunix-test/flat:1", base / "exported")
     return {"docker-archive": archive, "oci": layout, "oci-archive": ociarchive, "exported": exported}
 
 
-RUNTIME_ADDED = {".dockerenv", "dev", "proc", "sys", "etc", "etc/hosts", "etc/hostname", "etc/resolv.conf",
-                 "etc/mtab", "dev/console", "dev/pts", "dev/shm"}
+RUNTIME_ADDED = {
+    ".dockerenv",
+    "dev",
+    "proc",
+    "sys",
+    "etc",
+    "etc/hosts",
+    "etc/hostname",
+    "etc/resolv.conf",
+    "etc/mtab",
+    "dev/console",
+    "dev/pts",
+    "dev/shm",
+}
 
 
 def exported_tree(root: Path) -> dict[str, os.stat_result]:
@@ -365,8 +426,9 @@ def test_real_image_matches_docker_export(built, form):
             if m.kind == "hardlink":
                 assert os.lstat(root / m.target).st_ino == st.st_ino
                 m = got[m.target]
-            kind = {stat.S_IFREG: "file", stat.S_IFDIR: "dir", stat.S_IFLNK: "symlink",
-                    stat.S_IFIFO: "fifo"}[stat.S_IFMT(st.st_mode)]
+            kind = {stat.S_IFREG: "file", stat.S_IFDIR: "dir", stat.S_IFLNK: "symlink", stat.S_IFIFO: "fifo"}[
+                stat.S_IFMT(st.st_mode)
+            ]
             assert m.kind == kind, path
             if kind == "symlink":
                 assert m.target == os.readlink(root / path)
@@ -388,6 +450,7 @@ def test_real_image_to_cpio_and_ext(built, tmp_path):
     """The flattened tree goes straight into the writers."""
     need("cpio")
     from urunix.helpers import cpio, ext
+
     with F.flatten(str(built["oci"])) as flat:
         cpio.write_file(flat.members, str(tmp_path / "r.cpio"))
         ext.write_ext(flat.members, str(tmp_path / "r.ext2"))

@@ -28,7 +28,10 @@ def plan_for(tmp_path: Path, fmt: str = "docker-archive", **extra) -> dict:
     if not (tree / "link").is_symlink():
         os.symlink("/etc/passwd", tree / "link")
     return {
-        "format": fmt, "repoTags": ["t/x:1"], "created": "1970-01-01T00:00:01Z", "architecture": "amd64",
+        "format": fmt,
+        "repoTags": ["t/x:1"],
+        "created": "1970-01-01T00:00:01Z",
+        "architecture": "amd64",
         "config": {"Cmd": ["a"], "Labels": {"k": "v"}},
         "layers": [
             {"name": "kernel", "entries": [{"type": "file", "path": "/unikernel/kernel", "source": str(tmp_path / "kernel")}]},
@@ -72,7 +75,7 @@ def test_entries_sorted_owned_by_root_fixed_time(tmp_path):
     assert names == sorted(names, key=lambda n: n.split("/"))
     assert "data/sub/é file with spaces" in names and "data/" + "long" * 40 in names
     link = next(m for m in files if m.name == "data/link")
-    assert link.issym() and link.linkname == "/etc/passwd"   # kept, never followed
+    assert link.issym() and link.linkname == "/etc/passwd"  # kept, never followed
     for m in kernel + files + meta:
         assert (m.uid, m.gid, m.uname, m.gname, m.mtime) == (0, 0, "", "", 1)
     assert next(m for m in files if m.name.endswith("spaces")).mode == 0o644
@@ -131,9 +134,13 @@ def test_fifo_in_a_tree_is_refused(tmp_path):
 def test_runs_as_a_script_like_in_a_derivation(tmp_path):
     p = plan_for(tmp_path)
     (tmp_path / "plan.json").write_text(json.dumps(p))
-    env = {"PATH": "/usr/bin:/bin"}   # nothing of ours on the path: stdlib only
-    r = subprocess.run([sys.executable, "-I", str(HELPER), str(tmp_path / "plan.json"), str(tmp_path / "out")],
-                       capture_output=True, text=True, env=env)
+    env = {"PATH": "/usr/bin:/bin"}  # nothing of ours on the path: stdlib only
+    r = subprocess.run(
+        [sys.executable, "-I", str(HELPER), str(tmp_path / "plan.json"), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr
     iw.write_atomic(p, str(tmp_path / "ref"))
     assert sha(tmp_path / "out") == sha(tmp_path / "ref")
@@ -156,31 +163,43 @@ def test_peak_memory_does_not_grow_with_file_size(tmp_path):
         src = tmp_path / f"k{size}"
         with open(src, "wb") as f:
             f.truncate(size)
-        p = {"format": "docker-archive", "repoTags": ["t/x:1"], "created": "1970-01-01T00:00:01Z",
-             "architecture": "amd64", "config": {},
-             "layers": [{"name": "kernel", "entries": [{"type": "file", "path": "/k", "source": str(src)}]}]}
+        p = {
+            "format": "docker-archive",
+            "repoTags": ["t/x:1"],
+            "created": "1970-01-01T00:00:01Z",
+            "architecture": "amd64",
+            "config": {},
+            "layers": [{"name": "kernel", "entries": [{"type": "file", "path": "/k", "source": str(src)}]}],
+        }
         (tmp_path / "plan.json").write_text(json.dumps(p))
-        r = subprocess.run([sys.executable, "-c", PEAK, str(tmp_path / "plan.json"), str(tmp_path / "out"),
-                            str(HELPER.parent)], capture_output=True, text=True, check=True)
+        r = subprocess.run(
+            [sys.executable, "-c", PEAK, str(tmp_path / "plan.json"), str(tmp_path / "out"), str(HELPER.parent)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         peaks.append(int(r.stdout.strip()))
         (tmp_path / "out").unlink()
         src.unlink()
-    assert peaks[1] - peaks[0] < 16 * 1024, peaks   # KiB
+    assert peaks[1] - peaks[0] < 16 * 1024, peaks  # KiB
 
 
 # --------------------------------------------- the hasher thread (one pass, two cores)
+
 
 def _mixed_members(tmp_path: Path) -> list:
     """Many small files (sizes around the 512-byte and 1 MiB boundaries),
     inline data, a made-while-streaming member written in odd-sized and
     over-1-MiB pieces, and one large file: a layer over THREAD_MIN."""
     import random
+
     rnd = random.Random(5)
     src = tmp_path / "src"
     src.mkdir()
     entries = []
-    for i, size in enumerate([0, 1, 511, 512, 513, iw.CHUNK - 1, iw.CHUNK, iw.CHUNK + 1]
-                             + [rnd.randrange(0, 40_000) for _ in range(300)]):
+    for i, size in enumerate(
+        [0, 1, 511, 512, 513, iw.CHUNK - 1, iw.CHUNK, iw.CHUNK + 1] + [rnd.randrange(0, 40_000) for _ in range(300)]
+    ):
         (src / f"f{i:04}").write_bytes(rnd.randbytes(size))
     (src / "big").write_bytes(rnd.randbytes(3 * iw.CHUNK + 12345))
     entries.append({"type": "tree", "path": "/t", "source": str(src)})
@@ -190,8 +209,8 @@ def _mixed_members(tmp_path: Path) -> list:
     def fill(write):
         view, at = memoryview(bytearray(made)), 0
         for n in (1, 700, iw.CHUNK + 3, 5000, len(made)):
-            write(view[at:at + n])
-            at += len(view[at:at + n])
+            write(view[at : at + n])
+            at += len(view[at : at + n])
 
     extra = [iw.Member("made", "file", 0o644, len(made), fill=fill)]
     members = iw.expand(entries, extra)
@@ -201,6 +220,7 @@ def _mixed_members(tmp_path: Path) -> list:
 
 def _stream(members, threaded: bool, progress=None) -> tuple[bytes, str, int]:
     import io
+
     out = io.BytesIO()
     with iw.HashingWriter(out, progress, threaded) as w:
         iw.stream_layer(members, w, 1)
@@ -209,6 +229,7 @@ def _stream(members, threaded: bool, progress=None) -> tuple[bytes, str, int]:
 
 def _hasher_threads() -> list:
     import threading
+
     return [t for t in threading.enumerate() if t.name == "urunix-sha256"]
 
 
@@ -221,6 +242,7 @@ def test_threaded_hashing_gives_the_same_bytes_and_digest(tmp_path):
     assert count == len(data) == iw.layer_size(members, 1) == sum(seen)
     assert max(seen) <= iw.CHUNK
     import io
+
     with tarfile.open(fileobj=io.BytesIO(data)) as t:
         assert t.extractfile("made").read() == made
         for m in members:
@@ -243,7 +265,7 @@ def test_large_layer_archive_matches_a_serial_hash(tmp_path, fmt, monkeypatch):
         assert blobs("a") == blobs("b")
     else:
         assert sha(tmp_path / "a") == sha(tmp_path / "b")
-        layer_members(tmp_path / "a")   # every layer's name is its digest
+        layer_members(tmp_path / "a")  # every layer's name is its digest
 
 
 def test_failure_mid_stream_leaves_no_thread_and_no_file(tmp_path):
@@ -251,9 +273,14 @@ def test_failure_mid_stream_leaves_no_thread_and_no_file(tmp_path):
     thread is gone, and nothing is left beside the output."""
     big = tmp_path / "big"
     big.write_bytes(os.urandom(6 * iw.CHUNK))
-    p = {"format": "docker-archive", "repoTags": ["t/x:1"], "created": "1970-01-01T00:00:01Z",
-         "architecture": "amd64", "config": {},
-         "layers": [{"name": "k", "entries": [{"type": "file", "path": "/k", "source": str(big)}]}]}
+    p = {
+        "format": "docker-archive",
+        "repoTags": ["t/x:1"],
+        "created": "1970-01-01T00:00:01Z",
+        "architecture": "amd64",
+        "config": {},
+        "layers": [{"name": "k", "entries": [{"type": "file", "path": "/k", "source": str(big)}]}],
+    }
     layers = iw.plan_members(p)
     with open(big, "ab") as f:
         f.write(b"more")
@@ -264,8 +291,10 @@ def test_failure_mid_stream_leaves_no_thread_and_no_file(tmp_path):
     # and a source that shrank
     with open(big, "r+b") as f:
         f.truncate(2 * iw.CHUNK)
-    layers = [(n, [m if m.kind != "file" else iw.Member(m.path, "file", m.mode, 6 * iw.CHUNK, source=m.source)
-                   for m in ms]) for n, ms in layers]
+    layers = [
+        (n, [m if m.kind != "file" else iw.Member(m.path, "file", m.mode, 6 * iw.CHUNK, source=m.source) for m in ms])
+        for n, ms in layers
+    ]
     with pytest.raises(iw.PlanError, match="changed size"):
         iw.write_atomic(p, str(tmp_path / "out"), layers=layers)
     assert not _hasher_threads()
@@ -299,7 +328,7 @@ def test_host_hard_links_stay_hard_links(tmp_path):
     assert ms["root/a"].kind == "file" and ms["root/a"].size == 4096
     assert (ms["root/d/b"].kind, ms["root/d/b"].target) == ("hardlink", "root/a")
     assert (ms["root/z"].kind, ms["root/z"].target) == ("hardlink", "root/a")
-    assert iw.prepare("l", list(ms.values()), 0).size < 2 * 4096   # the bytes once, three headers
+    assert iw.prepare("l", list(ms.values()), 0).size < 2 * 4096  # the bytes once, three headers
     # inside a Nix build: store paths
     apart = {m.path: m for m in iw.expand([{"type": "tree", "path": "", "source": str(tmp_path), "hardlinks": False}])}
     assert {m.kind for m in apart.values()} == {"file", "dir"}
@@ -307,10 +336,13 @@ def test_host_hard_links_stay_hard_links(tmp_path):
 
 def test_an_include_over_a_linked_name_keeps_the_other_names(tmp_path):
     from urunix.native.artifacts import relink
+
     orig = iw.Member("a", "file", 0o644, 5, source=str(tmp_path / "a"))
-    merged = {"a": iw.Member("a", "file", 0o600, 3, data=b"new"),
-              "b": iw.Member("b", "hardlink", 0o644, target="a"),
-              "c": iw.Member("c", "hardlink", 0o644, target="a")}
+    merged = {
+        "a": iw.Member("a", "file", 0o600, 3, data=b"new"),
+        "b": iw.Member("b", "hardlink", 0o644, target="a"),
+        "c": iw.Member("c", "hardlink", 0o644, target="a"),
+    }
     relink(merged, {"a": orig})
     assert merged["a"].data == b"new"
     assert (merged["b"].kind, merged["b"].source, merged["b"].size) == ("file", orig.source, 5)
@@ -342,12 +374,14 @@ def test_an_interrupt_while_the_temp_dir_is_made_leaves_nothing(tmp_path, monkey
 
     def interrupt(signum, frame):
         raise KeyboardInterrupt
+
     real = iw.tempfile.mkdtemp
 
     def mkdtemp_then_signal(*a, **kw):
         made = real(*a, **kw)
         os.kill(os.getpid(), signal.SIGTERM)
         return made
+
     old = signal.signal(signal.SIGTERM, interrupt)
     monkeypatch.setattr(iw.tempfile, "mkdtemp", mkdtemp_then_signal)
     try:

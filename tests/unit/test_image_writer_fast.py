@@ -24,21 +24,27 @@ def random_member(rng: random.Random) -> iw.Member:
     """Mostly members the fast path takes (ASCII names up to 100 bytes,
     numbers in range, no devices), some that need pax records or tarfile."""
     common = rng.random() < 0.85
-    kind = rng.choice(["file", "dir", "symlink", "hardlink", "fifo"] if common else
-                      ["file", "dir", "symlink", "hardlink", "fifo", "char", "block"])
+    kind = rng.choice(
+        ["file", "dir", "symlink", "hardlink", "fifo"]
+        if common
+        else ["file", "dir", "symlink", "hardlink", "fifo", "char", "block"]
+    )
     n = rng.choice([1, 5, 50, 99, 100] if common else [101, 150, 300])
     alphabet = "abcxyz/_-.0" if common else "abé/_-. "
     path = "".join(rng.choice(alphabet) for _ in range(n)).strip("/") or "x"
     path = "/".join(p for p in path.split("/") if p not in ("", ".", "..")) or "x"
     big = not common and rng.random() < 0.5
     return iw.Member(
-        path, kind, rng.choice([0, 0o644, 0o755, 0o4755, 0o777, 0o1777, 0o7777]),
+        path,
+        kind,
+        rng.choice([0, 0o644, 0o755, 0o4755, 0o777, 0o1777, 0o7777]),
         (rng.choice([8**11, 10**12]) if big else rng.choice([0, 1, 511, 512, 10**6, 8**11 - 1])) if kind == "file" else 0,
         target=(rng.choice(["t" * 5, "t" * 100] if common else ["t" * 101, "é"])) if kind in ("symlink", "hardlink") else "",
         uid=rng.choice([8**7, 2**21 + 3]) if big else rng.choice([0, 1000, 8**7 - 1]),
         gid=rng.choice([0, 5, 8**7 - 1]),
         devmajor=rng.choice([0, 1, 259]) if kind in ("char", "block") else 0,
-        devminor=rng.choice([0, 3, 4096]) if kind in ("char", "block") else 0)
+        devminor=rng.choice([0, 3, 4096]) if kind in ("char", "block") else 0,
+    )
 
 
 def test_headers_read_back_as_the_member():
@@ -60,16 +66,21 @@ def test_headers_read_back_as_the_member():
         assert info.uname == info.gname == "", m
         if m.kind in ("char", "block"):
             assert (info.devmajor, info.devminor) == (m.devmajor, m.devminor), m
-    assert fast > 3500   # the path under test is the one taken
+    assert fast > 3500  # the path under test is the one taken
 
 
 def test_fast_path_only_where_no_pax_record_is_needed():
     base = iw.Member("a", "file", 0o644, 1)
     assert iw._ustar_header(base, 0) is not None
-    slow = [iw.Member("a" * 101, "file", 0o644, 1), iw.Member("é", "file", 0o644, 1),
-            iw.Member("a", "file", 0o644, 8**11), iw.Member("a", "file", 0o644, 1, uid=8**7),
-            iw.Member("a", "file", 0o644, 1, gid=8**7), iw.Member("l", "symlink", 0o777, target="t" * 101),
-            iw.Member("c", "char", 0o600, devmajor=5, devminor=1)]
+    slow = [
+        iw.Member("a" * 101, "file", 0o644, 1),
+        iw.Member("é", "file", 0o644, 1),
+        iw.Member("a", "file", 0o644, 8**11),
+        iw.Member("a", "file", 0o644, 1, uid=8**7),
+        iw.Member("a", "file", 0o644, 1, gid=8**7),
+        iw.Member("l", "symlink", 0o777, target="t" * 101),
+        iw.Member("c", "char", 0o600, devmajor=5, devminor=1),
+    ]
     for m in slow:
         assert iw._ustar_header(m, 0) is None, m
         assert read_back(m.header(0)).name == m.path

@@ -16,8 +16,9 @@ from urunix.spec import FileEntry, Rootfs, Source
 
 NIX = shutil.which("nix-instantiate")
 # skipped without Nix, except under URUNIX_REQUIRE_TOOLS=1 (CI), where they fail
-needs_nix = pytest.mark.skipif(NIX is None and os.environ.get("URUNIX_REQUIRE_TOOLS") != "1",
-                               reason="nix-instantiate is not installed")
+needs_nix = pytest.mark.skipif(
+    NIX is None and os.environ.get("URUNIX_REQUIRE_TOOLS") != "1", reason="nix-instantiate is not installed"
+)
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -37,7 +38,7 @@ HELLO_RUMPRUN = example("hello-rumprun")
 # Seed 000: Redis on Rumprun/hvt (devmapper rootfs). Kept here: the seed's
 # text, which examples/redis-rumprun-hvt/args.nix changed on purpose (it
 # builds its own block image; see the comment there).
-REDIS_RUMPRUN = '''{
+REDIS_RUMPRUN = """{
   name = "urunc/prebuilt/redis-rumprun-hvt";
   tag = "test";
   files = {
@@ -56,10 +57,7 @@ REDIS_RUMPRUN = '''{
     useDMBlock = "true";
   };
 }
-'''
-
-
-
+"""
 
 
 @pytest.fixture(params=["nix", "builtin"])
@@ -91,9 +89,15 @@ def test_seed_redis_rumprun(tmp_path, mode):
         FileEntry("./redis.hvt", tmp_path / "redis.hvt", "/unikernel/redis.hvt", 'files."./redis.hvt"'),
     ]
     assert spec.annotations == {
-        "unikernelType": "rumprun", "hypervisor": "hvt", "binary": "/unikernel/redis.hvt",
-        "cmdline": "hello", "unikernelVersion": "", "initrd": "", "block": "",
-        "blkMntPoint": "", "useDMBlock": "true",
+        "unikernelType": "rumprun",
+        "hypervisor": "hvt",
+        "binary": "/unikernel/redis.hvt",
+        "cmdline": "hello",
+        "unikernelVersion": "",
+        "initrd": "",
+        "block": "",
+        "blkMntPoint": "",
+        "useDMBlock": "true",
     }
     assert spec.lines["name"] == 2
     assert spec.lines['files."./redis.hvt"'] == 5
@@ -105,14 +109,13 @@ def test_seed_chttp_unikraft(tmp_path, mode):
     spec = load(write(tmp_path, CHTTP_UNIKRAFT))
     assert [f.target for f in spec.files] == ["/unikernel/kernel", "/unikernel/rootfs.cpio"]
     assert spec.annotations["initrd"] == "/unikernel/rootfs.cpio"
-    assert spec.annotations["useDMBlock"] == ""          # empty stays empty: validate treats it as unset
+    assert spec.annotations["useDMBlock"] == ""  # empty stays empty: validate treats it as unset
     assert spec.where("annotations.initrd")["line"] == 14
 
 
 def test_seed_network_mirage_unindented(tmp_path, mode):
     spec = load(write(tmp_path, NETWORK_MIRAGE))
-    assert spec.files == [FileEntry("./network.hvt", tmp_path / "network.hvt",
-                                    "/unikernel/network.hvt", 'files."./network.hvt"')]
+    assert spec.files == [FileEntry("./network.hvt", tmp_path / "network.hvt", "/unikernel/network.hvt", 'files."./network.hvt"')]
     assert spec.annotations["useDMBlock"] == "false"
     assert spec.annotations["cmdline"] == ""
     assert spec.lines["annotations.unikernelType"] == 8
@@ -134,7 +137,7 @@ def test_nix_and_builtin_reader_give_the_same_spec(tmp_path, monkeypatch, text):
     assert load(f) == with_nix
 
 
-FULL = r'''{
+FULL = r"""{
   name = "app";
   tag = "v1";
   architecture = "x86_64";
@@ -161,7 +164,7 @@ FULL = r'''{
   };
   extra = 1;
 }
-'''
+"""
 
 
 def test_all_fields(tmp_path, mode):
@@ -176,10 +179,14 @@ def test_all_fields(tmp_path, mode):
     assert spec.kernel == Source("local", str(tmp_path / "vmlinux"), "kernel")
     assert isinstance(spec.kernel.path, NixPath)
     assert spec.init == Source("local", str(tmp_path / "urunit"), "init")
-    assert spec.rootfs == Rootfs(type="initrd", origin="scratch", path=None,
-                                 include=[FileEntry("./conf", tmp_path / "conf", "/etc/conf",
-                                                    'rootfs.include."./conf"')],
-                                 size="64M", fs_type="ext4")
+    assert spec.rootfs == Rootfs(
+        type="initrd",
+        origin="scratch",
+        path=None,
+        include=[FileEntry("./conf", tmp_path / "conf", "/etc/conf", 'rootfs.include."./conf"')],
+        size="64M",
+        fs_type="ext4",
+    )
     assert spec.unknown == {"extra": 1}
     assert spec.lines["extra"] == 26 and spec.lines['env."WITH.DOT"'] == 16
     assert spec.lines["labels.owner"] == 17 and spec.lines["kernel.path"] == 18
@@ -188,12 +195,15 @@ def test_all_fields(tmp_path, mode):
 @needs_nix
 def test_full_nix_is_evaluated_by_nix_without_lines(tmp_path, monkeypatch):
     monkeypatch.delenv("URUNIX_NO_NIX", raising=False)
-    f = write(tmp_path, '''let v = "1.0"; in {
+    f = write(
+        tmp_path,
+        """let v = "1.0"; in {
   name = "app-" + v;
   tag = v;
   files = builtins.listToAttrs [ { name = "./app"; value = "/app"; } ];
   kernel.path = ./sub/../k;
-}''')
+}""",
+    )
     spec = load(f)
     assert (spec.name, spec.tag) == ("app-1.0", "1.0")
     assert spec.files == [FileEntry("./app", tmp_path / "app", "/app", 'files."./app"')]
@@ -225,19 +235,22 @@ def test_nix_errors_carry_nixs_message_and_line(tmp_path, monkeypatch):
     assert p.line == 3 and p.file.endswith("args.nix")
 
 
-@pytest.mark.parametrize("text, field, line, words", [
-    ('{\n  files = [ "./a" ];\n}', "files", 2, "must be an attribute set"),
-    ('{\n  files = { "./a" = 1; };\n}', 'files."./a"', 2, "target"),
-    ('{\n  files = { "./a" = ./b; };\n}', 'files."./a"', 2, "target"),
-    ('{\n  annotations = "rumprun";\n}', "annotations", 2, "must be an attribute set"),
-    ('{\n  cmd = "redis-server /conf";\n}', "cmd", 2, "must be a list of strings"),
-    ('{\n  cmd = [ "a" 1 ];\n}', "cmd.1", 2, "must be a string"),
-    ('{\n  env = [ "A=1" ];\n}', "env", 2, "must be an attribute set"),
-    ('{\n  annotations.binary = ./redis.hvt;\n}', "annotations.binary", 2, "Nix path literal"),
-    ('{\n  rootfs = { tpye = "initrd"; };\n}', "rootfs.tpye", 2, "unknown field in rootfs"),
-    ('{\n  kernel = { from = "local"; pth = "x"; };\n}', "kernel.pth", 2, "unknown field in kernel"),
-    ('[ 1 ]', None, 1, "must be an attribute set at the top level"),
-])
+@pytest.mark.parametrize(
+    "text, field, line, words",
+    [
+        ('{\n  files = [ "./a" ];\n}', "files", 2, "must be an attribute set"),
+        ('{\n  files = { "./a" = 1; };\n}', 'files."./a"', 2, "target"),
+        ('{\n  files = { "./a" = ./b; };\n}', 'files."./a"', 2, "target"),
+        ('{\n  annotations = "rumprun";\n}', "annotations", 2, "must be an attribute set"),
+        ('{\n  cmd = "redis-server /conf";\n}', "cmd", 2, "must be a list of strings"),
+        ('{\n  cmd = [ "a" 1 ];\n}', "cmd.1", 2, "must be a string"),
+        ('{\n  env = [ "A=1" ];\n}', "env", 2, "must be an attribute set"),
+        ("{\n  annotations.binary = ./redis.hvt;\n}", "annotations.binary", 2, "Nix path literal"),
+        ('{\n  rootfs = { tpye = "initrd"; };\n}', "rootfs.tpye", 2, "unknown field in rootfs"),
+        ('{\n  kernel = { from = "local"; pth = "x"; };\n}', "kernel.pth", 2, "unknown field in kernel"),
+        ("[ 1 ]", None, 1, "must be an attribute set at the top level"),
+    ],
+)
 def test_shape_errors(tmp_path, mode, text, field, line, words):
     with pytest.raises(SpecError) as e:
         load(write(tmp_path, text))

@@ -146,13 +146,20 @@ def test_seed_redis_unikraft_initrd_from_scratch(tmp_path):
     assert spec.files == [kernel(tmp_path, "redis-qemu-x86_64-initrd_qemu-x86_64")]
     assert spec.kernel == Source("local", "redis-qemu-x86_64-initrd_qemu-x86_64", "kernel", target="/.boot/kernel")
     # the initrd is still to be built from the includes, at bunny's path
-    assert spec.rootfs == Rootfs(type="initrd", origin="scratch", path="/.boot/rootfs",
-                                 include=[FileEntry("redis.conf", tmp_path / "redis.conf",
-                                                    "/conf/redis.conf", "rootfs.include.0")])
+    assert spec.rootfs == Rootfs(
+        type="initrd",
+        origin="scratch",
+        path="/.boot/rootfs",
+        include=[FileEntry("redis.conf", tmp_path / "redis.conf", "/conf/redis.conf", "rootfs.include.0")],
+    )
     assert spec.annotations == {
-        "unikernelType": "unikraft", "hypervisor": "qemu", "binary": "/.boot/kernel",
-        "initrd": "/.boot/rootfs", "cmdline": "redis-server /conf/redis.conf",
-        "useDMBlock": "false", "mountRootfs": "false",
+        "unikernelType": "unikraft",
+        "hypervisor": "qemu",
+        "binary": "/.boot/kernel",
+        "initrd": "/.boot/rootfs",
+        "cmdline": "redis-server /conf/redis.conf",
+        "useDMBlock": "false",
+        "mountRootfs": "false",
     }
     assert spec.cmd is None
     lines = spec.lines
@@ -162,9 +169,11 @@ def test_seed_redis_unikraft_initrd_from_scratch(tmp_path):
 
 def test_seed_redis_rumprun_raw(tmp_path):
     spec = load(write(tmp_path, REDIS_RUMPRUN))
-    assert spec.files == [kernel(tmp_path, "redis.hvt"),
-                          FileEntry("redis.conf", tmp_path / "redis.conf", "/conf/redis.conf", "rootfs.include.0")]
-    assert spec.rootfs == Rootfs(type="raw", origin="scratch")       # nothing left to build
+    assert spec.files == [
+        kernel(tmp_path, "redis.hvt"),
+        FileEntry("redis.conf", tmp_path / "redis.conf", "/conf/redis.conf", "rootfs.include.0"),
+    ]
+    assert spec.rootfs == Rootfs(type="raw", origin="scratch")  # nothing left to build
     assert spec.annotations["useDMBlock"] == spec.annotations["mountRootfs"] == "true"
     assert "initrd" not in spec.annotations and "block" not in spec.annotations
     assert spec.annotations["cmdline"] == "redis-server /data/conf/redis.conf"
@@ -172,8 +181,10 @@ def test_seed_redis_rumprun_raw(tmp_path):
 
 def test_seed_chttp_local_rootfs_defaults_to_initrd_for_unikraft(tmp_path):
     spec = load(write(tmp_path, CHTTP_UNIKRAFT))
-    assert spec.files == [kernel(tmp_path, "app-elfloader-qemu-x86_64-initrd_qemu-x86_64"),
-                          FileEntry("rootfs.cpio", tmp_path / "rootfs.cpio", "/.boot/rootfs", "rootfs.path")]
+    assert spec.files == [
+        kernel(tmp_path, "app-elfloader-qemu-x86_64-initrd_qemu-x86_64"),
+        FileEntry("rootfs.cpio", tmp_path / "rootfs.cpio", "/.boot/rootfs", "rootfs.path"),
+    ]
     assert spec.rootfs == Rootfs(type="initrd", origin="local", path="rootfs.cpio")
     assert spec.annotations["initrd"] == "/.boot/rootfs"
     assert spec.annotations["cmdline"] == "/chttp"
@@ -185,8 +196,12 @@ def test_seed_network_mirage_without_rootfs(tmp_path):
     assert spec.files == [kernel(tmp_path, "network.hvt")]
     assert spec.rootfs is None
     assert spec.annotations == {
-        "unikernelType": "mirage", "hypervisor": "hvt", "binary": "/.boot/kernel",
-        "cmdline": "", "useDMBlock": "false", "mountRootfs": "false",
+        "unikernelType": "mirage",
+        "hypervisor": "hvt",
+        "binary": "/.boot/kernel",
+        "cmdline": "",
+        "useDMBlock": "false",
+        "mountRootfs": "false",
     }
 
 
@@ -194,21 +209,23 @@ def test_seed_redis_linux_needs_pinned_or_saved_images(tmp_path):
     """bunny pulls `redis:alpine` by tag; urunix wants a digest or a local archive."""
     spec = load(write(tmp_path, REDIS_LINUX))
     assert spec.rootfs.origin == "redis:alpine" and spec.rootfs.type == "raw"
-    assert spec.kernel == Source("harbor.nbfc.io/nubificus/urunc/linux-kernel-qemu:v6.14", "/kernel", "kernel",
-                                 target="/.boot/kernel")
+    assert spec.kernel == Source(
+        "harbor.nbfc.io/nubificus/urunc/linux-kernel-qemu:v6.14", "/kernel", "kernel", target="/.boot/kernel"
+    )
     spec.name = "redis/alpine/linux/qemu"
     with pytest.raises(SpecError) as e:
         validate(spec)
     problems = e.value.problems
-    assert [(p.field, p.line) for p in problems] == [("rootfs.from", 8), ("kernel.from", 11)]   # in file order
+    assert [(p.field, p.line) for p in problems] == [("rootfs.from", 8), ("kernel.from", 11)]  # in file order
     assert all("not pinned by digest" in p.message for p in problems)
     assert "docker save redis:alpine -o redis.tar" in problems[0].hint
     assert all(p.file.endswith("bunnyfile") for p in problems)
 
 
 def test_seed_redis_linux_with_a_local_kernel_still_needs_the_image(tmp_path):
-    text = REDIS_LINUX.replace("from: harbor.nbfc.io/nubificus/urunc/linux-kernel-qemu:v6.14\n  path: /kernel",
-                               "from: local\n  path: bzImage")
+    text = REDIS_LINUX.replace(
+        "from: harbor.nbfc.io/nubificus/urunc/linux-kernel-qemu:v6.14\n  path: /kernel", "from: local\n  path: bzImage"
+    )
     (tmp_path / "bzImage").write_bytes(b"k")
     spec = load(write(tmp_path, text))
     spec.name = "x"
@@ -227,8 +244,14 @@ def test_seed_whoami_kernel_from_registry(tmp_path):
 
 
 def test_cmd_wins_over_cmdline_like_bunny(tmp_path):
-    spec = load(write(tmp_path, NETWORK_MIRAGE.replace('cmdline: ""', 'cmdline: "ignored"\ncmd: ["a b", "c"]\n'
-                                                      'entrypoint: [/init]\nenvs:\n  - HOME=/root\n  - EQ=a=b\n')))
+    spec = load(
+        write(
+            tmp_path,
+            NETWORK_MIRAGE.replace(
+                'cmdline: ""', 'cmdline: "ignored"\ncmd: ["a b", "c"]\nentrypoint: [/init]\nenvs:\n  - HOME=/root\n  - EQ=a=b\n'
+            ),
+        )
+    )
     assert spec.cmd == ["a b", "c"] and spec.entrypoint == ["/init"]
     assert "cmdline" not in spec.annotations
     assert spec.env == {"HOME": "/root", "EQ": "a=b"}
@@ -236,42 +259,60 @@ def test_cmd_wins_over_cmdline_like_bunny(tmp_path):
 
 
 def test_string_fields_keep_their_text(tmp_path):
-    spec = load(write(tmp_path, NETWORK_MIRAGE.replace("  architecture: x86", "  architecture: x86\n  version: 0.17")
-                      .replace('cmdline: ""', 'cmdline: "a  b"')))
-    assert spec.annotations["unikernelVersion"] == "0.17"       # not the float 0.17
+    spec = load(
+        write(
+            tmp_path,
+            NETWORK_MIRAGE.replace("  architecture: x86", "  architecture: x86\n  version: 0.17").replace(
+                'cmdline: ""', 'cmdline: "a  b"'
+            ),
+        )
+    )
+    assert spec.annotations["unikernelVersion"] == "0.17"  # not the float 0.17
     assert spec.annotations["cmdline"] == "a  b"
 
 
 def test_block_rootfs_sets_the_mount_point_like_bunny(tmp_path):
     spec = load(write(tmp_path, REDIS_RUMPRUN.replace("type: raw", "type: block")))
     assert spec.annotations["block"] == "/.boot/rootfs"
-    assert spec.annotations["blkMntPoint"] == "/data"          # rumprun mounts at /data
+    assert spec.annotations["blkMntPoint"] == "/data"  # rumprun mounts at /data
     assert spec.rootfs.type == "block" and len(spec.rootfs.include) == 1
 
 
 def test_include_forms(tmp_path):
-    spec = load(write(tmp_path, REDIS_RUMPRUN.replace(
-        "  - redis.conf:/conf/redis.conf",
-        "  - redis.conf\n  - source: data/x\n    destination: /x\n  - a:b:c")))
+    spec = load(
+        write(
+            tmp_path,
+            REDIS_RUMPRUN.replace(
+                "  - redis.conf:/conf/redis.conf", "  - redis.conf\n  - source: data/x\n    destination: /x\n  - a:b:c"
+            ),
+        )
+    )
     assert [(f.source, f.target, f.field) for f in spec.files[1:]] == [
-        ("redis.conf", "/redis.conf", "rootfs.include.0"),      # no ":" -> same path below /, as bunny
+        ("redis.conf", "/redis.conf", "rootfs.include.0"),  # no ":" -> same path below /, as bunny
         ("data/x", "/x", "rootfs.include.1"),
-        ("a", "b:c", "rootfs.include.2"),                       # split on the first ':'
+        ("a", "b:c", "rootfs.include.2"),  # split on the first ':'
     ]
 
 
-@pytest.mark.parametrize("edit, field, line, words, hint", [
-    (("version: v0.1", "version: v0.2"), "version", 2, "unsupported bunnyfile version", "write version: v0.1"),
-    (("version: v0.1\n", ""), "version", None, "version is required", None),
-    (("  monitor: hvt", "  moniter: hvt"), "platforms.moniter", 5, "unknown field in platforms",
-     'did you mean "monitor"?'),
-    (("cmdline:", "cmdlin:"), "cmdlin", 10, "unknown field", 'did you mean "cmdline"?'),
-    (("  path: network.hvt\n", ""), "kernel.path", 7, "kernel.path is required", None),
-    (("cmdline: \"\"", "cmd: /bin/app"), "cmd", 10, "cmd must be a list of strings", None),
-    (("cmdline: \"\"", "envs: [HOME]"), "envs.0", 10, "KEY=VALUE", None),
-    (("platforms:\n  framework: mirage\n  monitor: hvt\n  architecture: x86\n", "platforms: mirage\n"),
-     "platforms", 3, "platforms must be a mapping", None),
-])
+@pytest.mark.parametrize(
+    "edit, field, line, words, hint",
+    [
+        (("version: v0.1", "version: v0.2"), "version", 2, "unsupported bunnyfile version", "write version: v0.1"),
+        (("version: v0.1\n", ""), "version", None, "version is required", None),
+        (("  monitor: hvt", "  moniter: hvt"), "platforms.moniter", 5, "unknown field in platforms", 'did you mean "monitor"?'),
+        (("cmdline:", "cmdlin:"), "cmdlin", 10, "unknown field", 'did you mean "cmdline"?'),
+        (("  path: network.hvt\n", ""), "kernel.path", 7, "kernel.path is required", None),
+        (('cmdline: ""', "cmd: /bin/app"), "cmd", 10, "cmd must be a list of strings", None),
+        (('cmdline: ""', "envs: [HOME]"), "envs.0", 10, "KEY=VALUE", None),
+        (
+            ("platforms:\n  framework: mirage\n  monitor: hvt\n  architecture: x86\n", "platforms: mirage\n"),
+            "platforms",
+            3,
+            "platforms must be a mapping",
+            None,
+        ),
+    ],
+)
 def test_bad_bunnyfiles(tmp_path, edit, field, line, words, hint):
     old, new = edit
     assert old in NETWORK_MIRAGE
@@ -285,17 +326,20 @@ def test_bad_bunnyfiles(tmp_path, edit, field, line, words, hint):
     assert p.file.endswith("bunnyfile")
 
 
-@pytest.mark.parametrize("rootfs, field, words", [
-    ("rootfs:\n  type: ramdisk\n", "rootfs.type", "unknown rootfs type"),
-    ("rootfs:\n  from: local\n  type: raw\n  path: x\n", "rootfs.type", "raw rootfs cannot come from a local file"),
-    ("rootfs:\n  from: local\n  type: block\n", "rootfs", "rootfs.path is required"),
-    ("rootfs:\n  from: local\n  type: block\n  path: x\n  include: [a]\n", "rootfs.include", "cannot be combined"),
-    ("rootfs:\n  path: x.img\n", "rootfs.path", "needs rootfs.from: local"),
-    ("rootfs:\n  include: [a:/a]\n", "rootfs", "rootfs.type is needed"),
-    ("rootfs:\n  type: block\n", "rootfs.type", "nothing to hold"),
-    ("rootfs:\n  include: [':/a']\n  type: raw\n", "rootfs.include.0", "needs a source"),
-    ("rootfs:\n  include: [{src: a, destination: /a}]\n  type: raw\n", "rootfs.include.0.src", "unknown field"),
-])
+@pytest.mark.parametrize(
+    "rootfs, field, words",
+    [
+        ("rootfs:\n  type: ramdisk\n", "rootfs.type", "unknown rootfs type"),
+        ("rootfs:\n  from: local\n  type: raw\n  path: x\n", "rootfs.type", "raw rootfs cannot come from a local file"),
+        ("rootfs:\n  from: local\n  type: block\n", "rootfs", "rootfs.path is required"),
+        ("rootfs:\n  from: local\n  type: block\n  path: x\n  include: [a]\n", "rootfs.include", "cannot be combined"),
+        ("rootfs:\n  path: x.img\n", "rootfs.path", "needs rootfs.from: local"),
+        ("rootfs:\n  include: [a:/a]\n", "rootfs", "rootfs.type is needed"),
+        ("rootfs:\n  type: block\n", "rootfs.type", "nothing to hold"),
+        ("rootfs:\n  include: [':/a']\n  type: raw\n", "rootfs.include.0", "needs a source"),
+        ("rootfs:\n  include: [{src: a, destination: /a}]\n  type: raw\n", "rootfs.include.0.src", "unknown field"),
+    ],
+)
 def test_bad_rootfs(tmp_path, rootfs, field, words):
     text = NETWORK_MIRAGE.replace('cmdline: ""\n', rootfs)
     with pytest.raises(SpecError) as e:
@@ -314,8 +358,9 @@ def test_the_default_rootfs_type_is_not_guessed_for_other_guests(tmp_path):
 
 
 def test_include_from_an_image_is_not_supported_yet(tmp_path):
-    text = REDIS_RUMPRUN.replace("  - redis.conf:/conf/redis.conf",
-                                 "  - from: nginx:alpine\n    source: /etc/nginx\n    destination: /etc/nginx")
+    text = REDIS_RUMPRUN.replace(
+        "  - redis.conf:/conf/redis.conf", "  - from: nginx:alpine\n    source: /etc/nginx\n    destination: /etc/nginx"
+    )
     with pytest.raises(NotSupportedYet) as e:
         load(write(tmp_path, text))
     assert e.value.problem.field == "rootfs.include.0.from" and e.value.problem.line == 13

@@ -9,20 +9,25 @@ import pytest
 from urunix.errors import SpecError
 from urunix.loaders import FORMATS, detect, load
 
-BUNNY = "#syntax=harbor.nbfc.io/nubificus/bunny:latest\nversion: v0.1\nplatforms:\n  framework: mirage\n" \
-        "  monitor: hvt\nkernel:\n  from: local\n  path: k.hvt\n"
+BUNNY = (
+    "#syntax=harbor.nbfc.io/nubificus/bunny:latest\nversion: v0.1\nplatforms:\n  framework: mirage\n"
+    "  monitor: hvt\nkernel:\n  from: local\n  path: k.hvt\n"
+)
 
 
-@pytest.mark.parametrize("name, text, fmt", [
-    ("args.nix", "{ }", "args.nix"),
-    ("redis.nix", "{ }", "args.nix"),
-    ("spec.yaml", "name: x\n", "yaml"),
-    ("spec.yml", "name: x\n", "yaml"),
-    ("bunnyfile", BUNNY, "bunnyfile"),
-    ("redis.bunnyfile", BUNNY, "bunnyfile"),
-    ("bunny.yaml", BUNNY, "bunnyfile"),          # a bunnyfile by its content
-    ("Bunnyfile.redis", BUNNY, "bunnyfile"),
-])
+@pytest.mark.parametrize(
+    "name, text, fmt",
+    [
+        ("args.nix", "{ }", "args.nix"),
+        ("redis.nix", "{ }", "args.nix"),
+        ("spec.yaml", "name: x\n", "yaml"),
+        ("spec.yml", "name: x\n", "yaml"),
+        ("bunnyfile", BUNNY, "bunnyfile"),
+        ("redis.bunnyfile", BUNNY, "bunnyfile"),
+        ("bunny.yaml", BUNNY, "bunnyfile"),  # a bunnyfile by its content
+        ("Bunnyfile.redis", BUNNY, "bunnyfile"),
+    ],
+)
 def test_detect(tmp_path, name, text, fmt):
     f = tmp_path / name
     f.write_text(text)
@@ -35,7 +40,7 @@ def test_explicit_format_wins(tmp_path, monkeypatch):
     f = tmp_path / "spec.txt"
     f.write_text("name: x\n")
     assert load(f, "yaml").name == "x"
-    assert load(str(f), format="yaml").file == f      # str paths are fine too
+    assert load(str(f), format="yaml").file == f  # str paths are fine too
 
 
 def test_unknown_format(tmp_path):
@@ -46,7 +51,7 @@ def test_unknown_format(tmp_path):
 
 
 def test_undetectable_format(tmp_path):
-    f = tmp_path / "Makefile"             # (a Containerfile is a format of its own now)
+    f = tmp_path / "Makefile"  # (a Containerfile is a format of its own now)
     f.write_text("all:\n")
     with pytest.raises(SpecError) as e:
         load(f)

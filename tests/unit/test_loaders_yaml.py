@@ -46,9 +46,9 @@ def test_yaml_spec(tmp_path):
         FileEntry("./redis.hvt", tmp_path / "redis.hvt", "/unikernel/redis.hvt", 'files."./redis.hvt"'),
         FileEntry("./redis.conf", tmp_path / "redis.conf", "/conf/redis.conf", 'files."./redis.conf"'),
     ]
-    assert spec.annotations["cmdline"] == "redis-server  /data/conf/redis.conf"   # both spaces kept
+    assert spec.annotations["cmdline"] == "redis-server  /data/conf/redis.conf"  # both spaces kept
     assert spec.annotations["unikernelVersion"] == ""
-    assert spec.annotations["useDMBlock"] is True           # raw: validate decides
+    assert spec.annotations["useDMBlock"] is True  # raw: validate decides
     assert spec.cmd == ["redis-server", "/data/conf/redis.conf"]
     assert spec.env == {"FOO": "bar", "N": 1}
     assert spec.labels == {"org.example.owner": "me"}
@@ -64,14 +64,19 @@ def test_yml_suffix_and_raw_scalars(tmp_path):
 
 
 def test_aliases_and_merge_keys_are_plain_data(tmp_path):
-    spec = load(write(tmp_path, """\
+    spec = load(
+        write(
+            tmp_path,
+            """\
 annotations: &common
   unikernelType: mirage
   hypervisor: hvt
 labels:
   <<: *common
   hypervisor: spt
-"""))
+""",
+        )
+    )
     assert spec.labels == {"unikernelType": "mirage", "hypervisor": "spt"}
     assert spec.lines["labels.hypervisor"] == 6
 
@@ -81,19 +86,22 @@ def test_unknown_keys_are_kept_for_validate(tmp_path):
     assert spec.unknown == {"anotations": {}} and spec.lines["anotations"] == 2
 
 
-@pytest.mark.parametrize("text, field, line, words", [
-    ("name: a\ntag: b\nname: c\n", "name", 3, "appears twice (first on line 1)"),
-    ("annotations:\n  binary: /a\n  binary: /b\n", "annotations.binary", 3, "appears twice"),
-    ("files:\n  - ./a:/a\n", "files", 1, "must be a mapping"),
-    ("annotations: [a]\n", "annotations", 1, "must be a mapping"),
-    ("cmd: redis-server /conf\n", "cmd", 1, "must be a list of strings"),
-    ("cmd: [a, true]\n", "cmd.1", 1, "must be a string"),
-    ("files:\n  ./a: 1\n", 'files."./a"', 2, "target"),
-    ("env:\n  1: x\n", "env", 2, "keys must be strings"),
-    ("labels: !!set {a}\n", "labels", 1, "not plain data"),
-    ("name: !custom x\n", "name", 1, "cannot read this YAML value"),
-    ("- a\n- b\n", None, 1, "must be a mapping at the top level"),
-])
+@pytest.mark.parametrize(
+    "text, field, line, words",
+    [
+        ("name: a\ntag: b\nname: c\n", "name", 3, "appears twice (first on line 1)"),
+        ("annotations:\n  binary: /a\n  binary: /b\n", "annotations.binary", 3, "appears twice"),
+        ("files:\n  - ./a:/a\n", "files", 1, "must be a mapping"),
+        ("annotations: [a]\n", "annotations", 1, "must be a mapping"),
+        ("cmd: redis-server /conf\n", "cmd", 1, "must be a list of strings"),
+        ("cmd: [a, true]\n", "cmd.1", 1, "must be a string"),
+        ("files:\n  ./a: 1\n", 'files."./a"', 2, "target"),
+        ("env:\n  1: x\n", "env", 2, "keys must be strings"),
+        ("labels: !!set {a}\n", "labels", 1, "not plain data"),
+        ("name: !custom x\n", "name", 1, "cannot read this YAML value"),
+        ("- a\n- b\n", None, 1, "must be a mapping at the top level"),
+    ],
+)
 def test_bad_yaml_specs(tmp_path, text, field, line, words):
     with pytest.raises(SpecError) as e:
         load(write(tmp_path, text))

@@ -12,15 +12,17 @@ from urunix.helpers import urunc_json as U
 
 def test_exact_bytes():
     got = U.urunc_json({"cmdline": "a b", "binary": "/k", "com.urunc.unikernel.hypervisor": "qemu"})
-    assert got == (b'{\n'
-                   b'  "com.urunc.unikernel.binary": "L2s=",\n'
-                   b'  "com.urunc.unikernel.cmdline": "YSBi",\n'
-                   b'  "com.urunc.unikernel.hypervisor": "cWVtdQ=="\n'
-                   b'}\n')
+    assert got == (
+        b"{\n"
+        b'  "com.urunc.unikernel.binary": "L2s=",\n'
+        b'  "com.urunc.unikernel.cmdline": "YSBi",\n'
+        b'  "com.urunc.unikernel.hypervisor": "cWVtdQ=="\n'
+        b"}\n"
+    )
 
 
 def test_values_are_byte_exact_and_non_ascii_safe():
-    value = "é \"q\" \\ \udcff"   # a lone surrogate: a non-UTF-8 byte from the host
+    value = 'é "q" \\ \udcff'  # a lone surrogate: a non-UTF-8 byte from the host
     raw = U.urunc_json({"cmdline": value})
     assert raw.isascii()
     assert json.loads(raw) == {"com.urunc.unikernel.cmdline": "w6kgInEiIFwg/w=="}
@@ -43,9 +45,9 @@ def test_decode_keeps_other_keys_and_refuses_bad_documents():
     with pytest.raises(ValueError, match="b: value is not a string"):
         U.decode(b'{"b": 1}')
     with pytest.raises(ValueError):
-        U.decode(b'{"b": "eA"}')        # unpadded: urunc refuses it too
+        U.decode(b'{"b": "eA"}')  # unpadded: urunc refuses it too
     with pytest.raises(ValueError):
-        U.decode(b'{"b": "e A=="}')     # not base64
+        U.decode(b'{"b": "e A=="}')  # not base64
 
 
 def test_main_writes_both_files(tmp_path, capsys):
@@ -55,7 +57,8 @@ def test_main_writes_both_files(tmp_path, capsys):
     assert U.main(["urunc_json.py", str(ann), str(out)]) == 0
     assert (out / "urunc.json").read_bytes() == U.urunc_json({"cmdline": "ü x", "binary": "/k"})
     assert (out / "labels.json").read_bytes() == (
-        '{"com.urunc.unikernel.binary": "/k", "com.urunc.unikernel.cmdline": "ü x"}\n'.encode())
+        '{"com.urunc.unikernel.binary": "/k", "com.urunc.unikernel.cmdline": "ü x"}\n'.encode()
+    )
     assert sorted(p.name for p in out.iterdir()) == ["labels.json", "urunc.json"]
     # again into the existing directory, with a value that is no valid UTF-8 (a host byte)
     ann.write_text(json.dumps({"cmdline": "x\udcff"}))

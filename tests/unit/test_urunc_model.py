@@ -40,8 +40,9 @@ def test_model_reproduces_row(name, i):
     doc = DOCS[name]
     r = doc["rows"][i]
     img = M.Image.from_record(doc["images"][r["case"]])
-    m = M.model(img, r["release"], r["mode"], r["snapshotter"], r["run_args"],
-                virtiofsd=r.get("virtiofsd", "absent") == "present")
+    m = M.model(
+        img, r["release"], r["mode"], r["snapshotter"], r["run_args"], virtiofsd=r.get("virtiofsd", "absent") == "present"
+    )
     assert (m.outcome, m.reason) == (r["outcome"], r["reason"]), r["error"]
     assert m.config_source == r["config_source"]
     assert m.process_args == r["process_args"]
@@ -62,11 +63,14 @@ def test_model_reproduces_row(name, i):
 
 def _row(name, case, release, mode="docker", snap="overlayfs", run_args=None):
     doc = DOCS[name]
-    r = next(r for r in doc["rows"] if (r["case"], r["release"], r["mode"], r["snapshotter"], r["run_args"])
-             == (case, release, mode, snap, run_args))
+    r = next(
+        r
+        for r in doc["rows"]
+        if (r["case"], r["release"], r["mode"], r["snapshotter"], r["run_args"]) == (case, release, mode, snap, run_args)
+    )
     img = M.Image.from_record(doc["images"][case])
     m = M.model(img, release, mode, snap, run_args)
-    assert m.guest_cmdline == r["guest_cmdline"]     # emulated from what urunc really built
+    assert m.guest_cmdline == r["guest_cmdline"]  # emulated from what urunc really built
     return app_view(img, m)
 
 
@@ -74,10 +78,17 @@ def test_app_view_shows_the_known_manglings():
     """What the program gets (emulated guest parsing; Linux + urunit checked
     by real boots in tests/boot) for the cases the facts page names."""
     # Unikraft since v0.6.0: argv0 "Unikraft", then all of Entrypoint+Cmd
-    assert _row("examples.json", "nginx-unikraft-pun--Containerfile", "main")["argv"] == \
-        ["Unikraft", "nginx", "-c", "/nginx/conf/nginx.conf"]
-    assert _row("examples.json", "nginx-unikraft-pun--Containerfile", "v0.5.0")["argv"] == \
-        ["nginx", "-c", "/nginx/conf/nginx.conf"]
+    assert _row("examples.json", "nginx-unikraft-pun--Containerfile", "main")["argv"] == [
+        "Unikraft",
+        "nginx",
+        "-c",
+        "/nginx/conf/nginx.conf",
+    ]
+    assert _row("examples.json", "nginx-unikraft-pun--Containerfile", "v0.5.0")["argv"] == [
+        "nginx",
+        "-c",
+        "/nginx/conf/nginx.conf",
+    ]
     # Unikraft: an env value with a space splits
     assert "GREETING=hello" in _row("probes.json", "probe-unikraft-env-space", "v0.7.0")["env"]
     # rumprun: an argument with a space becomes two; Go's escapes arrive mangled

@@ -25,8 +25,9 @@ def make(tmp_path: Path, ann: dict, files: dict | None = None, **kw) -> Spec:
             p.write_bytes(b"\x7fELF")
         entries.append(FileEntry(src, p, dst, f'files."{src}"'))
     base = {"unikernelType": "rumprun", "hypervisor": "hvt", "binary": "/unikernel/kernel"}
-    return Spec(file=tmp_path / "args.nix", format="args.nix", name="t/x", tag="latest",
-                files=entries, annotations={**base, **ann}, **kw)
+    return Spec(
+        file=tmp_path / "args.nix", format="args.nix", name="t/x", tag="latest", files=entries, annotations={**base, **ann}, **kw
+    )
 
 
 def refused(spec: Spec) -> list:
@@ -54,6 +55,7 @@ def with_init(tmp_path: Path, spec: Spec) -> Spec:
 
 # -- the contract, per release --------------------------------------------------
 
+
 def test_contract_releases_follow_the_facts_page():
     rel = contract()["releases"]
     assert list(rel) == ["v0.5.0", "v0.6.0", "v0.7.0", "main", "next"]
@@ -65,11 +67,12 @@ def test_contract_releases_follow_the_facts_page():
     assert [rel[r]["specAnnotations"] for r in ("v0.5.0", "v0.6.0", "v0.7.0", "main")] == ["base64"] * 3 + ["plain"]
     assert rel["v0.5.0"]["keys"][-1] == "useDMBlock" and "mountRootfs" in rel["v0.6.0"]["keys"]
     assert contract()["defaultTargets"] == ["v0.6.0", "v0.7.0", "main"]
-    for r in rel.values():     # solo5 device names: no release reads them
+    for r in rel.values():  # solo5 device names: no release reads them
         assert "solo5NetDev" not in r["keys"] and "solo5BlkDev" not in r["keys"]
 
 
 # -- targets --------------------------------------------------------------------
+
 
 def test_default_targets(tmp_path):
     img, _ = validate(make(tmp_path, {"cmdline": "hello"}))
@@ -96,11 +99,14 @@ def test_containerfile_label_names_targets(tmp_path):
 
 # -- guests and monitors per release ----------------------------------------------
 
+
 def test_linux_on_v050_is_refused_naming_the_release(tmp_path):
     p = one(make(tmp_path, {**LINUX, "cmdline": "/sbin/init"}, urunc="v0.5.0,v0.6.0"), "annotations.unikernelType")
     assert p.message.startswith("urunc v0.5.0: has no linux guest (it came in v0.6.0)")
-    assert p.hint == 'target the releases that run it: urunc = [ "v0.6.0" "v0.7.0" "main" "next" ]; ' \
-        '(or --urunc v0.6.0,v0.7.0,main,next)'
+    assert (
+        p.hint == 'target the releases that run it: urunc = [ "v0.6.0" "v0.7.0" "main" "next" ]; '
+        "(or --urunc v0.6.0,v0.7.0,main,next)"
+    )
 
 
 def test_linux_on_default_targets_is_fine(tmp_path):
@@ -117,12 +123,13 @@ def test_hermit_and_cloud_hypervisor_need_main(tmp_path):
 
 # -- image shape per guest ----------------------------------------------------------
 
+
 def test_unikraft_cmd_is_the_arguments_of_the_cmdline(tmp_path):
     # nginx-unikraft-pun, redis-unikraft-qemu: urunc v0.6.0+ write argv0
     # `Unikraft` and put all of Cmd after `--`: the program name must not be in Cmd
     img, _ = validate(make(tmp_path, {**UK, "cmdline": "nginx -c /nginx/conf/nginx.conf"}))
     assert (img.entrypoint, img.cmd) == (None, ["-c", "/nginx/conf/nginx.conf"])
-    assert img.annotations["cmdline"] == "nginx -c /nginx/conf/nginx.conf"   # v0.5.0 reads argv0 from it
+    assert img.annotations["cmdline"] == "nginx -c /nginx/conf/nginx.conf"  # v0.5.0 reads argv0 from it
 
 
 def test_unikraft_one_word_cmdline_is_the_elfloaders_program(tmp_path):
@@ -196,6 +203,7 @@ def test_linux_user_entrypoint_kept_after_init(tmp_path):
 
 # -- arguments ------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("guest,monitor", [("unikraft", "qemu"), ("rumprun", "hvt"), ("mirage", "hvt")])
 def test_argument_with_space_refused_for_unikernels(tmp_path, guest, monitor):
     p = one(make(tmp_path, {"unikernelType": guest, "hypervisor": monitor}, cmd=["-c", "a b"]), "cmd.1")
@@ -205,8 +213,9 @@ def test_argument_with_space_refused_for_unikernels(tmp_path, guest, monitor):
 @pytest.mark.parametrize("bad", ["a&b", "<x>", 'say"hi"', "back\\slash", "two\nlines"])
 def test_rumprun_json_escaped_characters_refused_on_every_release(tmp_path, bad):
     problems = refused(make(tmp_path, {}, cmd=["redis-server", bad], urunc="v0.5.0,v0.6.0,v0.7.0,main"))
-    assert any(p.field == "cmd.1" and p.message.startswith("urunc v0.5.0, v0.6.0, v0.7.0 and main: writes rumprun's")
-               for p in problems), [p.render() for p in problems]
+    assert any(
+        p.field == "cmd.1" and p.message.startswith("urunc v0.5.0, v0.6.0, v0.7.0 and main: writes rumprun's") for p in problems
+    ), [p.render() for p in problems]
 
 
 def test_unikraft_quote_inside_argument_refused(tmp_path):
@@ -237,6 +246,7 @@ def test_mewz_arguments_dropped(tmp_path):
 
 
 # -- env ------------------------------------------------------------------------------
+
 
 def test_unikraft_env_value_with_space_refused(tmp_path):
     p = one(make(tmp_path, UK, cmd=[""], env={"GREETING": "hello world"}), "env.GREETING")
@@ -282,6 +292,7 @@ def test_old_unikraft_drops_env(tmp_path):
 
 # -- metadata ------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("key", ["solo5NetDev", "solo5BlkDev"])
 def test_solo5_device_names_refused(tmp_path, key):
     p = one(make(tmp_path, {"cmdline": "x", key: "tap0"}), f"annotations.{key}")
@@ -289,23 +300,31 @@ def test_solo5_device_names_refused(tmp_path, key):
 
 
 def test_rumprun_blkmntpoint_other_than_data_refused(tmp_path):
-    s = make(tmp_path, {"cmdline": "x", "block": "/disk.ext2", "blkMntPoint": "/mnt"},
-             files={"./kernel": "/unikernel/kernel", "./disk": "/disk.ext2"})
+    s = make(
+        tmp_path,
+        {"cmdline": "x", "block": "/disk.ext2", "blkMntPoint": "/mnt"},
+        files={"./kernel": "/unikernel/kernel", "./disk": "/disk.ext2"},
+    )
     assert "mounts its block device at /data" in one(s, "annotations.blkMntPoint").message
 
 
 @pytest.mark.parametrize("guest,monitor,mnt", [("rumprun", "hvt", "/data"), ("mirage", "hvt", "/")])
 def test_block_gets_a_blkmntpoint(tmp_path, guest, monitor, mnt):
-    s = make(tmp_path, {"unikernelType": guest, "hypervisor": monitor, "cmdline": "x", "block": "/disk.ext2"},
-             files={"./kernel": "/unikernel/kernel", "./disk": "/disk.ext2"})
+    s = make(
+        tmp_path,
+        {"unikernelType": guest, "hypervisor": monitor, "cmdline": "x", "block": "/disk.ext2"},
+        files={"./kernel": "/unikernel/kernel", "./disk": "/disk.ext2"},
+    )
     img, _ = validate(s)
     assert img.annotations["blkMntPoint"] == mnt
 
 
 def test_linux_block_next_to_initrd_refused_on_v060_and_main(tmp_path):
-    s = make(tmp_path, {**LINUX, "cmdline": "/sbin/init", "block": "/vol.ext4", "blkMntPoint": "/vol",
-                        "initrd": "/initrd"},
-             files={"./kernel": "/unikernel/kernel", "./vol": "/vol.ext4", "./initrd": "/initrd"})
+    s = make(
+        tmp_path,
+        {**LINUX, "cmdline": "/sbin/init", "block": "/vol.ext4", "blkMntPoint": "/vol", "initrd": "/initrd"},
+        files={"./kernel": "/unikernel/kernel", "./vol": "/vol.ext4", "./initrd": "/initrd"},
+    )
     msgs = sorted(p.message for p in refused(s) if p.field == "annotations.block")
     assert [m.split(":")[0] for m in msgs] == ["urunc main", "urunc v0.6.0"]
     assert "drops the block volume" in msgs[0] and "becomes the Linux root" in msgs[1]
@@ -314,8 +333,12 @@ def test_linux_block_next_to_initrd_refused_on_v060_and_main(tmp_path):
 
 
 def test_linux_block_next_to_initrd_without_blkmntpoint_refused_on_v070(tmp_path):
-    s = make(tmp_path, {**LINUX, "cmdline": "/sbin/init", "block": "/vol.ext4", "initrd": "/initrd"},
-             files={"./kernel": "/unikernel/kernel", "./vol": "/vol.ext4", "./initrd": "/initrd"}, urunc="v0.7.0")
+    s = make(
+        tmp_path,
+        {**LINUX, "cmdline": "/sbin/init", "block": "/vol.ext4", "initrd": "/initrd"},
+        files={"./kernel": "/unikernel/kernel", "./vol": "/vol.ext4", "./initrd": "/initrd"},
+        urunc="v0.7.0",
+    )
     assert "without blkMntPoint stops the container" in one(s, "annotations.blkMntPoint").message
 
 
@@ -327,6 +350,7 @@ def test_v050_target_writes_usedmblock_false(tmp_path):
 
 
 # -- mountRootfs ------------------------------------------------------------------------
+
 
 def test_mirage_mountrootfs_refused(tmp_path):
     problems = refused(make(tmp_path, {**MIRAGE, "cmdline": "", "mountRootfs": "true"}))
@@ -344,13 +368,15 @@ def test_rumprun_mountrootfs_warns_about_the_snapshotter(tmp_path):
 def test_linux_mountrootfs_on_qemu_has_a_shared_fs_on_firecracker_needs_devmapper(tmp_path):
     _, diag = validate(make(tmp_path, {**LINUX, "cmdline": "/sbin/init", "mountRootfs": "true"}))
     assert not diag.warnings
-    _, diag = validate(make(tmp_path, {**LINUX, "hypervisor": "firecracker", "cmdline": "/sbin/init",
-                                       "mountRootfs": "true"}))
+    _, diag = validate(make(tmp_path, {**LINUX, "hypervisor": "firecracker", "cmdline": "/sbin/init", "mountRootfs": "true"}))
     assert diag.warnings and all("devmapper" in w.message for w in diag.warnings)
 
 
 def test_unikraft_initrd_with_mountrootfs_refused_on_v060(tmp_path):
-    s = make(tmp_path, {**UK, "cmdline": "app x", "initrd": "/initrd", "mountRootfs": "true"},
-             files={"./kernel": "/unikernel/kernel", "./initrd": "/initrd"})
+    s = make(
+        tmp_path,
+        {**UK, "cmdline": "app x", "initrd": "/initrd", "mountRootfs": "true"},
+        files={"./kernel": "/unikernel/kernel", "./initrd": "/initrd"},
+    )
     p = one(s, "annotations.mountRootfs")
     assert p.message.startswith("urunc v0.6.0: with an initrd, mountRootfs=true starts a monitor")

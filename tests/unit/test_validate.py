@@ -21,8 +21,15 @@ def make(tmp_path: Path, annotations: dict, files: dict | None = None, **kw) -> 
             p.write_bytes(b"\x7fELF")
         entries.append(FileEntry(src, p, dst, f'files."{src}"'))
     base = {"unikernelType": "rumprun", "hypervisor": "hvt", "binary": "/unikernel/kernel"}
-    s = Spec(file=tmp_path / "args.nix", format="args.nix", name=kw.pop("name", "hello"), tag=kw.pop("tag", "latest"),
-             files=entries, annotations={**base, **annotations}, **kw)
+    s = Spec(
+        file=tmp_path / "args.nix",
+        format="args.nix",
+        name=kw.pop("name", "hello"),
+        tag=kw.pop("tag", "latest"),
+        files=entries,
+        annotations={**base, **annotations},
+        **kw,
+    )
     s.lines = {"annotations.unikernelType": 7, "annotations.hypervisor": 8, "annotations.binary": 9}
     return s
 
@@ -35,8 +42,14 @@ def problems(spec: Spec) -> list:
 
 def test_seed_style_spec_normalizes(tmp_path):
     img, diag = validate(make(tmp_path, {"cmdline": "hello", "unikernelVersion": "", "initrd": "", "useDMBlock": "true"}))
-    assert img.annotations == {"binary": "/unikernel/kernel", "cmdline": "hello", "hypervisor": "hvt",
-                               "mountRootfs": "true", "unikernelType": "rumprun", "useDMBlock": "true"}
+    assert img.annotations == {
+        "binary": "/unikernel/kernel",
+        "cmdline": "hello",
+        "hypervisor": "hvt",
+        "mountRootfs": "true",
+        "unikernelType": "rumprun",
+        "useDMBlock": "true",
+    }
     assert img.cmd == ["hello"]
     # a rumprun guest takes the container rootfs only from a devmapper ext2 snapshot
     assert [w.message.split(":")[0] for w in diag.warnings] == ["urunc v0.6.0", "urunc v0.7.0 and main"]
@@ -56,19 +69,33 @@ def test_bad_pair_says_which_monitors_fit(tmp_path):
     assert "unikraft runs on qemu, firecracker, hyperlight" in p.allowed
 
 
-@pytest.mark.parametrize("monitor,guest,release,older", [
-    ("cloud-hypervisor", "linux", "main", "v0.6.0"), ("hyperlight", "unikraft", "next", "v0.6.0"),
-    ("spt", "mirage", "v0.6.0", None), ("firecracker", "freebsd", "next", "v0.6.0")])
+@pytest.mark.parametrize(
+    "monitor,guest,release,older",
+    [
+        ("cloud-hypervisor", "linux", "main", "v0.6.0"),
+        ("hyperlight", "unikraft", "next", "v0.6.0"),
+        ("spt", "mirage", "v0.6.0", None),
+        ("firecracker", "freebsd", "next", "v0.6.0"),
+    ],
+)
 def test_pairs_of_newer_urunc_are_accepted_when_targeted(tmp_path, monitor, guest, release, older):
-    img, diag = validate(make(tmp_path, {"unikernelType": guest, "hypervisor": monitor, "cmdline": "/init x",
-                                         "mountRootfs": "false"}, urunc=[release]))
+    img, diag = validate(
+        make(
+            tmp_path,
+            {"unikernelType": guest, "hypervisor": monitor, "cmdline": "/init x", "mountRootfs": "false"},
+            urunc=[release],
+        )
+    )
     assert (img.annotations["unikernelType"], img.annotations["hypervisor"]) == (guest, monitor)
     assert release in img.targets and img.annotations["cmdline"] == "/init x"
     if older is None:
         return
     # and the same pair is refused when no urunc release that runs it is targeted
-    (p, *_) = problems(make(tmp_path, {"unikernelType": guest, "hypervisor": monitor, "cmdline": "/init x",
-                                       "mountRootfs": "false"}, urunc=[older]))
+    (p, *_) = problems(
+        make(
+            tmp_path, {"unikernelType": guest, "hypervisor": monitor, "cmdline": "/init x", "mountRootfs": "false"}, urunc=[older]
+        )
+    )
     assert p.field in ("annotations.hypervisor", "annotations.unikernelType", "urunc")
 
 
@@ -84,11 +111,20 @@ def test_full_key_names_are_accepted(tmp_path):
     assert img.annotations["cmdline"] == "x"
 
 
-@pytest.mark.parametrize("value,why", [
-    ("unikernel/kernel", "absolute"), ("/unikernel//kernel", "not clean"), ("/a/../kernel", "not clean"),
-    ("/", "is '/'"), ("/uni kernel", "characters"), ("-x", "starts with"), ("..", "starts with"),
-    ("/" + "a" * 4100, "longer than 4096"), ("/k$HOME", "characters"),
-])
+@pytest.mark.parametrize(
+    "value,why",
+    [
+        ("unikernel/kernel", "absolute"),
+        ("/unikernel//kernel", "not clean"),
+        ("/a/../kernel", "not clean"),
+        ("/", "is '/'"),
+        ("/uni kernel", "characters"),
+        ("-x", "starts with"),
+        ("..", "starts with"),
+        ("/" + "a" * 4100, "longer than 4096"),
+        ("/k$HOME", "characters"),
+    ],
+)
 def test_path_rules(tmp_path, value, why):
     ps = problems(make(tmp_path, {"binary": value}))
     assert any(why in p.message for p in ps), [p.render() for p in ps]
@@ -133,8 +169,9 @@ def test_linux_without_devmapper_setting_does_not_warn(tmp_path):
     # old warning about v0.5's useDMBlock default was about a release without Linux)
     _, diag = validate(make(tmp_path, {"unikernelType": "linux", "hypervisor": "qemu", "cmdline": "/urunit /bin/app"}))
     assert not diag.warnings
-    _, diag = validate(make(tmp_path, {"unikernelType": "linux", "hypervisor": "qemu", "cmdline": "/init",
-                                       "mountRootfs": "false"}))
+    _, diag = validate(
+        make(tmp_path, {"unikernelType": "linux", "hypervisor": "qemu", "cmdline": "/init", "mountRootfs": "false"})
+    )
     assert not diag.warnings
 
 
@@ -145,7 +182,9 @@ def test_linux_needs_an_init(tmp_path):
 
 def test_storage_by_guest(tmp_path):
     (tmp_path / "rootfs.cpio").write_bytes(b"070701")
-    ps = problems(make(tmp_path, {"initrd": "/rootfs.cpio"}, files={"./kernel": "/unikernel/kernel", "./rootfs.cpio": "/rootfs.cpio"}))
+    ps = problems(
+        make(tmp_path, {"initrd": "/rootfs.cpio"}, files={"./kernel": "/unikernel/kernel", "./rootfs.cpio": "/rootfs.cpio"})
+    )
     assert any("a rumprun guest cannot boot from initrd storage" in p.message for p in ps)
 
 
@@ -161,8 +200,13 @@ def test_empty_cmdline_gives_one_empty_argument(tmp_path):
 
 
 def test_cmd_list_writes_cmdline_annotation(tmp_path):
-    img, _ = validate(make(tmp_path, {"unikernelType": "linux", "hypervisor": "qemu", "mountRootfs": "false"},
-                           cmd=["/urunit", "/usr/sbin/nginx", "-g", "daemon off;"]))
+    img, _ = validate(
+        make(
+            tmp_path,
+            {"unikernelType": "linux", "hypervisor": "qemu", "mountRootfs": "false"},
+            cmd=["/urunit", "/usr/sbin/nginx", "-g", "daemon off;"],
+        )
+    )
     assert (img.entrypoint, img.cmd) == (["/urunit", "/usr/sbin/nginx"], ["-g", "daemon off;"])
     assert img.annotations["cmdline"] == "/urunit /usr/sbin/nginx -g 'daemon off;'"
 
@@ -219,9 +263,11 @@ def test_source_date_epoch(tmp_path, monkeypatch):
 
 def test_init_goes_first_in_cmd_and_cmdline_both(tmp_path):
     from urunix.spec import Source
+
     (tmp_path / "urunit").write_bytes(b"#!/bin/sh\n")
-    s = make(tmp_path, {"unikernelType": "linux", "hypervisor": "qemu", "mountRootfs": "false", "cmdline": "/app a"},
-             cmd=["/app", "a"])
+    s = make(
+        tmp_path, {"unikernelType": "linux", "hypervisor": "qemu", "mountRootfs": "false", "cmdline": "/app a"}, cmd=["/app", "a"]
+    )
     s.init = Source("local", "./urunit", "init")
     img, _ = validate(s)
     assert (img.entrypoint, img.cmd) == (["/urunit", "/app"], ["a"])

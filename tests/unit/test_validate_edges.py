@@ -13,8 +13,13 @@ from urunix.spec import FileEntry, Spec
 from urunix.validate import NAME_MAX, PATH_MAX, validate
 
 
-def spec(tmp_path: Path, files: dict[str, str] | None = None, dirs: dict[str, str] | None = None,
-         guest: tuple[str, str] = ("rumprun", "hvt"), **kw) -> Spec:
+def spec(
+    tmp_path: Path,
+    files: dict[str, str] | None = None,
+    dirs: dict[str, str] | None = None,
+    guest: tuple[str, str] = ("rumprun", "hvt"),
+    **kw,
+) -> Spec:
     (tmp_path / "kernel").write_bytes(b"\x7fELF")
     entries = [FileEntry("./kernel", tmp_path / "kernel", "/unikernel/kernel", 'files."./kernel"')]
     for i, (name, target) in enumerate((files or {}).items()):
@@ -24,8 +29,7 @@ def spec(tmp_path: Path, files: dict[str, str] | None = None, dirs: dict[str, st
         (tmp_path / name).mkdir(exist_ok=True)
         entries.append(FileEntry(f"./{name}", tmp_path / name, target, f'files."./{name}"'))
     ann = {"unikernelType": guest[0], "hypervisor": guest[1], "binary": "/unikernel/kernel", "cmdline": "hello"}
-    return Spec(file=tmp_path / "args.nix", format="args.nix", name="hello", tag="latest", files=entries,
-                annotations=ann, **kw)
+    return Spec(file=tmp_path / "args.nix", format="args.nix", name="hello", tag="latest", files=entries, annotations=ann, **kw)
 
 
 def problems(s: Spec) -> list:
@@ -76,10 +80,19 @@ def test_env_keys_without_equals_pass_unchanged(tmp_path):
     assert img.env == ["A_B=1", "lower.dot-dash=2"]
 
 
-@pytest.mark.parametrize("name,limit", [("a" * 237, "ok"), ("a" * 238, "long"),
-                                        ("a/" + "b" * 243, "ok"), ("a/" + "b" * 244, "long"),
-                                        ("reg.io/" + "b" * 248, "ok"), ("reg.io/" + "b" * 249, "long"),
-                                        ("localhost/" + "b" * 245, "ok"), ("localhost/" + "b" * 246, "long")])
+@pytest.mark.parametrize(
+    "name,limit",
+    [
+        ("a" * 237, "ok"),
+        ("a" * 238, "long"),
+        ("a/" + "b" * 243, "ok"),
+        ("a/" + "b" * 244, "long"),
+        ("reg.io/" + "b" * 248, "ok"),
+        ("reg.io/" + "b" * 249, "long"),
+        ("localhost/" + "b" * 245, "ok"),
+        ("localhost/" + "b" * 246, "long"),
+    ],
+)
 def test_image_name_length_as_docker_counts_it(tmp_path, name, limit):
     """distribution/reference: at most 255 characters once normalized
     (docker.io/library/NAME, docker.io/USER/NAME, or with a registry as given)."""

@@ -51,8 +51,7 @@ def image_input(harness: Path, image: Path) -> dict:
     """What the model gets: the image config, its /urunc.json as stored, the
     manifest annotations and the rootfs's file list."""
     with tempfile.TemporaryDirectory() as d:
-        subprocess.run([sys.executable, str(harness / "unpack_image.py"), str(image), d + "/x"],
-                       check=True, capture_output=True)
+        subprocess.run([sys.executable, str(harness / "unpack_image.py"), str(image), d + "/x"], check=True, capture_output=True)
         cfg = json.loads(Path(d, "x/image-config.json").read_text()).get("config") or {}
         ann = json.loads(Path(d, "x/manifest-annotations.json").read_text() or "{}")
         root = Path(d, "x/rootfs")
@@ -82,12 +81,20 @@ def row(case: str, r: dict, run_args, work: re.Pattern) -> dict:
     mon = argv[0].rsplit("/", 1)[-1] if argv else None
     files = r.get("guest_files") or {}
     out = {
-        "case": case, "release": release_of_ref(ref), "ref": ref, "commit": commit.strip("()"),
-        "mode": r["mode"], "snapshotter": r["snapshotter"], "run_args": run_args,
-        "process_args": r["process_args"], "config_source": r["config_source"],
-        "outcome": r["outcome"], "error": normalize(r.get("error") or "", work),
+        "case": case,
+        "release": release_of_ref(ref),
+        "ref": ref,
+        "commit": commit.strip("()"),
+        "mode": r["mode"],
+        "snapshotter": r["snapshotter"],
+        "run_args": run_args,
+        "process_args": r["process_args"],
+        "config_source": r["config_source"],
+        "outcome": r["outcome"],
+        "error": normalize(r.get("error") or "", work),
         "reason": classify_error(r["outcome"], r.get("error") or ""),
-        "monitor": mon, "monitor_argv": argv[1:],
+        "monitor": mon,
+        "monitor_argv": argv[1:],
         "firecracker_config": normalize(r.get("firecracker_config"), work),
         "guest_cmdline": r.get("guest_cmdline"),
         "guest_files": {k: v for k, v in files.items() if k not in ETC},
@@ -129,11 +136,11 @@ def main() -> int:
         if a.extra:
             runs = [(s, None, v, "docker") for s, v in EXTRA]
         else:
-            runs = [(s, None, "absent", MODES) for s in SNAPS] + [("overlayfs", ra, "absent", "docker nerdctl")
-                                                                  for ra in RUN_ARGS]
+            runs = [(s, None, "absent", MODES) for s in SNAPS] + [
+                ("overlayfs", ra, "absent", "docker nerdctl") for ra in RUN_ARGS
+            ]
         for snap, ra, vfsd, modes in runs:
-            cmd = [str(harness / "run.sh"), str(p), "--json", "--snapshotter", snap, "--modes", modes,
-                   "--virtiofsd", vfsd]
+            cmd = [str(harness / "run.sh"), str(p), "--json", "--snapshotter", snap, "--modes", modes, "--virtiofsd", vfsd]
             if ra is not None:
                 cmd += ["--run-args", json.dumps(ra)]
             pr = subprocess.run(cmd, capture_output=True, text=True)
@@ -146,8 +153,13 @@ def main() -> int:
                 commits[rw["release"]] = rw["commit"]
                 rows.append(rw)
         print(f"{case}: {len(rows)} rows so far", file=sys.stderr)
-    doc = {"about": a.about, "harness": "urunc-harness (../shared/tools/urunc-harness), net=docker; virtiofsd per row",
-           "releases": commits, "images": images, "rows": rows}
+    doc = {
+        "about": a.about,
+        "harness": "urunc-harness (../shared/tools/urunc-harness), net=docker; virtiofsd per row",
+        "releases": commits,
+        "images": images,
+        "rows": rows,
+    }
     tmp_out = Path(a.output + ".tmp")
     tmp_out.write_text(dumps(doc))
     tmp_out.replace(a.output)

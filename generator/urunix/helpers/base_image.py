@@ -57,8 +57,7 @@ def store_refs(path: str, store_dir: bytes, seen: set) -> list[tuple[str, str]]:
     data files whose second read would cost the build as much again."""
     pattern = re.compile(re.escape(store_dir) + rb"/[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+._?=-]*")
     found = []
-    files = [path] if not os.path.isdir(path) else [
-        os.path.join(r, n) for r, _, ns in os.walk(path) for n in sorted(ns)]
+    files = [path] if not os.path.isdir(path) else [os.path.join(r, n) for r, _, ns in os.walk(path) for n in sorted(ns)]
     for f in files:
         if os.path.islink(f) or not os.path.isfile(f) or os.path.getsize(f) > SCAN_LIMIT:
             continue
@@ -80,9 +79,16 @@ def build(desc: dict, out: str) -> None:
     """The docker-archive of all of desc's layers, for `fromImage`."""
     with ExitStack() as stack:
         image_writer, layers = plan_layers(desc, stack)
-        plan = {"format": "docker-archive", "ociLayout": False, "repoTags": desc["repoTags"],
-                "created": desc["created"], "architecture": desc["architecture"], "os": "linux",
-                "config": {}, "layers": layers}
+        plan = {
+            "format": "docker-archive",
+            "ociLayout": False,
+            "repoTags": desc["repoTags"],
+            "created": desc["created"],
+            "architecture": desc["architecture"],
+            "os": "linux",
+            "config": {},
+            "layers": layers,
+        }
         image_writer.write(plan, out)
 
 
@@ -105,7 +111,8 @@ def plan_layers(desc: dict, stack: ExitStack):
     layers): rootfs artifacts built and files taken out of images in a
     scratch directory that lives as long as `stack`."""
     if all("source" in e for layer in desc["layers"] for e in layer["entries"]):
-        import image_writer   # copies only: the helper beside this one will do
+        import image_writer  # copies only: the helper beside this one will do
+
         Materializer = copy_member = None
     else:
         build_rootfs._load_package()
@@ -126,7 +133,7 @@ def plan_layers(desc: dict, stack: ExitStack):
             if "source" in e:
                 src = e["source"]
                 refs += store_refs(src, store_dir, seen)
-                if os.path.isdir(src):   # a store path: see image_writer._walk
+                if os.path.isdir(src):  # a store path: see image_writer._walk
                     entries.append({"type": "tree", "path": target, "source": src, "hardlinks": False})
                 else:
                     entries.append({"type": "file", "path": target, "source": src})
@@ -158,8 +165,11 @@ def plan_layers(desc: dict, stack: ExitStack):
             raise SystemExit("base_image.py: a raw rootfs shares its layer with nothing")
         layers.append({"name": layer["name"], "entries": entries, "members": members, "expanded": expanded})
     for f, ref in refs:
-        print(f"urunix: warning: {f} names {ref}; the image gets this file's bytes, "
-              f"not {ref} (nothing from {store_dir.decode()} is copied into the image)", file=sys.stderr)
+        print(
+            f"urunix: warning: {f} names {ref}; the image gets this file's bytes, "
+            f"not {ref} (nothing from {store_dir.decode()} is copied into the image)",
+            file=sys.stderr,
+        )
     return image_writer, layers
 
 
@@ -172,15 +182,14 @@ def main(argv: list[str]) -> int:
         if len(argv) == 2 and os.environ.get("layerPath"):
             argv = [argv[0], os.environ["layerPath"], argv[1]]
     if len(argv) != 3:
-        print("usage: base_image.py [--layer] BASE.json OUT (--layer: LAYER.json also in $layerPath)",
-              file=sys.stderr)
+        print("usage: base_image.py [--layer] BASE.json OUT (--layer: LAYER.json also in $layerPath)", file=sys.stderr)
         return 2
     with open(argv[1], "rb") as f:
         desc = json.load(f)
     try:
         (build_layer if one else build)(desc, argv[2])
-    except Exception as e:   # a derivation log wants the reason, not a traceback
-        if os.environ.get("URUNIX_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off"):   # urunix/envflags.py
+    except Exception as e:  # a derivation log wants the reason, not a traceback
+        if os.environ.get("URUNIX_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off"):  # urunix/envflags.py
             raise
         print(f"base_image.py: {type(e).__name__}: {e}", file=sys.stderr)
         return 1

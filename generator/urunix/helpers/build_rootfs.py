@@ -36,8 +36,7 @@ def _load_package():
     if "urunix" in sys.modules:
         return
     pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    spec = importlib.util.spec_from_file_location("urunix", os.path.join(pkg, "__init__.py"),
-                                                  submodule_search_locations=[pkg])
+    spec = importlib.util.spec_from_file_location("urunix", os.path.join(pkg, "__init__.py"), submodule_search_locations=[pkg])
     module = importlib.util.module_from_spec(spec)
     sys.modules["urunix"] = module
     spec.loader.exec_module(module)
@@ -45,11 +44,13 @@ def _load_package():
 
 def _origin(d: dict):
     from urunix.spec import Origin
+
     return Origin(d["kind"], d.get("location", ""), d.get("field", ""))
 
 
 def _extract(d: dict | None):
     from urunix.spec import Extract
+
     if not d:
         return None
     return Extract(_origin(d["origin"]), d.get("inner"), d["target"], d.get("field", ""))
@@ -58,14 +59,33 @@ def _extract(d: dict | None):
 def _image(desc: dict):
     """The parts of an Image that Materializer reads."""
     from urunix.spec import FileEntry, Image, RootfsBuild
+
     rootfs = None
     if "type" in desc:
         include = [FileEntry(i["source"], Path(i["source"]), i["target"], "rootfs.include") for i in desc.get("include", [])]
-        rootfs = RootfsBuild(desc["type"], _origin(desc["origin"]), include, target="/rootfs",
-                             size=str(desc.get("size", "auto")), fs_type=desc.get("fsType", "ext2"),
-                             compression=desc.get("compression", "none"), hardlinks=desc.get("hardlinks", "link"))
-    return Image(name="x", tag="x", architecture="amd64", annotations={}, cmd=[], entrypoint=None, env=[],
-                 labels={}, files=[], rootfs=rootfs, init=_extract(desc.get("init")))
+        rootfs = RootfsBuild(
+            desc["type"],
+            _origin(desc["origin"]),
+            include,
+            target="/rootfs",
+            size=str(desc.get("size", "auto")),
+            fs_type=desc.get("fsType", "ext2"),
+            compression=desc.get("compression", "none"),
+            hardlinks=desc.get("hardlinks", "link"),
+        )
+    return Image(
+        name="x",
+        tag="x",
+        architecture="amd64",
+        annotations={},
+        cmd=[],
+        entrypoint=None,
+        env=[],
+        labels={},
+        files=[],
+        rootfs=rootfs,
+        init=_extract(desc.get("init")),
+    )
 
 
 def build(desc: dict, out: str) -> None:
@@ -78,9 +98,10 @@ def build(desc: dict, out: str) -> None:
         scratch = tempfile.mkdtemp(prefix="urunix-")
         stack.callback(shutil.rmtree, scratch, True)
         image = _image(desc)
-        m = Materializer(image, scratch, stack, host_hardlinks=False)   # store paths: see image_writer._walk
+        m = Materializer(image, scratch, stack, host_hardlinks=False)  # store paths: see image_writer._walk
         if "extract" in desc:
             from urunix.rootfs.flatten import copy_member
+
             member: Member = m.extract(_extract(desc["extract"]))
             copy_member(member, out)
             os.chmod(out, member.mode & 0o777)
@@ -103,6 +124,7 @@ def write_tree(members, out: str) -> None:
     Hard links become copies; owners, device nodes and fifos cannot live in
     the Nix store and are refused."""
     from urunix.rootfs.flatten import copy_member
+
     os.makedirs(out, mode=0o755)
     by_path = {m.path: m for m in members}
     for m in members:
@@ -118,7 +140,9 @@ def write_tree(members, out: str) -> None:
         elif m.kind == "symlink":
             os.symlink(m.target, dest)
         else:
-            raise ValueError(f"/{m.path}: a {m.kind} cannot be stored in the Nix store; build a raw rootfs with it with `urunix build`")
+            raise ValueError(
+                f"/{m.path}: a {m.kind} cannot be stored in the Nix store; build a raw rootfs with it with `urunix build`"
+            )
 
 
 def main(argv: list[str]) -> int:
@@ -129,8 +153,8 @@ def main(argv: list[str]) -> int:
         desc = json.load(f)
     try:
         build(desc, argv[2])
-    except Exception as e:   # a derivation log wants the reason, not a traceback
-        if os.environ.get("URUNIX_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off"):   # urunix/envflags.py
+    except Exception as e:  # a derivation log wants the reason, not a traceback
+        if os.environ.get("URUNIX_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off"):  # urunix/envflags.py
             raise
         print(f"build_rootfs.py: {type(e).__name__}: {e}", file=sys.stderr)
         return 1

@@ -62,8 +62,7 @@ MAX32 = 0xFFFFFFFF
 BLOCK = 512
 TRAILER = "TRAILER!!!"
 
-S_IFMT = {"file": 0o100000, "dir": 0o040000, "symlink": 0o120000,
-          "char": 0o020000, "block": 0o060000, "fifo": 0o010000}
+S_IFMT = {"file": 0o100000, "dir": 0o040000, "symlink": 0o120000, "char": 0o020000, "block": 0o060000, "fifo": 0o010000}
 
 Progress = Callable[[int], None]
 
@@ -77,8 +76,9 @@ def _name(path: str) -> bytes:
     return path.encode("utf-8", "surrogateescape") + b"\0"
 
 
-def _header(ino: int, mode: int, uid: int, gid: int, nlink: int, mtime: int, size: int,
-            rmaj: int, rmin: int, name: bytes) -> bytes:
+def _header(
+    ino: int, mode: int, uid: int, gid: int, nlink: int, mtime: int, size: int, rmaj: int, rmin: int, name: bytes
+) -> bytes:
     fields = (ino, mode, uid, gid, nlink, mtime, size, 0, 0, rmaj, rmin, len(name), 0)
     head = MAGIC + b"".join(b"%08X" % v for v in fields) + name
     return head + bytes(-len(head) % 4)
@@ -89,15 +89,13 @@ class _Entry:
 
     __slots__ = ("member", "name", "ino", "mode", "nlink", "size", "data_from")
 
-    def __init__(self, member: Member, name: bytes, ino: int, mode: int, nlink: int, size: int,
-                 data_from: Member | None):
+    def __init__(self, member: Member, name: bytes, ino: int, mode: int, nlink: int, size: int, data_from: Member | None):
         self.member, self.name, self.ino, self.mode = member, name, ino, mode
         self.nlink, self.size, self.data_from = nlink, size, data_from
 
     def header(self, mtime: int) -> bytes:
         m = self.member
-        return _header(self.ino, self.mode, m.uid, m.gid, self.nlink, mtime, self.size,
-                       m.devmajor, m.devminor, self.name)
+        return _header(self.ino, self.mode, m.uid, m.gid, self.nlink, mtime, self.size, m.devmajor, m.devminor, self.name)
 
 
 def _resolve(members: list[Member]) -> dict[str, Member]:
@@ -161,7 +159,8 @@ def plan(members: list[Member], mtime: int = 0, hardlinks: str = "link") -> list
         if proto.kind == "file" and proto.size > MAX32:
             raise CpioError(
                 f"/{m.path} is {proto.size} bytes; cpio newc stores at most {MAX32} bytes "
-                f"(4 GiB - 1) per file: leave it out of the initrd or use a block rootfs")
+                f"(4 GiB - 1) per file: leave it out of the initrd or use a block rootfs"
+            )
         mode = S_IFMT[proto.kind] | (proto.mode & 0o7777)
         group = group_of.get(m.path)
         if group is not None:
@@ -221,8 +220,9 @@ def _copy(m: Member, out, view: memoryview, size: int, progress: Progress | None
             raise CpioError(f"{m.source} changed size while it was being read")
 
 
-def write_cpio(members: list[Member], out: BinaryIO, mtime: int = 0, progress: Progress | None = None,
-               hardlinks: str = "link") -> None:
+def write_cpio(
+    members: list[Member], out: BinaryIO, mtime: int = 0, progress: Progress | None = None, hardlinks: str = "link"
+) -> None:
     """Write `members` (sorted by path, no root entry) to `out` as newc cpio.
     Raises CpioError before writing anything if the tree does not fit."""
     _write_entries(plan(members, mtime, hardlinks), out, mtime, progress)
@@ -233,16 +233,14 @@ class _Writes:
         self.write = write
 
 
-def stream_member(path: str, members: list[Member], mtime: int = 0, hardlinks: str = "link",
-                  mode: int = 0o644) -> Member:
+def stream_member(path: str, members: list[Member], mtime: int = 0, hardlinks: str = "link", mode: int = 0o644) -> Member:
     """A file Member at `path` whose content is the (uncompressed) archive
     of `members`, made while the layer holding it streams: its exact size
     comes from the plan, so the archive is never written anywhere else."""
     entries = plan(members, mtime, hardlinks)
     total = sum(len(e.header(mtime)) + e.size + (-e.size % 4) for e in entries) + len(_trailer())
     total += -total % BLOCK
-    return Member(path, "file", mode, total,
-                  fill=lambda write: _write_entries(entries, _Writes(write), mtime, None))
+    return Member(path, "file", mode, total, fill=lambda write: _write_entries(entries, _Writes(write), mtime, None))
 
 
 def _write_entries(entries: list[_Entry], out, mtime: int, progress: Progress | None) -> None:
@@ -267,8 +265,14 @@ def _write_entries(entries: list[_Entry], out, mtime: int, progress: Progress | 
     out.write(tail + bytes(-written % BLOCK))
 
 
-def write_file(members: list[Member], path: str, mtime: int = 0, gzip_level: int | None = None,
-               progress: Progress | None = None, hardlinks: str = "link") -> None:
+def write_file(
+    members: list[Member],
+    path: str,
+    mtime: int = 0,
+    gzip_level: int | None = None,
+    progress: Progress | None = None,
+    hardlinks: str = "link",
+) -> None:
     """Write the archive to `path`; gzip_level (e.g. 6) compresses it with a
     deterministic gzip header (mtime 0, no file name)."""
     plan(members, mtime, hardlinks)  # fail before creating the file
@@ -295,8 +299,9 @@ def main(argv: list[str]) -> int:
         for f in flags:
             if f.startswith("--hardlinks="):
                 hardlinks = f.split("=", 1)[1]
-        write_file(members, args[1], int(tree.get("mtime", 0)),
-                   6 if "--gzip" in flags or tree.get("gzip") else None, hardlinks=hardlinks)
+        write_file(
+            members, args[1], int(tree.get("mtime", 0)), 6 if "--gzip" in flags or tree.get("gzip") else None, hardlinks=hardlinks
+        )
     except (PlanError, OSError, KeyError, ValueError) as e:
         print(f"cpio: {e}", file=sys.stderr)
         return 1

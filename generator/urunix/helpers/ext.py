@@ -111,12 +111,11 @@ SBIN = ["/usr/sbin", "/sbin"]  # e2fsprogs lives there, often off a user's PATH
 
 
 def tool(name: str) -> str:
-    for d in (os.environ.get("PATH", "").split(os.pathsep) + SBIN):
+    for d in os.environ.get("PATH", "").split(os.pathsep) + SBIN:
         p = os.path.join(d, name)
         if d and os.access(p, os.X_OK):
             return p
-    raise ExtError(f"{name} not found: install e2fsprogs (Debian/Ubuntu: apt-get install e2fsprogs; "
-                   f"Nix: pkgs.e2fsprogs)")
+    raise ExtError(f"{name} not found: install e2fsprogs (Debian/Ubuntu: apt-get install e2fsprogs; Nix: pkgs.e2fsprogs)")
 
 
 _SIZE = re.compile(r"\s*([0-9]+)\s*(?:([KMGT])(i?)B?|B)?\s*", re.IGNORECASE)
@@ -132,14 +131,16 @@ def parse_size(size: str | int) -> int:
         return size
     m = _SIZE.fullmatch(str(size))
     if not m:
-        raise ExtError(f"size {size!r}: give \"auto\", bytes, or a number with K, M, G, T "
-                       f"(or KiB...: powers of 1024; KB...: powers of 1000), e.g. \"64M\"")
+        raise ExtError(
+            f'size {size!r}: give "auto", bytes, or a number with K, M, G, T '
+            f'(or KiB...: powers of 1024; KB...: powers of 1000), e.g. "64M"'
+        )
     number, prefix, binary = m.groups()
     if not prefix:
         return int(number)
     power = " KMGT".index(prefix.upper())
     whole = m.group(0).rstrip()
-    decimal = whole[-1:] in "bB" and not binary     # KB, MB: SI
+    decimal = whole[-1:] in "bB" and not binary  # KB, MB: SI
     return int(number) * ((1000 if decimal else 1024) ** power)
 
 
@@ -154,12 +155,12 @@ def _indirect(data_blocks: int, bs: int = BLOCK_SIZE) -> int:
     left = data_blocks - 12
     if left <= 0:
         return 0
-    n = 1                                   # single indirect
+    n = 1  # single indirect
     left -= per
-    if left > 0:                            # double indirect
+    if left > 0:  # double indirect
         n += 1 + _blocks(min(left, per * per), per)
         left -= per * per
-    if left > 0:                            # triple indirect
+    if left > 0:  # triple indirect
         n += 1 + _blocks(left, per * per) + _blocks(left, per)
     return n
 
@@ -207,13 +208,18 @@ def fs_uuid(members: list[Member], fs: str, size: int) -> tuple[str, str]:
     """(UUID, hash seed) from the listing."""
     h = hashlib.sha256(f"urunix-ext {fs} {size}\n".encode())
     for m in members:
-        h.update(json.dumps([m.path, m.kind, m.mode, m.uid, m.gid, m.size, m.target, m.devmajor, m.devminor],
-                            ensure_ascii=False).encode("utf-8", "surrogateescape") + b"\n")
+        h.update(
+            json.dumps(
+                [m.path, m.kind, m.mode, m.uid, m.gid, m.size, m.target, m.devmajor, m.devminor], ensure_ascii=False
+            ).encode("utf-8", "surrogateescape")
+            + b"\n"
+        )
     d = h.digest()
     return str(uuidlib.UUID(bytes=d[:16], version=4)), str(uuidlib.UUID(bytes=d[16:32], version=4))
 
 
 # ---------------------------------------------------------------- staging
+
 
 def _copy_range(src_fd: int, dst_fd: int, offset: int, length: int, out_offset: int) -> None:
     while length > 0:
@@ -234,7 +240,7 @@ def _copy_range(src_fd: int, dst_fd: int, offset: int, length: int, out_offset: 
         offset, out_offset, length = offset + n, out_offset + n, length - n
 
 
-_clone_ok = [True]   # FICLONE failed once with "not supported": skip it from then on
+_clone_ok = [True]  # FICLONE failed once with "not supported": skip it from then on
 
 
 def _stage_file(m: Member, dst: str) -> None:
@@ -246,7 +252,7 @@ def _stage_file(m: Member, dst: str) -> None:
         try:
             view = memoryview(m.data)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             os.fchmod(fd, mode)
         finally:
             os.close(fd)
@@ -357,12 +363,12 @@ def direct_source(members: list[Member]) -> tuple[str, list[Member]] | None:
     link (mke2fs links every inode it meets twice)."""
     root = None
     for m in members:
-        if "\n" in m.path or "\r" in m.path:   # debugfs could not address it
+        if "\n" in m.path or "\r" in m.path:  # debugfs could not address it
             return None
         if m.kind == "file":
             if m.data is not None or m.source is None or m.offset != 0 or not m.source.endswith("/" + m.path):
                 return None
-            r = m.source[:-len(m.path) - 1]
+            r = m.source[: -len(m.path) - 1]
             if root is None:
                 root = r
             elif r != root:
@@ -372,13 +378,13 @@ def direct_source(members: list[Member]) -> tuple[str, list[Member]] | None:
     if root is None:
         return None
     try:
-        for m in members:   # mke2fs sorts names as bytes: keep to names whose str order is that order
+        for m in members:  # mke2fs sorts names as bytes: keep to names whose str order is that order
             m.path.encode("utf-8")
     except UnicodeEncodeError:
         return None
     children: dict[str, set] = {"": set()}
-    inodes: dict = {}     # (dev, ino) -> path of the file member
-    where: dict = {}      # path of a file member -> (dev, ino)
+    inodes: dict = {}  # (dev, ino) -> path of the file member
+    where: dict = {}  # path of a file member -> (dev, ino)
     relabel = []
     try:
         for m in members:
@@ -392,7 +398,7 @@ def direct_source(members: list[Member]) -> tuple[str, list[Member]] | None:
                     return None
                 inodes[st.st_dev, st.st_ino] = m.path
                 where[m.path] = (st.st_dev, st.st_ino)
-            elif m.kind == "hardlink":   # mke2fs links a name whose inode it has seen: must be the plan's target
+            elif m.kind == "hardlink":  # mke2fs links a name whose inode it has seen: must be the plan's target
                 if inodes.get((st.st_dev, st.st_ino)) != m.target or where.get(m.target) != (st.st_dev, st.st_ino):
                     return None
                 continue
@@ -402,8 +408,7 @@ def direct_source(members: list[Member]) -> tuple[str, list[Member]] | None:
                 children[m.path] = set()
             elif not stat.S_ISLNK(st.st_mode) or os.readlink(os.path.join(root, m.path)) != m.target:
                 return None
-            if (st.st_uid, st.st_gid) != (m.uid, m.gid) or (
-                    m.kind != "symlink" and st.st_mode & 0o7777 != m.mode & 0o7777):
+            if (st.st_uid, st.st_gid) != (m.uid, m.gid) or (m.kind != "symlink" and st.st_mode & 0o7777 != m.mode & 0o7777):
                 relabel.append(m)
         for d, names in children.items():
             if set(os.listdir(os.path.join(root, d) if d else root)) != names:
@@ -428,6 +433,7 @@ _OURS = (os.geteuid(), os.getegid())
 
 
 # ---------------------------------------------------------------- mke2fs
+
 
 def _used_inodes(dumpe2fs_out: str) -> list[int]:
     per = int(re.search(r"^Inodes per group:\s+(\d+)", dumpe2fs_out, re.M).group(1))
@@ -458,9 +464,17 @@ def _run(cmd: list[str], env: dict, what: str) -> subprocess.CompletedProcess:
     return r
 
 
-def write_ext(members: list[Member], out_path: str, fs: str = "ext2", size: str | int = "auto",
-              label: str | None = None, mtime: int = 0, uuid: str | None = None,
-              hash_seed: str | None = None, as_root: bool | None = None) -> dict:
+def write_ext(
+    members: list[Member],
+    out_path: str,
+    fs: str = "ext2",
+    size: str | int = "auto",
+    label: str | None = None,
+    mtime: int = 0,
+    uuid: str | None = None,
+    hash_seed: str | None = None,
+    as_root: bool | None = None,
+) -> dict:
     """Write the ext2/ext4 image of `members` (sorted by path, no root entry)
     to `out_path`. Returns {"size", "inodes", "uuid", "fs"}.
     as_root=None: decide from the effective uid (False forces the debugfs
@@ -490,8 +504,7 @@ def write_ext(members: list[Member], out_path: str, fs: str = "ext2", size: str 
         profile = os.path.join(work, "mke2fs.conf")
         with open(profile, "w") as f:
             f.write(PROFILE)
-        env = {**os.environ, "MKE2FS_CONFIG": profile, "E2FSPROGS_FAKE_TIME": fake_time, "LC_ALL": "C",
-               "MKE2FS_SYNC": "0"}
+        env = {**os.environ, "MKE2FS_CONFIG": profile, "E2FSPROGS_FAKE_TIME": fake_time, "LC_ALL": "C", "MKE2FS_SYNC": "0"}
         env.pop("MKE2FS_DEVICE_SECTSIZE", None)
         direct = direct_source(members)
         relabel: list[Member] = []
@@ -501,7 +514,7 @@ def write_ext(members: list[Member], out_path: str, fs: str = "ext2", size: str 
         else:
             root = os.path.join(work, "root")
             os.mkdir(root, 0o755)
-            os.chmod(root, 0o755)   # no setgid from the output's directory: new entries get our gid
+            os.chmod(root, 0o755)  # no setgid from the output's directory: new entries get our gid
             later = stage(members, root, as_root)
 
         xattrs = ",no_copy_xattrs"
@@ -512,25 +525,50 @@ def write_ext(members: list[Member], out_path: str, fs: str = "ext2", size: str 
                 os.unlink(out_path)
             with open(out_path, "wb") as f:
                 f.truncate(nbytes)
-            cmd = [mke2fs, "-q", "-F", "-t", fs, "-b", str(BLOCK_SIZE), "-I", str(INODE_SIZE), "-m", "0",
-                   "-N", str(want_inodes), "-U", fs_id,
-                   "-E", f"root_owner=0:0,hash_seed={seed},lazy_itable_init=0,nodiscard{xattrs}",
-                   *(["-L", label] if label else []), "-d", root, out_path, str(nbytes // BLOCK_SIZE)]
+            cmd = [
+                mke2fs,
+                "-q",
+                "-F",
+                "-t",
+                fs,
+                "-b",
+                str(BLOCK_SIZE),
+                "-I",
+                str(INODE_SIZE),
+                "-m",
+                "0",
+                "-N",
+                str(want_inodes),
+                "-U",
+                fs_id,
+                "-E",
+                f"root_owner=0:0,hash_seed={seed},lazy_itable_init=0,nodiscard{xattrs}",
+                *(["-L", label] if label else []),
+                "-d",
+                root,
+                out_path,
+                str(nbytes // BLOCK_SIZE),
+            ]
             r = subprocess.run(cmd, capture_output=True, env=env)
             if r.returncode == 0:
                 break
             msg = (r.stderr or r.stdout).decode("utf-8", "replace")
-            if xattrs and "no_copy_xattrs" in msg:   # an e2fsprogs without the option (< 1.45)
+            if xattrs and "no_copy_xattrs" in msg:  # an e2fsprogs without the option (< 1.45)
                 xattrs = ""
                 continue
-            full = re.search(r"(Could not allocate|No space left|not enough space|Could not find a free|"
-                             r"too many inodes|inode table)", msg, re.I)
+            full = re.search(
+                r"(Could not allocate|No space left|not enough space|Could not find a free|"
+                r"too many inodes|inode table)",
+                msg,
+                re.I,
+            )
             if grow and full:
                 nbytes = -(-(nbytes * 3 // 2) // MIB) * MIB
                 continue
             if full:
-                raise ExtError(f"the tree does not fit in {size} ({nbytes} bytes): {msg.strip()[-500:]}; "
-                               f"use size = \"auto\" or a larger size")
+                raise ExtError(
+                    f'the tree does not fit in {size} ({nbytes} bytes): {msg.strip()[-500:]}; use size = "auto" or a larger size'
+                )
             raise ExtError(f"mke2fs failed: {msg.strip()[-2000:]}")
         else:
             raise ExtError("mke2fs kept running out of space")
@@ -540,20 +578,28 @@ def write_ext(members: list[Member], out_path: str, fs: str = "ext2", size: str 
         for m in later:  # device nodes (not root)
             # debugfs's mknod takes a name in the current directory, not a path
             parent, _, base = m.path.rpartition("/")
-            cmds += [f"cd {_quote(parent)}", f"mknod {_quote(base)[0]}{_quote(base)[2:]} "
-                     f"{'c' if m.kind == 'char' else 'b'} {m.devmajor} {m.devminor}", "cd /"]
-        if direct is not None:   # the root directory as staging makes it
+            cmds += [
+                f"cd {_quote(parent)}",
+                f"mknod {_quote(base)[0]}{_quote(base)[2:]} {'c' if m.kind == 'char' else 'b'} {m.devmajor} {m.devminor}",
+                "cd /",
+            ]
+        if direct is not None:  # the root directory as staging makes it
             cmds += ['sif "/" mode 040755', 'sif "/" uid 0', 'sif "/" gid 0']
         if not as_root or relabel:
             links = _resolve_links(members)
-            for m in (members if not as_root else relabel):
+            for m in members if not as_root else relabel:
                 if m.kind == "hardlink":
                     m = links[m.path]
-                ft = {"file": 0o100000, "dir": 0o040000, "symlink": 0o120000, "char": 0o020000,
-                      "block": 0o060000, "fifo": 0o010000}[m.kind]
+                ft = {
+                    "file": 0o100000,
+                    "dir": 0o040000,
+                    "symlink": 0o120000,
+                    "char": 0o020000,
+                    "block": 0o060000,
+                    "fifo": 0o010000,
+                }[m.kind]
                 q = _quote(m.path)
-                cmds += [f"sif {q} uid {m.uid}", f"sif {q} gid {m.gid}",
-                         f"sif {q} mode 0{ft | (m.mode & 0o7777):o}"]
+                cmds += [f"sif {q} uid {m.uid}", f"sif {q} gid {m.gid}", f"sif {q} mode 0{ft | (m.mode & 0o7777):o}"]
         if cmds:
             _debugfs(debugfs, out_path, cmds, env, work)
         d = _run([dumpe2fs, out_path], env, "dumpe2fs").stdout.decode("utf-8", "replace")
@@ -561,13 +607,13 @@ def write_ext(members: list[Member], out_path: str, fs: str = "ext2", size: str 
         if direct is not None and len(used) != 2 + sum(m.kind != "hardlink" for m in members):
             raise ExtError(f"{root} changed while the block image was made from it; build again")
         t = f"@{mtime}"
-        cmds = [f"sif <{ino}> {field} {t}" for ino in used
-                for field in ("atime", "mtime", "ctime", "crtime")]
+        cmds = [f"sif <{ino}> {field} {t}" for ino in used for field in ("atime", "mtime", "ctime", "crtime")]
         _debugfs(debugfs, out_path, cmds, env, work)
         r = subprocess.run([e2fsck, "-fn", out_path], capture_output=True, env=env)
         if r.returncode != 0:
-            raise ExtError("e2fsck -fn found problems in the new image: "
-                           + (r.stdout + r.stderr).decode("utf-8", "replace")[-2000:])
+            raise ExtError(
+                "e2fsck -fn found problems in the new image: " + (r.stdout + r.stderr).decode("utf-8", "replace")[-2000:]
+            )
         return {"size": nbytes, "inodes": want_inodes, "uuid": fs_id, "fs": fs}
     except BaseException:
         if os.path.lexists(out_path):
@@ -583,8 +629,7 @@ def _debugfs(debugfs: str, image: str, cmds: list[str], env: dict, work: str) ->
         f.write("\n".join(cmds) + "\n")
     r = _run([debugfs, "-w", "-f", script, image], env, "debugfs")
     # debugfs reports command errors on stderr but exits 0
-    errs = [ln for ln in r.stderr.decode("utf-8", "replace").splitlines()
-            if ln.strip() and not ln.startswith("debugfs ")]
+    errs = [ln for ln in r.stderr.decode("utf-8", "replace").splitlines() if ln.strip() and not ln.startswith("debugfs ")]
     if errs:
         raise ExtError("debugfs: " + "; ".join(errs[:10]))
 
@@ -596,6 +641,7 @@ def _rmtree(path: str) -> None:
             func(p)
         except OSError:
             pass
+
     # a staged directory may be mode 0 or 0500: make it writable again. A
     # staged symlink to a directory is listed among dirnames too: skip it
     # (chmod would follow it out of the staging, e.g. to the host's /etc,
@@ -614,6 +660,7 @@ def _rmtree(path: str) -> None:
 
 def main(argv: list[str]) -> int:
     import argparse
+
     p = argparse.ArgumentParser(prog="ext.py", description="ext2/ext4 image from a tree")
     p.add_argument("tree")
     p.add_argument("out")
@@ -624,9 +671,14 @@ def main(argv: list[str]) -> int:
     try:
         with open(a.tree, "rb") as f:
             tree = json.load(f)
-        info = write_ext(expand(tree["entries"]), a.out, fs=a.fs or tree.get("fs", "ext2"),
-                         size=a.size or tree.get("size", "auto"), label=a.label or tree.get("label"),
-                         mtime=int(tree.get("mtime", 0)))
+        info = write_ext(
+            expand(tree["entries"]),
+            a.out,
+            fs=a.fs or tree.get("fs", "ext2"),
+            size=a.size or tree.get("size", "auto"),
+            label=a.label or tree.get("label"),
+            mtime=int(tree.get("mtime", 0)),
+        )
     except (PlanError, OSError, KeyError, ValueError) as e:
         print(f"ext: {e}", file=sys.stderr)
         return 1

@@ -74,18 +74,18 @@ class UnsupportedFile(PlanError):
 class Member:
     """One entry of a layer tar, everything known before any byte is read."""
 
-    path: str                 # relative, no leading '/', no trailing '/'
-    kind: str                 # file | dir | symlink | hardlink | char | block | fifo
+    path: str  # relative, no leading '/', no trailing '/'
+    kind: str  # file | dir | symlink | hardlink | char | block | fifo
     mode: int
     size: int = 0
     source: str | None = None  # host file to stream (from `offset`)
     data: bytes | None = None  # inline content
-    target: str = ""          # symlink target, or the path a hardlink points to
-    uid: int = 0              # owners other than 0 come only from image trees
+    target: str = ""  # symlink target, or the path a hardlink points to
+    uid: int = 0  # owners other than 0 come only from image trees
     gid: int = 0
     devmajor: int = 0
     devminor: int = 0
-    offset: int = 0           # where the content starts in `source` (a layer inside an archive)
+    offset: int = 0  # where the content starts in `source` (a layer inside an archive)
     # content made while the layer streams (an initrd): called with a write
     # function, it must write exactly `size` bytes
     fill: Callable[[Callable[[bytes], None]], None] | None = field(default=None, compare=False, repr=False)
@@ -111,7 +111,7 @@ class Member:
 
 _USTAR_KINDS = {"file": b"0", "dir": b"5", "symlink": b"2", "hardlink": b"1", "fifo": b"6"}
 _DEV_EMPTY = bytes(8)
-_TAIL = bytes(32) + bytes(32) + _DEV_EMPTY + _DEV_EMPTY + bytes(155) + bytes(12)   # unames, devs, prefix, pad
+_TAIL = bytes(32) + bytes(32) + _DEV_EMPTY + _DEV_EMPTY + bytes(155) + bytes(12)  # unames, devs, prefix, pad
 
 
 def _ustar_header(m: "Member", mtime: int) -> bytes | None:
@@ -124,22 +124,48 @@ def _ustar_header(m: "Member", mtime: int) -> bytes | None:
         return None
     name = m.path + "/" if m.kind == "dir" else m.path
     size = m.size if m.kind == "file" else 0
-    if (len(name) > 100 or len(m.target) > 100 or not name.isascii() or not m.target.isascii()
-            or not (0 <= m.uid < 0o10000000 and 0 <= m.gid < 0o10000000 and 0 <= size < 0o100000000000
-                    and 0 <= mtime < 0o100000000000) or type(mtime) is not int or type(m.mode) is not int):
+    if (
+        len(name) > 100
+        or len(m.target) > 100
+        or not name.isascii()
+        or not m.target.isascii()
+        or not (
+            0 <= m.uid < 0o10000000 and 0 <= m.gid < 0o10000000 and 0 <= size < 0o100000000000 and 0 <= mtime < 0o100000000000
+        )
+        or type(mtime) is not int
+        or type(m.mode) is not int
+    ):
         return None
     nb, lb = name.encode("ascii"), m.target.encode("ascii")
-    head = b"".join((
-        nb, bytes(100 - len(nb)),
-        b"%07o\0" % (m.mode & 0o7777), b"%07o\0" % m.uid, b"%07o\0" % m.gid,
-        b"%011o\0" % size, b"%011o\0" % mtime,
-        b"        ", t, lb, bytes(100 - len(lb)), b"ustar\x0000", _TAIL))
+    head = b"".join(
+        (
+            nb,
+            bytes(100 - len(nb)),
+            b"%07o\0" % (m.mode & 0o7777),
+            b"%07o\0" % m.uid,
+            b"%07o\0" % m.gid,
+            b"%011o\0" % size,
+            b"%011o\0" % mtime,
+            b"        ",
+            t,
+            lb,
+            bytes(100 - len(lb)),
+            b"ustar\x0000",
+            _TAIL,
+        )
+    )
     return head[:148] + b"%06o\0" % sum(head) + head[155:]
 
 
-TAR_TYPES = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE,
-             "hardlink": tarfile.LNKTYPE, "char": tarfile.CHRTYPE, "block": tarfile.BLKTYPE,
-             "fifo": tarfile.FIFOTYPE}
+TAR_TYPES = {
+    "file": tarfile.REGTYPE,
+    "dir": tarfile.DIRTYPE,
+    "symlink": tarfile.SYMTYPE,
+    "hardlink": tarfile.LNKTYPE,
+    "char": tarfile.CHRTYPE,
+    "block": tarfile.BLKTYPE,
+    "fifo": tarfile.FIFOTYPE,
+}
 
 
 def padding(size: int) -> int:
@@ -163,8 +189,12 @@ def host_mode(st: os.stat_result) -> int:
     return 0o755 if st.st_mode & 0o111 else 0o644
 
 
-_KIND_NAMES = {stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device", stat.S_IFIFO: "a fifo",
-               stat.S_IFSOCK: "a socket"}
+_KIND_NAMES = {
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFIFO: "a fifo",
+    stat.S_IFSOCK: "a socket",
+}
 
 
 def source_ident(st: os.stat_result) -> str:
@@ -172,11 +202,12 @@ def source_ident(st: os.stat_result) -> str:
     return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
 
 
-PATH_MAX = 4095   # bytes of an absolute path Linux (and so docker load, mke2fs, a guest) can create
+PATH_MAX = 4095  # bytes of an absolute path Linux (and so docker load, mke2fs, a guest) can create
 
 
-def _walk(root: str, prefix: str, exclude: frozenset = frozenset(), skip: frozenset = frozenset(),
-          links: bool = True) -> list[Member]:
+def _walk(
+    root: str, prefix: str, exclude: frozenset = frozenset(), skip: frozenset = frozenset(), links: bool = True
+) -> list[Member]:
     """A host directory's contents in sorted depth-first order, symlinks
     kept as symlinks (never followed); a file's second and later names
     (same inode, in walk order) become hard links to its first. A loop, not
@@ -202,11 +233,14 @@ def _walk(root: str, prefix: str, exclude: frozenset = frozenset(), skip: frozen
             path = f"{pfx}/{name}" if pfx else name
             if path in skip or name.startswith(TEMP_PREFIX):
                 continue
-            if exclude and path[len(prefix) + 1 if prefix else 0:] in exclude:
+            if exclude and path[len(prefix) + 1 if prefix else 0 :] in exclude:
                 continue
             if len(path.encode("utf-8", "surrogateescape")) >= PATH_MAX:
-                raise UnsupportedFile(src, f"a path of {len(path.encode('utf-8', 'surrogateescape')) + 1} bytes in the "
-                                      f"image (/{path[:40]}...), over the {PATH_MAX} bytes Linux and docker load take")
+                raise UnsupportedFile(
+                    src,
+                    f"a path of {len(path.encode('utf-8', 'surrogateescape')) + 1} bytes in the "
+                    f"image (/{path[:40]}...), over the {PATH_MAX} bytes Linux and docker load take",
+                )
             st = os.lstat(src)
             mode = st.st_mode
             if stat.S_ISREG(mode):
@@ -233,16 +267,16 @@ class Entry(TypedDict, total=False):
     """One plan entry (see the module docstring): what plan.py and
     base_image.py hand expand(). Only "type" and "path" are always there."""
 
-    type: str          # file | dir | symlink | tree
+    type: str  # file | dir | symlink | tree
     path: str
-    source: str        # a host file or directory
-    data: str          # a file's content (surrogateescape text)
+    source: str  # a host file or directory
+    data: str  # a file's content (surrogateescape text)
     mode: int
-    target: str        # a symlink's target
-    exclude: list[str] # tree: paths left out (.dockerignore)
-    skip: list[str]    # tree: image paths another entry provides
-    rank: int          # where two entries give one path, the higher wins
-    hardlinks: bool    # tree: keep host hard links (false for a Nix store path)
+    target: str  # a symlink's target
+    exclude: list[str]  # tree: paths left out (.dockerignore)
+    skip: list[str]  # tree: image paths another entry provides
+    rank: int  # where two entries give one path, the higher wins
+    hardlinks: bool  # tree: keep host hard links (false for a Nix store path)
 
 
 class LayerPlan(TypedDict):
@@ -278,8 +312,13 @@ def expand(entries: Iterable[Entry], extra: Iterable[Member] = ()) -> list[Membe
         if kind == "tree":
             if path:
                 add(Member(path, "dir", 0o755), rank)
-            for m in _walk(e["source"], path, frozenset(e.get("exclude", ())),
-                           frozenset(clean_path(x) for x in e.get("skip", ())), e.get("hardlinks", True)):
+            for m in _walk(
+                e["source"],
+                path,
+                frozenset(e.get("exclude", ())),
+                frozenset(clean_path(x) for x in e.get("skip", ())),
+                e.get("hardlinks", True),
+            ):
                 add(m, rank)
             continue
         if not path:
@@ -335,9 +374,9 @@ class Layer:
     members: list[Member]
     headers: list[bytes]
     size: int
-    blob: tuple | None = None             # (path or open file, offset) of ready bytes
-    digest: str | None = None             # hex sha256 of those bytes
-    key: str | None = None                # the caller's cache key, if any
+    blob: tuple | None = None  # (path or open file, offset) of ready bytes
+    digest: str | None = None  # hex sha256 of those bytes
+    key: str | None = None  # the caller's cache key, if any
 
 
 def prepare(name: str, members: list[Member], mtime: int) -> Layer:
@@ -349,8 +388,8 @@ def ready_layer(name: str, path, offset: int, size: int, digest: str, key: str |
     return Layer(name, [], [], size, (path, offset), digest, key)
 
 
-RING = 4                  # buffers in flight between the main thread and the hasher
-THREAD_MIN = 4 * CHUNK    # blobs smaller than this are hashed inline (a thread costs more)
+RING = 4  # buffers in flight between the main thread and the hasher
+THREAD_MIN = 4 * CHUNK  # blobs smaller than this are hashed inline (a thread costs more)
 _ZEROS = bytes(2 * BLOCK)
 
 
@@ -377,6 +416,7 @@ class HashingWriter:
         if threaded:
             import queue
             import threading
+
             self._free: "queue.SimpleQueue[bytearray]" = queue.SimpleQueue()
             self._work: "queue.SimpleQueue[tuple | None]" = queue.SimpleQueue()
             for _ in range(RING - 1):
@@ -430,8 +470,8 @@ class HashingWriter:
             if self._error is not None:
                 raise self._error
             self._work.put((buf, n))
-            self.out.write(data)            # while the hasher reads the same bytes
-            self._buf = self._free.get()    # waits while the ring is full
+            self.out.write(data)  # while the hasher reads the same bytes
+            self._buf = self._free.get()  # waits while the ring is full
             self._view = memoryview(self._buf)
         self._pos = 0
         if self.progress:
@@ -445,7 +485,7 @@ class HashingWriter:
         n = len(data)
         pos = self._pos
         if pos + n < CHUNK:
-            self._view[pos:pos + n] = data
+            self._view[pos : pos + n] = data
             self._pos = pos + n
             self.count += n
             return
@@ -454,7 +494,7 @@ class HashingWriter:
         done = 0
         while done < n:
             k = min(CHUNK - self._pos, n - done)
-            self._view[self._pos:self._pos + k] = data[done:done + k]
+            self._view[self._pos : self._pos + k] = data[done : done + k]
             self._pos += k
             done += k
             if self._pos == CHUNK:
@@ -470,7 +510,7 @@ class HashingWriter:
                 f.seek(offset)
             while left:
                 pos = self._pos
-                n = f.readinto(self._view[pos:pos + min(CHUNK - pos, left)])
+                n = f.readinto(self._view[pos : pos + min(CHUNK - pos, left)])
                 if not n:
                     break
                 self._pos = pos + n
@@ -512,7 +552,7 @@ def outer_header(name: str, size: int, mtime: int) -> bytes:
     return info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "strict")
 
 
-ALIGN = 4096   # where a layer's bytes start in an archive: a filesystem block
+ALIGN = 4096  # where a layer's bytes start in an archive: a filesystem block
 
 
 def align_pad(offset: int, mtime: int) -> bytes:
@@ -526,7 +566,7 @@ def align_pad(offset: int, mtime: int) -> bytes:
     if need == 0:
         return b""
     body = b""
-    if need > BLOCK:   # one record filling the header's data blocks exactly
+    if need > BLOCK:  # one record filling the header's data blocks exactly
         want = need - BLOCK
         body = f"{want} comment={'-' * (want - 10 - len(str(want)))}\n".encode()
     info = tarfile.TarInfo("././@PaxHeader")
@@ -565,7 +605,7 @@ class StreamOut:
         self.f.flush()
 
     def close(self) -> None:
-        self.f.flush()   # the caller's file: it closes it
+        self.f.flush()  # the caller's file: it closes it
 
 
 class Sink:
@@ -586,8 +626,7 @@ class Sink:
         else:
             self.tar = open(out_path, "wb")
 
-    def blob(self, size: int, fill: Callable[[HashingWriter], None], progress: Progress | None = None,
-             align: bool = True) -> str:
+    def blob(self, size: int, fill: Callable[[HashingWriter], None], progress: Progress | None = None, align: bool = True) -> str:
         """Stream one blob of known size; return its hex digest. Afterwards
         `self.last` is (path, offset) of the blob's bytes in the output."""
         if self.stream:
@@ -627,7 +666,8 @@ class Sink:
         filesystem shares extents. No hashing here: the caller vouches for
         the digest."""
         from contextlib import nullcontext
-        with (open(path, "rb") if isinstance(path, str) else nullcontext(path)) as src:
+
+        with open(path, "rb") if isinstance(path, str) else nullcontext(path) as src:
             if self.tar is None:
                 final = os.path.join(self.root, "blobs", "sha256", digest)
                 # copied, never linked: an output must not share an inode
@@ -751,6 +791,7 @@ def canonical(obj) -> bytes:
 
 def epoch(created: str) -> int:
     from datetime import datetime
+
     return int(datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp())
 
 
@@ -758,10 +799,15 @@ def plan_members(plan: dict) -> list[tuple[str, list[Member]]]:
     """(name, sorted members) of every layer. A layer marked "expanded"
     (members that came out of expand() already, and no entries) is taken
     as it is."""
-    return [(layer.get("name", f"layer{i}"),
-             list(layer["members"]) if layer.get("expanded") and not layer.get("entries")
-             else expand(layer.get("entries", ()), layer.get("members", ())))
-            for i, layer in enumerate(plan["layers"])]
+    return [
+        (
+            layer.get("name", f"layer{i}"),
+            list(layer["members"])
+            if layer.get("expanded") and not layer.get("entries")
+            else expand(layer.get("entries", ()), layer.get("members", ())),
+        )
+        for i, layer in enumerate(plan["layers"])
+    ]
 
 
 def _prepared(plan: dict, layers) -> list[Layer]:
@@ -778,8 +824,14 @@ def total_bytes(plan: dict, layers: list | None = None) -> int:
 LayerDone = Callable[[Layer, str, str, int], None]
 
 
-def write(plan: dict, out_path: str, progress: Progress | None = None,
-          layers: list | None = None, on_layer: LayerDone | None = None, fsync: bool = False) -> str:
+def write(
+    plan: dict,
+    out_path: str,
+    progress: Progress | None = None,
+    layers: list | None = None,
+    on_layer: LayerDone | None = None,
+    fsync: bool = False,
+) -> str:
     """Write the image to `out_path` (which must not exist); return the
     manifest digest. Callers make it atomic by writing to a temporary name.
     `layers`: (name, members) pairs or prepared Layers (see prepare() and
@@ -834,15 +886,22 @@ def write(plan: dict, out_path: str, progress: Progress | None = None,
         tags = plan.get("repoTags", [])
         ref_annotations = {}
         if tags:
-            ref_annotations = {"io.containerd.image.name": tags[0],
-                               "org.opencontainers.image.ref.name": tags[0].rsplit(":", 1)[-1]}
+            ref_annotations = {
+                "io.containerd.image.name": tags[0],
+                "org.opencontainers.image.ref.name": tags[0].rsplit(":", 1)[-1],
+            }
         index = {
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.index.v1+json",
-            "manifests": [{"mediaType": MANIFEST_MEDIA, "digest": "sha256:" + manifest_digest,
-                           "size": len(manifest_bytes),
-                           "platform": {"architecture": plan["architecture"], "os": plan.get("os", "linux")},
-                           **({"annotations": ref_annotations} if ref_annotations else {})}],
+            "manifests": [
+                {
+                    "mediaType": MANIFEST_MEDIA,
+                    "digest": "sha256:" + manifest_digest,
+                    "size": len(manifest_bytes),
+                    "platform": {"architecture": plan["architecture"], "os": plan.get("os", "linux")},
+                    **({"annotations": ref_annotations} if ref_annotations else {}),
+                }
+            ],
         }
         if fmt != "docker-archive" or plan.get("ociLayout", True):
             # helpers/base_image.py turns it off: see there
@@ -851,8 +910,13 @@ def write(plan: dict, out_path: str, progress: Progress | None = None,
         if fmt == "docker-archive":
             # What `docker load` reads; the rest makes the archive an OCI
             # layout too, exactly as Docker >= 25 `docker save` writes it.
-            docker_manifest = [{"Config": "blobs/sha256/" + config_digest, "RepoTags": tags,
-                                "Layers": ["blobs/sha256/" + d["digest"][7:] for d in descs]}]
+            docker_manifest = [
+                {
+                    "Config": "blobs/sha256/" + config_digest,
+                    "RepoTags": tags,
+                    "Layers": ["blobs/sha256/" + d["digest"][7:] for d in descs],
+                }
+            ]
             sink.file("manifest.json", canonical(docker_manifest))
         sink.close(fsync)
         closed = True
@@ -862,8 +926,14 @@ def write(plan: dict, out_path: str, progress: Progress | None = None,
     return "sha256:" + manifest_digest
 
 
-def write_atomic(plan: dict, out_path: str, progress: Progress | None = None,
-                 layers: list | None = None, on_layer: LayerDone | None = None, fsync: bool = False) -> str:
+def write_atomic(
+    plan: dict,
+    out_path: str,
+    progress: Progress | None = None,
+    layers: list | None = None,
+    on_layer: LayerDone | None = None,
+    fsync: bool = False,
+) -> str:
     """Write beside `out_path` under a temporary name, then rename over it:
     a failed or interrupted build leaves the previous result as it was and
     nothing else. The data is not forced to disk unless `fsync` (as `tar`
@@ -871,6 +941,7 @@ def write_atomic(plan: dict, out_path: str, progress: Progress | None = None,
     that fsync alone cost 4 s, three times the build. The rename is atomic
     either way; `fsync` adds durability across a power loss."""
     from contextlib import ExitStack
+
     out_path = os.path.abspath(out_path)
     parent = os.path.dirname(out_path)
     with ExitStack() as stack:
@@ -902,6 +973,7 @@ def temp_dir(parent: str) -> tuple[str, int]:
     fd = os.open(os.path.join(tmp, LOCK + ".new"), os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
     try:
         import fcntl
+
         fcntl.flock(fd, fcntl.LOCK_EX)
         os.rename(os.path.join(tmp, LOCK + ".new"), os.path.join(tmp, LOCK))
     except BaseException:
@@ -916,20 +988,21 @@ def signals_held():
     """SIGINT/SIGTERM wait (blocked) while the block runs, and are delivered
     at its end: a step that must not be cut in half runs whole."""
     import signal
+
     sigs = {signal.SIGINT, signal.SIGTERM}
     try:
         old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
-    except (AttributeError, OSError, ValueError):   # no pthread_sigmask here
+    except (AttributeError, OSError, ValueError):  # no pthread_sigmask here
         old = None
     try:
         yield
     finally:
         if old is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)   # a pending signal is delivered now
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)  # a pending signal is delivered now
 
 
 def _remove_whole(tmp: str) -> None:
-    with signals_held():   # an interrupt during the clean-up would leave half a directory
+    with signals_held():  # an interrupt during the clean-up would leave half a directory
         remove_tree(tmp)
 
 
@@ -953,6 +1026,7 @@ def sweep_stale(parent: str, grace: float = 3600.0) -> None:
     older than `grace` seconds."""
     import fcntl
     import time
+
     try:
         names = [n for n in os.listdir(parent) if n.startswith(TEMP_PREFIX)]
     except OSError:
@@ -973,7 +1047,7 @@ def sweep_stale(parent: str, grace: float = 3600.0) -> None:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            continue            # a live build holds it
+            continue  # a live build holds it
         else:
             remove_tree(d)
         finally:
@@ -985,6 +1059,7 @@ def _exchange(a: str, b: str) -> bool:
     where the system cannot."""
     try:
         import ctypes
+
         libc = ctypes.CDLL(None, use_errno=True)
         renameat2 = libc.renameat2
     except (OSError, AttributeError):
@@ -1011,7 +1086,7 @@ def replace_dir(staged: str, out_path: str, scratch: str) -> None:
         try:
             os.rename(staged, out_path)
             return
-        except OSError as e:   # another build put its result there meanwhile
+        except OSError as e:  # another build put its result there meanwhile
             if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise
     raise OSError(errno.EBUSY, "other builds keep replacing the output", out_path)
@@ -1027,6 +1102,7 @@ def fsync_dir(path: str) -> None:
 
 def remove_tree(path: str) -> None:
     import shutil
+
     shutil.rmtree(path, ignore_errors=True)
 
 

@@ -46,8 +46,7 @@ def _load_package():
     if "urunix" in sys.modules:
         return
     pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    spec = importlib.util.spec_from_file_location("urunix", os.path.join(pkg, "__init__.py"),
-                                                  submodule_search_locations=[pkg])
+    spec = importlib.util.spec_from_file_location("urunix", os.path.join(pkg, "__init__.py"), submodule_search_locations=[pkg])
     module = importlib.util.module_from_spec(spec)
     sys.modules["urunix"] = module
     spec.loader.exec_module(module)
@@ -64,7 +63,7 @@ def lay_out(root: str, sources: dict[str, str | None]) -> None:
         if any(os.path.islink(p) for p in _ancestors(parent, root)):
             continue
         os.makedirs(parent, exist_ok=True)
-        if store == "directory":         # a directory no layer uses: its kind is all that counts
+        if store == "directory":  # a directory no layer uses: its kind is all that counts
             os.makedirs(at, exist_ok=True)
         elif not os.path.lexists(at):
             os.symlink(store, at)
@@ -79,6 +78,7 @@ def _ancestors(path: str, root: str):
 def _under(root: str, value: Any) -> Any:
     """Path literals ({"__urunixNixPath": ...}) as NixPath under `root`."""
     from urunix.loaders.nixdata import NixPath
+
     if isinstance(value, dict):
         if set(value) == {"__urunixNixPath"}:
             return NixPath(root + value["__urunixNixPath"])
@@ -96,8 +96,9 @@ def from_normalized(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     problems = []
     created = data.pop("created", None)
     if created is not None and (not isinstance(created, str) or created == "now"):
-        problems.append('created: must be a fixed RFC 3339 time such as "1970-01-01T00:00:01Z"; '
-                        '"now" makes builds irreproducible')
+        problems.append(
+            'created: must be a fixed RFC 3339 time such as "1970-01-01T00:00:01Z"; "now" makes builds irreproducible'
+        )
     workdir = data.pop("workdir", None)
     if workdir is not None and not (isinstance(workdir, str) and workdir.startswith("/")):
         problems.append(f"workdir: must be an absolute path inside the guest (got {json.dumps(workdir)})")
@@ -136,7 +137,7 @@ def summary(image) -> dict[str, Any]:
     def source(x) -> Any:
         if x is None:
             return None
-        inner = x.inner if x.origin.kind == "image" else None   # a plain file has no inside
+        inner = x.inner if x.origin.kind == "image" else None  # a plain file has no inside
         return {"kind": x.origin.kind, "inner": inner, "target": x.target}
 
     r = image.rootfs
@@ -171,8 +172,10 @@ def drift(nix: dict[str, Any], py: dict[str, Any]) -> list[str]:
     out = []
     for key in py:
         if nix.get(key) != py[key]:
-            out.append(f"  {key}: Nix computed {json.dumps(nix.get(key), sort_keys=True)}, "
-                       f"the validator {json.dumps(py[key], sort_keys=True)}")
+            out.append(
+                f"  {key}: Nix computed {json.dumps(nix.get(key), sort_keys=True)}, "
+                f"the validator {json.dumps(py[key], sort_keys=True)}"
+            )
     return out
 
 
@@ -189,10 +192,10 @@ def check(doc: dict[str, Any], root: str) -> tuple[int, str, Any]:
     host_file = doc.get("specFile") or (doc.get("src") or "/urunix-spec") + "/" + os.path.basename(name)
     file = Path(root + host_file)
     file.parent.mkdir(parents=True, exist_ok=True)
-    os.chdir(file.parent)          # messages name the file as `urunix validate` run next to it does
+    os.chdir(file.parent)  # messages name the file as `urunix validate` run next to it does
     lines: dict[str, int] = {}
     if doc.get("specText"):
-        if not os.path.lexists(file):   # else it is inside a copied source (`files."./"`)
+        if not os.path.lexists(file):  # else it is inside a copied source (`files."./"`)
             with open(doc["specText"], "rb") as src, open(file, "wb") as dst:
                 dst.write(src.read())
         try:
@@ -202,7 +205,7 @@ def check(doc: dict[str, Any], root: str) -> tuple[int, str, Any]:
         try:
             _, lines = nixdata.read(text, file=file)
         except (SpecError, RecursionError):
-            lines = {}             # full Nix: no line numbers (as `urunix validate`)
+            lines = {}  # full Nix: no line numbers (as `urunix validate`)
     data = _under(root, doc.get("spec"))
     extra: list[str] = []
     if doc.get("form") == "normalized" and isinstance(data, dict):
@@ -231,9 +234,18 @@ def check(doc: dict[str, Any], root: str) -> tuple[int, str, Any]:
     if nix is not None:
         lines_ = drift(nix, summary(image))
         if lines_:
-            return 3, "\n".join(out + [
-                f"error: {name}: the Nix library and the Python validator planned this image differently "
-                "(a bug in urunix; please report it with the spec):"] + lines_), None
+            return (
+                3,
+                "\n".join(
+                    out
+                    + [
+                        f"error: {name}: the Nix library and the Python validator planned this image differently "
+                        "(a bug in urunix; please report it with the spec):"
+                    ]
+                    + lines_
+                ),
+                None,
+            )
     return 0, text, image.annotations
 
 
@@ -245,7 +257,7 @@ def main(argv: list[str]) -> int:
     else:
         print("usage: nix_check.py CHECK.json OUT_DIR", file=sys.stderr)
         return 64
-    with open(check_file, "rb") as f:   # Nix strings are bytes: keep any that are not UTF-8
+    with open(check_file, "rb") as f:  # Nix strings are bytes: keep any that are not UTF-8
         doc = json.loads(f.read().decode("utf-8", "surrogateescape"))
     with tempfile.TemporaryDirectory(prefix="urunix-host-") as tmp:
         root = os.path.realpath(tmp)
@@ -256,11 +268,15 @@ def main(argv: list[str]) -> int:
     if annotations is None:
         return code
     from urunix.helpers import urunc_json
+
     os.makedirs(out, exist_ok=True)
     urunc_json._write(os.path.join(out, "urunc.json"), urunc_json.urunc_json(annotations))
-    urunc_json._write(os.path.join(out, "labels.json"),
-                      (json.dumps(urunc_json.labels(annotations), sort_keys=True, ensure_ascii=False) + "\n")
-                      .encode("utf-8", "surrogateescape"))
+    urunc_json._write(
+        os.path.join(out, "labels.json"),
+        (json.dumps(urunc_json.labels(annotations), sort_keys=True, ensure_ascii=False) + "\n").encode(
+            "utf-8", "surrogateescape"
+        ),
+    )
     return 0
 
 

@@ -55,8 +55,7 @@ def ready_layers(dirs: list[str]) -> list:
     for d in dirs:
         with open(os.path.join(d, "layer.json"), "rb") as f:
             info = json.load(f)
-        layers.append(image_writer.ready_layer(info["name"], os.path.join(d, "layer.tar"), 0, info["size"],
-                                               info["digest"]))
+        layers.append(image_writer.ready_layer(info["name"], os.path.join(d, "layer.tar"), 0, info["size"], info["digest"]))
     return layers
 
 
@@ -66,19 +65,24 @@ def stream(desc_json: str, out=None) -> int:
     desc = json.loads(desc_json)
     out = out if out is not None else sys.stdout.buffer
     if out is sys.stdout.buffer and os.isatty(out.fileno()):
-        print("urunix: this writes a docker-archive to stdout: pipe it, e.g. `./result | docker load`",
-              file=sys.stderr)
+        print("urunix: this writes a docker-archive to stdout: pipe it, e.g. `./result | docker load`", file=sys.stderr)
         return 2
-    plan = {"format": "docker-archive", "repoTags": desc["repoTags"], "created": desc["created"],
-            "architecture": desc["architecture"], "os": "linux", "config": desc["config"], "layers": []}
+    plan = {
+        "format": "docker-archive",
+        "repoTags": desc["repoTags"],
+        "created": desc["created"],
+        "architecture": desc["architecture"],
+        "os": "linux",
+        "config": desc["config"],
+        "layers": [],
+    }
     try:
         image_writer.write(plan, out, layers=ready_layers(desc["layers"]))
         out.flush()
     except BrokenPipeError:
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, out.fileno())   # no second error when Python flushes stdout at exit
-        print("urunix: stdout was closed before the whole image was written (did the reading command fail?)",
-              file=sys.stderr)
+        os.dup2(devnull, out.fileno())  # no second error when Python flushes stdout at exit
+        print("urunix: stdout was closed before the whole image was written (did the reading command fail?)", file=sys.stderr)
         return 1
     except (image_writer.PlanError, OSError) as e:
         print(f"urunix: {e}", file=sys.stderr)
@@ -90,7 +94,7 @@ def main(argv: list[str]) -> int:
     if len(argv) != 4 or argv[1] != "--make":
         print("usage: stream_image.py --make DESC.json OUT", file=sys.stderr)
         return 2
-    with open(os.environ["descPath"] if argv[2] == "-" else argv[2], "rb") as f:   # "-": passAsFile
+    with open(os.environ["descPath"] if argv[2] == "-" else argv[2], "rb") as f:  # "-": passAsFile
         make(json.load(f), argv[3])
     return 0
 

@@ -51,7 +51,7 @@ def decode(data: bytes) -> dict[str, str]:
         if not isinstance(value, str):
             raise ValueError(f"{key}: value is not a string")
         raw = base64.b64decode(value.encode("ascii"), validate=True)
-        short = key[len(PREFIX):] if key.startswith(PREFIX) else key
+        short = key[len(PREFIX) :] if key.startswith(PREFIX) else key
         out[short] = raw.decode("utf-8", "surrogateescape")
     return out
 
@@ -71,8 +71,10 @@ def main(argv: list[str]) -> int:
         annotations = json.load(f)
     os.makedirs(argv[2], exist_ok=True)
     _write(os.path.join(argv[2], "urunc.json"), urunc_json(annotations))
-    _write(os.path.join(argv[2], "labels.json"),
-           (json.dumps(labels(annotations), sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8", "surrogateescape"))
+    _write(
+        os.path.join(argv[2], "labels.json"),
+        (json.dumps(labels(annotations), sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8", "surrogateescape"),
+    )
     return 0
 
 

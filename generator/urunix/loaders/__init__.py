@@ -21,8 +21,9 @@ FORMATS = ("args.nix", "yaml", "bunnyfile", "containerfile")
 _BUNNY_KEYS = re.compile(r"^(version|platforms)\s*:", re.M)
 
 
-def load(path: Path | str, format: str | None = None, *, from_map: dict[str, str] | None = None,
-         keep_problems: bool = False) -> Spec:
+def load(
+    path: Path | str, format: str | None = None, *, from_map: dict[str, str] | None = None, keep_problems: bool = False
+) -> Spec:
     """Read `path` as `format` ("args.nix", "yaml", "bunnyfile", "containerfile";
     None: detect). `from_map` maps a Containerfile's `FROM name:tag` to a
     local image archive or OCI layout (the CLI's `--from NAME=PATH`).
@@ -43,21 +44,28 @@ def _load(path: Path | str, format: str | None, from_map: dict[str, str] | None)
     if format is None:
         format = detect(path)
     elif format not in FORMATS:
-        raise SpecError("unknown spec format", value=format, allowed=", ".join(FORMATS),
-                        hint=did_you_mean(format, FORMATS))
+        raise SpecError("unknown spec format", value=format, allowed=", ".join(FORMATS), hint=did_you_mean(format, FORMATS))
     if from_map and format != "containerfile":
-        raise SpecError("--from NAME=PATH applies to Containerfiles only", field="--from",
-                        value=", ".join(from_map), hint=f"this spec is read as {format}")
+        raise SpecError(
+            "--from NAME=PATH applies to Containerfiles only",
+            field="--from",
+            value=", ".join(from_map),
+            hint=f"this spec is read as {format}",
+        )
     if format == "containerfile":
         from . import containerfile
+
         return containerfile.load(path, from_map)
     if format == "args.nix":
         from . import argsnix
+
         return argsnix.load(path)
     if format == "yaml":
         from . import yamlspec
+
         return yamlspec.load(path)
     from . import bunnyfile
+
     return bunnyfile.load(path)
 
 
@@ -67,7 +75,7 @@ def detect(path: Path) -> str:
     content (top-level `version:` and `platforms:` make a bunnyfile, whatever
     the name), then `*.yaml`/`*.yml`."""
     name = path.name
-    if name.endswith(".example"):      # args.nix.example, spec.yaml.example
+    if name.endswith(".example"):  # args.nix.example, spec.yaml.example
         name = name[: -len(".example")]
     suffix = Path(name).suffix
     if name == "bunnyfile" or name.endswith(".bunnyfile"):
@@ -80,9 +88,12 @@ def detect(path: Path) -> str:
         return "bunnyfile"
     if suffix in (".yaml", ".yml"):
         return "yaml"
-    raise SpecError("cannot tell the spec format from the file name", file=display_path(path),
-                    allowed=", ".join(FORMATS),
-                    hint="name it *.nix, *.yaml, *.yml, bunnyfile or Containerfile, or give the format explicitly")
+    raise SpecError(
+        "cannot tell the spec format from the file name",
+        file=display_path(path),
+        allowed=", ".join(FORMATS),
+        hint="name it *.nix, *.yaml, *.yml, bunnyfile or Containerfile, or give the format explicitly",
+    )
 
 
 def _looks_like_bunnyfile(path: Path) -> bool:

@@ -27,19 +27,26 @@ def read_text(path: Path) -> str:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise SpecError("the spec file does not exist", file=display_path(path),
-                        hint="check the path, or run from the directory that holds the spec") from None
+        raise SpecError(
+            "the spec file does not exist",
+            file=display_path(path),
+            hint="check the path, or run from the directory that holds the spec",
+        ) from None
     except IsADirectoryError:
-        raise SpecError("expected a spec file, got a directory", file=display_path(path),
-                        hint="name the file itself, e.g. args.nix, spec.yaml or bunnyfile") from None
+        raise SpecError(
+            "expected a spec file, got a directory",
+            file=display_path(path),
+            hint="name the file itself, e.g. args.nix, spec.yaml or bunnyfile",
+        ) from None
     except OSError as e:
         raise SpecError(f"cannot read the spec file: {e.strerror}", file=display_path(path)) from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
-        raise SpecError("the spec file is not valid UTF-8", file=display_path(path), line=line,
-                        hint="save the file as UTF-8") from None
+        raise SpecError(
+            "the spec file is not valid UTF-8", file=display_path(path), line=line, hint="save the file as UTF-8"
+        ) from None
 
 
 class Shapes:
@@ -53,15 +60,15 @@ class Shapes:
     def a_set(self) -> str:
         return "an attribute set" if self.nix else "a mapping"
 
-    def error(self, field: str, message: str, value: Any, *, allowed: str | None = None,
-              hint: str | None = None) -> SpecError:
+    def error(self, field: str, message: str, value: Any, *, allowed: str | None = None, hint: str | None = None) -> SpecError:
         return SpecError(message, value=value, allowed=allowed, hint=hint, **self.spec.where(field))
 
     def mapping(self, field: str, value: Any, example: str) -> dict[str, Any]:
         if not isinstance(value, dict):
             if isinstance(value, str) and "=" in value and field in ("env", "labels"):
-                k, _, v = value.partition("=")   # `env: FOO=bar`: show their own pair as a mapping
+                k, _, v = value.partition("=")  # `env: FOO=bar`: show their own pair as a mapping
                 from ..syntax import setting
+
                 example = setting(self.spec, f"{field}.{k.strip()}", v.strip()) or example
             raise self.error(field, f"must be {self.a_set}", value, hint=f"write it like: {example}")
         return value
@@ -70,22 +77,24 @@ class Shapes:
         if value is None:
             return None
         from ..syntax import setting
-        example = setting(self.spec, field, value.split() if isinstance(value, str) and value.split()
-                          else ["/app", "--flag"])
+
+        example = setting(self.spec, field, value.split() if isinstance(value, str) and value.split() else ["/app", "--flag"])
         if not isinstance(value, list):
-            raise self.error(field, "must be a list of strings (one per argument)", value,
-                             hint=f"write it like: {example}")
+            raise self.error(field, "must be a list of strings (one per argument)", value, hint=f"write it like: {example}")
         for i, item in enumerate(value):
             if not isinstance(item, str):
-                raise self.error(dotted([field, i]), "must be a string", item,
-                                 hint="quote each argument" + (" (YAML reads true, 1 or 1.0 as non-strings)" if not self.nix else ""))
+                raise self.error(
+                    dotted([field, i]),
+                    "must be a string",
+                    item,
+                    hint="quote each argument" + (" (YAML reads true, 1 or 1.0 as non-strings)" if not self.nix else ""),
+                )
         return list(value)
 
     def no_path_literals(self, field: str, value: Any) -> None:
         """A Nix path literal where a string belongs: `./x` would become a host path."""
         if isinstance(value, NixPath):
-            raise self.error(field, "a Nix path literal is not allowed here", value,
-                             hint="write the value as a quoted string")
+            raise self.error(field, "a Nix path literal is not allowed here", value, hint="write the value as a quoted string")
         if isinstance(value, dict):
             for k, v in value.items():
                 self.no_path_literals(f"{field}.{dotted([k])}", v)
@@ -99,9 +108,14 @@ def file_entry(spec: Spec, shapes: Shapes, field: str, source: Any, target: Any)
     if not isinstance(source, str):
         raise shapes.error(field, "a file source must be a string", source)
     if isinstance(target, NixPath) or not isinstance(target, str):
-        raise shapes.error(field, "the target (the path inside the image) must be a string", target,
-                           hint='write it like: "./redis.hvt" = "/unikernel/redis.hvt";' if shapes.nix
-                           else 'write it like: "./redis.hvt": /unikernel/redis.hvt')
+        raise shapes.error(
+            field,
+            "the target (the path inside the image) must be a string",
+            target,
+            hint='write it like: "./redis.hvt" = "/unikernel/redis.hvt";'
+            if shapes.nix
+            else 'write it like: "./redis.hvt": /unikernel/redis.hvt',
+        )
     return FileEntry(source=str(source), path=spec.base_dir / source, target=target, field=field)
 
 
@@ -120,7 +134,7 @@ def files_from(spec: Spec, shapes: Shapes, field: str, value: Any, *, allow_list
     mapping = shapes.mapping(field, value, f"{field} = {example}" if shapes.nix else f"{field}: {example}")
     out = []
     for src, dst in mapping.items():
-        try:     # one bad entry does not hide the others
+        try:  # one bad entry does not hide the others
             out.append(file_entry(spec, shapes, f"{field}.{dotted([src])}", src, dst))
         except SpecError as e:
             spec.problems.extend(e.problems)
@@ -135,9 +149,11 @@ def known_keys(shapes: Shapes, field: str, value: dict[str, Any], allowed: tuple
     for key in value:
         if key not in allowed:
             where = f"{field}.{dotted([key])}"
-            shapes.spec.problems.extend(shapes.error(
-                where, f"unknown field in {field}", key,
-                allowed=", ".join(allowed), hint=did_you_mean(key, allowed)).problems)
+            shapes.spec.problems.extend(
+                shapes.error(
+                    where, f"unknown field in {field}", key, allowed=", ".join(allowed), hint=did_you_mean(key, allowed)
+                ).problems
+            )
             # read on as if the near miss were spelled right: its value is
             # checked too, and nothing follows from the typo alone
             close = difflib.get_close_matches(str(key), [k for k in allowed if k not in value], n=1, cutoff=0.6)
@@ -158,7 +174,9 @@ def source_from(shapes: Shapes, field: str, value: Any) -> Source:
 
 
 def rootfs_from(spec: Spec, shapes: Shapes, value: Any) -> Rootfs:
-    example = '{ type = "initrd"; include = { "./conf" = "/conf"; }; }' if shapes.nix else "{type: initrd, include: [./conf:/conf]}"
+    example = (
+        '{ type = "initrd"; include = { "./conf" = "/conf"; }; }' if shapes.nix else "{type: initrd, include: [./conf:/conf]}"
+    )
     mapping = known_keys(shapes, "rootfs", shapes.mapping("rootfs", value, example), ROOTFS_FIELDS)
     include = mapping.get("include")
     entries = []
@@ -167,10 +185,16 @@ def rootfs_from(spec: Spec, shapes: Shapes, value: Any) -> Rootfs:
             entries = files_from(spec, shapes, "rootfs.include", include, allow_list=True)
         except SpecError as e:
             spec.problems.extend(e.problems, marks=("rootfs.include",))
-    return Rootfs(type=mapping.get("type"), origin=mapping.get("from", "scratch"),
-                  path=mapping.get("path"), include=entries,
-                  size=mapping.get("size"), fs_type=mapping.get("fsType"),
-                  compression=mapping.get("compression"), field="rootfs")
+    return Rootfs(
+        type=mapping.get("type"),
+        origin=mapping.get("from", "scratch"),
+        path=mapping.get("path"),
+        include=entries,
+        size=mapping.get("size"),
+        fs_type=mapping.get("fsType"),
+        compression=mapping.get("compression"),
+        field="rootfs",
+    )
 
 
 def build_spec(data: Any, lines: dict[str, int], file: Path, fmt: str) -> Spec:
@@ -178,10 +202,13 @@ def build_spec(data: Any, lines: dict[str, int], file: Path, fmt: str) -> Spec:
     spec = Spec(file=file, format=fmt, lines=dict(lines))
     shapes = Shapes(spec)
     if not isinstance(data, dict):
-        raise SpecError(f"the spec must be {shapes.a_set} at the top level", file=display_path(file),
-                        line=1, value=data,
-                        hint='start with { name = "..."; tag = "..."; ... }' if shapes.nix
-                        else "start with name: ..., tag: ..., ...")
+        raise SpecError(
+            f"the spec must be {shapes.a_set} at the top level",
+            file=display_path(file),
+            line=1,
+            value=data,
+            hint='start with { name = "..."; tag = "..."; ... }' if shapes.nix else "start with name: ..., tag: ..., ...",
+        )
     for key, value in data.items():
         if key not in TOP_LEVEL_FIELDS:
             spec.unknown[key] = value
@@ -209,8 +236,12 @@ def _top_level(spec: Spec, shapes: Shapes, key: str, value: Any) -> None:
     elif key == "files":
         spec.files = files_from(spec, shapes, "files", value)
     elif key == "annotations":
-        example = '{ unikernelType = "rumprun"; hypervisor = "hvt"; }' if shapes.nix else "{unikernelType: rumprun, hypervisor: hvt}"
-        spec.annotations = dict(shapes.mapping("annotations", value, f"annotations = {example}" if shapes.nix else f"annotations: {example}"))
+        example = (
+            '{ unikernelType = "rumprun"; hypervisor = "hvt"; }' if shapes.nix else "{unikernelType: rumprun, hypervisor: hvt}"
+        )
+        spec.annotations = dict(
+            shapes.mapping("annotations", value, f"annotations = {example}" if shapes.nix else f"annotations: {example}")
+        )
     elif key in ("cmd", "entrypoint"):
         setattr(spec, key, shapes.string_list(key, value))
     elif key in ("env", "labels"):

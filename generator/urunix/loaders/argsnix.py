@@ -68,24 +68,36 @@ def load(path: Path) -> Spec:
         try:
             _, lines = nixdata.read(text, file=path)
         except SpecError:
-            lines = {}     # full Nix: no line numbers, the values are still right
+            lines = {}  # full Nix: no line numbers, the values are still right
     return build_spec(data, lines, path, "args.nix")
 
 
 def evaluate(nix: str, path: Path) -> Any:
     """The file's value as evaluated by Nix, or None if Nix cannot be run at all."""
-    argv = [nix, "--eval", "--strict", "--json", "--readonly-mode",
-            "--option", "substituters", "",
-            "--argstr", "file", str(path.absolute()), "--expr", _WRAPPER]
+    argv = [
+        nix,
+        "--eval",
+        "--strict",
+        "--json",
+        "--readonly-mode",
+        "--option",
+        "substituters",
+        "",
+        "--argstr",
+        "file",
+        str(path.absolute()),
+        "--expr",
+        _WRAPPER,
+    ]
     env = dict(os.environ, NO_COLOR="1", TERM="dumb")
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=NIX_TIMEOUT,
-                              env=env, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=NIX_TIMEOUT, env=env, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
-        raise SpecError(f"Nix did not finish evaluating the file within {NIX_TIMEOUT} s",
-                        file=display_path(path),
-                        hint="does it import something large? set URUNIX_NO_NIX=1 to use the "
-                             "built-in reader for a plain-data args.nix") from None
+        raise SpecError(
+            f"Nix did not finish evaluating the file within {NIX_TIMEOUT} s",
+            file=display_path(path),
+            hint="does it import something large? set URUNIX_NO_NIX=1 to use the built-in reader for a plain-data args.nix",
+        ) from None
     except OSError:
         return None
     if proc.returncode != 0:
@@ -103,12 +115,14 @@ def evaluate(nix: str, path: Path) -> Any:
     except RecursionError:
         value = None
     except ValueError:
-        raise SpecError("Nix printed something that is not JSON", file=display_path(path),
-                        value=proc.stdout[:200]) from None
+        raise SpecError("Nix printed something that is not JSON", file=display_path(path), value=proc.stdout[:200]) from None
     if value is None or _too_deep(value):
         # the built-in reader and the YAML loader refuse the same depth
-        raise SpecError(f"values are nested more than {nixdata.MAX_DEPTH} levels deep", file=display_path(path),
-                        hint="a spec is a few levels of attribute sets and lists")
+        raise SpecError(
+            f"values are nested more than {nixdata.MAX_DEPTH} levels deep",
+            file=display_path(path),
+            hint="a spec is a few levels of attribute sets and lists",
+        )
     return _from_json(value)
 
 
@@ -132,18 +146,19 @@ def nix_error(stderr: str, path: Path) -> SpecError:
     lines = [ln for ln in text.splitlines() if not ln.startswith("warning:")]
     text = "\n".join(lines).strip()
     if text.startswith("error: "):
-        text = text[len("error: "):]
+        text = text[len("error: ") :]
     line = None
     target = str(path.absolute())
     for m in re.finditer(r"(?:at |^)(/[^\s:]+):(\d+):(\d+)", text, re.M):
         if m.group(1) == target:
             line = int(m.group(2))
             break
-    return SpecError(f"Nix could not evaluate the file: {text}" if text else
-                     "Nix could not evaluate the file (no message)",
-                     file=display_path(path), line=line,
-                     hint="fix the Nix expression; set URUNIX_NO_NIX=1 to try the built-in "
-                          "plain-data reader instead")
+    return SpecError(
+        f"Nix could not evaluate the file: {text}" if text else "Nix could not evaluate the file (no message)",
+        file=display_path(path),
+        line=line,
+        hint="fix the Nix expression; set URUNIX_NO_NIX=1 to try the built-in plain-data reader instead",
+    )
 
 
 def _from_json(value: Any) -> Any:

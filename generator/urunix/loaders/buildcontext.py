@@ -30,10 +30,10 @@ class Resolved:
     """A COPY source after resolution: the path relative to the context
     (no symlink left in it), and what lies there."""
 
-    rel: str                   # "" is the context itself
-    kind: str                  # file | dir | missing | other
-    via_symlink: bool          # a symlink was followed on the way
-    exclude: frozenset[str] = field(default_factory=frozenset)   # paths below a dir that .dockerignore drops
+    rel: str  # "" is the context itself
+    kind: str  # file | dir | missing | other
+    via_symlink: bool  # a symlink was followed on the way
+    exclude: frozenset[str] = field(default_factory=frozenset)  # paths below a dir that .dockerignore drops
 
 
 class BuildContext:
@@ -47,7 +47,7 @@ class BuildContext:
             return None
         try:
             return os.lstat(os.path.join(self.root, rel) if rel else self.root)
-        except (OSError, ValueError):      # missing, not a directory on the way, a NUL, too long
+        except (OSError, ValueError):  # missing, not a directory on the way, a NUL, too long
             return None
 
     def resolve(self, path: str) -> Resolved:
@@ -129,7 +129,7 @@ class BuildContext:
             with os.scandir(os.path.join(self.root, rel_dir) if rel_dir else self.root) as it:
                 return iter(sorted((e.name, e.is_dir(follow_symlinks=False)) for e in it))
 
-        stack = [("", listing(""))]       # depth first, in lexical order: Go's filepath.Walk
+        stack = [("", listing(""))]  # depth first, in lexical order: Go's filepath.Walk
         while stack:
             rel_dir, entries = stack[-1]
             for name, is_dir in entries:

@@ -72,8 +72,9 @@ class _Bunny:
         self.unsupported: list[NotSupportedYet] = []
 
     # -- helpers -------------------------------------------------------------
-    def err(self, field: str, message: str, value: Any = _UNSET, *, allowed: str | None = None,
-            hint: str | None = None) -> SpecError:
+    def err(
+        self, field: str, message: str, value: Any = _UNSET, *, allowed: str | None = None, hint: str | None = None
+    ) -> SpecError:
         return SpecError(message, value=value, allowed=allowed, hint=hint, **self.spec.where(field))
 
     def not_yet(self, field: str, what: str) -> None:
@@ -90,11 +91,12 @@ class _Bunny:
 
     #: the spec fields each part fills: when the part fails, validate must not
     #: also report them as missing (errors.Problems)
-    FILLS = {"platforms": ("annotations.unikernelType", "annotations.hypervisor", "annotations.unikernelVersion",
-                           "architecture"),
-             "kernel": ("annotations.binary",),
-             "rootfs": ("annotations.initrd", "annotations.block", "annotations.useDMBlock", "annotations.mountRootfs"),
-             "cmd": ("cmd", "entrypoint", "annotations.cmdline", "env")}
+    FILLS = {
+        "platforms": ("annotations.unikernelType", "annotations.hypervisor", "annotations.unikernelVersion", "architecture"),
+        "kernel": ("annotations.binary",),
+        "rootfs": ("annotations.initrd", "annotations.block", "annotations.useDMBlock", "annotations.mountRootfs"),
+        "cmd": ("cmd", "entrypoint", "annotations.cmdline", "env"),
+    }
 
     def step(self, field: str, fn: Any, *args: Any) -> Any:
         """Run one part of the mapping; its SpecError becomes problems (the
@@ -108,21 +110,31 @@ class _Bunny:
     def section(self, field: str, value: Any, kind: str, required: bool = False) -> dict[str, Any] | None:
         if value is None:
             if required:
-                raise self.err(field or "bunnyfile", f"the {field} section is required",
-                               hint=f"see bunny's README: {field}: with " + ", ".join(FIELDS[kind]))
+                raise self.err(
+                    field or "bunnyfile",
+                    f"the {field} section is required",
+                    hint=f"see bunny's README: {field}: with " + ", ".join(FIELDS[kind]),
+                )
             return None
         if not isinstance(value, dict):
-            raise self.err(field or "bunnyfile", f"{field or 'a bunnyfile'} must be a mapping", value,
-                           allowed=", ".join(FIELDS[kind]))
+            raise self.err(
+                field or "bunnyfile", f"{field or 'a bunnyfile'} must be a mapping", value, allowed=", ".join(FIELDS[kind])
+            )
         out = {}
         for key, item in value.items():
             if key in FIELDS[kind]:
                 out.setdefault(key, item)
                 continue
             f = f"{field}.{dotted([key])}" if field else dotted([key])
-            self.spec.problems.extend(self.err(
-                f, f"unknown field{' in ' + field if field else ''}", key, allowed=", ".join(FIELDS[kind]),
-                hint=did_you_mean(key, FIELDS[kind]) or "bunny ignores unknown fields; urunix refuses them").problems)
+            self.spec.problems.extend(
+                self.err(
+                    f,
+                    f"unknown field{' in ' + field if field else ''}",
+                    key,
+                    allowed=", ".join(FIELDS[kind]),
+                    hint=did_you_mean(key, FIELDS[kind]) or "bunny ignores unknown fields; urunix refuses them",
+                ).problems
+            )
             # read on as if the near miss were spelled right, so the rest of
             # the section is checked as the user meant it (and nothing is
             # reported that only follows from the typo)
@@ -151,15 +163,17 @@ class _Bunny:
         if value is None:
             return None
         if not isinstance(value, list):
-            raise self.err(field, f"{field} must be a list of strings", value,
-                           hint=f'write it like: {field}: ["/app", "--flag"]')
+            raise self.err(field, f"{field} must be a list of strings", value, hint=f'write it like: {field}: ["/app", "--flag"]')
         return [self.text(f"{field}.{i}", v) or "" for i, v in enumerate(value)]
 
     # -- the mapping -----------------------------------------------------------
     def spec_from(self, data: Any) -> Spec:
         if data is None:
-            raise SpecError("the bunnyfile is empty", file=display_path(self.spec.file),
-                            hint="it needs at least version, platforms and kernel")
+            raise SpecError(
+                "the bunnyfile is empty",
+                file=display_path(self.spec.file),
+                hint="it needs at least version, platforms and kernel",
+            )
         top = self.section("", data, "")
         assert top is not None
         self.step("version", self.version, top.get("version"))
@@ -171,9 +185,10 @@ class _Bunny:
         self.step("cmd", self.command, top)
         # urunix's own key: the urunc releases to build for (a list, or "v0.6.0,main")
         urunc = top.get("urunc")
-        self.spec.urunc = self.step("urunc", lambda v: self.strings("urunc", v) if isinstance(v, list)
-                                    else self.text("urunc", v), urunc)
-        if self.unsupported and not self.spec.problems:   # only "not supported yet": say so by type too
+        self.spec.urunc = self.step(
+            "urunc", lambda v: self.strings("urunc", v) if isinstance(v, list) else self.text("urunc", v), urunc
+        )
+        if self.unsupported and not self.spec.problems:  # only "not supported yet": say so by type too
             self.unsupported.sort(key=lambda e: e.problem.line or 0)
             first = self.unsupported[0]
             first.problems = [e.problem for e in self.unsupported]
@@ -185,8 +200,7 @@ class _Bunny:
     def version(self, value: Any) -> None:
         version = self.text("version", value, required=True)
         if version != VERSION:
-            raise self.err("version", "unsupported bunnyfile version", version, allowed=VERSION,
-                           hint=f"write version: {VERSION}")
+            raise self.err("version", "unsupported bunnyfile version", version, allowed=VERSION, hint=f"write version: {VERSION}")
 
     def platforms(self, value: Any) -> str | None:
         plat = self.section("platforms", value, "platforms", required=True)
@@ -230,10 +244,15 @@ class _Bunny:
         close = difflib.get_close_matches(origin, words, n=1, cutoff=0.6)
         if not close:
             return origin
-        self.spec.problems.extend(self.err(
-            field, "is neither " + " nor ".join(f'"{w}"' for w in words) + " nor an image", origin,
-            allowed=", ".join(words) + ", or an image reference",
-            hint=f'did you mean "{close[0]}"?').problems)
+        self.spec.problems.extend(
+            self.err(
+                field,
+                "is neither " + " nor ".join(f'"{w}"' for w in words) + " nor an image",
+                origin,
+                allowed=", ".join(words) + ", or an image reference",
+                hint=f'did you mean "{close[0]}"?',
+            ).problems
+        )
         return close[0]
 
     def entry(self, field: str, source: str, target: str) -> FileEntry:
@@ -244,13 +263,17 @@ class _Bunny:
         rootfs = self.section("rootfs", value, "rootfs")
         if rootfs is None:
             return None
-        origin = self.keyword("rootfs.from", self.text("rootfs.from", rootfs.get("from")) or "scratch",
-                              ("local", "scratch"))
+        origin = self.keyword("rootfs.from", self.text("rootfs.from", rootfs.get("from")) or "scratch", ("local", "scratch"))
         path = self.text("rootfs.path", rootfs.get("path"))
         rtype = self.text("rootfs.type", rootfs.get("type"))
         if rtype is not None and rtype not in ROOTFS_TYPES:
-            raise self.err("rootfs.type", "unknown rootfs type", rtype, allowed=", ".join(ROOTFS_TYPES),
-                           hint=did_you_mean(rtype, ROOTFS_TYPES))
+            raise self.err(
+                "rootfs.type",
+                "unknown rootfs type",
+                rtype,
+                allowed=", ".join(ROOTFS_TYPES),
+                hint=did_you_mean(rtype, ROOTFS_TYPES),
+            )
         includes = self.includes(rootfs.get("include"))
         self.spec.rootfs = Rootfs(type=rtype, origin=origin, path=path, field="rootfs")
         if origin not in ("scratch", "local"):
@@ -259,8 +282,7 @@ class _Bunny:
             return self.scratch_rootfs(rtype, path, includes, framework)
         return self.local_rootfs(rtype, path, includes, framework)
 
-    def image_rootfs(self, rtype: str | None, path: str | None, includes: list[FileEntry],
-                     framework: str | None) -> str:
+    def image_rootfs(self, rtype: str | None, path: str | None, includes: list[FileEntry], framework: str | None) -> str:
         """A rootfs from an image: urunix flattens it (plus includes) into the
         image's own rootfs (raw), an initrd, or a block image."""
         assert self.spec.rootfs is not None
@@ -276,22 +298,31 @@ class _Bunny:
         since bunny's silent `raw` is rarely what a non-devmapper host wants."""
         if framework == "unikraft":
             return "initrd"
-        if framework is None:     # platforms is wrong, and said so: no guess, no second message
+        if framework is None:  # platforms is wrong, and said so: no guess, no second message
             raise SpecError(problems=[])
-        raise self.err("rootfs", f"rootfs.type is needed for {framework} guests", allowed=", ".join(choices),
-                       hint="bunny would silently pick raw (the container's own rootfs through "
-                            "devmapper); say which one you mean")
+        raise self.err(
+            "rootfs",
+            f"rootfs.type is needed for {framework} guests",
+            allowed=", ".join(choices),
+            hint="bunny would silently pick raw (the container's own rootfs through devmapper); say which one you mean",
+        )
 
-    def scratch_rootfs(self, rtype: str | None, path: str | None, includes: list[FileEntry],
-                       framework: str | None) -> str | None:
+    def scratch_rootfs(self, rtype: str | None, path: str | None, includes: list[FileEntry], framework: str | None) -> str | None:
         assert self.spec.rootfs is not None
         if path is not None:
-            raise self.err("rootfs.path", "rootfs.path needs rootfs.from: local (a prebuilt file)", path,
-                           hint="bunny refuses a path with from: scratch as well")
+            raise self.err(
+                "rootfs.path",
+                "rootfs.path needs rootfs.from: local (a prebuilt file)",
+                path,
+                hint="bunny refuses a path with from: scratch as well",
+            )
         if not includes:
             if rtype in ("initrd", "block"):
-                raise self.err("rootfs.type", f"an empty {rtype} from scratch has nothing to hold",
-                               hint="list files under rootfs.include, or use from: local with a path")
+                raise self.err(
+                    "rootfs.type",
+                    f"an empty {rtype} from scratch has nothing to hold",
+                    hint="list files under rootfs.include, or use from: local with a path",
+                )
             return rtype
         if rtype is None:
             rtype = self.spec.rootfs.type = self.default_type(framework, ROOTFS_TYPES)
@@ -303,15 +334,20 @@ class _Bunny:
         self.point_at_rootfs(rtype, framework, "rootfs.include", "rootfs")
         return rtype
 
-    def local_rootfs(self, rtype: str | None, path: str | None, includes: list[FileEntry],
-                     framework: str | None) -> str:
+    def local_rootfs(self, rtype: str | None, path: str | None, includes: list[FileEntry], framework: str | None) -> str:
         assert self.spec.rootfs is not None
         if includes:
-            raise self.err("rootfs.include", "rootfs.include cannot be combined with from: local",
-                           hint="include builds a rootfs; from: local takes a prebuilt file")
+            raise self.err(
+                "rootfs.include",
+                "rootfs.include cannot be combined with from: local",
+                hint="include builds a rootfs; from: local takes a prebuilt file",
+            )
         if path is None:
-            raise self.err("rootfs", "rootfs.path is required with from: local",
-                           hint="name the prebuilt initrd or block image, e.g. path: rootfs.cpio")
+            raise self.err(
+                "rootfs",
+                "rootfs.path is required with from: local",
+                hint="name the prebuilt initrd or block image, e.g. path: rootfs.cpio",
+            )
         if (self.spec.base_dir / path).is_dir() and rtype != "raw":
             # bunny would copy the directory itself to /.boot/rootfs, where
             # urunc expects a file; urunix builds the initrd or block image
@@ -324,9 +360,13 @@ class _Bunny:
             self.point_at_rootfs(rtype, framework, "rootfs.path", "rootfs")
             return rtype
         if rtype == "raw":
-            raise self.err("rootfs.type", "a raw rootfs cannot come from a local file", rtype,
-                           allowed="initrd, block", hint="raw means files copied into the image; "
-                           "use from: scratch with include")
+            raise self.err(
+                "rootfs.type",
+                "a raw rootfs cannot come from a local file",
+                rtype,
+                allowed="initrd, block",
+                hint="raw means files copied into the image; use from: scratch with include",
+            )
         if rtype is None:
             rtype = self.spec.rootfs.type = self.default_type(framework, ("initrd", "block"))
         self.spec.files.append(self.entry("rootfs.path", path, ROOTFS_PATH))
@@ -345,8 +385,12 @@ class _Bunny:
         if value is None:
             return []
         if not isinstance(value, list):
-            raise self.err("rootfs.include", "rootfs.include must be a list", value,
-                           hint="write it like: include: [\"redis.conf:/conf/redis.conf\"]")
+            raise self.err(
+                "rootfs.include",
+                "rootfs.include must be a list",
+                value,
+                hint='write it like: include: ["redis.conf:/conf/redis.conf"]',
+            )
         out = []
         for i, item in enumerate(value):
             field = f"rootfs.include.{i}"
@@ -356,8 +400,9 @@ class _Bunny:
             text = self.text(field, item) or ""
             src, _, dst = text.partition(":")
             if not src:
-                raise self.err(field, "an include needs a source before ':'", text,
-                               hint="write it like: - redis.conf:/conf/redis.conf")
+                raise self.err(
+                    field, "an include needs a source before ':'", text, hint="write it like: - redis.conf:/conf/redis.conf"
+                )
             # bunny's short form `- conf/nginx`: the same path, below / (its
             # copy resolves a relative destination against /)
             out.append(self.entry(field, src, dst or posixpath.normpath("/" + src)))
@@ -398,8 +443,11 @@ class _Bunny:
             field = f"envs.{i}"
             key, sep, val = item.partition("=")
             if not sep or not key:
-                self.spec.problems.extend(self.err(field, "an environment variable must be KEY=VALUE", item,
-                                                   hint=f"write it like: - {key or 'HOME'}=VALUE").problems)
+                self.spec.problems.extend(
+                    self.err(
+                        field, "an environment variable must be KEY=VALUE", item, hint=f"write it like: - {key or 'HOME'}=VALUE"
+                    ).problems
+                )
                 continue
             if key in env:
                 self.spec.problems.extend(self.err(field, f"the environment variable {key} is set twice", item).problems)

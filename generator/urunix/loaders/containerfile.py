@@ -106,24 +106,53 @@ PREFIX = "com.urunc.unikernel."
 #: The PATH Docker puts in an image that has none (system.DefaultPathEnv).
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-INSTRUCTIONS = ("FROM", "LABEL", "COPY", "ADD", "CMD", "ENTRYPOINT", "ENV", "ARG", "WORKDIR", "RUN",
-                "EXPOSE", "VOLUME", "USER", "STOPSIGNAL", "HEALTHCHECK", "SHELL", "ONBUILD", "MAINTAINER")
+INSTRUCTIONS = (
+    "FROM",
+    "LABEL",
+    "COPY",
+    "ADD",
+    "CMD",
+    "ENTRYPOINT",
+    "ENV",
+    "ARG",
+    "WORKDIR",
+    "RUN",
+    "EXPOSE",
+    "VOLUME",
+    "USER",
+    "STOPSIGNAL",
+    "HEALTHCHECK",
+    "SHELL",
+    "ONBUILD",
+    "MAINTAINER",
+)
 
 #: Flags each instruction accepts (Docker's BFlags): name -> "bool" | "string".
 FLAGS: dict[str, dict[str, str]] = {
     "from": {"platform": "string"},
-    "copy": {"from": "string", "chown": "string", "chmod": "string", "link": "bool",
-             "parents": "bool", "exclude": "string"},
-    "add": {"chown": "string", "chmod": "string", "link": "bool", "checksum": "string",
-            "keep-git-dir": "bool", "exclude": "string"},
+    "copy": {"from": "string", "chown": "string", "chmod": "string", "link": "bool", "parents": "bool", "exclude": "string"},
+    "add": {
+        "chown": "string",
+        "chmod": "string",
+        "link": "bool",
+        "checksum": "string",
+        "keep-git-dir": "bool",
+        "exclude": "string",
+    },
     "run": {"mount": "string", "network": "string", "security": "string"},
-    "healthcheck": {"interval": "string", "timeout": "string", "start-period": "string",
-                    "start-interval": "string", "retries": "string"},
+    "healthcheck": {
+        "interval": "string",
+        "timeout": "string",
+        "start-period": "string",
+        "start-interval": "string",
+        "retries": "string",
+    },
 }
 
 # Go's unicode.IsSpace, and the parser's narrower reWhitespace.
-_GO_SPACES = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a" \
-             "\u2028\u2029\u202f\u205f\u3000"
+_GO_SPACES = (
+    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
 _RE_WS = re.compile(r"[\t\v\f\r ]+")
 _RE_DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*\Z")
 _DIRECTIVES = ("escape", "syntax", "check")
@@ -150,17 +179,18 @@ class DockerfileSyntaxError(Exception):
 
 # -- lines -> instructions -----------------------------------------------------
 
+
 @dataclass
 class Instruction:
     """One instruction, its continuation lines joined, as Docker's parser sees it."""
 
-    word: str             # the instruction as written ("Label")
-    cmd: str              # lower case ("label")
-    flags: list[str]      # ["--chmod=0755", ...]
-    rest: str             # the arguments, trimmed
-    line: int             # first line (1-based)
+    word: str  # the instruction as written ("Label")
+    cmd: str  # lower case ("label")
+    flags: list[str]  # ["--chmod=0755", ...]
+    rest: str  # the arguments, trimmed
+    line: int  # first line (1-based)
     end_line: int
-    original: str         # the joined line
+    original: str  # the joined line
 
     @property
     def name(self) -> str:
@@ -191,13 +221,15 @@ class _Directives:
             return
         key = m.group(1).lower()
         if key in self.seen:
-            raise SpecError(f"only one {key} parser directive can be used", line=lineno,
-                            field=f"# {key}=", hint="remove the second one")
+            raise SpecError(
+                f"only one {key} parser directive can be used", line=lineno, field=f"# {key}=", hint="remove the second one"
+            )
         self.seen[key] = m.group(2)
         if key == "escape":
             if m.group(2) not in ("\\", "`"):
-                raise SpecError("the escape directive takes \\ or `", line=lineno, field="# escape=",
-                                value=m.group(2), allowed="\\, `")
+                raise SpecError(
+                    "the escape directive takes \\ or `", line=lineno, field="# escape=", value=m.group(2), allowed="\\, `"
+                )
             self.escape = m.group(2)
             self._cont = re.compile(re.escape(self.escape) + r"[ \t]*\Z")
 
@@ -205,7 +237,7 @@ class _Directives:
         """(line without the continuation character, whether it ended)."""
         m = self._cont.search(line)
         if m:
-            return line[:m.start()], False
+            return line[: m.start()], False
         return line, True
 
 
@@ -250,8 +282,7 @@ def _instruction(line: str, start: int, end: int) -> Instruction:
     rest, flags = ("", [])
     if len(parts) == 2:
         rest, flags = _builder_flags(parts[1])
-    return Instruction(word=word, cmd=word.lower(), flags=flags, rest=_trim(rest), line=start,
-                       end_line=end, original=line)
+    return Instruction(word=word, cmd=word.lower(), flags=flags, rest=_trim(rest), line=start, end_line=end, original=line)
 
 
 def _builder_flags(line: str) -> tuple[str, list[str]]:
@@ -328,6 +359,7 @@ def _builder_flags(line: str) -> tuple[str, list[str]]:
 
 
 # -- argument shapes (buildkit's line_parsers.go) ------------------------------
+
 
 def parse_words(rest: str, escape: str = "\\") -> list[str]:
     """Words split on whitespace, quotes and escapes KEPT (removed later by
@@ -439,6 +471,7 @@ def _fail_json(c: str) -> Any:
 
 
 # -- shell words (buildkit's shell/lex.go) -------------------------------------
+
 
 class _Undefined(Exception):
     def __init__(self, name: str):
@@ -587,14 +620,15 @@ class ShellWord:
                     return ""
                 self.missing.extend(inner)
                 return word
-            if not found or (null_is_unset and value == ""):   # "?"
+            if not found or (null_is_unset and value == ""):  # "?"
                 self.missing.extend(inner)
                 why = word or ("is not allowed to be unset" if not found else "is not allowed to be empty")
                 raise DockerfileSyntaxError(f"{name}: {why}")
             return value
         if ch in ("#", "%", "/"):
-            raise DockerfileSyntaxError(f"the ${{{name}{modifier}...}} substitution is not supported by urunix; "
-                                        "compute the value beforehand")
+            raise DockerfileSyntaxError(
+                f"the ${{{name}{modifier}...}} substitution is not supported by urunix; compute the value beforehand"
+            )
         raise DockerfileSyntaxError(f"unsupported modifier ({modifier}) in substitution")
 
     def name(self) -> str:
@@ -624,6 +658,7 @@ def process_word(text: str, env: dict[str, str], escape: str = "\\") -> str:
 
 # -- the mapping onto a Spec -----------------------------------------------------
 
+
 def load(path: Path, from_map: dict[str, str] | None = None) -> Spec:
     """Read a Containerfile into a Spec. `from_map` maps a `FROM name:tag` to
     a local image archive or OCI layout (the CLI's `--from NAME=PATH`)."""
@@ -650,17 +685,32 @@ class _Mapper:
         self.stages = 0
         self.workdir = "/"
         self.dirs: set[str] = {"/"}
-        self.base_dirs: set[str] = set()      # directories of the FROM image
+        self.base_dirs: set[str] = set()  # directories of the FROM image
         self.workdirs: list[tuple[Instruction, str]] = []
         self.context: BuildContext | None | bool = None
         self.label_lines: dict[str, int] = {}
         self.unsupported: list[NotSupportedYet] = []
 
     # -- helpers -------------------------------------------------------------
-    def problem(self, ins: Instruction | None, message: str, *, field: str | None = None,
-                value: Any = _UNSET, allowed: str | None = None, hint: str | None = None) -> Problem:
-        return Problem(message, file=self.file, line=ins.line if ins else None,
-                       field=field or (ins.name if ins else None), value=value, allowed=allowed, hint=hint)
+    def problem(
+        self,
+        ins: Instruction | None,
+        message: str,
+        *,
+        field: str | None = None,
+        value: Any = _UNSET,
+        allowed: str | None = None,
+        hint: str | None = None,
+    ) -> Problem:
+        return Problem(
+            message,
+            file=self.file,
+            line=ins.line if ins else None,
+            field=field or (ins.name if ins else None),
+            value=value,
+            allowed=allowed,
+            hint=hint,
+        )
 
     def fail(self, ins: Instruction | None, message: str, **kw: Any) -> None:
         self.problems.append(self.problem(ins, message, **kw))
@@ -679,8 +729,7 @@ class _Mapper:
         out.update(self.spec.env)
         return out
 
-    def word(self, ins: Instruction, text: str, env: dict[str, str] | None = None,
-             field: str | None = None) -> str | None:
+    def word(self, ins: Instruction, text: str, env: dict[str, str] | None = None, field: str | None = None) -> str | None:
         """process_word, turning its errors into problems on this line."""
         try:
             return process_word(text, self.env() if env is None else env, self.esc)
@@ -690,10 +739,17 @@ class _Mapper:
             elif e.name in self.meta_args:
                 hint = f"an ARG before FROM is seen by FROM only: declare it again after FROM (ARG {e.name})"
             else:
-                hint = (f"define it first (ARG {e.name}=... or ENV {e.name}=...), or write \\${e.name} "
-                        "(or use single quotes) for a literal $")
-            self.fail(ins, f"${e.name} is not set here; Docker would silently put an empty string in its place",
-                      field=field, value=text, hint=hint)
+                hint = (
+                    f"define it first (ARG {e.name}=... or ENV {e.name}=...), or write \\${e.name} "
+                    "(or use single quotes) for a literal $"
+                )
+            self.fail(
+                ins,
+                f"${e.name} is not set here; Docker would silently put an empty string in its place",
+                field=field,
+                value=text,
+                hint=hint,
+            )
         except DockerfileSyntaxError as e:
             self.fail(ins, str(e), field=field, value=text)
         return None
@@ -701,14 +757,21 @@ class _Mapper:
     # -- the walk ------------------------------------------------------------
     def run(self) -> Spec:
         if not self.parsed.instructions:
-            raise SpecError("the Containerfile has no instructions", file=self.file,
-                            hint="start it with FROM scratch, then COPY the kernel and LABEL the urunc annotations")
+            raise SpecError(
+                "the Containerfile has no instructions",
+                file=self.file,
+                hint="start it with FROM scratch, then COPY the kernel and LABEL the urunc annotations",
+            )
         for ins in self.parsed.instructions:
             handler = getattr(self, "do_" + ins.cmd, None)
             if handler is None:
-                self.fail(ins, "is not a Dockerfile instruction", field=ins.word,
-                          allowed=", ".join(INSTRUCTIONS),
-                          hint=did_you_mean(ins.name, INSTRUCTIONS))
+                self.fail(
+                    ins,
+                    "is not a Dockerfile instruction",
+                    field=ins.word,
+                    allowed=", ".join(INSTRUCTIONS),
+                    hint=did_you_mean(ins.name, INSTRUCTIONS),
+                )
                 continue
             if self.stages == 0 and ins.cmd not in ("from", "arg"):
                 self.fail(ins, "comes before FROM; only ARG may", hint="start the Containerfile with FROM scratch")
@@ -721,20 +784,26 @@ class _Mapper:
             except DockerfileSyntaxError as e:
                 self.fail(ins, str(e))
         if self.stages == 0:
-            self.fail(self.parsed.instructions[0], "the Containerfile has no FROM", field="FROM",
-                      hint="start it with FROM scratch")
+            self.fail(
+                self.parsed.instructions[0], "the Containerfile has no FROM", field="FROM", hint="start it with FROM scratch"
+            )
         try:
             self.spec.files = later_wins(self.spec.files)
         except CannotSplit as e:
-            self.problems.append(Problem(
-                "copies a directory onto one an earlier COPY made, and a symlink lies at its top "
-                f"({e.name}); urunix cannot merge those yet", file=self.file, line=self.spec.lines.get(e.entry.field),
-                field=e.entry.field, hint="copy the two directories to different places, or move the symlink one "
-                                          "level down"))
+            self.problems.append(
+                Problem(
+                    "copies a directory onto one an earlier COPY made, and a symlink lies at its top "
+                    f"({e.name}); urunix cannot merge those yet",
+                    file=self.file,
+                    line=self.spec.lines.get(e.entry.field),
+                    field=e.entry.field,
+                    hint="copy the two directories to different places, or move the symlink one level down",
+                )
+            )
         self.make_workdirs()
         if self.problems:
             self.problems.sort(key=lambda p: p.line or 0)
-            if len(self.unsupported) == len(self.problems):    # only "not supported yet": say so by type too
+            if len(self.unsupported) == len(self.problems):  # only "not supported yet": say so by type too
                 first = self.unsupported[0]
                 first.problems = self.problems
                 raise first
@@ -759,8 +828,7 @@ class _Mapper:
             except OSError:
                 continue
             entry_field = f"WORKDIR {path}"
-            self.spec.files.append(FileEntry(source=".", path=root, target=path, field=entry_field,
-                                             exclude=everything))
+            self.spec.files.append(FileEntry(source=".", path=root, target=path, field=entry_field, exclude=everything))
             self.spec.lines[entry_field] = ins.line
 
     def flags(self, ins: Instruction) -> dict[str, str] | None:
@@ -772,9 +840,13 @@ class _Mapper:
                 break
             name, has_value, value = arg[2:].partition("=")
             if name not in known:
-                self.fail(ins, f"unknown flag --{name}", field=f"{ins.name} --{name}",
-                          allowed=", ".join("--" + k for k in known) or f"{ins.name} takes no flags",
-                          hint=did_you_mean(name, known))
+                self.fail(
+                    ins,
+                    f"unknown flag --{name}",
+                    field=f"{ins.name} --{name}",
+                    allowed=", ".join("--" + k for k in known) or f"{ins.name} takes no flags",
+                    hint=did_you_mean(name, known),
+                )
                 return None
             if name in out:
                 self.fail(ins, f"the flag --{name} is given twice", field=f"{ins.name} --{name}")
@@ -799,8 +871,7 @@ class _Mapper:
         for w in words:
             name, eq, default = w.partition("=")
             if not _ARG_NAME.match(name):
-                self.fail(ins, "is not a valid ARG name", value=name,
-                          allowed="letters, digits and _, not starting with a digit")
+                self.fail(ins, "is not a valid ARG name", value=name, allowed="letters, digits and _, not starting with a digit")
                 continue
             value: str | None = None
             if eq:
@@ -809,7 +880,7 @@ class _Mapper:
                 if value is None:
                     continue
             elif self.stages:
-                value = self.meta_args.get(name)       # ARG NAME in a stage: the global default
+                value = self.meta_args.get(name)  # ARG NAME in a stage: the global default
             (self.meta_args if self.stages == 0 else self.args)[name] = value
 
     def meta_env(self) -> dict[str, str]:
@@ -819,9 +890,12 @@ class _Mapper:
         self.stages += 1
         args = _RE_WS.split(ins.rest) if ins.rest else []
         if self.stages > 1:
-            self.fail(ins, "a second FROM starts a multi-stage build, which urunix does not run",
-                      hint="build the earlier stages beforehand (docker build), take the files out "
-                           "(docker create + docker cp), and COPY them from the build context")
+            self.fail(
+                ins,
+                "a second FROM starts a multi-stage build, which urunix does not run",
+                hint="build the earlier stages beforehand (docker build), take the files out "
+                "(docker create + docker cp), and COPY them from the build context",
+            )
             return
         if len(args) == 3 and args[1].lower() == "as":
             args = args[:1]
@@ -846,16 +920,23 @@ class _Mapper:
         elif _DIGEST.search(ref):
             origin = ref
         else:
-            hint = ("pin it by digest (FROM name@sha256:...), name a local image archive or OCI layout "
-                    "(FROM ./image.tar), or map the name to one with --from NAME=PATH")
+            hint = (
+                "pin it by digest (FROM name@sha256:...), name a local image archive or OCI layout "
+                "(FROM ./image.tar), or map the name to one with --from NAME=PATH"
+            )
             local = self.spec.base_dir / ref
             if os.path.lexists(local):
                 hint = f"to use the local file, write FROM ./{ref}"
             elif self.from_map:
                 close = did_you_mean(ref, self.from_map)
                 hint = close + " (a --from name)" if close else hint
-            self.fail(ins, "a registry image needs a digest: a tag can move, and urunix does not pull", value=ref,
-                      field="FROM", hint=hint)
+            self.fail(
+                ins,
+                "a registry image needs a digest: a tag can move, and urunix does not pull",
+                value=ref,
+                field="FROM",
+                hint=hint,
+            )
             return
         self.spec.rootfs = Rootfs(type="base", origin=origin, field="FROM")
         self.dirs.clear()
@@ -874,6 +955,7 @@ class _Mapper:
         An image urunix cannot read here is left to validate to report."""
         from ..rootfs import flatten as F
         from ..rootfs.sources import resolve as resolve_origin
+
         try:
             o = resolve_origin(origin, self.spec.base_dir, {"field": "FROM"})
             if o.kind != "image":
@@ -890,8 +972,8 @@ class _Mapper:
                 if not isinstance(key, str) or not isinstance(value, str):
                     continue
                 if key.startswith(PREFIX):
-                    self.spec.annotations[key[len(PREFIX):]] = value
-                    self.spec.lines[f"annotations.{key[len(PREFIX):]}"] = ins.line
+                    self.spec.annotations[key[len(PREFIX) :]] = value
+                    self.spec.lines[f"annotations.{key[len(PREFIX) :]}"] = ins.line
                 else:
                     self.spec.labels[key] = value
                     self.spec.lines[f"labels.{key}"] = ins.line
@@ -904,8 +986,13 @@ class _Mapper:
     def platform(self, ins: Instruction, platform: str) -> None:
         parts = platform.split("/")
         if len(parts) < 2 or parts[0] != "linux" or not parts[1]:
-            self.fail(ins, "urunix builds linux images only", field="FROM --platform", value=platform,
-                      allowed="linux/amd64, linux/arm64")
+            self.fail(
+                ins,
+                "urunix builds linux images only",
+                field="FROM --platform",
+                value=platform,
+                allowed="linux/amd64, linux/arm64",
+            )
             return
         self.spec.architecture = parts[1]
         self.spec.lines["architecture"] = ins.line
@@ -923,24 +1010,31 @@ class _Mapper:
                 self.fail(ins, "a label needs a name", value=rawkey)
                 continue
             if key.startswith(PREFIX):
-                short = key[len(PREFIX):]
+                short = key[len(PREFIX) :]
                 fieldname = f"annotations.{short}"
                 self.spec.annotations[short] = value
                 if short == "cmdline" and value.count("'") % 2:
-                    self.note(ins, "has an unbalanced single quote; it is kept byte for byte, but urunc and "
-                                   "urunit group a Linux guest's multi-word arguments by single quotes",
-                              field=f"LABEL {key}", hint="check the quoting of the command line")
+                    self.note(
+                        ins,
+                        "has an unbalanced single quote; it is kept byte for byte, but urunc and "
+                        "urunit group a Linux guest's multi-word arguments by single quotes",
+                        field=f"LABEL {key}",
+                        hint="check the quoting of the command line",
+                    )
             else:
                 fieldname = f"labels.{key}"
                 self.spec.labels[key] = value
             if fieldname in self.label_lines and fieldname.startswith("annotations."):
-                self.note(ins, f"is set again (first on line {self.label_lines[fieldname]}); the last one wins, "
-                               "as in Docker", field=f"LABEL {key}")
+                self.note(
+                    ins,
+                    f"is set again (first on line {self.label_lines[fieldname]}); the last one wins, as in Docker",
+                    field=f"LABEL {key}",
+                )
             self.label_lines[fieldname] = ins.line
             self.spec.lines[fieldname] = ins.line
 
     def do_env(self, ins: Instruction, flags: dict[str, str]) -> None:
-        env = self.env()          # values in one ENV see the env before it, as in Docker
+        env = self.env()  # values in one ENV see the env before it, as in Docker
         for rawkey, rawvalue in parse_name_val(ins.rest, "ENV", self.esc):
             key = self.word(ins, rawkey, env=env, field="ENV")
             value = self.word(ins, rawvalue, env=env, field=f"ENV {key}") if key is not None else None
@@ -949,26 +1043,33 @@ class _Mapper:
             if not key or "=" in key:
                 self.fail(ins, "is not a valid environment variable name", value=key)
                 continue
-            self.spec.env[key] = value     # a re-set keeps its place, as in Docker
+            self.spec.env[key] = value  # a re-set keeps its place, as in Docker
             self.spec.lines[f"env.{key}"] = ins.line
         self.spec.lines.setdefault("env", ins.line)
 
     def argv(self, ins: Instruction, what: str) -> list[str] | None:
         if not ins.rest:
-            raise DockerfileSyntaxError(f"{ins.name} needs arguments, in JSON form: {ins.name} [\"/app\", \"--flag\"]")
+            raise DockerfileSyntaxError(f'{ins.name} needs arguments, in JSON form: {ins.name} ["/app", "--flag"]')
         argv = parse_json(ins.rest)
         if argv is None and ins.rest.startswith("["):
-            self.fail(ins, "is not a valid JSON array, so Docker would read it in shell form (/bin/sh -c \"...\")",
-                      value=ins.rest, hint='write a JSON array of double-quoted strings: ["/app", "--flag"]')
+            self.fail(
+                ins,
+                'is not a valid JSON array, so Docker would read it in shell form (/bin/sh -c "...")',
+                value=ins.rest,
+                hint='write a JSON array of double-quoted strings: ["/app", "--flag"]',
+            )
             return None
         if argv is None:
             try:
                 guess = shlex.split(ins.rest)
             except ValueError:
                 guess = ins.rest.split()
-            self.fail(ins, f"{ins.name} in shell form would run /bin/sh -c \"...\", which a unikernel does not have",
-                      value=ins.rest,
-                      hint=f"write the {what} in JSON form: {ins.name} {json.dumps(guess, ensure_ascii=False)}")
+            self.fail(
+                ins,
+                f'{ins.name} in shell form would run /bin/sh -c "...", which a unikernel does not have',
+                value=ins.rest,
+                hint=f"write the {what} in JSON form: {ins.name} {json.dumps(guess, ensure_ascii=False)}",
+            )
             return None
         return argv
 
@@ -986,9 +1087,10 @@ class _Mapper:
         if argv is None:
             return
         if self.spec.entrypoint is not None:
-            self.note(ins, f"ENTRYPOINT is given again (first on line {self.spec.lines['entrypoint']}); "
-                           "the last one wins, as in Docker")
-        self.spec.entrypoint = argv or None        # Docker: ENTRYPOINT [] means none
+            self.note(
+                ins, f"ENTRYPOINT is given again (first on line {self.spec.lines['entrypoint']}); the last one wins, as in Docker"
+            )
+        self.spec.entrypoint = argv or None  # Docker: ENTRYPOINT [] means none
         self.spec.lines["entrypoint"] = ins.line
 
     def do_workdir(self, ins: Instruction, flags: dict[str, str]) -> None:
@@ -1013,10 +1115,12 @@ class _Mapper:
     def copy(self, ins: Instruction, flags: dict[str, str]) -> None:
         name = ins.name
         if "from" in flags:
-            self.fail(ins, "copies from another build stage or image (a multi-stage build), which urunix does not run",
-                      field=f"{name} --from={flags['from']}",
-                      hint="take the file out beforehand (docker create IMAGE, then docker cp) and COPY it "
-                           "from the build context")
+            self.fail(
+                ins,
+                "copies from another build stage or image (a multi-stage build), which urunix does not run",
+                field=f"{name} --from={flags['from']}",
+                hint="take the file out beforehand (docker create IMAGE, then docker cp) and COPY it from the build context",
+            )
             return
         for unsupported in ("parents", "exclude", "checksum", "keep-git-dir"):
             if unsupported in flags and flags[unsupported] != "false":
@@ -1027,8 +1131,14 @@ class _Mapper:
             if owner is None:
                 return
             if owner not in _ROOT_USERS:
-                self.fail(ins, "urunix writes every file owned by root (0:0)", field=f"{name} --chown",
-                          value=owner, allowed="0:0, root", hint="drop --chown, or write --chown=0:0")
+                self.fail(
+                    ins,
+                    "urunix writes every file owned by root (0:0)",
+                    field=f"{name} --chown",
+                    value=owner,
+                    allowed="0:0, root",
+                    hint="drop --chown, or write --chown=0:0",
+                )
                 return
         args = parse_json(ins.rest)
         if args is None:
@@ -1053,8 +1163,9 @@ class _Mapper:
         if target_base.startswith("//"):
             target_base = "/" + target_base.lstrip("/")
         if len(matches) > 1 and not dir_like:
-            self.fail(ins, "with several sources, the destination must be a directory ending in /", value=dest,
-                      hint=f"write {dest}/")
+            self.fail(
+                ins, "with several sources, the destination must be a directory ending in /", value=dest, hint=f"write {dest}/"
+            )
             return
         into = dir_like or target_base in self.dirs or target_base in self.base_dirs
         mode = None
@@ -1065,8 +1176,7 @@ class _Mapper:
             try:
                 mode = int(text, 8)
             except ValueError:
-                self.fail(ins, "--chmod takes an octal mode", field=f"{name} --chmod", value=text,
-                          hint="e.g. --chmod=0755")
+                self.fail(ins, "--chmod takes an octal mode", field=f"{name} --chmod", value=text, hint="e.g. --chmod=0755")
                 return
         for src, found in matches:
             path = self.spec.base_dir / found.rel if found.rel else self.spec.base_dir
@@ -1087,9 +1197,12 @@ class _Mapper:
                 # a directory copied to / (COPY rootfs/ /): its children, each below /
                 self.spec.files.extend(children(entry) if is_dir and target == "/" else [entry])
             except CannotSplit as e:
-                self.not_yet(ins, f"{name} of a directory to / when a symlink lies at its top ({e.name})",
-                             field=entry_field, hint=f"copy the directory's contents one by one, or put the "
-                                                     f"symlink one level down")
+                self.not_yet(
+                    ins,
+                    f"{name} of a directory to / when a symlink lies at its top ({e.name})",
+                    field=entry_field,
+                    hint="copy the directory's contents one by one, or put the symlink one level down",
+                )
                 return
             self.spec.lines[entry_field] = ins.line
             if is_dir:
@@ -1105,15 +1218,24 @@ class _Mapper:
         context only (loaders/buildcontext.py), .dockerignore applied."""
         if "://" in src or src.startswith("git@"):
             if name == "ADD":
-                self.fail(ins, "ADD from a URL is not supported: urunix does not download", value=src,
-                          hint="download the file beforehand and COPY it from the build context")
+                self.fail(
+                    ins,
+                    "ADD from a URL is not supported: urunix does not download",
+                    value=src,
+                    hint="download the file beforehand and COPY it from the build context",
+                )
             else:
                 self.fail(ins, "COPY takes files from the build context, not URLs", value=src)
             return None
         rel = posixpath.normpath(posixpath.join(".", src.lstrip("/") or "."))
         if rel == ".." or rel.startswith("../"):
-            self.fail(ins, "the source is outside the build context (the Containerfile's directory)", value=src,
-                      field=f"{name} {src}", hint="move the file next to the Containerfile, or below it")
+            self.fail(
+                ins,
+                "the source is outside the build context (the Containerfile's directory)",
+                value=src,
+                field=f"{name} {src}",
+                hint="move the file next to the Containerfile, or below it",
+            )
             return None
         context = self.build_context(ins)
         if context is None:
@@ -1123,12 +1245,18 @@ class _Mapper:
                 try:
                     names = context.glob(src)
                 except BadPattern:
-                    names = []          # Docker: a malformed pattern matches nothing
+                    names = []  # Docker: a malformed pattern matches nothing
                 if not names:
-                    self.fail(ins, "no file in the build context matches", value=src, field=f"{name} {src}",
-                              hint="Docker matches wildcards as Go's filepath.Match: [^a] negates, [!a] is "
-                                   "\"!\" or \"a\"; files .dockerignore excludes are not there" if "[" in src
-                              else "files .dockerignore excludes are not in the build context")
+                    self.fail(
+                        ins,
+                        "no file in the build context matches",
+                        value=src,
+                        field=f"{name} {src}",
+                        hint="Docker matches wildcards as Go's filepath.Match: [^a] negates, [!a] is "
+                        '"!" or "a"; files .dockerignore excludes are not there'
+                        if "[" in src
+                        else "files .dockerignore excludes are not in the build context",
+                    )
                     return None
                 pairs = [(n, context.resolve(n)) for n in names]
             else:
@@ -1143,16 +1271,23 @@ class _Mapper:
             if found.kind != "missing":
                 continue
             if found.via_symlink:
-                self.fail(ins, f"{shown} is a symlink that leads outside the build context, or to nothing in it: "
-                               f"Docker follows it inside the context only, where /{found.rel} does not exist",
-                          value=src, field=f"{name} {src}",
-                          hint="copy the file itself into the build context (cp -L), or point the symlink at a "
-                               "file inside the context")
+                self.fail(
+                    ins,
+                    f"{shown} is a symlink that leads outside the build context, or to nothing in it: "
+                    f"Docker follows it inside the context only, where /{found.rel} does not exist",
+                    value=src,
+                    field=f"{name} {src}",
+                    hint="copy the file itself into the build context (cp -L), or point the symlink at a file inside the context",
+                )
                 return None
             if context.ignore is not None and os.path.lexists(self.spec.base_dir / found.rel):
-                self.fail(ins, f"{shown} is excluded by .dockerignore, so it is not in the build context",
-                          value=src, field=f"{name} {src}",
-                          hint="remove its pattern from .dockerignore, or add an exception (!pattern)")
+                self.fail(
+                    ins,
+                    f"{shown} is excluded by .dockerignore, so it is not in the build context",
+                    value=src,
+                    field=f"{name} {src}",
+                    hint="remove its pattern from .dockerignore, or add an exception (!pattern)",
+                )
                 return None
         return pairs
 
@@ -1161,8 +1296,12 @@ class _Mapper:
             try:
                 self.context = BuildContext(str(self.spec.base_dir))
             except (ValueError, OSError) as e:
-                self.fail(None, f"{dockerignore.FILE}: {e}", field=dockerignore.FILE,
-                          hint="Docker refuses the same pattern; fix or remove it")
+                self.fail(
+                    None,
+                    f"{dockerignore.FILE}: {e}",
+                    field=dockerignore.FILE,
+                    hint="Docker refuses the same pattern; fix or remove it",
+                )
                 self.context = False
         return self.context or None
 
@@ -1175,34 +1314,47 @@ class _Mapper:
                 head = f.read(512)
         except OSError:
             return True
-        archive = (head[257:262] == b"ustar" or head.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00",
-                                                                   b"(\xb5/\xfd")))
+        archive = head[257:262] == b"ustar" or head.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"(\xb5/\xfd"))
         if archive:
-            self.not_yet(ins, "ADD of an archive (Docker would unpack it)", field=f"ADD {src}",
-                         hint="unpack it beforehand and COPY the directory, or COPY the archive to keep it whole")
+            self.not_yet(
+                ins,
+                "ADD of an archive (Docker would unpack it)",
+                field=f"ADD {src}",
+                hint="unpack it beforehand and COPY the directory, or COPY the archive to keep it whole",
+            )
             return False
         return True
 
     def mode_ok(self, ins: Instruction, name: str, path: Path, mode: int) -> bool:
         if not path.exists():
-            return True          # validate reports the missing source
+            return True  # validate reports the missing source
         if path.is_file():
             writes = 0o755 if path.stat().st_mode & 0o111 else 0o644
             if mode == writes:
                 return True
-            self.not_yet(ins, f"{name} --chmod={mode:04o} (urunix writes 0755 for a file with an exec bit, "
-                              f"else 0644; this file gets {writes:04o})", field=f"{name} --chmod",
-                         hint=f"set the mode on the host file (chmod {'+x' if mode & 0o111 else '-x'} "
-                              f"{path.name}) and drop --chmod")
+            self.not_yet(
+                ins,
+                f"{name} --chmod={mode:04o} (urunix writes 0755 for a file with an exec bit, "
+                f"else 0644; this file gets {writes:04o})",
+                field=f"{name} --chmod",
+                hint=f"set the mode on the host file (chmod {'+x' if mode & 0o111 else '-x'} {path.name}) and drop --chmod",
+            )
             return False
-        self.not_yet(ins, f"{name} --chmod of a directory", field=f"{name} --chmod",
-                     hint="set the modes on the host files (chmod) and drop --chmod")
+        self.not_yet(
+            ins,
+            f"{name} --chmod of a directory",
+            field=f"{name} --chmod",
+            hint="set the modes on the host files (chmod) and drop --chmod",
+        )
         return False
 
     # -- what a unikernel image cannot do, or does not need ----------------------
     def do_run(self, ins: Instruction, flags: dict[str, str]) -> None:
-        self.fail(ins, "runs a command at build time, which urunix does not do (there is no shell in a unikernel image)",
-                  hint="build the artifact beforehand (on the host, or with docker build) and COPY the result")
+        self.fail(
+            ins,
+            "runs a command at build time, which urunix does not do (there is no shell in a unikernel image)",
+            hint="build the artifact beforehand (on the host, or with docker build) and COPY the result",
+        )
 
     def do_onbuild(self, ins: Instruction, flags: dict[str, str]) -> None:
         self.fail(ins, "ONBUILD runs instructions in later builds, which urunix does not do", hint="remove it")
@@ -1211,17 +1363,26 @@ class _Mapper:
         if ins.rest.upper() == "NONE":
             self.note(ins, "HEALTHCHECK NONE has no effect on a unikernel image; ignored")
             return
-        self.fail(ins, "a health check runs a command inside the container, which a unikernel guest cannot do",
-                  hint="remove it; check the service from outside (its network port)")
+        self.fail(
+            ins,
+            "a health check runs a command inside the container, which a unikernel guest cannot do",
+            hint="remove it; check the service from outside (its network port)",
+        )
 
     def do_shell(self, ins: Instruction, flags: dict[str, str]) -> None:
-        self.fail(ins, "SHELL only matters for shell-form RUN/CMD/ENTRYPOINT, which urunix refuses",
-                  hint="remove it, and write CMD/ENTRYPOINT in JSON form")
+        self.fail(
+            ins,
+            "SHELL only matters for shell-form RUN/CMD/ENTRYPOINT, which urunix refuses",
+            hint="remove it, and write CMD/ENTRYPOINT in JSON form",
+        )
 
     def do_volume(self, ins: Instruction, flags: dict[str, str]) -> None:
-        self.fail(ins, "a container volume is not visible to a unikernel guest the way VOLUME promises",
-                  hint="remove it; give the guest storage with the block or initrd annotations, "
-                       "or mount volumes when running the container")
+        self.fail(
+            ins,
+            "a container volume is not visible to a unikernel guest the way VOLUME promises",
+            hint="remove it; give the guest storage with the block or initrd annotations, "
+            "or mount volumes when running the container",
+        )
 
     def do_user(self, ins: Instruction, flags: dict[str, str]) -> None:
         user = self.word(ins, ins.rest)
@@ -1230,8 +1391,7 @@ class _Mapper:
         if user in _ROOT_USERS:
             self.note(ins, "USER root has no effect on a unikernel image; ignored")
             return
-        self.fail(ins, "a unikernel guest has no users to switch to", value=user, allowed="root, 0, 0:0",
-                  hint="remove it")
+        self.fail(ins, "a unikernel guest has no users to switch to", value=user, allowed="root, 0, 0:0", hint="remove it")
 
     def do_expose(self, ins: Instruction, flags: dict[str, str]) -> None:
         self.note(ins, "EXPOSE is ignored: urunc gives the guest the container's network as is")
@@ -1240,5 +1400,8 @@ class _Mapper:
         self.note(ins, "STOPSIGNAL is ignored: urunc stops the guest by stopping its monitor")
 
     def do_maintainer(self, ins: Instruction, flags: dict[str, str]) -> None:
-        self.note(ins, "MAINTAINER is deprecated and ignored",
-                  hint=f"write LABEL org.opencontainers.image.authors={json.dumps(ins.rest)}")
+        self.note(
+            ins,
+            "MAINTAINER is deprecated and ignored",
+            hint=f"write LABEL org.opencontainers.image.authors={json.dumps(ins.rest)}",
+        )

@@ -29,7 +29,7 @@ def _below(target: str, inner: str) -> str | None:
     """`inner` relative to `target`, if it lies below it."""
     if target == "/":
         return inner[1:] if inner != "/" else None
-    return inner[len(target) + 1:] if inner.startswith(target + "/") else None
+    return inner[len(target) + 1 :] if inner.startswith(target + "/") else None
 
 
 def _hidden(e: FileEntry, rel: str) -> bool:
@@ -40,7 +40,7 @@ def _hidden(e: FileEntry, rel: str) -> bool:
 
 def _sub_exclude(e: FileEntry, rel: str) -> frozenset[str]:
     prefix = rel + "/"
-    return frozenset(x[len(prefix):] for x in e.exclude if x.startswith(prefix))
+    return frozenset(x[len(prefix) :] for x in e.exclude if x.startswith(prefix))
 
 
 class CannotSplit(Exception):
@@ -62,8 +62,9 @@ def children(e: FileEntry) -> list[FileEntry]:
             continue
         if os.path.islink(e.path / name):
             raise CannotSplit(e, name)
-        out.append(dataclasses.replace(e, path=e.path / name, target=e.target.rstrip("/") + "/" + name,
-                                       exclude=_sub_exclude(e, name)))
+        out.append(
+            dataclasses.replace(e, path=e.path / name, target=e.target.rstrip("/") + "/" + name, exclude=_sub_exclude(e, name))
+        )
     return out
 
 
@@ -92,7 +93,7 @@ def _place(out: list[FileEntry], new: FileEntry) -> list[FileEntry]:
         if e.target == new.target:
             if new_dir and e_dir:
                 return _merge(out, new)
-            continue                                   # replaced by the later copy
+            continue  # replaced by the later copy
         rel = _below(e.target, new.target) if e_dir else None
         if rel is not None and not _hidden(e, rel) and _kind(str(e.path / rel)) != "missing":
             if new_dir and _kind(str(e.path / rel)) == "dir":
@@ -101,10 +102,14 @@ def _place(out: list[FileEntry], new: FileEntry) -> list[FileEntry]:
         rel = _below(new.target, e.target) if new_dir else None
         if rel is not None and not _hidden(new, rel) and _kind(str(new.path / rel)) != "missing":
             if not (e_dir and _kind(str(new.path / rel)) == "dir"):
-                continue                               # the later copy replaces it whole
-            clash = {p for p in _walk(str(new.path / rel)) if not _hidden(new, f"{rel}/{p}")
-                     and _kind(str(e.path / p)) != "missing"
-                     and not (_kind(str(e.path / p)) == "dir" == _kind(str(new.path / rel / p)))}
+                continue  # the later copy replaces it whole
+            clash = {
+                p
+                for p in _walk(str(new.path / rel))
+                if not _hidden(new, f"{rel}/{p}")
+                and _kind(str(e.path / p)) != "missing"
+                and not (_kind(str(e.path / p)) == "dir" == _kind(str(new.path / rel / p)))
+            }
             if clash:
                 e = dataclasses.replace(e, exclude=e.exclude | clash)
         kept.append(e)

@@ -33,9 +33,9 @@ _REGEX_SPECIAL = ".+()|{}$"
 
 @dataclass(frozen=True)
 class Pattern:
-    text: str              # cleaned, without the "!"
+    text: str  # cleaned, without the "!"
     exception: bool
-    kind: str              # exact | prefix | suffix | regex
+    kind: str  # exact | prefix | suffix | regex
     regex: re.Pattern | None
 
     def matches(self, path: str) -> bool:
@@ -67,15 +67,15 @@ def compile_pattern(text: str) -> Pattern:
         if not text:
             raise ValueError('"!" alone is not a pattern')
     text = _clean(text)
-    gomatch.match(text, ".")                   # Docker refuses what filepath.Match refuses
+    gomatch.match(text, ".")  # Docker refuses what filepath.Match refuses
     out, kind, i, n = ["^"], "exact", 0, len(text)
     while i < n:
         c, start = text[i], i
         if c == "*" and i + 1 < n and text[i + 1] == "*":
             i += 1
             if i + 1 < n and text[i + 1] == "/":
-                i += 1                         # "**/" is read as "**"
-            if i + 1 >= n:                     # "**" at the end: everything below
+                i += 1  # "**/" is read as "**"
+            if i + 1 >= n:  # "**" at the end: everything below
                 if kind == "exact":
                     kind = "prefix"
                 else:

@@ -114,7 +114,7 @@ def match(pattern: str, name: str) -> bool:
     while pattern:
         star, chunk, pattern = _scan_chunk(pattern)
         if star and not chunk:
-            return "/" not in name          # a trailing * takes the rest, up to a /
+            return "/" not in name  # a trailing * takes the rest, up to a /
         rest = _match_chunk(chunk, name)
         if rest is not None and (not rest or pattern):
             name = rest
@@ -123,7 +123,7 @@ def match(pattern: str, name: str) -> bool:
         if star:
             i = 0
             while i < len(name) and name[i] != "/":
-                rest = _match_chunk(chunk, name[i + 1:])
+                rest = _match_chunk(chunk, name[i + 1 :])
                 if rest is not None:
                     if not pattern and rest:
                         i += 1
@@ -133,7 +133,7 @@ def match(pattern: str, name: str) -> bool:
                 i += 1
         if advanced:
             continue
-        while pattern:                      # Go reports a malformed rest even on a mismatch
+        while pattern:  # Go reports a malformed rest even on a mismatch
             _, chunk, pattern = _scan_chunk(pattern)
             _match_chunk(chunk, "")
         return False

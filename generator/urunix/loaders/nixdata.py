@@ -30,9 +30,11 @@ from typing import Any
 from ..errors import SpecError
 from ..spec import display_path
 
-NIX_HINT = ("the built-in reader understands only plain data (attribute sets, lists, strings, "
-            "numbers, booleans, null, paths); install Nix to evaluate full Nix "
-            "(apt-get install nix-bin, or any Nix), or write the value out as plain data")
+NIX_HINT = (
+    "the built-in reader understands only plain data (attribute sets, lists, strings, "
+    "numbers, booleans, null, paths); install Nix to evaluate full Nix "
+    "(apt-get install nix-bin, or any Nix), or write the value out as plain data"
+)
 
 MAX_DEPTH = 100
 INT_MAX = 2**63 - 1
@@ -45,7 +47,10 @@ REFUSED_KEYWORDS = {
     "inherit": "`inherit`",
     "if": "`if ... then ... else`",
     "assert": "`assert`",
-    "then": "`then`", "else": "`else`", "in": "`in`", "or": "`or`",
+    "then": "`then`",
+    "else": "`else`",
+    "in": "`in`",
+    "or": "`or`",
 }
 
 _PC = r"[a-zA-Z0-9._\-+]"
@@ -59,10 +64,35 @@ _RULES = [  # in flex's order: on equal length the earlier rule wins
     ("uri", re.compile(r"[a-zA-Z][a-zA-Z0-9+\-.]*:[a-zA-Z0-9%/?:@&=+$,\-_.!~*']+")),
 ]
 _PATH_INTERP = re.compile(r"(?:" + _PC + r"*|~)(?:/" + _PC + r"+)*/\$\{")
-_OPS = ["...", "//", "++", "==", "!=", "<=", ">=", "&&", "||", "->",
-        "(", ")", ":", ",", "?", "@", "+", "*", "/", "!", "<", ">", "$", "&", "|"]
+_OPS = [
+    "...",
+    "//",
+    "++",
+    "==",
+    "!=",
+    "<=",
+    ">=",
+    "&&",
+    "||",
+    "->",
+    "(",
+    ")",
+    ":",
+    ",",
+    "?",
+    "@",
+    "+",
+    "*",
+    "/",
+    "!",
+    "<",
+    ">",
+    "$",
+    "&",
+    "|",
+]
 _PUNCT = set("{}[]=;.-")
-_NOT_A_WORD = set("{}[]=;(),")   # no _RULES pattern (nor _PATH_INTERP) starts with one of these
+_NOT_A_WORD = set("{}[]=;(),")  # no _RULES pattern (nor _PATH_INTERP) starts with one of these
 
 
 class NixPath(str):
@@ -80,7 +110,7 @@ class Token:
     line: int
     col: int
     text: str = ""
-    end: tuple[int, int] = (0, 0)   # (line, column) just after the token
+    end: tuple[int, int] = (0, 0)  # (line, column) just after the token
 
 
 _IDENT = re.compile(r"[a-zA-Z_][a-zA-Z0-9_'\-]*")
@@ -117,17 +147,21 @@ class _Reader:
         self.lines: dict[str, int] = {}
 
     # -- errors ------------------------------------------------------------
-    def fail(self, message: str, line: int, col: int, *, refused: bool = False,
-             field: str | None = None, hint: str | None = None) -> SpecError:
+    def fail(
+        self, message: str, line: int, col: int, *, refused: bool = False, field: str | None = None, hint: str | None = None
+    ) -> SpecError:
         where = f"column {col}" if self.file else f"line {line}, column {col}"
-        return SpecError(f"{message} ({where})",
-                         file=display_path(self.file) if self.file else None,
-                         line=line, field=field,
-                         hint=NIX_HINT if refused else hint)
+        return SpecError(
+            f"{message} ({where})",
+            file=display_path(self.file) if self.file else None,
+            line=line,
+            field=field,
+            hint=NIX_HINT if refused else hint,
+        )
 
     # -- lexer -------------------------------------------------------------
     def _advance(self, n: int) -> None:
-        chunk = self.src[self.pos:self.pos + n]
+        chunk = self.src[self.pos : self.pos + n]
         nl = chunk.count("\n")
         if nl:
             self.line += nl
@@ -180,7 +214,7 @@ class _Reader:
 
     def _word(self, line: int, col: int) -> Token:
         src, pos = self.src, self.pos
-        if src[pos] in _NOT_A_WORD:   # `=` `;` `{` ...: no rule can start here (one of every few tokens)
+        if src[pos] in _NOT_A_WORD:  # `=` `;` `{` ...: no rule can start here (one of every few tokens)
             return self._op(line, col)
         m = _PATH_INTERP.match(src, pos)
         if m:
@@ -192,7 +226,7 @@ class _Reader:
                 best = (len(m.group()), kind)
         if best:
             n, kind = best
-            text = src[pos:pos + n]
+            text = src[pos : pos + n]
             self._advance(n)
             if kind in ("path", "hpath") and text.endswith("/"):
                 raise self.fail(f"path '{text}' has a trailing slash", line, col)
@@ -242,12 +276,13 @@ class _Reader:
                 nxt = src[i + 1] if i + 1 < n else ""
                 if nxt == "{":
                     ln = line + src.count("\n", self.pos, i)
-                    raise self.fail("${...} interpolation is not plain data", ln,
-                                    i - max(src.rfind("\n", 0, i), -1), refused=True)
+                    raise self.fail(
+                        "${...} interpolation is not plain data", ln, i - max(src.rfind("\n", 0, i), -1), refused=True
+                    )
                 i += 1 if nxt in ('"', "\\", "") else 2
             else:
                 i += 1
-        raw = src[self.pos + 1:i]
+        raw = src[self.pos + 1 : i]
         self._advance(i + 1 - self.pos)
         return _unescape(raw)
 
@@ -262,7 +297,7 @@ class _Reader:
             j += 1
         if j < n and src[j] == "\n":
             i = j + 1
-        parts: list[tuple[str, bool]] = []   # (text, has_indentation)
+        parts: list[tuple[str, bool]] = []  # (text, has_indentation)
         while True:
             if i >= n:
                 raise self.fail("unterminated '' string", line, col)
@@ -288,9 +323,8 @@ class _Reader:
                 i = j
             elif src.startswith("${", i):
                 ln = line + src.count("\n", self.pos, i)
-                raise self.fail("${...} interpolation is not plain data", ln,
-                                i - max(src.rfind("\n", 0, i), -1), refused=True)
-            else:   # a lone `$` or `'` that the text rule cannot take
+                raise self.fail("${...} interpolation is not plain data", ln, i - max(src.rfind("\n", 0, i), -1), refused=True)
+            else:  # a lone `$` or `'` that the text rule cannot take
                 parts.append((src[i], False))
                 i += 1
         self._advance(i - self.pos)
@@ -333,11 +367,12 @@ class _Reader:
         nxt = self.peek()
         starts_binding = t.kind in ("id", "str") and nxt.kind in ("=", ".")
         if t.kind in ("}", "eof") or starts_binding:
-            k = self.i - (1 if t.kind == "eof" else 2)   # the value's last token (take() stops at eof)
+            k = self.i - (1 if t.kind == "eof" else 2)  # the value's last token (take() stops at eof)
             prev = self.tokens[k] if k >= 0 else t
             line, col = prev.end if prev.end != (0, 0) else (t.line, t.col)
-            return self.fail(f"expected `;` after the value of {dotted(full)}", line, col,
-                             hint=f"add `;` at line {line}, column {col}")
+            return self.fail(
+                f"expected `;` after the value of {dotted(full)}", line, col, hint=f"add `;` at line {line}, column {col}"
+            )
         return self.after_value(t, f"`;` after the value of {dotted(full)}")
 
     def value(self, path: tuple[str | int, ...], depth: int, in_list: bool = False) -> Any:
@@ -366,8 +401,12 @@ class _Reader:
         if k == "spath":
             raise self.fail(f"the search path {t.text} is not plain data", t.line, t.col, refused=True)
         if k == "uri":
-            raise self.fail(f"an unquoted URL ({t.text}) is not supported; quote it", t.line, t.col,
-                            hint='write it as a string: "' + t.text + '"')
+            raise self.fail(
+                f"an unquoted URL ({t.text}) is not supported; quote it",
+                t.line,
+                t.col,
+                hint='write it as a string: "' + t.text + '"',
+            )
         if k == "op" and t.value == "(":
             raise self.fail("parenthesised expressions are not plain data", t.line, t.col, refused=True)
         if k == "op" and t.value == "...":
@@ -416,8 +455,12 @@ class _Reader:
             if t.kind == "eof":
                 raise self.fail("unterminated list: expected ]", t.line, t.col)
             if t.kind == "-":
-                raise self.fail("a negative number in a list must be parenthesised in Nix, "
-                                "and parentheses are not plain data", t.line, t.col, refused=True)
+                raise self.fail(
+                    "a negative number in a list must be parenthesised in Nix, and parentheses are not plain data",
+                    t.line,
+                    t.col,
+                    refused=True,
+                )
             self.record(path + (len(items),), t.line)
             items.append(self.value(path + (len(items),), depth + 1, in_list=True))
             nxt = self.peek()
@@ -443,8 +486,7 @@ class _Reader:
             if eq.kind != "=":
                 if first and len(attrpath) == 1 and (eq.kind == "}" or (eq.kind == "op" and eq.value in (",", "?"))):
                     raise self.fail("a function ({ a, b }: ...) is not plain data", t.line, t.col, refused=True)
-                raise self.fail(f"expected = after {dotted([p for p, _ in attrpath])}, found {eq.text}",
-                                eq.line, eq.col)
+                raise self.fail(f"expected = after {dotted([p for p, _ in attrpath])}, found {eq.text}", eq.line, eq.col)
             names = tuple(p for p, _ in attrpath)
             full = path + names
             for k in range(1, len(names) + 1):
@@ -474,8 +516,7 @@ class _Reader:
                 return parts
             self.take()
 
-    def add_attr(self, target: dict[str, Any], path: tuple[str | int, ...],
-                 attrpath: list[tuple[str, Token]], val: Any) -> None:
+    def add_attr(self, target: dict[str, Any], path: tuple[str | int, ...], attrpath: list[tuple[str, Token]], val: Any) -> None:
         """Insert like Nix's addAttr: dotted paths create or extend attribute
         sets; `a = {..}; a = {..};` merges one level; anything else twice is
         "already defined"."""
@@ -485,7 +526,7 @@ class _Reader:
         for k, name in enumerate(names[:-1]):
             if name in cur:
                 if not isinstance(cur[name], dict):
-                    raise self.dup(path + tuple(names[:k + 1]), tok)
+                    raise self.dup(path + tuple(names[: k + 1]), tok)
                 cur = cur[name]
             else:
                 cur[name] = {}
@@ -505,8 +546,13 @@ class _Reader:
     def dup(self, full: tuple[str | int, ...], tok: Token) -> SpecError:
         where = self.lines.get(dotted(full))
         first = f" (first defined on line {where})" if where else ""
-        return self.fail(f"attribute {dotted(full)} already defined{first}", tok.line, tok.col,
-                         field=dotted(full), hint="each attribute may be set only once")
+        return self.fail(
+            f"attribute {dotted(full)} already defined{first}",
+            tok.line,
+            tok.col,
+            field=dotted(full),
+            hint="each attribute may be set only once",
+        )
 
     def record(self, full: tuple[str | int, ...], line: int) -> None:
         self.lines.setdefault(dotted(full), line)
@@ -553,7 +599,7 @@ def _strip_indentation(parts: list[tuple[str, bool]]) -> str:
         return ""
     at_start, min_indent, cur = True, 1_000_000, 0
     for text, has_ind in parts:
-        if not has_ind:     # escapes end the start-of-line whitespace
+        if not has_ind:  # escapes end the start-of-line whitespace
             if at_start:
                 at_start = False
                 min_indent = min(min_indent, cur)
@@ -590,10 +636,10 @@ def _strip_indentation(parts: list[tuple[str, bool]]) -> str:
                 if ch == "\n":
                     at_start = True
         piece = "".join(s2)
-        if k == len(parts) - 1:      # drop a last line made only of spaces
+        if k == len(parts) - 1:  # drop a last line made only of spaces
             p = piece.rfind("\n")
-            if p >= 0 and piece[p + 1:].strip(" ") == "":
-                piece = piece[:p + 1]
+            if p >= 0 and piece[p + 1 :].strip(" ") == "":
+                piece = piece[: p + 1]
         out.append(piece)
     return "".join(out)
 

@@ -30,7 +30,7 @@ from ._common import build_spec, read_text
 from .nixdata import dotted
 
 MAX_DEPTH = 100
-MAX_NODES = 100_000           # aliases can multiply a small file (billion laughs)
+MAX_NODES = 100_000  # aliases can multiply a small file (billion laughs)
 
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
@@ -49,11 +49,11 @@ class _Plain:
         self.visited = 0
         self.depth = 0
 
-    def fail(self, message: str, node: yaml.Node | yaml.Event | None, field: str | None = None,
-             hint: str | None = None, **extra: Any) -> SpecError:
+    def fail(
+        self, message: str, node: yaml.Node | yaml.Event | None, field: str | None = None, hint: str | None = None, **extra: Any
+    ) -> SpecError:
         line = node.start_mark.line + 1 if node is not None else None
-        return SpecError(message, file=display_path(self.file), line=line, field=field or None,
-                         hint=hint, **extra)
+        return SpecError(message, file=display_path(self.file), line=line, field=field or None, hint=hint, **extra)
 
     def data(self) -> Any:
         try:
@@ -106,14 +106,18 @@ class _Plain:
             key = self.key(key_node, path)
             line = key_node.start_mark.line + 1
             if key in seen:
-                raise self.fail(f"the key {key!r} appears twice (first on line {seen[key]})", key_node,
-                                dotted(path + (key,)), hint="YAML keeps only the last one; remove one of them")
+                raise self.fail(
+                    f"the key {key!r} appears twice (first on line {seen[key]})",
+                    key_node,
+                    dotted(path + (key,)),
+                    hint="YAML keeps only the last one; remove one of them",
+                )
             seen[key] = line
             self.lines[dotted(path + (key,))] = line
             explicit[key] = self.plain(value_node, path + (key,), depth + 1)
         for k, v in merged.items():
             explicit.setdefault(k, v)
-        for k, line in seen.items():    # a merged source walked later must not move them
+        for k, line in seen.items():  # a merged source walked later must not move them
             self.lines[dotted(path + (k,))] = line
         return explicit
 
@@ -136,9 +140,13 @@ class _Plain:
                 key = None
             if isinstance(key, str):
                 return key
-        raise self.fail("keys must be strings", key_node, dotted(path),
-                        value=getattr(key_node, "value", None),
-                        hint="quote the key (YAML reads 1, true, yes or null as non-strings)")
+        raise self.fail(
+            "keys must be strings",
+            key_node,
+            dotted(path),
+            value=getattr(key_node, "value", None),
+            hint="quote the key (YAML reads 1, true, yes or null as non-strings)",
+        )
 
 
 class LineLoader(_Plain, yaml.SafeLoader):
@@ -197,9 +205,12 @@ def syntax_error(e: yaml.MarkedYAMLError, file: Path) -> SpecError:
     if e.context:
         problem = f"{e.context}: {problem}" if "expected" not in problem else f"{problem} ({e.context})"
     col = f" (column {mark.column + 1})" if mark else ""
-    return SpecError(f"YAML syntax error: {problem}{col}", file=display_path(file),
-                     line=mark.line + 1 if mark else None,
-                     hint="check the indentation and the quoting on this line and the one before")
+    return SpecError(
+        f"YAML syntax error: {problem}{col}",
+        file=display_path(file),
+        line=mark.line + 1 if mark else None,
+        hint="check the indentation and the quoting on this line and the one before",
+    )
 
 
 def read_yaml(text: str, file: Path) -> tuple[Any, dict[str, int], dict[str, str]]:
@@ -211,11 +222,14 @@ def read_yaml(text: str, file: Path) -> tuple[Any, dict[str, int], dict[str, str
         if _C is not None and _nesting_ok(text):
             loader.dispose()
             loader = CLineLoader(text, file)
-    except yaml.reader.ReaderError as e:   # a control character: pyyaml checks the whole text up front
+    except yaml.reader.ReaderError as e:  # a control character: pyyaml checks the whole text up front
         line = text.count("\n", 0, e.position) + 1
-        raise SpecError(f"YAML cannot hold the character {chr(e.character)!r} (U+{e.character:04X})",
-                        file=display_path(file), line=line,
-                        hint="write it as an escape inside a double-quoted string, e.g. \"\\x1f\"") from None
+        raise SpecError(
+            f"YAML cannot hold the character {chr(e.character)!r} (U+{e.character:04X})",
+            file=display_path(file),
+            line=line,
+            hint='write it as an escape inside a double-quoted string, e.g. "\\x1f"',
+        ) from None
     try:
         return loader.data(), loader.lines, loader.texts
     except yaml.reader.ReaderError as e:
@@ -227,6 +241,5 @@ def read_yaml(text: str, file: Path) -> tuple[Any, dict[str, int], dict[str, str
 def load(path: Path) -> Spec:
     value, lines, _ = read_yaml(read_text(path), path)
     if value is None:
-        raise SpecError("the spec file is empty", file=display_path(path),
-                        hint="see the README for a YAML spec example")
+        raise SpecError("the spec file is empty", file=display_path(path), hint="see the README for a YAML spec example")
     return build_spec(value, lines, path, "yaml")

@@ -46,7 +46,7 @@ class Artifacts:
     rootfs: list[Member] = field(default_factory=list)
     files: list[Member] = field(default_factory=list)
     recipe: Recipe | None = None
-    expanded: bool = False     # rootfs holds a whole sorted tree, from expand()
+    expanded: bool = False  # rootfs holds a whole sorted tree, from expand()
 
 
 class Materializer:
@@ -58,7 +58,7 @@ class Materializer:
         self.host_hardlinks = host_hardlinks
         self.scratch = scratch
         self.stack = stack
-        self.exclude = overlap.real_paths(exclude)   # urunix's own output and scratch: never in a tree
+        self.exclude = overlap.real_paths(exclude)  # urunix's own output and scratch: never in a tree
         self.opened: dict[str, F.FlatImage] = {}
 
     def fail(self, where: str, message: str, **kw) -> SpecError:
@@ -77,8 +77,9 @@ class Materializer:
         if not skopeo:
             raise MissingTool("skopeo", "apt-get install skopeo", f"to fetch {origin.location}")
         dest = os.path.join(self.scratch, f"pull-{len(self.opened)}")
-        r = subprocess.run([skopeo, "copy", "--quiet", f"docker://{origin.location}", f"oci:{dest}:image"],
-                           capture_output=True, text=True)
+        r = subprocess.run(
+            [skopeo, "copy", "--quiet", f"docker://{origin.location}", f"oci:{dest}:image"], capture_output=True, text=True
+        )
         if r.returncode != 0:
             raise BuildError(f"skopeo could not fetch {origin.location}: {r.stderr.strip()[-2000:]}")
         return dest
@@ -89,21 +90,23 @@ class Materializer:
         The image is removed from the engine again; the build's own cache
         stays, as with any docker build."""
         import hashlib
+
         docker = shutil.which("docker")
         if not docker:
             raise MissingTool("docker", "apt-get install docker.io (and start dockerd)", f"to build {origin.location}")
         tag = "urunix-rootfs/" + hashlib.sha256(f"{origin.location}:{self.scratch}".encode()).hexdigest()[:16]
         dest = os.path.join(self.scratch, f"dockerfile-{len(self.opened)}.tar")
         context = os.path.dirname(origin.location)
-        steps = ([docker, "build", "-q", "-f", origin.location, "-t", tag, context],
-                 [docker, "save", "-o", dest, tag])
+        steps = ([docker, "build", "-q", "-f", origin.location, "-t", tag, context], [docker, "save", "-o", dest, tag])
         try:
             for argv in steps:
                 r = subprocess.run(argv, capture_output=True, text=True)
                 if r.returncode != 0:
                     if "Cannot connect to the Docker daemon" in r.stderr or "daemon running" in r.stderr:
-                        raise BuildError(f"{origin.location}: a rootfs from a Dockerfile needs a running Docker "
-                                         f"Engine (dockerd, or DOCKER_HOST): {r.stderr.strip()[-500:]}")
+                        raise BuildError(
+                            f"{origin.location}: a rootfs from a Dockerfile needs a running Docker "
+                            f"Engine (dockerd, or DOCKER_HOST): {r.stderr.strip()[-500:]}"
+                        )
                     raise BuildError(f"docker {argv[1]} of {origin.location} failed: {r.stderr.strip()[-2000:]}")
         finally:
             subprocess.run([docker, "rmi", "-f", tag], capture_output=True)
@@ -125,8 +128,12 @@ class Materializer:
         flat = self.flat(x.origin)
         m = flat.find(x.inner or "/")
         if m is None or m.kind not in ("file", "hardlink"):
-            raise self.fail(f"{x.field}.path", f"is not a file in {os.path.basename(x.origin.location)}",
-                            value=x.inner, hint="list the image's files with: tar -tf, or docker export")
+            raise self.fail(
+                f"{x.field}.path",
+                f"is not a file in {os.path.basename(x.origin.location)}",
+                value=x.inner,
+                hint="list the image's files with: tar -tf, or docker export",
+            )
         return dataclasses.replace(m, path=target, uid=0, gid=0, target="")
 
     def tree(self) -> list[Member]:
@@ -136,9 +143,17 @@ class Materializer:
         assert r is not None
         merged: dict[str, Member] = {}
         if r.origin.kind == "dir":
-            base = expand([{"type": "tree", "path": "", "source": r.origin.location,
-                            "skip": overlap.inside(r.origin.location, "/", self.exclude),
-                            "hardlinks": self.host_hardlinks}])
+            base = expand(
+                [
+                    {
+                        "type": "tree",
+                        "path": "",
+                        "source": r.origin.location,
+                        "skip": overlap.inside(r.origin.location, "/", self.exclude),
+                        "hardlinks": self.host_hardlinks,
+                    }
+                ]
+            )
         elif r.origin.kind in IMAGE_KINDS:
             flat = self.flat(r.origin)
             base = flat.members
@@ -149,7 +164,7 @@ class Materializer:
             merged[m.path] = m
         originals = {m.path: m for m in base if m.kind == "file"}
         includes = []
-        for i, f in enumerate(r.include):   # validate.py ordered them: a later entry wins
+        for i, f in enumerate(r.include):  # validate.py ordered them: a later entry wins
             e = {**file_entry(f, self.host_hardlinks), "rank": i}
             if e["type"] == "tree":
                 e["skip"] = overlap.inside(e["source"], f.target, self.exclude)
@@ -164,7 +179,7 @@ class Materializer:
             drop_below(merged, m.path)
             merged[m.path] = m
         if r.origin.kind == "dir" and not r.include and self.image.init is None:
-            return base   # expand() made it: sorted and complete as it is
+            return base  # expand() made it: sorted and complete as it is
         relink(merged, originals)
         # Re-expand so parent directories of includes exist and order is sorted.
         return expand([], [m for m in merged.values()])
@@ -173,15 +188,19 @@ class Materializer:
         """Keep the rootfs image's command, Env and WorkingDir where the
         guest uses them."""
         from ..urunc_rules import Rules
+
         img = self.image
-        rules = Rules(img.targets)      # the targeted releases' rules on what is known only now
+        rules = Rules(img.targets)  # the targeted releases' rules on what is known only now
         if img.argv_from_image:
             argv = flat.argv()
             if not argv and img.annotations.get("unikernelType") == "linux" and not img.cmd:
-                raise self.fail("cmd", "the rootfs image has no Entrypoint or Cmd, and the spec gives no command",
-                                hint="set cmdline (or cmd); a Linux guest needs an init")
+                raise self.fail(
+                    "cmd",
+                    "the rootfs image has no Entrypoint or Cmd, and the spec gives no command",
+                    hint="set cmdline (or cmd); a Linux guest needs an init",
+                )
             guest = img.annotations.get("unikernelType", "")
-            full = img.cmd + argv   # img.cmd holds the init, if any
+            full = img.cmd + argv  # img.cmd holds the init, if any
             img.annotations["cmdline"] = join_args(full, guest)
             img.entrypoint, img.cmd = None, full
             if guest == "linux":
@@ -194,7 +213,7 @@ class Materializer:
                 else:
                     img.entrypoint, img.cmd = linux_split(full, img.init is not None)
             if not img.entrypoint and not img.cmd:
-                img.cmd = [""]   # Docker refuses an image without a command; urunc reads [""] as none
+                img.cmd = [""]  # Docker refuses an image without a command; urunc reads [""] as none
             img.argv_from_image = False
             rules.command(guest, full, img.annotations.get("cmdline"), ["image Entrypoint/Cmd"] * len(full))
         mine = {e.split("=", 1)[0] for e in img.env}
@@ -203,13 +222,18 @@ class Materializer:
         img.workdir = img.workdir or flat.workdir() or None
         guest = img.annotations.get("unikernelType", "")
         argv = (img.entrypoint or []) + img.cmd
-        rules.env(guest, dict(e.split("=", 1) for e in inherited if "=" in e), argv[0] if argv else None,
-                  img.annotations.get("unikernelVersion"))
+        rules.env(
+            guest,
+            dict(e.split("=", 1) for e in inherited if "=" in e),
+            argv[0] if argv else None,
+            img.annotations.get("unikernelVersion"),
+        )
         rules.workdir_user(guest, argv[0] if argv else None, img.workdir, None)
         self.report(rules)
 
     def report(self, rules) -> None:
         import sys
+
         errors = []
         for f in rules.findings():
             where = "image Env" + f.field[3:] if f.field.startswith("env") else f.field
@@ -259,8 +283,15 @@ class Materializer:
             out.rootfs.append(make())
             return out
         from . import cache
-        params = {"type": r.type, "target": target, "compression": r.compression, "hardlinks": r.hardlinks,
-                  "fs": r.fs_type, "size": str(r.size)}
+
+        params = {
+            "type": r.type,
+            "target": target,
+            "compression": r.compression,
+            "hardlinks": r.hardlinks,
+            "fs": r.fs_type,
+            "size": str(r.size),
+        }
         if r.type == "block":
             params["mke2fs"] = [cache.tool_fingerprint(_which(t)) for t in ("mke2fs", "debugfs")]
             params["root"] = os.geteuid() == 0

@@ -19,16 +19,22 @@ from .artifacts import materialize
 ProgressFactory = Callable[[int], ContextManager[Callable[[int], None] | None]]
 
 
-def build(image: Image, out: str, fmt: str = "docker-archive",
-          progress: ProgressFactory | None = None, cache: bool | layer_cache.LayerCache | None = None,
-          fsync: bool = False) -> str:
+def build(
+    image: Image,
+    out: str,
+    fmt: str = "docker-archive",
+    progress: ProgressFactory | None = None,
+    cache: bool | layer_cache.LayerCache | None = None,
+    fsync: bool = False,
+) -> str:
     """Write the image to `out` atomically; return its manifest digest.
     cache: use the layer cache (native/cache.py), or this LayerCache;
     None: unless URUNIX_NO_CACHE is set. fsync: force the result to disk before the
     rename (durable across a power loss; slower by the disk's write time)."""
     if fmt not in image_writer.FORMATS:
-        raise SpecError("is not an output format urunix writes", field="--format", value=fmt,
-                        allowed=", ".join(image_writer.FORMATS))
+        raise SpecError(
+            "is not an output format urunix writes", field="--format", value=fmt, allowed=", ".join(image_writer.FORMATS)
+        )
     dest = output.resolve(out, fmt, image.name, str(image.source) if image.source else None)
     if isinstance(cache, layer_cache.LayerCache):
         store: layer_cache.LayerCache | None = cache
@@ -39,16 +45,25 @@ def build(image: Image, out: str, fmt: str = "docker-archive",
     try:
         with ExitStack() as stack:
             scratch, _ = image_writer.owned_temp_dir(dest.parent, stack)
-            step = getattr(progress, "step", None) or (lambda text: None)    # progress.py names the steps
+            step = getattr(progress, "step", None) or (lambda text: None)  # progress.py names the steps
             if image.rootfs is not None:
                 step(f"reading the tree of {image.rootfs.field or 'rootfs'}")
-            made = materialize(image, scratch, stack, lazy=True, exclude=[dest.path or "", scratch]) if (image.rootfs or image.kernel or image.init) else None
+            made = (
+                materialize(image, scratch, stack, lazy=True, exclude=[dest.path or "", scratch])
+                if (image.rootfs or image.kernel or image.init)
+                else None
+            )
             p = plan(image, fmt, made, exclude=[dest.path or "", scratch])
             if made is not None and made.expanded and image.rootfs.origin.kind in IMAGE_KINDS:
                 check_paths_exist(image, made.rootfs)
             r = image.rootfs
-            tool = (f"mke2fs: making the {r.fs_type} image" if r is not None and r.type == "block" else
-                    "cpio: making the gzip initrd" if r is not None and r.compression == "gzip" else None)
+            tool = (
+                f"mke2fs: making the {r.fs_type} image"
+                if r is not None and r.type == "block"
+                else "cpio: making the gzip initrd"
+                if r is not None and r.compression == "gzip"
+                else None
+            )
             layers = _layers(p, made, store, stack, lambda: tool and step(tool))
             total = image_writer.total_bytes(p, layers)
             if hasattr(progress, "layers"):
@@ -61,7 +76,7 @@ def build(image: Image, out: str, fmt: str = "docker-archive",
                 if store is not None and layer.key and layer.size >= layer_cache.MIN_BYTES:
                     store.store(layer.key, digest, path, offset, layer.size)
 
-            with (progress(total) if progress else nullcontext(None)) as advance:
+            with progress(total) if progress else nullcontext(None) as advance:
                 return output.write(p, dest, scratch, advance, layers, keep, fsync)
     except image_writer.UnsupportedFile as e:
         raise _host_tree_error(image, e) from e
@@ -73,13 +88,14 @@ def build(image: Image, out: str, fmt: str = "docker-archive",
             raise BuildError(f"the disk is full while writing {shown}; the previous result (if any) is untouched") from e
         name = e.filename
         if not name or (scratch and str(name).startswith(scratch)):
-            name = shown     # a temporary name means nothing to the user
+            name = shown  # a temporary name means nothing to the user
         raise BuildError(f"{name}: {e.strerror or e}") from e
 
 
 def _host_tree_error(image: Image, e: image_writer.UnsupportedFile) -> SpecError:
     """Name the spec entry whose directory holds the refused file."""
     from ..spec import display_path
+
     places = [(str(f.path.absolute()), f.field, f.source) for f in image.files]
     r = image.rootfs
     if r is not None:
@@ -92,17 +108,24 @@ def _host_tree_error(image: Image, e: image_writer.UnsupportedFile) -> SpecError
             field, value = where, given
             break
     if e.what.startswith("a path of"):
-        return SpecError(f"holds {e.what}: {e.source}",
-                         file=display_path(image.source) if image.source else None, field=field, value=value,
-                         hint="copy the directory to a shorter target, or flatten its nesting")
-    return SpecError(f"holds {e.what}, which an image cannot take from a host directory: {e.source}",
-                     file=display_path(image.source) if image.source else None, field=field, value=value,
-                     hint="remove it from the directory (a device node belongs in an image archive "
-                          "as the rootfs source, or is made by the guest's init)")
+        return SpecError(
+            f"holds {e.what}: {e.source}",
+            file=display_path(image.source) if image.source else None,
+            field=field,
+            value=value,
+            hint="copy the directory to a shorter target, or flatten its nesting",
+        )
+    return SpecError(
+        f"holds {e.what}, which an image cannot take from a host directory: {e.source}",
+        file=display_path(image.source) if image.source else None,
+        field=field,
+        value=value,
+        hint="remove it from the directory (a device node belongs in an image archive "
+        "as the rootfs source, or is made by the guest's init)",
+    )
 
 
-def _layers(p: dict, made, store, stack: ExitStack,
-            on_make: Callable[[], None] = lambda: None) -> list[image_writer.Layer]:
+def _layers(p: dict, made, store, stack: ExitStack, on_make: Callable[[], None] = lambda: None) -> list[image_writer.Layer]:
     """Prepared layers: cache hits as ready blobs, the rest with their
     members (the rootfs artifact made only on a miss)."""
     mtime = image_writer.epoch(p["created"])
@@ -136,6 +159,7 @@ def check_paths_exist(image: Image, tree: list) -> None:
     an image urunc could not boot."""
     from ..rootfs.flatten import find
     from ..spec import display_path
+
     ours = {f.target for f in image.files} | {x.target for x in (image.kernel, image.init) if x is not None}
     for key in ("binary", "initrd", "block"):
         path = image.annotations.get(key)
@@ -143,6 +167,10 @@ def check_paths_exist(image: Image, tree: list) -> None:
             continue
         found = find(tree, path)
         if found is None or found.kind != "file":
-            raise SpecError("names a file the image will not contain", value=path,
-                            file=display_path(image.source) if image.source else None, field=f"annotations.{key}",
-                            hint="the rootfs image has no such file either; list it with: tar -tf IMAGE.tar, or docker export")
+            raise SpecError(
+                "names a file the image will not contain",
+                value=path,
+                file=display_path(image.source) if image.source else None,
+                field=f"annotations.{key}",
+                hint="the rootfs image has no such file either; list it with: tar -tf IMAGE.tar, or docker export",
+            )

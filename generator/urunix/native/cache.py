@@ -60,10 +60,11 @@ from typing import BinaryIO, Iterable
 from ..envflags import flag
 from ..helpers.image_writer import CHUNK, Member, copy_range, source_ident
 
-VERSION = "v2"          # v1 shared inodes with outputs: never read again
-MIN_BYTES = 1 << 20          # smaller layers are cheaper to make than to look up
+VERSION = "v2"  # v1 shared inodes with outputs: never read again
+MIN_BYTES = 1 << 20  # smaller layers are cheaper to make than to look up
 DEFAULT_MAX = 10 << 30
-STALE_TMP = 15 * 60          # seconds: an untouched tmp file older than this is abandoned
+STALE_TMP = 15 * 60  # seconds: an untouched tmp file older than this is abandoned
+
 
 def enabled() -> bool:
     return not flag("URUNIX_NO_CACHE")
@@ -79,6 +80,7 @@ def parse_bytes(text: str | int | None, default: int) -> int:
     if text is None or text == "":
         return default
     from ..helpers.ext import ExtError, parse_size
+
     try:
         return parse_size(text)
     except ExtError as e:
@@ -134,8 +136,10 @@ def members_digest(members: Iterable[Member], h=None):
                 src = f"{m.source}\0{m.ident or source_ident(os.stat(m.source))}"
                 stats[m.source] = src
         data = hashlib.sha256(m.data).hexdigest() if m.data is not None else "-"
-        h.update(f"{m.path}\0{m.kind}\0{m.mode}\0{m.uid}:{m.gid}\0{m.size}\0{m.target}\0"
-                 f"{m.devmajor}:{m.devminor}\0{m.offset}\0{data}\0{src}\n".encode("utf-8", "surrogateescape"))
+        h.update(
+            f"{m.path}\0{m.kind}\0{m.mode}\0{m.uid}:{m.gid}\0{m.size}\0{m.target}\0"
+            f"{m.devmajor}:{m.devminor}\0{m.offset}\0{data}\0{src}\n".encode("utf-8", "surrogateescape")
+        )
     return h
 
 
@@ -154,10 +158,11 @@ def recipe_key(params: dict, members: Iterable[Member]) -> str | None:
 
 # ---------------------------------------------------------------- store
 
+
 @dataclass
 class Hit:
-    file: BinaryIO     # open: read the layer from here
-    offset: int        # where it starts in the file
+    file: BinaryIO  # open: read the layer from here
+    offset: int  # where it starts in the file
     size: int
     digest: str
 
@@ -177,7 +182,7 @@ def _sha256_range(f: BinaryIO, offset: int, size: int) -> str:
     view = memoryview(buf)
     left = size
     while left:
-        n = os.preadv(f.fileno(), [view[:min(left, CHUNK)]], offset)
+        n = os.preadv(f.fileno(), [view[: min(left, CHUNK)]], offset)
         if not n:
             break
         h.update(view[:n])
@@ -325,7 +330,7 @@ def prune(max_bytes: int | None = None, root: str | None = None) -> tuple[int, i
                 gone(p)
         except OSError:
             pass
-    entries = []   # (last use, key path, digest)
+    entries = []  # (last use, key path, digest)
     for name in _listdir(keys):
         p = os.path.join(keys, name)
         try:
@@ -343,7 +348,7 @@ def prune(max_bytes: int | None = None, root: str | None = None) -> tuple[int, i
         except OSError:
             pass
     named = {d for _, _, d in entries}
-    for name in list(sizes):   # blobs no key names (a store interrupted between the two renames)
+    for name in list(sizes):  # blobs no key names (a store interrupted between the two renames)
         p = os.path.join(blobs, name)
         try:
             young = now - os.lstat(p).st_mtime < STALE_TMP
@@ -363,7 +368,7 @@ def prune(max_bytes: int | None = None, root: str | None = None) -> tuple[int, i
     users: dict[str, int] = {}
     for _, _, d in live:
         users[d] = users.get(d, 0) + 1
-    for _, kp, digest in sorted(live):   # oldest use first
+    for _, kp, digest in sorted(live):  # oldest use first
         if total <= limit:
             break
         gone(kp)

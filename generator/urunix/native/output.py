@@ -63,47 +63,70 @@ def resolve(given: str, fmt: str, image_name: str, spec_file: str | None = None)
     is built."""
     if given == "-":
         if fmt == "oci":
-            raise SpecError("an OCI layout is a directory and cannot go to stdout", field="--output", value=given,
-                            hint="use --format oci-archive or docker-archive with -o -")
+            raise SpecError(
+                "an OCI layout is a directory and cannot go to stdout",
+                field="--output",
+                value=given,
+                hint="use --format oci-archive or docker-archive with -o -",
+            )
         import tempfile
+
         return Destination(given, fmt, None, tempfile.gettempdir())
     path = os.path.abspath(given)
     if spec_file and os.path.exists(path) and os.path.realpath(path) == os.path.realpath(spec_file):
-        raise SpecError("is the spec itself", field="--output", value=given,
-                        hint="write the image elsewhere, e.g. -o result")
+        raise SpecError("is the spec itself", field="--output", value=given, hint="write the image elsewhere, e.g. -o result")
     if fmt != "oci" and os.path.isdir(path):
         if is_layout(path):
-            raise SpecError("is an OCI layout; an archive would be written into it", field="--output", value=given,
-                            hint=f"add the image to the layout with --format oci, or give a file name: -o {given.rstrip('/')}.tar")
+            raise SpecError(
+                "is an OCI layout; an archive would be written into it",
+                field="--output",
+                value=given,
+                hint=f"add the image to the layout with --format oci, or give a file name: -o {given.rstrip('/')}.tar",
+            )
         path = os.path.join(path, archive_name(image_name))
         if os.path.isdir(path):
-            raise SpecError(f"holds a directory named {os.path.basename(path)}, where the archive would go",
-                            field="--output", value=given, hint="give the archive's file name: -o DIR/NAME.tar")
+            raise SpecError(
+                f"holds a directory named {os.path.basename(path)}, where the archive would go",
+                field="--output",
+                value=given,
+                hint="give the archive's file name: -o DIR/NAME.tar",
+            )
     elif fmt == "oci" and os.path.lexists(path):
         if os.path.islink(path) or not os.path.isdir(path):
-            raise SpecError("exists and is not a directory; an OCI layout is a directory", field="--output", value=given,
-                            hint="choose a new directory for --format oci, or --format oci-archive for a file")
+            raise SpecError(
+                "exists and is not a directory; an OCI layout is a directory",
+                field="--output",
+                value=given,
+                hint="choose a new directory for --format oci, or --format oci-archive for a file",
+            )
         cwd = os.path.realpath(os.getcwd())
         real = os.path.realpath(path)
-        inside = [p for p in (cwd, os.path.realpath(spec_file) if spec_file else None)
-                  if p and (p == real or p.startswith(real.rstrip("/") + "/"))]
+        inside = [
+            p
+            for p in (cwd, os.path.realpath(spec_file) if spec_file else None)
+            if p and (p == real or p.startswith(real.rstrip("/") + "/"))
+        ]
         if inside or (not is_layout(path) and os.listdir(path)):
-            raise SpecError("is a directory that holds other files; urunix never replaces what it did not make"
-                            if not inside else "holds the current directory or the spec; urunix never replaces it",
-                            field="--output", value=given,
-                            hint="give a new (or empty) directory, e.g. -o ./image-oci, or an existing OCI layout "
-                                 "(a directory with oci-layout and index.json) to add the image to it")
+            raise SpecError(
+                "is a directory that holds other files; urunix never replaces what it did not make"
+                if not inside
+                else "holds the current directory or the spec; urunix never replaces it",
+                field="--output",
+                value=given,
+                hint="give a new (or empty) directory, e.g. -o ./image-oci, or an existing OCI layout "
+                "(a directory with oci-layout and index.json) to add the image to it",
+            )
     parent = os.path.dirname(path)
     if not os.path.isdir(parent):
         raise SpecError("the output's directory does not exist", field="--output", value=given)
     return Destination(given, fmt, path, parent)
 
 
-def write(plan: dict, dest: Destination, scratch: str, progress=None, layers=None, on_layer=None,
-          fsync: bool = False) -> str:
+def write(plan: dict, dest: Destination, scratch: str, progress=None, layers=None, on_layer=None, fsync: bool = False) -> str:
     """Write the image into `scratch` (the build's own, locked directory),
     then put it where `dest` says; return the manifest digest."""
     import tempfile
+
     staged = os.path.join(tempfile.mkdtemp(dir=scratch, prefix="out-"), "image")
     digest = image_writer.write(plan, staged, progress, layers, on_layer, fsync)
     if dest.stream:
@@ -149,7 +172,7 @@ def stream(path: str) -> None:
                 try:
                     n = os.sendfile(fd, src.fileno(), offset, min(size - offset, 1 << 30))
                 except OSError as e:
-                    if e.errno in (errno.EINVAL, errno.ENOSYS):   # stdout cannot take sendfile: copy
+                    if e.errno in (errno.EINVAL, errno.ENOSYS):  # stdout cannot take sendfile: copy
                         src.seek(offset)
                         shutil.copyfileobj(src, out)
                         out.flush()
@@ -181,7 +204,7 @@ class _locked:
         return self
 
     def __exit__(self, *exc) -> None:
-        os.close(self.fd)   # releases the lock
+        os.close(self.fd)  # releases the lock
 
 
 def _blob_path(root: str, digest: str) -> str | None:
@@ -200,8 +223,11 @@ def _reachable(root: str, descs: list) -> set[str]:
         if not isinstance(digest, str) or digest in seen:
             continue
         seen.add(digest)
-        if not str(d.get("mediaType", "")).endswith("+json") and "manifest" not in str(d.get("mediaType", "")) \
-                and "index" not in str(d.get("mediaType", "")):
+        if (
+            not str(d.get("mediaType", "")).endswith("+json")
+            and "manifest" not in str(d.get("mediaType", ""))
+            and "index" not in str(d.get("mediaType", ""))
+        ):
             continue
         p = _blob_path(root, digest)
         try:
@@ -241,8 +267,9 @@ def merge_layout(old: str, staged: str, scratch: str) -> None:
             if not isinstance(old_index, dict) or not isinstance(old_index.get("manifests", []), list):
                 raise ValueError("no manifests list")
         except (OSError, ValueError) as e:
-            raise BuildError(f"{os.path.join(old, 'index.json')}: not a readable OCI index ({e}); "
-                             "the layout was left as it was") from e
+            raise BuildError(
+                f"{os.path.join(old, 'index.json')}: not a readable OCI index ({e}); the layout was left as it was"
+            ) from e
     kept, dropped = [], []
     for m in (old_index or {}).get("manifests", []):
         ref = m.get("annotations", {}).get(REF_NAME) if isinstance(m, dict) else None
@@ -269,7 +296,7 @@ def merge_layout(old: str, staged: str, scratch: str) -> None:
                 continue
             if os.path.lexists(dst):
                 if rel.split(os.sep)[0] == "blobs":
-                    continue   # a blob both images share: the same bytes by its name
+                    continue  # a blob both images share: the same bytes by its name
                 os.unlink(dst)  # the layout's own oci-layout (any spelling of it) stays as it was
             st = os.lstat(src)
             if stat.S_ISLNK(st.st_mode):

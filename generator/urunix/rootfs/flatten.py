@@ -60,13 +60,25 @@ class FlattenError(ImageFormatError):
 
 # ------------------------------------------------------------------ the tree
 
+
 class _Inode:
     """What hard links share: kind, content and metadata."""
 
     __slots__ = ("kind", "mode", "uid", "gid", "size", "source", "offset", "target", "devmajor", "devminor")
 
-    def __init__(self, kind: str, mode: int, uid: int = 0, gid: int = 0, size: int = 0, source: str | None = None,
-                 offset: int = 0, target: str = "", devmajor: int = 0, devminor: int = 0):
+    def __init__(
+        self,
+        kind: str,
+        mode: int,
+        uid: int = 0,
+        gid: int = 0,
+        size: int = 0,
+        source: str | None = None,
+        offset: int = 0,
+        target: str = "",
+        devmajor: int = 0,
+        devminor: int = 0,
+    ):
         self.kind, self.mode, self.uid, self.gid, self.size = kind, mode, uid, gid, size
         self.source, self.offset, self.target = source, offset, target
         self.devmajor, self.devminor = devmajor, devminor
@@ -81,8 +93,9 @@ class _Tree:
         self.image = image
 
     def error(self, msg: str) -> FlattenError:
-        return FlattenError(msg, file=self.image,
-                            hint="the image holds a layer urunix refuses to flatten; rebuild it with a standard tool")
+        return FlattenError(
+            msg, file=self.image, hint="the image holds a layer urunix refuses to flatten; rebuild it with a standard tool"
+        )
 
     # -- paths
     def resolve_dir(self, parts: list[str], create: bool) -> str | None:
@@ -169,12 +182,12 @@ class _Tree:
             elif n.kind == "symlink":
                 out.append(Member(p, "symlink", 0o777, target=n.target, uid=n.uid, gid=n.gid))
             else:
-                out.append(Member(p, n.kind, n.mode, uid=n.uid, gid=n.gid,
-                                  devmajor=n.devmajor, devminor=n.devminor))
+                out.append(Member(p, n.kind, n.mode, uid=n.uid, gid=n.gid, devmajor=n.devmajor, devminor=n.devminor))
         return out
 
 
 # ----------------------------------------------------------------- layers
+
 
 class _Window(io.RawIOBase):
     """A read-only view of bytes [start, start+size) of a file."""
@@ -234,8 +247,11 @@ def clean_name(name: str, image: str) -> str:
         raise FlattenError(f"member name {name!r} holds a NUL byte", file=image)
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
-        raise FlattenError(f"member name {name!r} climbs out of the image root with '..'", file=image,
-                           hint="the image is hostile or broken; urunix refuses it")
+        raise FlattenError(
+            f"member name {name!r} climbs out of the image root with '..'",
+            file=image,
+            hint="the image is hostile or broken; urunix refuses it",
+        )
     return "/".join(parts)
 
 
@@ -270,8 +286,16 @@ def _on_the_way(name: str, keep: set[str] | frozenset[str]) -> bool:
     return any(k == name or k.startswith(name + "/") or not name for k in keep)
 
 
-def _apply_layer(tree: _Tree, tar: tarfile.TarFile, base: int, source: str, scratch: str,
-                 size: int | None = None, keep: set[str] | None = None, limit: int = 0) -> None:
+def _apply_layer(
+    tree: _Tree,
+    tar: tarfile.TarFile,
+    base: int,
+    source: str,
+    scratch: str,
+    size: int | None = None,
+    keep: set[str] | None = None,
+    limit: int = 0,
+) -> None:
     """Apply one layer: whiteouts against the layers below, then the entries.
     `size`: the layer's length, to refuse a member whose data runs past it.
     `keep` (read_file): only what lies on the way to these paths is applied,
@@ -319,7 +343,7 @@ def _apply_layer(tree: _Tree, tar: tarfile.TarFile, base: int, source: str, scra
     for e in adds:
         name = e.name
         loc = tree.locate(name, create=True)
-        assert loc is not None   # create=True makes the parents
+        assert loc is not None  # create=True makes the parents
         parent, b = loc
         path = f"{parent}/{b}" if parent else b
         old = tree.nodes.get(path)
@@ -335,7 +359,7 @@ def _apply_layer(tree: _Tree, tar: tarfile.TarFile, base: int, source: str, scra
             tpath = (f"{loc[0]}/{loc[1]}" if loc[0] else loc[1]) if loc else None
             found = tree.nodes.get(tpath) if tpath else None
             if found is None and keep is not None and t not in keep:
-                raise _Need(t)   # read_file: apply the layers again, keeping the target too
+                raise _Need(t)  # read_file: apply the layers again, keeping the target too
             if found is None:
                 raise tree.error(f"hard link /{name} -> /{e.linkname}: no such file in the image")
             if found.kind == "dir":
@@ -346,8 +370,9 @@ def _apply_layer(tree: _Tree, tar: tarfile.TarFile, base: int, source: str, scra
         elif e.type == tarfile.SYMTYPE:
             node = _Inode("symlink", 0o777, e.uid, e.gid, target=e.linkname)
         elif e.type in (tarfile.CHRTYPE, tarfile.BLKTYPE):
-            node = _Inode("char" if e.type == tarfile.CHRTYPE else "block", mode, e.uid, e.gid,
-                          devmajor=e.devmajor, devminor=e.devminor)
+            node = _Inode(
+                "char" if e.type == tarfile.CHRTYPE else "block", mode, e.uid, e.gid, devmajor=e.devmajor, devminor=e.devminor
+            )
         elif e.type == tarfile.FIFOTYPE:
             node = _Inode("fifo", mode, e.uid, e.gid)
         elif e.type in tarfile.REGULAR_TYPES or e.tmp:
@@ -363,6 +388,7 @@ def _apply_layer(tree: _Tree, tar: tarfile.TarFile, base: int, source: str, scra
 
 
 # ------------------------------------------------------------------ the API
+
 
 @dataclass
 class FlatImage:
@@ -426,8 +452,11 @@ def flatten(image: str, scratch_dir: str | None = None) -> FlatImage:
                 magic = _magic(path, start)
                 if magic[:2] == b"\x1f\x8b":
                     plain = os.path.join(scratch, f"layer{i}.tar")
-                    with _Window(path, start, size) as w, gzip.GzipFile(fileobj=io.BufferedReader(w, CHUNK)) as gz, \
-                            open(plain, "wb") as out:
+                    with (
+                        _Window(path, start, size) as w,
+                        gzip.GzipFile(fileobj=io.BufferedReader(w, CHUNK)) as gz,
+                        open(plain, "wb") as out,
+                    ):
                         while True:
                             try:
                                 chunk = gz.read(CHUNK)
@@ -435,11 +464,14 @@ def flatten(image: str, scratch_dir: str | None = None) -> FlatImage:
                                 raise FlattenError(f"layer {layer}: bad gzip data ({e})", file=image) from None
                             if not chunk:
                                 break
-                            out.write(chunk)   # ENOSPC here is the disk's fault, not the image's
+                            out.write(chunk)  # ENOSPC here is the disk's fault, not the image's
                     path, start, size = plain, 0, os.path.getsize(plain)
                 elif magic == b"\x28\xb5\x2f\xfd":
-                    raise FlattenError(f"layer {layer} is zstd-compressed, which urunix cannot read yet", file=image,
-                                       hint="re-export the image with gzip or uncompressed layers")
+                    raise FlattenError(
+                        f"layer {layer} is zstd-compressed, which urunix cannot read yet",
+                        file=image,
+                        hint="re-export the image with gzip or uncompressed layers",
+                    )
                 with _Window(path, start, size) as w:
                     try:
                         with tarfile.open(fileobj=io.BufferedReader(w, CHUNK), mode="r:") as t:
@@ -447,8 +479,15 @@ def flatten(image: str, scratch_dir: str | None = None) -> FlatImage:
                     except (tarfile.TarError, EOFError) as e:
                         raise FlattenError(f"layer {layer} is not a readable tar ({e})", file=image) from None
             cfg = info.config if isinstance(info.config, dict) else {}
-            return FlatImage(image, info.format, tree.members(), _run_config(cfg.get("config"), image),
-                             _text(cfg.get("architecture")), _text(cfg.get("os")), scratch)
+            return FlatImage(
+                image,
+                info.format,
+                tree.members(),
+                _run_config(cfg.get("config"), image),
+                _text(cfg.get("architecture")),
+                _text(cfg.get("os")),
+                scratch,
+            )
         except BaseException:
             shutil.rmtree(scratch, ignore_errors=True)
             raise
@@ -464,7 +503,7 @@ def _run_config(value: object, image: str) -> dict:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise FlattenError("the image config's \"config\" is not a JSON object", file=image)
+        raise FlattenError('the image config\'s "config" is not a JSON object', file=image)
     for key in ("Entrypoint", "Cmd", "Env"):
         v = value.get(key)
         if v is not None and not (isinstance(v, list) and all(isinstance(x, str) for x in v)):
@@ -527,7 +566,7 @@ def copy_member(m: Member, dest: str) -> str:
         if m.data is not None:
             out.write(m.data)
             return dest
-        assert m.source is not None, m   # a file member has data or a source
+        assert m.source is not None, m  # a file member has data or a source
         with open(m.source, "rb") as f:
             f.seek(m.offset)
             left = m.size
@@ -566,7 +605,7 @@ def read_file(store, info: ImageInfo, path: str, limit: int = 16 << 20, image: s
             members = tree.members()
             walked = _walk_links({m.path: m for m in members}, path)
             if walked is not None and walked[0] not in keep:
-                keep.add(walked[0])   # a symlink on the way leads elsewhere
+                keep.add(walked[0])  # a symlink on the way leads elsewhere
                 continue
             m = find(members, path)
             if m is None or m.kind != "file" or m.source is None:

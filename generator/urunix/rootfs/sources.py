@@ -50,17 +50,25 @@ def resolve(text: object, base_dir: Path, where: dict) -> Origin:
     nothing usable."""
     field = where.get("key") or where.get("field") or ""
     if not isinstance(text, str) or not text:
-        raise SpecError("must name a source", value=text, **where,
-                        allowed='"scratch", a directory, a file, an image archive, "oci:./layout", "docker://ref@sha256:..."')
+        raise SpecError(
+            "must name a source",
+            value=text,
+            **where,
+            allowed='"scratch", a directory, a file, an image archive, "oci:./layout", "docker://ref@sha256:..."',
+        )
     if text == "scratch":
         return Origin("scratch", "", field)
     if text.startswith("docker://") or _DIGEST.search(text):
-        ref = text[len("docker://"):] if text.startswith("docker://") else text
+        ref = text[len("docker://") :] if text.startswith("docker://") else text
         if not _DIGEST.search(ref):
-            raise SpecError("a registry reference must be pinned by digest", value=text, **where,
-                            hint=f"write {ref.split('@')[0]}@sha256:<digest>, so the build is reproducible")
+            raise SpecError(
+                "a registry reference must be pinned by digest",
+                value=text,
+                **where,
+                hint=f"write {ref.split('@')[0]}@sha256:<digest>, so the build is reproducible",
+            )
         return Origin("registry", ref, field)
-    layout = text[len("oci:"):] if text.startswith("oci:") else None
+    layout = text[len("oci:") :] if text.startswith("oci:") else None
     path = base_dir / (layout if layout is not None else text)
     if os.path.isdir(path):
         if is_layout(str(path)):
@@ -75,16 +83,25 @@ def resolve(text: object, base_dir: Path, where: dict) -> Origin:
         return Origin(kind, str(path.absolute()), field)
     if not text.startswith((".", "/", "~")) and _REF.match(text) and ("/" in text or ":" in text):
         name = text.rsplit("/", 1)[-1].split(":")[0]
-        raise SpecError("names a registry image that is not pinned by digest", value=text, **where,
-                        hint=f"pin it (docker://{text.split(':')[0] if ':' in text.rsplit('/', 1)[-1] else text}@sha256:...) "
-                             f"or save it locally: docker save {text} -o {name}.tar, then from = \"./{name}.tar\"")
-    raise SpecError("does not exist", value=text, **where,
-                    hint=_near_miss(text, base_dir) or f"paths are relative to the spec's directory ({base_dir})")
+        raise SpecError(
+            "names a registry image that is not pinned by digest",
+            value=text,
+            **where,
+            hint=f"pin it (docker://{text.split(':')[0] if ':' in text.rsplit('/', 1)[-1] else text}@sha256:...) "
+            f'or save it locally: docker save {text} -o {name}.tar, then from = "./{name}.tar"',
+        )
+    raise SpecError(
+        "does not exist",
+        value=text,
+        **where,
+        hint=_near_miss(text, base_dir) or f"paths are relative to the spec's directory ({base_dir})",
+    )
 
 
 def _near_miss(text: str, base_dir: Path) -> str | None:
     """did you mean "local"/"scratch", or a name that is there, beside the one given?"""
     from ..errors import did_you_mean
+
     close = did_you_mean(text, ("local", "scratch"))
     if close:
         return close
@@ -95,6 +112,6 @@ def _near_miss(text: str, base_dir: Path) -> str | None:
         return None
     close = did_you_mean(tail, names)
     if close:
-        name = close[len('did you mean "'):-2]
+        name = close[len('did you mean "') : -2]
         return f'did you mean "{head + "/" if head or text.startswith("/") else ""}{name}"? (paths are relative to {base_dir})'
     return None

@@ -43,27 +43,59 @@ def raw_tar(path: Path, files: dict[str, bytes]) -> None:
 def main() -> None:
     (HERE / "k").write_bytes(b"\x7fELF k")
     # loaders
-    text("deep-flow.yaml", "name: " + "[" * 5000 + "]" * 5000 + "\n", ["validate"], 2,
-         "RecursionError in pyyaml's composer (yamlspec.py now bounds the depth while composing)")
+    text(
+        "deep-flow.yaml",
+        "name: " + "[" * 5000 + "]" * 5000 + "\n",
+        ["validate"],
+        2,
+        "RecursionError in pyyaml's composer (yamlspec.py now bounds the depth while composing)",
+    )
     text("deep-map.yaml", "name: " + "{a: " * 3000 + "1" + "}" * 3000 + "\n", ["validate"], 2, "same, mappings")
-    text("deep-list.nix", "{ name = " + "[" * 1200 + "]" * 1200 + "; }\n", ["validate"], 2,
-         "RecursionError in json.loads of Nix's --json output (argsnix.py)")
-    text("deep-set.nix", "{ name = " + "{ a = " * 5000 + "1;" + " };" * 4999 + " }; }\n", ["validate"], 2,
-         "nested sets: refused by both readers")
-    text("nul-label.yaml", RUMP + 'labels: {x: "a\\0b"}\n', ["generate", "-o", "{tmp}/gen"], 2,
-         "ValueError from nixgen.nix_string (validate.py now refuses NUL everywhere)")
-    text("surrogate-label.yaml", RUMP + 'labels: {x: "a\\ud800b"}\n', ["build", "--backend", "native", "-o", "{tmp}/out"], 2,
-         "UnicodeEncodeError writing the config (validate.py now refuses lone surrogates)")
+    text(
+        "deep-list.nix",
+        "{ name = " + "[" * 1200 + "]" * 1200 + "; }\n",
+        ["validate"],
+        2,
+        "RecursionError in json.loads of Nix's --json output (argsnix.py)",
+    )
+    text(
+        "deep-set.nix",
+        "{ name = " + "{ a = " * 5000 + "1;" + " };" * 4999 + " }; }\n",
+        ["validate"],
+        2,
+        "nested sets: refused by both readers",
+    )
+    text(
+        "nul-label.yaml",
+        RUMP + 'labels: {x: "a\\0b"}\n',
+        ["generate", "-o", "{tmp}/gen"],
+        2,
+        "ValueError from nixgen.nix_string (validate.py now refuses NUL everywhere)",
+    )
+    text(
+        "surrogate-label.yaml",
+        RUMP + 'labels: {x: "a\\ud800b"}\n',
+        ["build", "--backend", "native", "-o", "{tmp}/out"],
+        2,
+        "UnicodeEncodeError writing the config (validate.py now refuses lone surrogates)",
+    )
     text("surrogate-env.yaml", RUMP + 'env: {"K\\udc80": "v"}\n', ["generate", "-o", "{tmp}/gen"], 2, "same, in a key")
-    text("long-name.yaml", RUMP.replace("files: {./k: /k}", "files: {./k: /k, ./k2: /" + "n" * 300 + "}"), ["validate"], 2,
-         "a 300-byte name was accepted and failed later in docker load / mke2fs")
+    text(
+        "long-name.yaml",
+        RUMP.replace("files: {./k: /k}", "files: {./k: /k, ./k2: /" + "n" * 300 + "}"),
+        ["validate"],
+        2,
+        "a 300-byte name was accepted and failed later in docker load / mke2fs",
+    )
     (HERE / "k2").write_bytes(b"k2")
     # image archives
     arch = HERE / "archives"
     arch.mkdir(exist_ok=True)
     ok_layer = layer([("bin/app", "file", b"app"), ("kernel", "file", b"K")])
-    raw_tar(arch / "null-config.tar", {"config.json": b"null", "manifest.json": json.dumps(
-        [{"Config": "config.json", "Layers": []}]).encode()})
+    raw_tar(
+        arch / "null-config.tar",
+        {"config.json": b"null", "manifest.json": json.dumps([{"Config": "config.json", "Layers": []}]).encode()},
+    )
     expect["archives/null-config.tar"] = {"cmd": ["inspect"], "exit": 2, "why": "AttributeError in inspect.py"}
     raw_tar(arch / "int-digest.tar", {"index.json": json.dumps({"manifests": [{"digest": 1}]}).encode()})
     expect["archives/int-digest.tar"] = {"cmd": ["inspect"], "exit": 2, "why": "AttributeError in imagefile._blob"}
@@ -71,28 +103,45 @@ def main() -> None:
     expect["archives/list-manifest.tar"] = {"cmd": ["inspect"], "exit": 2, "why": "AttributeError: list.get"}
     raw_tar(arch / "deep-index.tar", {"index.json": b"[" * 100000 + b"]" * 100000})
     expect["archives/deep-index.tar"] = {"cmd": ["inspect"], "exit": 2, "why": "RecursionError in json.loads"}
-    raw_tar(arch / "labels-list.tar", {"config.json": json.dumps({"config": {"Labels": ["x"]}}).encode(),
-                                       "manifest.json": json.dumps([{"Config": "config.json", "Layers": []}]).encode()})
+    raw_tar(
+        arch / "labels-list.tar",
+        {
+            "config.json": json.dumps({"config": {"Labels": ["x"]}}).encode(),
+            "manifest.json": json.dumps([{"Config": "config.json", "Layers": []}]).encode(),
+        },
+    )
     expect["archives/labels-list.tar"] = {"cmd": ["inspect"], "exit": 2, "why": "AttributeError: list.items"}
-    docker_archive(arch / "markup-labels.tar", [ok_layer], {"Labels": {"com.urunc.unikernel.[/]": "[/]",
-                                                                       "com.urunc.unikernel.[bold": "[red]x"}})
-    expect["archives/markup-labels.tar"] = {"cmd": ["inspect"], "exit": 1,
-                                            "why": "rich MarkupError rendering a label key (exit 1: labels and urunc.json disagree)"}
+    docker_archive(
+        arch / "markup-labels.tar",
+        [ok_layer],
+        {"Labels": {"com.urunc.unikernel.[/]": "[/]", "com.urunc.unikernel.[bold": "[red]x"}},
+    )
+    expect["archives/markup-labels.tar"] = {
+        "cmd": ["inspect"],
+        "exit": 1,
+        "why": "rich MarkupError rendering a label key (exit 1: labels and urunc.json disagree)",
+    }
     oci_archive(arch / "dotdot-digest.tar", [ok_layer])
-    (arch / "dotdot-digest.tar").read_bytes()   # readable
+    (arch / "dotdot-digest.tar").read_bytes()  # readable
     with tarfile.open(arch / "dotdot-digest.tar") as t:
         members = {m.name: t.extractfile(m).read() for m in t.getmembers()}
     idx = json.loads(members["index.json"])
     idx["manifests"][0]["digest"] = "../../../../etc:passwd"
     members["index.json"] = json.dumps(idx).encode()
     raw_tar(arch / "dotdot-digest.tar", members)
-    expect["archives/dotdot-digest.tar"] = {"cmd": ["inspect"], "exit": 2,
-                                            "why": "a digest's algorithm part was used as a path (blobs/../../etc/passwd)"}
+    expect["archives/dotdot-digest.tar"] = {
+        "cmd": ["inspect"],
+        "exit": 2,
+        "why": "a digest's algorithm part was used as a path (blobs/../../etc/passwd)",
+    }
     docker_archive(arch / "_tmp.tar", [layer([("bin/app", "file", b"app"), ("big", "file", b"x" * 100000)])[:-60000]])
     (arch / "truncated-layer.tar").write_bytes((arch / "_tmp.tar").read_bytes())
     (arch / "_tmp.tar").unlink()
-    expect["archives/truncated-layer.tar"] = {"cmd": ["rootfs-initrd"], "exit": 2,
-                                              "why": "a member's data past the layer's end was only noticed while writing"}
+    expect["archives/truncated-layer.tar"] = {
+        "cmd": ["rootfs-initrd"],
+        "exit": 2,
+        "why": "a member's data past the layer's end was only noticed while writing",
+    }
     docker_archive(arch / "env-int.tar", [ok_layer], {"Cmd": ["/bin/app"], "Env": [1]})
     expect["archives/env-int.tar"] = {"cmd": ["rootfs-initrd"], "exit": 2, "why": "AttributeError on Env entries"}
     docker_archive(arch / "cmd-string.tar", [ok_layer], {"Cmd": "/bin/app"})
@@ -100,11 +149,16 @@ def main() -> None:
     bad_gz = gzip.compress(ok_layer)[:-20] + b"\0" * 20
     docker_archive(arch / "bad-gzip.tar", [bad_gz])
     expect["archives/bad-gzip.tar"] = {"cmd": ["rootfs-initrd"], "exit": 2, "why": "zlib.error escaped as a crash"}
-    docker_archive(arch / "dir-symlink-block.tar", [layer([("usr/lib/x", "file", b"x"), ("lib", "symlink", "usr/lib"),
-                                                           ("bin/app", "file", b"app")])])
-    expect["archives/dir-symlink-block.tar"] = {"cmd": ["rootfs-block"], "exit": 0,
-                                                "why": "ext.py _rmtree: chmod(follow_symlinks=False) raised NotImplementedError "
-                                                       "on a staged symlink to a directory (every Debian-like rootfs)"}
+    docker_archive(
+        arch / "dir-symlink-block.tar",
+        [layer([("usr/lib/x", "file", b"x"), ("lib", "symlink", "usr/lib"), ("bin/app", "file", b"app")])],
+    )
+    expect["archives/dir-symlink-block.tar"] = {
+        "cmd": ["rootfs-block"],
+        "exit": 0,
+        "why": "ext.py _rmtree: chmod(follow_symlinks=False) raised NotImplementedError "
+        "on a staged symlink to a directory (every Debian-like rootfs)",
+    }
     (HERE / "expect.json").write_text(json.dumps(expect, indent=1, sort_keys=True) + "\n")
 
 
