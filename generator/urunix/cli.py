@@ -450,6 +450,15 @@ def main(argv: list[str] | None = None) -> int:
     _interrupted[0] = False
     _main_running[0] = True
     try:
+        return _run(args)
+    except KeyboardInterrupt:  # one that came while an exit code or a message was being worked out
+        return _say_interrupted()
+    finally:
+        _stop_unwinding()
+
+
+def _run(args: list[str]) -> int:
+    try:
         app(args=args, prog_name="urunix")
     except SystemExit as e:
         if _interrupted[0]:
@@ -464,9 +473,23 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except KeyboardInterrupt:
         return _say_interrupted()
-    finally:
-        _main_running[0] = False
     return 0
+
+
+def _stop_unwinding() -> None:
+    """main() is done: from now on a SIGINT/SIGTERM kills the process as it
+    would without us. The flag flips with both signals held, so one cannot
+    raise a KeyboardInterrupt in between (outside any handler)."""
+    import signal
+
+    sigs = {signal.SIGINT, signal.SIGTERM}
+    try:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    except (AttributeError, OSError, ValueError):
+        old = None
+    _main_running[0] = False
+    if old is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 if __name__ == "__main__":
