@@ -22,7 +22,7 @@ import json
 import re
 from typing import Any
 
-PREFIX = "com.urunc.unikernel."
+from .helpers.urunc_json import PREFIX
 
 #: Spec field -> bunnyfile key, where bunny has one (hops/package.go).
 BUNNY_NAMES = {

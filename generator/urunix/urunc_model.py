@@ -12,6 +12,8 @@ import binascii
 import json
 from dataclasses import dataclass, field
 
+from .helpers.urunc_json import PREFIX
+
 RELEASES = ("v0.5.0", "v0.6.0", "v0.7.0", "main")
 COMMITS = {"v0.5.0": "c755088df8f3", "v0.6.0": "54466f08b299", "v0.7.0": "6e5ea5efe2c8", "main": "f6ddb034acd3"}
 
@@ -91,7 +93,6 @@ def monitor_view(monitor: str, argv: list[str], fc_config: dict | None) -> dict:
     return view
 
 
-PREFIX = "com.urunc.unikernel."
 KEYS = ("unikernelType", "unikernelVersion", "binary", "cmdline", "hypervisor", "initrd", "block", "blkMntPoint")
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 GUESTS = {

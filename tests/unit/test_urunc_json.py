@@ -74,3 +74,12 @@ def test_write_replaces_atomically(tmp_path):
     target.write_bytes(b"old")
     U._write(str(target), b"new")
     assert target.read_bytes() == b"new" and sorted(p.name for p in tmp_path.iterdir()) == ["f"]
+
+
+def test_the_label_prefix_is_the_contracts():
+    """One Python copy of the prefix (helpers/urunc_json.py, stdlib-only so
+    derivations can run it), equal to the contract's, which Nix reads."""
+    from urunix.helpers import urunc_json
+    from urunix.resources import contract
+
+    assert urunc_json.PREFIX == contract()["prefix"]

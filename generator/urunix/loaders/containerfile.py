@@ -95,6 +95,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import _UNSET, NotSupportedYet, Problem, SpecError, did_you_mean
+from ..helpers.urunc_json import PREFIX
 from ..spec import FileEntry, Rootfs, Spec, display_path
 from . import dockerignore
 from ._common import read_text
@@ -102,7 +103,6 @@ from .buildcontext import BuildContext, ContextError, Resolved
 from .copyorder import CannotSplit, children, later_wins
 from .gomatch import BadPattern, has_wildcards
 
-PREFIX = "com.urunc.unikernel."
 #: The PATH Docker puts in an image that has none (system.DefaultPathEnv).
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
