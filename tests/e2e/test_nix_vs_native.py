@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from cli import urunix
-from nixhelp import assert_same_content, build_example, need_nix
+from nixhelp import assert_same_content, build_example, member_entry, need_nix
 from standins import EXAMPLES  # noqa: E402
 
 # Examples whose rootfs/kernel/init come from image archives are compared
@@ -51,17 +51,7 @@ def exported(tar_path: Path) -> dict[str, tuple]:
             path = os.path.normpath("/" + m.name)
             if path == "/" or path.split("/")[1] in MADE_BY_DOCKER:
                 continue
-            if m.isfile():
-                what = ("file", hashlib.sha256(t.extractfile(m).read()).hexdigest())
-            elif m.isdir():
-                what = ("dir", "")
-            elif m.issym():
-                what = ("symlink", m.linkname)
-            elif m.islnk():
-                what = ("hardlink", os.path.normpath("/" + m.linkname))
-            else:
-                what = (str(m.type), f"{m.devmajor}:{m.devminor}")
-            out[path] = (what[0], m.mode & 0o7777, m.uid, m.gid, what[1])
+            out[path] = member_entry(t, m)
     return out
 
 

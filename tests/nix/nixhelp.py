@@ -130,13 +130,29 @@ UNAVOIDABLE = {
 CONFIG_KEYS = ("Labels", "Env", "Entrypoint", "Cmd", "WorkingDir")
 
 
+def member_entry(t: tarfile.TarFile, m: tarfile.TarInfo) -> tuple:
+    """A tar member as the content comparisons see it: (type, mode, uid,
+    gid, sha256 of the bytes or the link target)."""
+    import hashlib
+
+    if m.isfile():
+        what = ("file", hashlib.sha256(t.extractfile(m).read()).hexdigest())
+    elif m.isdir():
+        what = ("dir", "")
+    elif m.issym():
+        what = ("symlink", m.linkname)
+    elif m.islnk():
+        what = ("hardlink", os.path.normpath("/" + m.linkname))
+    else:
+        what = (str(m.type), f"{m.devmajor}:{m.devminor}")
+    return (what[0], m.mode & 0o7777, m.uid, m.gid, what[1])
+
+
 def image_content(archive: Path) -> tuple[dict, dict[str, tuple]]:
     """(config, tree) of a docker-archive (plain or compressed): config is
     Labels, Env, Entrypoint, Cmd, WorkingDir and Architecture; tree maps
     each path of the merged layers to (type, mode, uid, gid, sha256 of the
     bytes or the link target). See UNAVOIDABLE for what is normalized."""
-    import hashlib
-
     with tarfile.open(archive) as t:
         manifest = json.load(t.extractfile("manifest.json"))[0]
         cfg = json.load(t.extractfile(manifest["Config"]))
@@ -151,17 +167,7 @@ def image_content(archive: Path) -> tuple[dict, dict[str, tuple]]:
                         gone = os.path.join(os.path.dirname(path), base[4:])
                         tree = {p: v for p, v in tree.items() if p != gone and not p.startswith(gone + "/")}
                         continue
-                    if m.isfile():
-                        what = ("file", hashlib.sha256(lt.extractfile(m).read()).hexdigest())
-                    elif m.isdir():
-                        what = ("dir", "")
-                    elif m.issym():
-                        what = ("symlink", m.linkname)
-                    elif m.islnk():
-                        what = ("hardlink", os.path.normpath("/" + m.linkname))
-                    else:
-                        what = (str(m.type), f"{m.devmajor}:{m.devminor}")
-                    tree[path] = (what[0], m.mode & 0o7777, m.uid, m.gid, what[1])
+                    tree[path] = member_entry(lt, m)
     c = cfg.get("config") or {}
     config = {k: c.get(k) for k in CONFIG_KEYS}
     config["Env"] = config["Env"] or []
