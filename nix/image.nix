@@ -59,7 +59,7 @@ let
       };
   nixCheckPy = "${package}/helpers/nix_check.py";
   # The base archive's helper: with the package when it builds a rootfs or
-  # takes a file out of an image; else the three helpers it needs suffice,
+  # takes a file out of an image; else the four helpers it needs suffice,
   # so a change elsewhere in the package does not rebuild the base.
   baseHelpers = builtins.path {
     path = sources.helpers;
@@ -70,6 +70,7 @@ let
         "base_image.py"
         "image_writer.py"
         "build_rootfs.py"
+        "script.py"
       ];
   };
   baseImagePy =
@@ -149,7 +150,8 @@ let
     in
     if checked == null then derivation attrs else gated checked attrs;
 
-  # The stream script's helpers: the writer and the script's own module.
+  # The stream script's helpers: the writer, the script's own module and
+  # what the helpers share (script.py).
   streamHelpers = builtins.path {
     path = sources.helpers;
     name = "urunix-stream-helpers";
@@ -158,6 +160,7 @@ let
       builtins.elem (baseNameOf path) [
         "image_writer.py"
         "stream_image.py"
+        "script.py"
       ];
   };
 

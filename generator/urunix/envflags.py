@@ -4,8 +4,8 @@ that `=0` means the same everywhere: off.
 
 Off: unset, empty, or (any case, spaces around ignored) 0, false, no, off.
 On: any other value (1, yes, true, ...). The stdlib-only helpers that run
-inside Nix derivations (helpers/base_image.py, helpers/build_rootfs.py)
-cannot import the package; they repeat this rule for URUNIX_DEBUG only."""
+inside Nix derivations cannot import the package; helpers/script.py repeats
+this rule for URUNIX_DEBUG only."""
 
 from __future__ import annotations
 

@@ -193,7 +193,7 @@ def _copy_library(out_dir: Path, package: bool = False) -> None:
         if p.is_file() and p.suffix == ".nix" and p.name != "sources.nix":
             shutil.copyfile(p, lib / p.name)
     (lib / "helpers").mkdir(exist_ok=True)
-    for helper in ("tree.py", "base_image.py", "image_writer.py", "build_rootfs.py", "stream_image.py"):
+    for helper in ("tree.py", "base_image.py", "image_writer.py", "build_rootfs.py", "stream_image.py", "script.py"):
         shutil.copyfile(HELPERS / helper, lib / "helpers" / helper)
     shutil.copyfile(CONTRACT, lib / "contract.json")
     if (lib / "package").exists():

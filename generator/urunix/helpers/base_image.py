@@ -2,7 +2,7 @@
 other files), written in one derivation as a docker-archive that
 dockerTools.buildImage then takes as `fromImage`.
 
-stdlib only; loads the urunix package the way build_rootfs.py does. Why one
+stdlib only; loads the urunix package as build_rootfs.py does (script.py). Why one
 step: the rootfs artifact (an ext2 image, a cpio) is built in the build
 directory and streamed straight into its layer, so it enters the Nix store
 once, inside this archive, instead of as an artifact, a layer tree, a layer
@@ -46,6 +46,7 @@ from contextlib import ExitStack
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import build_rootfs  # noqa: E402
+import script  # noqa: E402
 
 
 SCAN_LIMIT = 16 << 20
@@ -115,7 +116,7 @@ def plan_layers(desc: dict, stack: ExitStack):
 
         Materializer = copy_member = None
     else:
-        build_rootfs._load_package()
+        script.load_package()
         from urunix.helpers import image_writer
         from urunix.native.artifacts import Materializer
         from urunix.rootfs.flatten import copy_member
@@ -174,26 +175,11 @@ def plan_layers(desc: dict, stack: ExitStack):
 
 
 def main(argv: list[str]) -> int:
-    one = argv[1:2] == ["--layer"]
-    if one:
+    if argv[1:2] == ["--layer"]:
         # LAYER.json may name a derivation's output (the urunc.json layer):
         # then it comes by passAsFile, in $layerPath
-        argv = argv[:1] + argv[2:]
-        if len(argv) == 2 and os.environ.get("layerPath"):
-            argv = [argv[0], os.environ["layerPath"], argv[1]]
-    if len(argv) != 3:
-        print("usage: base_image.py [--layer] BASE.json OUT (--layer: LAYER.json also in $layerPath)", file=sys.stderr)
-        return 2
-    with open(argv[1], "rb") as f:
-        desc = json.load(f)
-    try:
-        (build_layer if one else build)(desc, argv[2])
-    except Exception as e:  # a derivation log wants the reason, not a traceback
-        if os.environ.get("URUNIX_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off"):  # urunix/envflags.py
-            raise
-        print(f"base_image.py: {type(e).__name__}: {e}", file=sys.stderr)
-        return 1
-    return 0
+        return script.run(argv[:1] + argv[2:], "--layer LAYER.json OUT (or LAYER.json in $layerPath)", build_layer, "layerPath")
+    return script.run(argv, "[--layer] BASE.json OUT", build)
 
 
 if __name__ == "__main__":

@@ -20,8 +20,6 @@ and to extract a file:
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import os
 import shutil
 import sys
@@ -29,17 +27,8 @@ import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
-
-def _load_package():
-    """Import urunix from the directory holding helpers/ (a store path with
-    a hash in its name, so a plain sys.path entry would not do)."""
-    if "urunix" in sys.modules:
-        return
-    pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    spec = importlib.util.spec_from_file_location("urunix", os.path.join(pkg, "__init__.py"), submodule_search_locations=[pkg])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["urunix"] = module
-    spec.loader.exec_module(module)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import script  # noqa: E402
 
 
 def _origin(d: dict):
@@ -89,7 +78,7 @@ def _image(desc: dict):
 
 
 def build(desc: dict, out: str) -> None:
-    _load_package()
+    script.load_package()
     from urunix.helpers import cpio, ext
     from urunix.helpers.image_writer import Member
     from urunix.native.artifacts import Materializer
@@ -146,19 +135,7 @@ def write_tree(members, out: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 3:
-        print("usage: build_rootfs.py ROOTFS.json OUT", file=sys.stderr)
-        return 2
-    with open(argv[1], "rb") as f:
-        desc = json.load(f)
-    try:
-        build(desc, argv[2])
-    except Exception as e:  # a derivation log wants the reason, not a traceback
-        if os.environ.get("URUNIX_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off"):  # urunix/envflags.py
-            raise
-        print(f"build_rootfs.py: {type(e).__name__}: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return script.run(argv, "ROOTFS.json OUT", build)
 
 
 if __name__ == "__main__":

@@ -1107,19 +1107,18 @@ def remove_tree(path: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 3:
-        print("usage: image_writer.py PLAN.json OUT", file=sys.stderr)
-        return 2
-    with open(argv[1], "rb") as f:
-        plan = json.load(f)
     try:
-        # Inside a derivation $out does not exist yet: nothing to protect.
-        writer = write_atomic if os.path.lexists(argv[2]) else write
-        print(writer(plan, argv[2]))
-    except (PlanError, OSError) as e:
-        print(f"image_writer: {e}", file=sys.stderr)
-        return 1
-    return 0
+        from . import script
+    except ImportError:  # run by path, also as `python3 -I` (no directory on sys.path)
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import script  # type: ignore[no-redef]
+
+    return script.run(argv, "PLAN.json OUT", _write_plan)
+
+
+def _write_plan(plan: dict, out: str) -> None:
+    # Inside a derivation $out does not exist yet: nothing to protect.
+    print((write_atomic if os.path.lexists(out) else write)(plan, out))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ before it writes /urunc.json, so `nix-build` judges a spec with the very code
 fails with the same messages.
 
 stdlib only. Like build_rootfs.py it loads the urunix package from the
-directory above its own (a store path).
+directory above its own (a store path; script.py).
 
     python3 nix_check.py CHECK.json OUT_DIR      (or CHECK.json in $checkPath)
 
@@ -32,7 +32,6 @@ on the host; that prefix is taken out of every message. Then:
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
@@ -40,16 +39,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-
-def _load_package():
-    """Import urunix from the directory holding helpers/ (see build_rootfs.py)."""
-    if "urunix" in sys.modules:
-        return
-    pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    spec = importlib.util.spec_from_file_location("urunix", os.path.join(pkg, "__init__.py"), submodule_search_locations=[pkg])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["urunix"] = module
-    spec.loader.exec_module(module)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import script  # noqa: E402
 
 
 def lay_out(root: str, sources: dict[str, str | None]) -> None:
@@ -181,7 +172,7 @@ def drift(nix: dict[str, Any], py: dict[str, Any]) -> list[str]:
 
 def check(doc: dict[str, Any], root: str) -> tuple[int, str, Any]:
     """(exit code, text for stderr, annotations or None)."""
-    _load_package()
+    script.load_package()
     from urunix.errors import SpecError
     from urunix.loaders import nixdata
     from urunix.loaders._common import build_spec, read_text
@@ -250,15 +241,11 @@ def check(doc: dict[str, Any], root: str) -> tuple[int, str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) == 3:
-        check_file, out = argv[1], argv[2]
-    elif len(argv) == 2 and os.environ.get("checkPath"):
-        check_file, out = os.environ["checkPath"], argv[1]
-    else:
-        print("usage: nix_check.py CHECK.json OUT_DIR", file=sys.stderr)
-        return 64
-    with open(check_file, "rb") as f:  # Nix strings are bytes: keep any that are not UTF-8
-        doc = json.loads(f.read().decode("utf-8", "surrogateescape"))
+    return script.run(argv, "CHECK.json OUT_DIR (or CHECK.json in $checkPath)", judge, "checkPath")
+
+
+def judge(doc: dict[str, Any], out: str) -> int:
+    """check(), its text on stderr, and the metadata in `out` if it passed."""
     with tempfile.TemporaryDirectory(prefix="urunix-host-") as tmp:
         root = os.path.realpath(tmp)
         code, text, annotations = check(doc, root)
@@ -269,14 +256,7 @@ def main(argv: list[str]) -> int:
         return code
     from urunix.helpers import urunc_json
 
-    os.makedirs(out, exist_ok=True)
-    urunc_json._write(os.path.join(out, "urunc.json"), urunc_json.urunc_json(annotations))
-    urunc_json._write(
-        os.path.join(out, "labels.json"),
-        (json.dumps(urunc_json.labels(annotations), sort_keys=True, ensure_ascii=False) + "\n").encode(
-            "utf-8", "surrogateescape"
-        ),
-    )
+    urunc_json.write(out, annotations)
     return 0
 
 

@@ -18,6 +18,12 @@ import json
 import os
 import sys
 
+try:
+    from . import script
+except ImportError:  # run by path, also as `python3 -I` (no directory on sys.path)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import script  # type: ignore[no-redef]
+
 PREFIX = "com.urunc.unikernel."
 
 
@@ -63,19 +69,18 @@ def _write(path: str, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) != 3:
-        print("usage: urunc_json.py ANNOTATIONS.json OUT_DIR", file=sys.stderr)
-        return 2
-    with open(argv[1], "rb") as f:
-        annotations = json.load(f)
-    os.makedirs(argv[2], exist_ok=True)
-    _write(os.path.join(argv[2], "urunc.json"), urunc_json(annotations))
+def write(out_dir: str, annotations: dict[str, str]) -> None:
+    """OUT_DIR/urunc.json and OUT_DIR/labels.json (the labels as JSON)."""
+    os.makedirs(out_dir, exist_ok=True)
+    _write(os.path.join(out_dir, "urunc.json"), urunc_json(annotations))
     _write(
-        os.path.join(argv[2], "labels.json"),
+        os.path.join(out_dir, "labels.json"),
         (json.dumps(labels(annotations), sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8", "surrogateescape"),
     )
-    return 0
+
+
+def main(argv: list[str]) -> int:
+    return script.run(argv, "ANNOTATIONS.json OUT_DIR", lambda annotations, out: write(out, annotations))
 
 
 if __name__ == "__main__":
