@@ -539,82 +539,27 @@ def test_flake_build_with_input_overridden(tmp_path):
     for d in (repo, pkgs):
         run(["git", "init", "-q"], cwd=d)
         run(["git", "add", "-A"], cwd=d)
-    run(
-        [
-            "nix",
-            *FLAKES,
-            "build",
-            "--option",
-            "substituters",
-            "",
-            "--override-input",
-            "nixpkgs",
-            f"path:{pkgs}",
-            "-o",
-            str(tmp_path / "result"),
-            f"path:{repo}",
-        ],
-        cwd=repo,
-    )
+
+    def flake(*command: str):
+        """`nix` on the repo's flake, its nixpkgs input the test pkgs."""
+        return run(
+            ["nix", *FLAKES, *command[:-1], *NIX_OPTS, "--override-input", "nixpkgs", f"path:{pkgs}", command[-1]], cwd=repo
+        )
+
+    flake("build", "-o", str(tmp_path / "result"), f"path:{repo}")
     config, files, _ = read_image(tmp_path / "result")
     assert config["architecture"] == {"x86_64-linux": "amd64", "aarch64-linux": "arm64"}[system]
     # Both systems' outputs, evaluated (pure, so no builtins.currentSystem):
     # each has its own system's architecture in the image config.
     for other, arch in (("x86_64-linux", "amd64"), ("aarch64-linux", "arm64")):
-        got = run(
-            [
-                "nix",
-                *FLAKES,
-                "eval",
-                "--raw",
-                "--option",
-                "substituters",
-                "",
-                "--override-input",
-                "nixpkgs",
-                f"path:{pkgs}",
-                f"path:{repo}#packages.{other}.default.baseJson.text",
-            ],
-            cwd=repo,
-        ).stdout
+        got = flake("eval", "--raw", f"path:{repo}#packages.{other}.default.baseJson.text").stdout
         assert json.loads(got)["architecture"] == arch, other
-        drv_system = run(
-            [
-                "nix",
-                *FLAKES,
-                "eval",
-                "--raw",
-                "--option",
-                "substituters",
-                "",
-                "--override-input",
-                "nixpkgs",
-                f"path:{pkgs}",
-                f"path:{repo}#packages.{other}.default.system",
-            ],
-            cwd=repo,
-        ).stdout
+        drv_system = flake("eval", "--raw", f"path:{repo}#packages.{other}.default.system").stdout
         assert drv_system == other
     assert config["config"]["Labels"]["com.urunc.unikernel.binary"] == "/unikernel/hello.hvt"
     assert files["/unikernel/hello.hvt"][1] == (ROOT / "templates" / "flake" / "hello.hvt").read_bytes()
     # packages.<system>.stream: the same image, streamed
-    run(
-        [
-            "nix",
-            *FLAKES,
-            "build",
-            "--option",
-            "substituters",
-            "",
-            "--override-input",
-            "nixpkgs",
-            f"path:{pkgs}",
-            "-o",
-            str(tmp_path / "stream"),
-            f"path:{repo}#stream",
-        ],
-        cwd=repo,
-    )
+    flake("build", "-o", str(tmp_path / "stream"), f"path:{repo}#stream")
     with open(tmp_path / "streamed.tar", "wb") as f:
         subprocess.run([str(tmp_path / "stream")], stdout=f, check=True)
     assert_same_content(tmp_path / "streamed.tar", tmp_path / "result")

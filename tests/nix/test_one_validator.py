@@ -39,6 +39,28 @@ def spec_dir(d: Path, spec: dict, files: dict[str, bytes] | None = None) -> Path
     return d / "args.nix"
 
 
+def nix_build(repo: Path, args: Path, environ: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`nix-build` of the bimanix checkout `repo` with the spec `args` (testpkgs)."""
+    return subprocess.run(
+        [
+            "nix-build",
+            str(repo / "default.nix"),
+            "--no-out-link",
+            "--arg",
+            "args",
+            str(args),
+            "--arg",
+            "pkgs",
+            pkgs_expr(),
+            *NIX_OPTS,
+        ],
+        capture_output=True,
+        text=True,
+        env=environ or env(),
+        timeout=600,
+    )
+
+
 BASE = {"name": "x/y", "files": {"./k": "/k"}, "annotations": {"unikernelType": "rumprun", "hypervisor": "hvt", "binary": "/k"}}
 
 # The five probes the two validators once judged differently: (change, accepted?)
@@ -68,24 +90,7 @@ def test_probe_real_nix_build(tmp_path, probe):
     change, accepted = PROBES[probe]
     repo = bimanix_checkout(tmp_path / "repo")
     args = spec_dir(tmp_path / "spec", {**BASE, **change})
-    r = subprocess.run(
-        [
-            "nix-build",
-            str(repo / "default.nix"),
-            "--no-out-link",
-            "--arg",
-            "args",
-            str(args),
-            "--arg",
-            "pkgs",
-            pkgs_expr(),
-            *NIX_OPTS,
-        ],
-        capture_output=True,
-        text=True,
-        env=env(),
-        timeout=600,
-    )
+    r = nix_build(repo, args)
     ok, text = python_verdict(args)
     assert (r.returncode == 0) is ok is accepted, r.stderr
     if not ok:
@@ -232,24 +237,7 @@ def test_drift_fails_a_real_build(tmp_path):
             "cmd": ["/urunit", "echo", "two words"],
         },
     )
-    r = subprocess.run(
-        [
-            "nix-build",
-            str(repo / "default.nix"),
-            "--no-out-link",
-            "--arg",
-            "args",
-            str(args),
-            "--arg",
-            "pkgs",
-            pkgs_expr(),
-            *NIX_OPTS,
-        ],
-        capture_output=True,
-        text=True,
-        env=env(),
-        timeout=600,
-    )
+    r = nix_build(repo, args)
     assert r.returncode != 0
     assert "the Nix library and the Python validator planned this image differently" in r.stderr
     assert "/urunit echo 'two words'" in r.stderr and "/urunit echo two words" in r.stderr
@@ -322,24 +310,7 @@ def test_sandboxed_build_sees_only_the_store_copies(tmp_path):
         ({str(tmp_path / "abs" / "kern"): "/k", "./a": "/k/a"}, False),
     ):
         args = spec_dir(tmp_path / f"spec-{accepted}", {**BASE, "name": "x/sandboxed", "files": files})
-        r = subprocess.run(
-            [
-                "nix-build",
-                str(repo / "default.nix"),
-                "--no-out-link",
-                "--arg",
-                "args",
-                str(args),
-                "--arg",
-                "pkgs",
-                pkgs_expr(),
-                *NIX_OPTS,
-            ],
-            capture_output=True,
-            text=True,
-            env=sandbox,
-            timeout=600,
-        )
+        r = nix_build(repo, args, sandbox)
         ok, text = python_verdict(args)
         assert (r.returncode == 0) is ok is accepted, r.stderr[-3000:]
         if not ok:
