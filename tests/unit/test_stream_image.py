@@ -33,6 +33,22 @@ def layer_dirs(tmp_path: Path, plan: dict) -> list[str]:
     return dirs
 
 
+def make_stream(tmp_path: Path, plan: dict, dirs: list[str], repo_tags: tuple[str, ...] = ("t/x:1",)) -> Path:
+    """The stream script for `plan`'s config and the layer directories `dirs`, as tmp_path/stream."""
+    script = tmp_path / "stream"
+    desc = {
+        "python": sys.executable,
+        "helpers": str(HELPERS),
+        "repoTags": list(repo_tags),
+        "created": plan["created"],
+        "architecture": plan.get("architecture", "amd64"),
+        "config": plan["config"],
+        "layers": dirs,
+    }
+    stream_image.make(desc, str(script))
+    return script
+
+
 def test_layers_alone_match_the_archive_and_the_stream_matches_the_file(tmp_path):
     plan = plan_for(tmp_path)
     whole = tmp_path / "whole.tar"
@@ -42,17 +58,7 @@ def test_layers_alone_match_the_archive_and_the_stream_matches_the_file(tmp_path
         manifest = json.load(t.extractfile("manifest.json"))[0]
         for d, name in zip(dirs, manifest["Layers"]):
             assert t.extractfile(name).read() == (Path(d) / "layer.tar").read_bytes()
-    script = tmp_path / "stream"
-    desc = {
-        "python": sys.executable,
-        "helpers": str(HELPERS),
-        "repoTags": plan["repoTags"],
-        "created": plan["created"],
-        "architecture": plan["architecture"],
-        "config": plan["config"],
-        "layers": dirs,
-    }
-    stream_image.make(desc, str(script))
+    script = make_stream(tmp_path, plan, dirs, tuple(plan["repoTags"]))
     # through a pipe (no seek, no tell), as `./result | docker load` runs it
     p = subprocess.Popen([str(script)], stdout=subprocess.PIPE)
     data = p.stdout.read()
@@ -64,16 +70,7 @@ def test_user_strings_reach_the_config_byte_for_byte(tmp_path):
     plan = plan_for(tmp_path)
     odd = "it's \"quoted\" \\ $HOME ${x} \u00e9 '''\n"
     plan["config"] = {"Cmd": [odd], "Labels": {"com.urunc.unikernel.cmdline": odd}}
-    desc = {
-        "python": sys.executable,
-        "helpers": str(HELPERS),
-        "repoTags": ["t/x:1"],
-        "created": plan["created"],
-        "architecture": "amd64",
-        "config": plan["config"],
-        "layers": layer_dirs(tmp_path, plan),
-    }
-    stream_image.make(desc, str(tmp_path / "stream"))
+    make_stream(tmp_path, plan, layer_dirs(tmp_path, plan))
     out = tmp_path / "out.tar"
     with open(out, "wb") as f:
         subprocess.run([str(tmp_path / "stream")], stdout=f, check=True)
@@ -84,16 +81,8 @@ def test_user_strings_reach_the_config_byte_for_byte(tmp_path):
 
 def test_a_closed_pipe_is_one_message(tmp_path):
     plan = plan_for(tmp_path)
-    desc = {
-        "python": sys.executable,
-        "helpers": str(HELPERS),
-        "repoTags": ["t/x:1"],
-        "created": plan["created"],
-        "architecture": "amd64",
-        "config": {},
-        "layers": layer_dirs(tmp_path, plan),
-    }
-    stream_image.make(desc, str(tmp_path / "stream"))
+    plan["config"] = {}
+    make_stream(tmp_path, plan, layer_dirs(tmp_path, plan))
     r = subprocess.run(f"{tmp_path / 'stream'} | head -c 10 >/dev/null", shell=True, capture_output=True, text=True)
     assert "stdout was closed before the whole image was written" in r.stderr
     assert "Traceback" not in r.stderr
@@ -102,16 +91,8 @@ def test_a_closed_pipe_is_one_message(tmp_path):
 def test_a_terminal_is_refused(tmp_path):
     pty = pytest.importorskip("pty")
     plan = plan_for(tmp_path)
-    desc = {
-        "python": sys.executable,
-        "helpers": str(HELPERS),
-        "repoTags": ["t/x:1"],
-        "created": plan["created"],
-        "architecture": "amd64",
-        "config": {},
-        "layers": layer_dirs(tmp_path, plan),
-    }
-    stream_image.make(desc, str(tmp_path / "stream"))
+    plan["config"] = {}
+    make_stream(tmp_path, plan, layer_dirs(tmp_path, plan))
     master, slave = pty.openpty()
     r = subprocess.run([str(tmp_path / "stream")], stdout=slave, stderr=subprocess.PIPE, text=True)
     os.close(slave)
