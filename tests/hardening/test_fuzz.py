@@ -133,6 +133,24 @@ def test_nix_data_reader(text):
 
 # ------------------------------------------------------------------ YAML, bunnyfile
 
+# spec field names, in the YAML tokens and the generated JSON-like keys alike
+SPEC_WORDS = [
+    "name",
+    "tag",
+    "files",
+    "annotations",
+    "rootfs",
+    "kernel",
+    "init",
+    "cmd",
+    "env",
+    "labels",
+    "include",
+    "type",
+    "from",
+    "path",
+]
+
 YAML_TOKENS = [
     "a",
     "b",
@@ -166,20 +184,7 @@ YAML_TOKENS = [
     "...\n",
     "%YAML 1.1\n",
     "\t",
-    "name",
-    "tag",
-    "files",
-    "annotations",
-    "rootfs",
-    "kernel",
-    "init",
-    "cmd",
-    "env",
-    "labels",
-    "include",
-    "type",
-    "from",
-    "path",
+    *SPEC_WORDS,
     "initrd",
     "block",
     "raw",
@@ -251,20 +256,7 @@ json_data = st.recursive(
         st.dictionaries(
             st.sampled_from(
                 [
-                    "name",
-                    "tag",
-                    "files",
-                    "annotations",
-                    "rootfs",
-                    "kernel",
-                    "init",
-                    "cmd",
-                    "env",
-                    "labels",
-                    "include",
-                    "type",
-                    "from",
-                    "path",
+                    *SPEC_WORDS,
                     "size",
                     "fsType",
                     "compression",
