@@ -61,18 +61,20 @@ let
   # The base archive's helper: with the package when it builds a rootfs or
   # takes a file out of an image; else the four helpers it needs suffice,
   # so a change elsewhere in the package does not rebuild the base.
-  baseHelpers = builtins.path {
-    path = sources.helpers;
-    name = "urunix-base-helpers";
-    filter =
-      path: type:
-      builtins.elem (baseNameOf path) [
-        "base_image.py"
-        "image_writer.py"
-        "build_rootfs.py"
-        "script.py"
-      ];
-  };
+  # helpersNamed name files -> store path: these helpers (and what they
+  # share, script.py) alone, so a change to another leaves it alone.
+  helpersNamed =
+    name: files:
+    builtins.path {
+      path = sources.helpers;
+      inherit name;
+      filter = path: type: builtins.elem (baseNameOf path) (files ++ [ "script.py" ]);
+    };
+  baseHelpers = helpersNamed "urunix-base-helpers" [
+    "base_image.py"
+    "image_writer.py"
+    "build_rootfs.py"
+  ];
   baseImagePy =
     needsPackage: if needsPackage then "${package}/helpers/base_image.py" else "${baseHelpers}/base_image.py";
 
@@ -152,17 +154,10 @@ let
 
   # The stream script's helpers: the writer, the script's own module and
   # what the helpers share (script.py).
-  streamHelpers = builtins.path {
-    path = sources.helpers;
-    name = "urunix-stream-helpers";
-    filter =
-      path: type:
-      builtins.elem (baseNameOf path) [
-        "image_writer.py"
-        "stream_image.py"
-        "script.py"
-      ];
-  };
+  streamHelpers = helpersNamed "urunix-stream-helpers" [
+    "image_writer.py"
+    "stream_image.py"
+  ];
 
   # mkStream base name tag s config layers -> derivation: an executable
   # script (helpers/stream_image.py) that writes the image's docker-archive

@@ -118,12 +118,18 @@ def test_same_input_same_bytes(tmp_path):
     assert build(extra_members(tree_members(t2))) == build(ms)
 
 
-def test_gnu_cpio_extracts_everything(tmp_path):
-    need("cpio")
+def tree_archive(tmp_path: Path) -> tuple[Path, list[Member], Path]:
+    """(the test tree, its members with the extra kinds, their cpio archive)."""
     src = make_tree(tmp_path / "t")
     ms = extra_members(tree_members(src))
     archive = tmp_path / "a.cpio"
     C.write_file(ms, str(archive))
+    return src, ms, archive
+
+
+def test_gnu_cpio_extracts_everything(tmp_path):
+    need("cpio")
+    src, ms, archive = tree_archive(tmp_path)
     out = tmp_path / "x"
     out.mkdir()
     r = subprocess.run(
@@ -160,10 +166,7 @@ def check_extracted(out: Path, src: Path, ms: list[Member]) -> None:
 
 def test_bsdcpio_reads_it(tmp_path):
     need("bsdcpio")
-    src = make_tree(tmp_path / "t")
-    ms = extra_members(tree_members(src))
-    archive = tmp_path / "a.cpio"
-    C.write_file(ms, str(archive))
+    src, ms, archive = tree_archive(tmp_path)
     r = subprocess.run(["bsdcpio", "-it", "--quiet"], stdin=open(archive, "rb"), capture_output=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout == b"".join(m.path.encode() + b"\n" for m in ms)
