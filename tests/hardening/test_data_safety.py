@@ -458,13 +458,19 @@ def test_an_explicit_entry_beats_the_directory_copy_around_it(tmp_path, form):
             "LABEL com.urunc.unikernel.unikernelType=unikraft com.urunc.unikernel.hypervisor=qemu "
             "com.urunc.unikernel.binary=/unikernel/k.hvt com.urunc.unikernel.initrd=/unikernel/initrd\n"
         )
-    out = tmp_path / "out.tar"
-    r = run_cli("build", str(spec), "--backend", "native", "-t", "t/ov", "-o", str(out), env={"URUNIX_NO_CACHE": "1"})
-    assert r.returncode == 0, r.stderr
-    _, _, files = read_archive(out)  # the image as Docker unpacks it: later layers win
+    files = _built_files(tmp_path, spec)
     assert files["unikernel/k.hvt"] == b"NEW kernel, named explicitly"
     assert files["unikernel/initrd"] == b"NEW initrd, named explicitly"
     assert files["unikernel/conf"] == b"conf\n"
+
+
+def _built_files(tmp_path: Path, spec: Path) -> dict:
+    """The files of `spec`'s image built natively, as Docker unpacks it
+    (later layers win)."""
+    out = tmp_path / "out.tar"
+    r = run_cli("build", str(spec), "--backend", "native", "-t", "t/ov", "-o", str(out), env={"URUNIX_NO_CACHE": "1"})
+    assert r.returncode == 0, r.stderr
+    return read_archive(out)[2]
 
 
 def test_containerfile_later_copy_wins_as_in_docker(tmp_path):
@@ -478,10 +484,7 @@ def test_containerfile_later_copy_wins_as_in_docker(tmp_path):
         "LABEL com.urunc.unikernel.unikernelType=rumprun com.urunc.unikernel.hypervisor=hvt "
         "com.urunc.unikernel.binary=/unikernel/k.hvt\n"
     )
-    out = tmp_path / "out.tar"
-    r = run_cli("build", str(spec), "--backend", "native", "-t", "t/ov", "-o", str(out), env={"URUNIX_NO_CACHE": "1"})
-    assert r.returncode == 0, r.stderr
-    _, _, files = read_archive(out)
+    files = _built_files(tmp_path, spec)
     assert files["unikernel/k.hvt"] == b"OLD kernel from the directory"
 
 
