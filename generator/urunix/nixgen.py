@@ -237,27 +237,6 @@ def unsupported(image: Image) -> str | None:
     return None
 
 
-def _fill_from_image(image: Image) -> Image:
-    """With a rootfs taken from an image, read the image's Entrypoint+Cmd
-    (when the spec gives no command), Env and WorkingDir now, exactly as
-    `urunix build` does at build time: the Nix library cannot read an image
-    at evaluation time, so the generated spec carries them."""
-    import copy
-    import tempfile
-    from contextlib import ExitStack
-
-    from .native.artifacts import Materializer
-
-    r = image.rootfs
-    if r is None or r.origin.kind != "image":
-        return image
-    img = copy.deepcopy(image)
-    with tempfile.TemporaryDirectory(prefix="urunix-gen-") as tmp, ExitStack() as stack:
-        m = Materializer(img, tmp, stack)
-        m.image_config(m.flat(r.origin))
-    return img
-
-
 class _Copier:
     """Copies sources into OUT/files/ under unique names, once each."""
 
@@ -346,7 +325,6 @@ def generate(image: Image, source_spec_path: str | os.PathLike | None, out_dir: 
     why = unsupported(image)
     if why:
         raise SpecError(why, hint="build this spec with `urunix build --backend native`")
-    image = _fill_from_image(image)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files_dir = out / "files"

@@ -217,7 +217,7 @@ def check(doc: dict[str, Any], root: str) -> tuple[int, str, Any]:
             # where Nix found it: "/abs" under the copies too, ".." taken
             # lexically (a parent may be a copied directory, a store path)
             f.path = Path(os.path.normpath(root + f.source if f.source.startswith("/") else f.path))
-        image, diag = validate(spec)
+        image, diag = validate(spec, read_images=False)  # as the Nix library: it cannot read an image
     except SpecError as e:
         out.append(e.render())
         image = None
