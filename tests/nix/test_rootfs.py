@@ -390,9 +390,11 @@ def test_image_rootfs_needs_cmd(tmp_path, srcdir):
     ok, err = nix_verdict(d / "args.nix", tmp_path / "out")
     assert not ok
     assert "rootfs.from is an image" in err and "set cmd = [ ... ];" in err and "urunix generate" in err
-    # the Python side reads the command from the image instead
+    # the Python side reads the command from the image instead, before
+    # validating; the Nix check (read_images=False) leaves it unread
     image, _ = validate(load(d / "args.nix"))
-    assert image.argv_from_image
+    assert not image.argv_from_image and image.cmd[:1] == ("/urunit",) and len(image.cmd) > 1
+    assert validate(load(d / "args.nix"), read_images=False)[0].argv_from_image
 
 
 def test_raw_from_image_refused(tmp_path, srcdir):
