@@ -140,7 +140,7 @@ def plan_layers(desc: dict, stack: ExitStack):
                 continue
             if "extract" in e:
                 d = e["extract"]
-                m = Materializer(build_rootfs._image({}), scratch, stack, host_hardlinks=False)
+                m = Materializer(None, scratch, stack, host_hardlinks=False)
                 member = m.extract(build_rootfs._extract(d))
                 dest = os.path.join(scratch, f"{i}-{j}")
                 copy_member(member, dest)
@@ -154,8 +154,8 @@ def plan_layers(desc: dict, stack: ExitStack):
             if r.get("origin", {}).get("kind") == "dir":
                 refs += store_refs(r["origin"]["location"], store_dir, seen)
             if r["type"] == "raw":
-                image = build_rootfs._image(r)
-                members += Materializer(image, scratch, stack, host_hardlinks=False).tree()
+                init = build_rootfs._extract(r.get("init"))
+                members += Materializer(build_rootfs._rootfs(r), scratch, stack, host_hardlinks=False, init=init).tree()
                 expanded = True
             else:
                 dest = os.path.join(scratch, f"{i}-{j}")
