@@ -8,9 +8,9 @@ targeted release would fail or mangle the guest's input, the spec is refused
 (exit 2) naming the release, the field and what urunc does; where it only
 might (it depends on the snapshotter), a warning says so.
 
-Pure functions over plain values, so the validator (spec time) and the
-builder (a rootfs image's own command and env, known at build time) share
-them."""
+Pure functions over plain values. The validator judges with them the spec's
+values and what a rootfs image gives (its command, Env and WorkingDir, read
+before validation by rootfs_image_config.py)."""
 
 from __future__ import annotations
 
@@ -109,7 +109,7 @@ class Rules:
     def __init__(self, targets: Iterable[str], spec: Any = None):
         self.targets = tuple(targets)
         # hints name fields and fixes in the user's own syntax (syntax.py);
-        # at build time, with no spec at hand, in the spec schema's
+        # without a spec at hand, in the spec schema's
         self.spec = spec if spec is not None else _SCHEMA
         self.rel = releases()
         self._out: list[tuple[str, str, str, str, Any, str | None]] = []
@@ -265,7 +265,7 @@ class Rules:
                     hint="build the rootfs as an initrd or a block image, or remove " + self.name("annotations.mountRootfs"),
                 )
 
-    # -- the command and the environment (spec or build time) -----------------
+    # -- the command and the environment (the spec's or the rootfs image's) ----
 
     def command(self, guest: str, argv: list[str], cmdline: str | None, names: list[str] | None = None) -> None:
         """`argv`: process.args as the image gives them (Entrypoint+Cmd);
