@@ -34,18 +34,18 @@ class ImageConfig:
         return self.entrypoint + self.cmd
 
 
-def of_spec(spec: Spec) -> tuple[ImageConfig | None, list[Problem]]:
-    """The config of the spec's rootfs image (None when the rootfs is not an
-    image), and the problems of an image that cannot be read. A `from` that
-    names nothing usable is left to the validator to report."""
+def of_spec(spec: Spec, kinds: tuple[str, ...] = IMAGE_KINDS) -> tuple[ImageConfig | None, list[Problem]]:
+    """The config of the spec's rootfs image when its origin is of one of
+    `kinds` (else None), and the problems of an image that cannot be read.
+    A `from` that names nothing usable is left to the validator to report."""
     r = spec.rootfs
-    if r is None or not isinstance(r.origin, str) or r.origin in ("local", "scratch"):
+    if r is None or not kinds or not isinstance(r.origin, str) or r.origin in ("local", "scratch"):
         return None, []
     try:
         origin = resolve_origin(r.origin, spec.base_dir, spec.where(f"{r.field or 'rootfs'}.from"))
     except SpecError:
         return None, []
-    if origin.kind not in IMAGE_KINDS:
+    if origin.kind not in kinds:
         return None, []
     try:
         return read(origin), []

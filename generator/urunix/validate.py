@@ -1009,11 +1009,15 @@ def created() -> str:
     return contract()["defaults"]["created"]
 
 
-def validate(spec: Spec, read_images: bool = True) -> tuple[Image, Diagnostics]:
+def validate(spec: Spec, read_images: str = "local") -> tuple[Image, Diagnostics]:
     """Spec -> Image, or SpecError listing every problem found. read_images:
-    read what a rootfs image gives first (rootfs_image_config.py); the Nix
-    check does not, as the Nix library cannot (helpers/nix_check.py)."""
-    base, wrong = rootfs_image_config.of_spec(spec) if read_images else (None, [])
+    which rootfs images to read what they give from first
+    (rootfs_image_config.py): "local" archives and layouts (cheap), "all"
+    (also a registry image's config and a Dockerfile's build: what `urunix
+    build` fetches anyway), or "none" (the Nix check: the Nix library cannot).
+    An image not read leaves Image.argv_from_image set."""
+    kinds = {"none": (), "local": ("image",), "all": IMAGE_KINDS}[read_images]
+    base, wrong = rootfs_image_config.of_spec(spec, kinds)
     v = Validator(spec, base)
     v.problems.extend(wrong)
     image = v.run()

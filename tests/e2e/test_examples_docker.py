@@ -45,7 +45,7 @@ def test_example_builds_and_loads(name, spec, tmp_path, docker):
     if spec == "bunnyfile":
         s.name, s.tag = f"urunix-test/{name}", "bunnyfile"
     image, _ = validate(s)
-    if validate(s, read_images=False)[0].argv_from_image:
+    if validate(s, read_images="none")[0].argv_from_image:
         # no command in the spec: the init, then the rootfs image's own
         # Entrypoint + Cmd (the stand-in image's, see standins.py); its Cmd
         # stays Cmd, so `docker run IMAGE ARGS` replaces only the arguments

@@ -234,5 +234,7 @@ def _which(name: str) -> str | None:
 
 
 def materialize(image: Image, scratch: str, stack: ExitStack, lazy: bool = False, exclude=()) -> Artifacts:
+    if image.argv_from_image:  # validate(spec, read_images="none"): not an Image to build
+        raise BuildError("the rootfs image's command was not read before validation")
     m = Materializer(image.rootfs, scratch, stack, exclude, kernel=image.kernel, init=image.init, source=image.source)
     return m.build(lazy)
