@@ -43,7 +43,10 @@ import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, TypedDict
+from typing import TYPE_CHECKING, Callable, Iterable, TypedDict
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 BLOCK = 512
 CHUNK = 1 << 20
@@ -87,8 +90,8 @@ class Member:
     devminor: int = 0
     offset: int = 0  # where the content starts in `source` (a layer inside an archive)
     # content made while the layer streams (an initrd): called with a write
-    # function, it must write exactly `size` bytes
-    fill: Callable[[Callable[[bytes], None]], None] | None = field(default=None, compare=False, repr=False)
+    # function (of any bytes-like object), it must write exactly `size` bytes
+    fill: "Callable[[Callable[[ReadableBuffer], None]], None] | None" = field(default=None, compare=False, repr=False)
     # the source file's identity when it was planned, "dev:ino:size:mtime_ns:ctime_ns"
     # (the layer cache keys on it; the walk has the stat already)
     ident: str | None = field(default=None, compare=False, repr=False)
