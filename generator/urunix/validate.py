@@ -372,7 +372,7 @@ class Validator:
                     hint=f"set only one of {a} and {b}; urunix writes both",
                 )
             elif a in ann or b in ann:
-                ann[a] = ann[b] = ann.get(a, ann.get(b))
+                ann[a] = ann[b] = ann[a] if a in ann else ann[b]
         if guest in c["guests"]:
             storage = c["guests"][guest].get("storage")
             for key in ("initrd", "block"):
