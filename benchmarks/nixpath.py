@@ -127,7 +127,12 @@ def run(bench, name: str, tree: str, kernel: str, spec_dir: str, env: dict, *, r
     stree_path = stree.stdout.strip()
     a_store = write_args(os.path.join(spec_dir, f"{name}-nix-store-a.nix"), f"bench/{name}-nix", "a", kernel, stree_path, "/init")
     b_store = write_args(
-        os.path.join(spec_dir, f"{name}-nix-store-b.nix"), f"bench/{name}-nix", "a", kernel, stree_path, "/init console=ttyS0 quiet"
+        os.path.join(spec_dir, f"{name}-nix-store-b.nix"),
+        f"bench/{name}-nix",
+        "a",
+        kernel,
+        stree_path,
+        "/init console=ttyS0 quiet",
     )
     y = write_yaml(os.path.join(spec_dir, f"{name}-block-native.yaml"), f"bench/{name}-nix", "a", kernel, tree, "/init")
     native_out = os.path.join(bench.out, "nix-native.tar")
