@@ -256,7 +256,7 @@ def build(
             )
         from . import nixgen
 
-        if dest.stream:
+        if dest.path is None:  # dest.stream
             import tempfile
 
             with tempfile.TemporaryDirectory(prefix="urunix-nix-out-") as tmp:

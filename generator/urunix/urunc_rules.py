@@ -88,7 +88,7 @@ def targets_hint(fmt: str, names: Iterable[str]) -> str:
 
 def is_urunit(path: str | None) -> bool:
     """urunc v0.7.0+ treat args[0] as urunit when its name says so (linux.go)."""
-    return bool(path) and "urunit" in posixpath.basename(path)
+    return path is not None and "urunit" in posixpath.basename(path)
 
 
 def _version_before(version: str | None, floor: tuple[int, ...]) -> bool:
@@ -96,7 +96,7 @@ def _version_before(version: str | None, floor: tuple[int, ...]) -> bool:
     if not version:
         return False
     m = re.match(r"^v?(\d+)\.(\d+)\.(\d+)", version)
-    return bool(m) and tuple(int(x) for x in m.groups()) < floor
+    return m is not None and tuple(int(x) for x in m.groups()) < floor
 
 
 _SCHEMA = type("Schema", (), {"format": "yaml", "names": {}})()

@@ -375,7 +375,7 @@ class Validator:
                     hint=f"set only one of {a} and {b}; urunix writes both",
                 )
             elif a in ann or b in ann:
-                ann[a] = ann[b] = ann.get(a, ann.get(b))
+                ann[a] = ann[b] = ann[a] if a in ann else ann[b]
         if guest in c["guests"]:
             storage = c["guests"][guest].get("storage")
             for key in ("initrd", "block"):
@@ -981,11 +981,11 @@ class Validator:
             tag=tag,
             architecture=arch,
             annotations=dict(sorted(ann.items())),
-            cmd=cmd,
-            entrypoint=entrypoint,
-            env=inherited + own,
+            cmd=tuple(cmd),
+            entrypoint=None if entrypoint is None else tuple(entrypoint),
+            env=tuple(inherited + own),
             labels=labels,
-            files=files,
+            files=tuple(files),
             created=created(),
             source=self.spec.file,
             rootfs=rootfs,

@@ -27,6 +27,7 @@ from nixhelp import (
     nix_build,
     read_image,
     run,
+    testpkgs_expr,
 )
 from urunix import nixgen
 from urunix.helpers import image_writer
@@ -548,6 +549,24 @@ def test_block_from_dir_same_listing_and_bytes(tmp_path, srcdir):
     subprocess.run([need("e2fsck"), "-fn", str(img)], check=True, capture_output=True)
     # same e2fsprogs (the host's, in both), same bytes
     assert a == b
+
+
+def test_block_from_a_store_path_is_used_where_it_is(tmp_path, srcdir):
+    """A `from` tree already in the store (a fetched or built tree) is not
+    copied again: the derivations take that store path, and the image is the
+    one the same tree as a directory gives."""
+    d = spec_dir(tmp_path, srcdir, SPECS["rumprun-block"])
+    stored = run(["nix-store", "--add", str(d / "rootdir")]).stdout.strip()
+    assert stored.startswith("/nix/store/") and stored.endswith("-rootdir")
+    (d / "args.nix").write_text(SPECS["rumprun-block"].replace('"./rootdir"', f'"{stored}"'))
+    drv = run(["nix-instantiate", str(d / "default.nix"), "--arg", "pkgs", testpkgs_expr(), *NIX_OPTS], cwd=d).stdout.split()[-1]
+    inputs = run(["nix-store", "-qR", drv]).stdout.split()
+    assert stored in inputs
+    digest = Path(stored).name.split("-", 1)[0]
+    assert [p for p in inputs if digest in p] == [stored], "the tree was copied into the store again"
+    nix = nix_build(d / "default.nix", d / "result", cwd=d)
+    nat = native(spec_dir(tmp_path / "dir", srcdir, SPECS["rumprun-block"]), tmp_path / "native.tar")
+    assert layer_file(nix, "/.boot/rootfs.ext2") == layer_file(nat, "/.boot/rootfs.ext2")
 
 
 def test_linux_guest_from_images_matches_native(tmp_path, srcdir):

@@ -113,7 +113,8 @@ def plan_layers(desc: dict, stack: ExitStack):
     if all("source" in e for layer in desc["layers"] for e in layer["entries"]):
         import image_writer  # copies only: the helper beside this one will do
 
-        Materializer = copy_member = None
+        # (no Materializer, no copy_member: the loop below needs them only
+        # for entries that extract or build)
     else:
         build_rootfs._load_package()
         from urunix.helpers import image_writer

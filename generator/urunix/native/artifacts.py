@@ -15,7 +15,7 @@ from typing import Callable
 
 from ..errors import BuildError, SpecError
 from ..helpers import cpio, ext
-from ..helpers.image_writer import Member, PlanError, clean_path, expand, host_mode
+from ..helpers.image_writer import Entry, Member, PlanError, clean_path, expand, host_mode
 from .. import overlap
 from ..plan import file_entry
 from ..rootfs import fetch
@@ -124,9 +124,9 @@ class Materializer:
         for m in base:
             merged[m.path] = m
         originals = {m.path: m for m in base if m.kind == "file"}
-        includes = []
+        includes: list[Entry] = []
         for i, f in enumerate(r.include):  # validate.py ordered them: a later entry wins
-            e = {**file_entry(f, self.host_hardlinks), "rank": i}
+            e: Entry = {**file_entry(f, self.host_hardlinks), "rank": i}
             if e["type"] == "tree":
                 e["skip"] = overlap.inside(e["source"], f.target, self.exclude)
             includes.append(e)
@@ -184,7 +184,7 @@ class Materializer:
             return out
         from . import cache
 
-        params = {
+        params: dict[str, object] = {
             "type": r.type,
             "target": target,
             "compression": r.compression,
