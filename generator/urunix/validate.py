@@ -616,8 +616,7 @@ class Validator:
         with a rootfs image and no command, the image's own command is used
         (argv_from_image: its config was not read)."""
         guest = ann.get("unikernelType", "")
-        given = self.spec.cmd is not None or self.spec.entrypoint is not None or bool(ann.get("cmdline"))
-        if image_argv and not given:
+        if image_argv and not self.command_given(ann):
             if self.base is None:
                 return None, [init.target] if init else [], True
             return (*self.image_argv(ann, init, self.base), False)
@@ -671,6 +670,9 @@ class Validator:
         if guest == "linux" and not entrypoint:
             entrypoint, cmd = guest_argv.linux_split(cmd, init is not None)
         return entrypoint, cmd, False
+
+    def command_given(self, ann: dict[str, str]) -> bool:
+        return self.spec.cmd is not None or self.spec.entrypoint is not None or bool(ann.get("cmdline"))
 
     def image_argv(self, ann: dict[str, str], init: Extract | None, base: ImageConfig) -> tuple[list[str] | None, list[str]]:
         """The init, then the rootfs image's Entrypoint + Cmd. For a Linux
@@ -922,8 +924,8 @@ class Validator:
         for level, fieldname, message, kw in found:
             if fieldname.startswith("image ") or fieldname == "WorkingDir":
                 # a value of the rootfs image: shown under its own name, at the rootfs `from`
-                r = self.spec.rootfs
-                where = self.spec.where(f"{r.field or 'rootfs'}.from" if r else "rootfs")
+                f = (self.spec.rootfs.field if self.spec.rootfs else "") or "rootfs"
+                where = self.spec.where(f"{f}.from" if f"{f}.from" in self.spec.lines else f)
                 (self.problems.add if level == "error" else self.diag.warnings.append)(
                     Problem(message, **{**where, "field": fieldname, "key": fieldname}, **kw)
                 )
@@ -948,7 +950,7 @@ class Validator:
         arch = self.architecture()
         image_argv = rootfs is not None and rootfs.origin.kind in IMAGE_KINDS
         base = self.base if image_argv else None
-        given = self.spec.cmd is not None or self.spec.entrypoint is not None or bool(ann.get("cmdline"))
+        given = self.command_given(ann)  # before argv() writes the cmdline
         entrypoint, cmd, argv_from_image = self.argv(ann, init, image_argv)
         env = self.string_map("env", self.spec.env)
         for k in env:
