@@ -26,6 +26,7 @@ import (`source`) apart from what the build made (`built`), and the image
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
@@ -122,9 +123,23 @@ def run(bench, name: str, tree: str, kernel: str, spec_dir: str, env: dict, *, r
         os.path.join(spec_dir, f"{name}-nix-b.nix"), f"bench/{name}-nix", "a", kernel, tree, "/init console=ttyS0 quiet"
     )
     # The same tree already in the store (as a fetched or built tree would
-    # be): added once, untimed, before the runs, so no run deletes it.
-    stree = subprocess.run(["nix-store", "--add", tree], capture_output=True, text=True, env={**os.environ, **nenv}, check=True)
-    stree_path = stree.stdout.strip()
+    # be): added once, untimed, before the runs, so no run deletes it; under
+    # its own name, so the directory cases still import (and count) theirs.
+    stree = subprocess.run(
+        [
+            "nix-instantiate",
+            "--read-write-mode",
+            "--eval",
+            "--json",
+            "--expr",
+            f'builtins.path {{ path = {nix_string(os.path.abspath(tree))}; name = "bench-tree-in-store"; }}',
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **nenv},
+        check=True,
+    )
+    stree_path = json.loads(stree.stdout)
     a_store = write_args(os.path.join(spec_dir, f"{name}-nix-store-a.nix"), f"bench/{name}-nix", "a", kernel, stree_path, "/init")
     b_store = write_args(
         os.path.join(spec_dir, f"{name}-nix-store-b.nix"),
