@@ -13,6 +13,10 @@ Cases, interleaved like the others (warm-up, then --runs rounds):
                       per layer and a script that streams the archive; the
                       image is the layers' bytes, the same as nix_block's)
   nix_stream_rebuild  -A stream after an untimed cold build, cmdline changed
+  nix_block_store, nix_stream_store (and _rebuild)
+                      the same with the tree already in the store (`from` a
+                      store path, as a fetched or built tree is): no import
+                      at evaluation
   native_block        `urunix build --backend native`, URUNIX_NO_CACHE=1
 
 Besides wall time and peak RSS (benchmarks/probe.py), each Nix run reports
@@ -22,6 +26,7 @@ import (`source`) apart from what the build made (`built`), and the image
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
@@ -117,6 +122,33 @@ def run(bench, name: str, tree: str, kernel: str, spec_dir: str, env: dict, *, r
     b = write_args(
         os.path.join(spec_dir, f"{name}-nix-b.nix"), f"bench/{name}-nix", "a", kernel, tree, "/init console=ttyS0 quiet"
     )
+    # The same tree already in the store (as a fetched or built tree would
+    # be): added once, untimed, before the runs, so no run deletes it; under
+    # its own name, so the directory cases still import (and count) theirs.
+    stree = subprocess.run(
+        [
+            "nix-instantiate",
+            "--read-write-mode",
+            "--eval",
+            "--json",
+            "--expr",
+            f'builtins.path {{ path = {nix_string(os.path.abspath(tree))}; name = "bench-tree-in-store"; }}',
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **nenv},
+        check=True,
+    )
+    stree_path = json.loads(stree.stdout)
+    a_store = write_args(os.path.join(spec_dir, f"{name}-nix-store-a.nix"), f"bench/{name}-nix", "a", kernel, stree_path, "/init")
+    b_store = write_args(
+        os.path.join(spec_dir, f"{name}-nix-store-b.nix"),
+        f"bench/{name}-nix",
+        "a",
+        kernel,
+        stree_path,
+        "/init console=ttyS0 quiet",
+    )
     y = write_yaml(os.path.join(spec_dir, f"{name}-block-native.yaml"), f"bench/{name}-nix", "a", kernel, tree, "/init")
     native_out = os.path.join(bench.out, "nix-native.tar")
 
@@ -182,17 +214,27 @@ def run(bench, name: str, tree: str, kernel: str, spec_dir: str, env: dict, *, r
         "nix_block_rebuild": [],
         "nix_stream": [],
         "nix_stream_rebuild": [],
+        "nix_block_store": [],
+        "nix_block_store_rebuild": [],
+        "nix_stream_store": [],
+        "nix_stream_store_rebuild": [],
         "native_block": [],
     }
+    variants = (
+        ("nix_block", (), a, b),
+        ("nix_stream", ("-A", "stream"), a, b),
+        ("nix_block_store", (), a_store, b_store),
+        ("nix_stream_store", ("-A", "stream"), a_store, b_store),
+    )
     for i in range(-bench.args.warmup, bench.args.runs):
-        for case, attr in (("nix_block", ()), ("nix_stream", ("-A", "stream"))):
+        for case, attr, cold_spec, rebuild_spec in variants:
             # cold
             clean()
-            r = measured(a, *attr)
+            r = measured(cold_spec, *attr)
             if i >= 0:
                 got[case].append(r)
             # rebuild after a cmdline-only change (the cold build above stays)
-            r = measured(b, *attr)
+            r = measured(rebuild_spec, *attr)
             if i >= 0:
                 got[case + "_rebuild"].append(r)
         clean()
@@ -218,7 +260,12 @@ def ratios(cases: dict) -> dict:
     stream (nix_stream_*); a path whose cases are missing is left out."""
     out = {}
     nat = cases.get("native_block")
-    for prefix, case in (("nix", "nix_block"), ("nix_stream", "nix_stream")):
+    for prefix, case in (
+        ("nix", "nix_block"),
+        ("nix_stream", "nix_stream"),
+        ("nix_store", "nix_block_store"),
+        ("nix_stream_store", "nix_stream_store"),
+    ):
         cold, rb = cases.get(case), cases.get(case + "_rebuild")
         if not nat or not cold or not rb or "wall_median" not in cold or "wall_median" not in nat:
             continue

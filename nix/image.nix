@@ -267,6 +267,11 @@ let
       ann = s.annotations;
       binary = ann.binary or null;
 
+      # A path inside the Nix store, where builtins.storePath may name it:
+      # not in pure evaluation (flakes), which hides currentTime and refuses
+      # storePath; there the path is copied like any other.
+      inStore = p: builtins ? currentTime && util.hasPrefix (builtins.storeDir + "/") p;
+
       # Every host path the spec names, as the store copy Nix makes of it
       # (null when it does not exist): the validator looks at these, the
       # layers take them.
@@ -279,6 +284,11 @@ let
           null
         else if t == "symlink" then
           throw "urunix: ${specName}: ${toString p} is a symbolic link; Nix would copy the link, not the file: name the file it points to"
+        else if inStore (toString p) then
+          # Already in the store (a derivation's output, a fetched tree):
+          # used where it is. builtins.path would copy it again under another
+          # name, and re-read all of it at every evaluation.
+          builtins.storePath (toString p)
         else
           builtins.path {
             path = p;

@@ -8,7 +8,8 @@ def _early_interrupt(signum, frame):
     raise SystemExit(130)
 
 
-_early_interrupt.urunix_early = True
+# the marker cli.main() looks for (getattr) to know it may replace this handler
+setattr(_early_interrupt, "urunix_early", True)
 if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
     signal.signal(signal.SIGINT, _early_interrupt)
 

@@ -150,6 +150,7 @@ def _load(
     tag: Optional[str],
     from_pairs: Optional[list[str]] = None,
     urunc: Optional[str] = None,
+    read_images: str = "local",
 ):
     from .loaders import load
     from .validate import validate
@@ -171,7 +172,7 @@ def _load(
         s.lines.pop("urunc", None)
     for note in s.notes:
         _say(note)
-    image, diag = validate(s)
+    image, diag = validate(s, read_images)
     for w in diag.warnings:
         _say(w.render("warning"))
     return image
@@ -224,7 +225,7 @@ def build(
     """Build an image that `docker load < result` accepts and urunc boots.
     `-o -` streams the archive to stdout (`urunix build s.yaml -o - | docker load`)."""
     spec = _spec_file(spec, file)
-    image = _load(spec, spec_format, tag, from_, urunc)
+    image = _load(spec, spec_format, tag, from_, urunc, read_images="all")  # the build fetches them anyway
     from .native import output as outputs
 
     dest = outputs.resolve(str(output), out_format.value, image.name, str(spec))
@@ -255,7 +256,7 @@ def build(
             )
         from . import nixgen
 
-        if dest.stream:
+        if dest.path is None:  # dest.stream
             import tempfile
 
             with tempfile.TemporaryDirectory(prefix="urunix-nix-out-") as tmp:

@@ -40,11 +40,12 @@ def load(path: str) -> M.Image:
 
 
 def _one(img: M.Image, r: M.Result) -> dict:
-    out = {"outcome": r.outcome}
+    out: dict[str, object] = {"outcome": r.outcome}
     if r.reason:
         out["reason"] = r.reason
     if r.outcome != "started":
         return out
+    assert r.view is not None  # model() sets the view of every started result
     out.update(
         monitor=r.monitor,
         kernel=r.view["kernel"],

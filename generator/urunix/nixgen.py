@@ -32,7 +32,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Protocol
 
 from . import __version__
 from .errors import BuildError, MissingTool
@@ -207,9 +207,9 @@ def unsupported(image: Image) -> str | None:
     """Why the Nix backend cannot build `image`, or None. (`--backend auto`
     should then use the native builder.)"""
     for what, origin in (
-        ("rootfs.from", image.rootfs and image.rootfs.origin),
-        ("kernel.from", image.kernel and image.kernel.origin),
-        ("init.from", image.init and image.init.origin),
+        ("rootfs.from", image.rootfs.origin if image.rootfs is not None else None),
+        ("kernel.from", image.kernel.origin if image.kernel is not None else None),
+        ("init.from", image.init.origin if image.init is not None else None),
     ):
         if origin is not None and origin.kind == "registry":
             return f"{what}: a registry image ({origin.location}) is not supported by the Nix backend yet"
@@ -237,25 +237,11 @@ def unsupported(image: Image) -> str | None:
     return None
 
 
-def _fill_from_image(image: Image) -> Image:
-    """With a rootfs taken from an image, read the image's Entrypoint+Cmd
-    (when the spec gives no command), Env and WorkingDir now, exactly as
-    `urunix build` does at build time: the Nix library cannot read an image
-    at evaluation time, so the generated spec carries them."""
-    import copy
-    import tempfile
-    from contextlib import ExitStack
+class _Copy(Protocol):
+    """How _resolved names a source: a copy's name in OUT/files/ (_Copier),
+    or the host path itself (resolved_json)."""
 
-    from .native.artifacts import Materializer
-
-    r = image.rootfs
-    if r is None or r.origin.kind != "image":
-        return image
-    img = copy.deepcopy(image)
-    with tempfile.TemporaryDirectory(prefix="urunix-gen-") as tmp, ExitStack() as stack:
-        m = Materializer(img, tmp, stack)
-        m.image_config(m.flat(r.origin))
-    return img
+    def __call__(self, path: str | Path, suffix: str | None = None, avoid: str | None = None) -> str: ...
 
 
 class _Copier:
@@ -264,7 +250,7 @@ class _Copier:
     def __init__(self, files_dir: Path):
         self.dir = files_dir
         self.used: set[str] = set()
-        self.done: dict[tuple[str, str], str] = {}
+        self.done: dict[tuple[str, ...], str] = {}  # (path, suffix, *exclude) -> name
 
     def __call__(
         self, path: str | Path, suffix: str | None = None, avoid: str | None = None, exclude: frozenset[str] = frozenset()
@@ -284,7 +270,7 @@ class _Copier:
         return self.done[key]
 
 
-def _origin_text(o: Origin, copy: _Copier) -> str:
+def _origin_text(o: Origin, copy: _Copy) -> str:
     if o.kind == "scratch":
         return "scratch"
     if o.kind == "image" and os.path.isdir(o.location):
@@ -294,14 +280,14 @@ def _origin_text(o: Origin, copy: _Copier) -> str:
     return copy(o.location)
 
 
-def _source(x: Extract, copy: _Copier) -> dict[str, str]:
+def _source(x: Extract, copy: _Copy) -> dict[str, str]:
     """A kernel or init as the Nix library reads it: { from; path; }."""
     if x.origin.kind == "file":
         return {"from": copy(x.origin.location, avoid=".tar"), "path": x.target}
     return {"from": _origin_text(x.origin, copy), "path": x.inner or x.target}
 
 
-def _resolved(image: Image, copy: _Copier) -> dict[str, Any]:
+def _resolved(image: Image, copy: _Copy) -> dict[str, Any]:
     """The rootfs/kernel/init fields of the normalized spec (with the
     defaults validate.py resolved), sources copied into OUT/files/."""
     out: dict[str, Any] = {}
@@ -346,7 +332,6 @@ def generate(image: Image, source_spec_path: str | os.PathLike | None, out_dir: 
     why = unsupported(image)
     if why:
         raise SpecError(why, hint="build this spec with `urunix build --backend native`")
-    image = _fill_from_image(image)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files_dir = out / "files"

@@ -18,7 +18,10 @@ from __future__ import annotations
 import bisect
 import os
 import posixpath
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
+
+if TYPE_CHECKING:
+    from .spec import FileEntry
 
 
 def normalize(target: str) -> str:
@@ -36,7 +39,7 @@ def parents(target: str) -> Iterable[str]:
         yield target
 
 
-def by_precedence(files: list, ordered: bool) -> list:
+def by_precedence(files: list[FileEntry], ordered: bool) -> list[FileEntry]:
     """`files` so that an entry comes after every entry it overrides. In
     an ordered format (a Containerfile) that is the order given; otherwise
     an entry inside another's directory comes after it (stable: entries
@@ -49,7 +52,7 @@ def by_precedence(files: list, ordered: bool) -> list:
     return sorted(files, key=lambda f: f.target.count("/"))
 
 
-def conflicts(files: list) -> list[tuple[object, object, str]]:
+def conflicts(files: list[FileEntry]) -> list[tuple[FileEntry, FileEntry, str]]:
     """(entry, other entry, what is wrong) for overlaps no order can
     honour: a file copied *into* a path another entry makes a file, or a
     file placed over a directory of a directory copy that it outranks

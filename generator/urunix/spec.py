@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Mapping
 
 from .errors import Problems
 
@@ -148,9 +149,11 @@ class Extract:
     field: str = ""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Image:
     """A validated, normalized image: the one thing every backend builds.
+    Frozen, its lists tuples and its maps read-only: no stage after the
+    validator changes what the validator judged.
 
     `annotations` holds short key names with plain-text values, only those
     set, with both useDMBlock and mountRootfs written when either was given."""
@@ -158,21 +161,31 @@ class Image:
     name: str
     tag: str
     architecture: str  # GOARCH: amd64 | arm64
-    annotations: dict[str, str]
-    cmd: list[str]
-    entrypoint: list[str] | None
-    env: list[str]  # ["KEY=VALUE", ...]
-    labels: dict[str, str]  # user labels (urunc labels are added by the plan)
-    files: list[FileEntry]
+    annotations: Mapping[str, str]
+    cmd: tuple[str, ...]
+    entrypoint: tuple[str, ...] | None
+    env: tuple[str, ...]  # ("KEY=VALUE", ...): the rootfs image's, then the spec's
+    labels: Mapping[str, str]  # user labels (urunc labels are added by the plan)
+    files: tuple[FileEntry, ...]
     created: str = "1970-01-01T00:00:01Z"
     os: str = "linux"
     source: Path | None = None
     rootfs: RootfsBuild | None = None
     kernel: Extract | None = None
     init: Extract | None = None
-    argv_from_image: bool = False  # no cmd given: the rootfs image's Entrypoint+Cmd become the argv
+    # a rootfs image's command that was not read (the Nix check: the Nix
+    # library refuses the spec); else Entrypoint/Cmd are final
+    argv_from_image: bool = False
     workdir: str | None = None
     targets: tuple[str, ...] = ()  # the urunc releases the image is built for (urunc_rules.py)
+
+    def __post_init__(self) -> None:
+        for key in ("annotations", "labels"):
+            object.__setattr__(self, key, MappingProxyType(dict(getattr(self, key))))
+        for key in ("cmd", "env", "files", "targets"):
+            object.__setattr__(self, key, tuple(getattr(self, key)))
+        if self.entrypoint is not None:
+            object.__setattr__(self, "entrypoint", tuple(self.entrypoint))
 
     def to_json(self) -> dict[str, Any]:
         """The normalized spec as plain data (what the Nix library takes)."""
@@ -182,7 +195,7 @@ class Image:
             "architecture": self.architecture,
             "annotations": dict(self.annotations),
             "cmd": list(self.cmd),
-            "entrypoint": self.entrypoint,
+            "entrypoint": None if self.entrypoint is None else list(self.entrypoint),
             "env": list(self.env),
             "labels": dict(self.labels),
             "files": [{"source": f.source, "target": f.target} for f in self.files],

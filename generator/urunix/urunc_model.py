@@ -43,6 +43,13 @@ def classify_error(outcome: str, error: str) -> str | None:
     return "other: " + error
 
 
+def _pairs(opt: str, value: str | None) -> dict[str, str]:
+    """A monitor option's value of comma-separated key=value pairs."""
+    if value is None:
+        raise ValueError(f"the monitor's argv ends with {opt}, which takes a value")
+    return dict(p.split("=", 1) for p in value.split(",") if "=" in p)
+
+
 def monitor_view(monitor: str, argv: list[str], fc_config: dict | None) -> dict:
     """The image-dependent part of a monitor's argv: kernel, initrd, block
     devices, shared directory, and the guest command line it carries."""
@@ -59,7 +66,7 @@ def monitor_view(monitor: str, argv: list[str], fc_config: dict | None) -> dict:
         opts = dict(zip(argv[::2], argv[1::2]))
         view.update(kernel=opts.get("--kernel"), initrd=opts.get("--initramfs"), cmdline=opts.get("--cmdline"))
         if "--disk" in opts:
-            view["blocks"].append(dict(p.split("=", 1) for p in opts["--disk"].split(",") if "=" in p).get("path"))
+            view["blocks"].append(_pairs("--disk", opts["--disk"]).get("path"))
         return view
     if monitor.startswith("qemu"):
         for i, a in enumerate(argv):
@@ -71,11 +78,11 @@ def monitor_view(monitor: str, argv: list[str], fc_config: dict | None) -> dict:
             elif a == "-append":
                 view["cmdline"] = nxt
             elif a == "-drive":
-                view["blocks"].append(dict(p.split("=", 1) for p in nxt.split(",") if "=" in p).get("file"))
+                view["blocks"].append(_pairs(a, nxt).get("file"))
             elif a == "-device" and nxt and nxt.startswith("vhost-user-fs-pci"):
                 view["share"] = "virtiofs"
             elif a == "-fsdev":
-                view["share"] = dict(p.split("=", 1) for p in nxt.split(",") if "=" in p).get("path")
+                view["share"] = _pairs(a, nxt).get("path")
         return view
     # solo5 hvt/spt: --opts, then the kernel, then the guest's arguments;
     # the device names (--net:NAME, --block:NAME) are the guest's own
@@ -167,7 +174,7 @@ class Result:
     outcome: str  # started | runc-fallback | start-error
     reason: str | None = None
     config_source: str | None = None
-    process_args: list = field(default_factory=list)
+    process_args: list | None = field(default_factory=list)  # None: the engine refused (no command)
     config: dict = field(default_factory=dict)
     monitor: str | None = None
     view: dict | None = None  # monitor_view(): kernel, initrd, blocks, share, cmdline
@@ -286,7 +293,7 @@ def _unikraft(release: str, cfg: dict, args: list, env: list, net: Network, vfs:
     new = _version_ge(cfg.get("unikernelVersion", ""), (0, 16, 1))
     if new:
         netp = f"netdev.ip={net.ip}/24:{net.gateway}:8.8.8.8"
-        fs = {"initrd": 'vfs.fstab=[ "initrd0:/:extract:::" ]', "9pfs": 'vfs.fstab=[ "fs0:/:9pfs:::" ]'}.get(vfs, "")
+        fs = {"initrd": 'vfs.fstab=[ "initrd0:/:extract:::" ]', "9pfs": 'vfs.fstab=[ "fs0:/:9pfs:::" ]'}.get(vfs or "", "")
         tail = f"{netp}   {fs}"
     else:
         netp = f"netdev.ipv4_addr={net.ip} netdev.ipv4_gw_addr={net.gateway} netdev.ipv4_subnet_mask={net.mask}"

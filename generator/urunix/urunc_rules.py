@@ -8,15 +8,15 @@ targeted release would fail or mangle the guest's input, the spec is refused
 (exit 2) naming the release, the field and what urunc does; where it only
 might (it depends on the snapshotter), a warning says so.
 
-Pure functions over plain values, so the validator (spec time) and the
-builder (a rootfs image's own command and env, known at build time) share
-them."""
+Pure functions over plain values. The validator judges with them the spec's
+values and what a rootfs image gives (its command, Env and WorkingDir, read
+before validation by rootfs_image_config.py)."""
 
 from __future__ import annotations
 
 import posixpath
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterable
 
 from . import syntax
@@ -88,7 +88,7 @@ def targets_hint(fmt: str, names: Iterable[str]) -> str:
 
 def is_urunit(path: str | None) -> bool:
     """urunc v0.7.0+ treat args[0] as urunit when its name says so (linux.go)."""
-    return bool(path) and "urunit" in posixpath.basename(path)
+    return path is not None and "urunit" in posixpath.basename(path)
 
 
 def _version_before(version: str | None, floor: tuple[int, ...]) -> bool:
@@ -96,7 +96,7 @@ def _version_before(version: str | None, floor: tuple[int, ...]) -> bool:
     if not version:
         return False
     m = re.match(r"^v?(\d+)\.(\d+)\.(\d+)", version)
-    return bool(m) and tuple(int(x) for x in m.groups()) < floor
+    return m is not None and tuple(int(x) for x in m.groups()) < floor
 
 
 _SCHEMA = type("Schema", (), {"format": "yaml", "names": {}})()
@@ -109,7 +109,7 @@ class Rules:
     def __init__(self, targets: Iterable[str], spec: Any = None):
         self.targets = tuple(targets)
         # hints name fields and fixes in the user's own syntax (syntax.py);
-        # at build time, with no spec at hand, in the spec schema's
+        # without a spec at hand, in the spec schema's
         self.spec = spec if spec is not None else _SCHEMA
         self.rel = releases()
         self._out: list[tuple[str, str, str, str, Any, str | None]] = []
@@ -265,7 +265,7 @@ class Rules:
                     hint="build the rootfs as an initrd or a block image, or remove " + self.name("annotations.mountRootfs"),
                 )
 
-    # -- the command and the environment (spec or build time) -----------------
+    # -- the command and the environment (the spec's or the rootfs image's) ----
 
     def command(self, guest: str, argv: list[str], cmdline: str | None, names: list[str] | None = None) -> None:
         """`argv`: process.args as the image gives them (Entrypoint+Cmd);
@@ -515,6 +515,16 @@ def _own_env(spec, env: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in env.items() if not (k == "PATH" and v == DEFAULT_PATH)}
 
 
+@dataclass(frozen=True)
+class FromImage:
+    """What the image takes from its rootfs image (rootfs_image_config.py),
+    judged under the image's names: `image Entrypoint/Cmd`, `image Env`."""
+
+    argv: bool  # the command is the image's (the spec gives none)
+    env: list[str]  # the image's Env the spec does not set
+    workdir: str | None
+
+
 def judge(
     spec,
     targets: tuple[str, ...],
@@ -523,21 +533,32 @@ def judge(
     cmd: list[str],
     env: dict[str, str],
     argv_from_image: bool,
+    image: FromImage | None = None,
 ) -> list[tuple[str, str, str, dict[str, Any]]]:
     """Every finding for a validated spec: (level, field, message, keywords
-    for Problem). With argv_from_image the command is judged at build time."""
+    for Problem). argv_from_image: the rootfs image's command was not read,
+    so it is not judged."""
     guest, monitor = ann.get("unikernelType", ""), ann.get("hypervisor", "")
     rules = Rules(targets, spec)
     rules.platform(guest, monitor)
     rules.metadata(ann)
     argv = (entrypoint or []) + cmd
+    argv0 = argv[0] if argv else None
     if not argv_from_image:
-        rules.command(guest, argv, ann.get("cmdline"), argv_fields(spec, argv))
-    rules.env(guest, _own_env(spec, env), argv[0] if argv else None, ann.get("unikernelVersion"))
+        names = ["image Entrypoint/Cmd"] * len(argv) if image and image.argv else argv_fields(spec, argv)
+        rules.command(guest, argv, ann.get("cmdline"), names)
+    rules.env(guest, _own_env(spec, env), argv0, ann.get("unikernelVersion"))
+    found = rules.findings()
+    if image is not None:
+        base = Rules(targets, spec)
+        base.env(guest, dict(e.split("=", 1) for e in image.env if "=" in e), argv0, ann.get("unikernelVersion"))
+        base.workdir_user(guest, argv0, image.workdir, None)
+        for f in base.findings():
+            found.append(replace(f, field="image Env" + f.field[3:]) if f.field.startswith("env") else f)
     raw = spec.annotations if isinstance(spec.annotations, dict) else {}
     written = {str(k).rsplit(".", 1)[-1] for k in raw}
     out = []
-    for f in rules.findings():
+    for f in found:
         where = f.field
         if where == "annotations.mountRootfs" and "useDMBlock" in written and "mountRootfs" not in written:
             where = "annotations.useDMBlock"  # the name the user wrote

@@ -24,11 +24,12 @@ import re
 import stat
 from typing import Any
 
-from . import guest_argv, overlap, syntax, urunc_rules
+from . import guest_argv, overlap, rootfs_image_config, syntax, urunc_rules
 from .errors import Diagnostics, Problem, Problems, SpecError, did_you_mean
 from .helpers.ext import ExtError, parse_size
 from .loaders.nixdata import dotted
 from .resources import contract
+from .rootfs_image_config import ImageConfig
 from .rootfs.sources import IMAGE_KINDS
 from .rootfs.sources import resolve as resolve_origin
 from .spec import TOP_LEVEL_FIELDS, Extract, FileEntry, Image, Origin, Rootfs, RootfsBuild, Source, Spec
@@ -125,8 +126,10 @@ def text_problem(value: str) -> str | None:
 
 
 class Validator:
-    def __init__(self, spec: Spec):
+    def __init__(self, spec: Spec, base: ImageConfig | None = None):
+        """base: what the rootfs image gives, read before (rootfs_image_config.py)."""
         self.spec = spec
+        self.base = base
         self.c = contract()
         # the loader's problems first; every check below adds to the same list
         self.problems = Problems(spec.problems)
@@ -372,7 +375,7 @@ class Validator:
                     hint=f"set only one of {a} and {b}; urunix writes both",
                 )
             elif a in ann or b in ann:
-                ann[a] = ann[b] = ann.get(a, ann.get(b))
+                ann[a] = ann[b] = ann[a] if a in ann else ann[b]
         if guest in c["guests"]:
             storage = c["guests"][guest].get("storage")
             for key in ("initrd", "block"):
@@ -611,11 +614,12 @@ class Validator:
     ) -> tuple[list[str] | None, list[str], bool]:
         """(entrypoint, cmd, argv_from_image). With an init, it comes first;
         with a rootfs image and no command, the image's own command is used
-        (filled in at build time, when the image is read)."""
+        (argv_from_image: its config was not read)."""
         guest = ann.get("unikernelType", "")
-        given = self.spec.cmd is not None or self.spec.entrypoint is not None or bool(ann.get("cmdline"))
-        if image_argv and not given:
-            return None, [init.target] if init else [], True
+        if image_argv and not self.command_given(ann):
+            if self.base is None:
+                return None, [init.target] if init else [], True
+            return (*self.image_argv(ann, init, self.base), False)
         cmd = self.string_list("cmd", self.spec.cmd)
         entrypoint = self.string_list("entrypoint", self.spec.entrypoint)
         cmdline = ann.get("cmdline")
@@ -666,6 +670,33 @@ class Validator:
         if guest == "linux" and not entrypoint:
             entrypoint, cmd = guest_argv.linux_split(cmd, init is not None)
         return entrypoint, cmd, False
+
+    def command_given(self, ann: dict[str, str]) -> bool:
+        return self.spec.cmd is not None or self.spec.entrypoint is not None or bool(ann.get("cmdline"))
+
+    def image_argv(self, ann: dict[str, str], init: Extract | None, base: ImageConfig) -> tuple[list[str] | None, list[str]]:
+        """The init, then the rootfs image's Entrypoint + Cmd. For a Linux
+        guest Docker's convention is kept: the image's Entrypoint (or its
+        program) stays, its Cmd stays replaceable by `docker run` ARGS."""
+        guest = ann.get("unikernelType", "")
+        full = ([init.target] if init else []) + list(base.argv)
+        if not full and guest == "linux":
+            self.fail(
+                "cmd",
+                "the rootfs image has no Entrypoint or Cmd, and the spec gives no command",
+                hint=f"set {self.say('cmd', ['/urunit', '/usr/bin/app'])}; a Linux guest needs an init",
+            )
+        ann["cmdline"] = join_args(full, guest)
+        entrypoint, cmd = None, full
+        if guest == "linux":
+            if base.entrypoint:
+                n = len(full) - len(base.cmd)
+                entrypoint, cmd = full[:n], full[n:]
+            else:
+                entrypoint, cmd = guest_argv.linux_split(full, init is not None)
+        if not entrypoint and not cmd:
+            cmd = [""]  # Docker refuses an image without a command; urunc reads [""] as none
+        return entrypoint, cmd
 
     # -- rootfs, kernel, init (what urunix builds or fetches) ----------------
 
@@ -885,10 +916,20 @@ class Validator:
         cmd: list[str],
         env: dict[str, str],
         argv_from_image: bool,
+        image: urunc_rules.FromImage | None = None,
     ) -> None:
         if any(p.field in ("annotations.unikernelType", "annotations.hypervisor") for p in self.problems):
             return
-        for level, fieldname, message, kw in urunc_rules.judge(self.spec, targets, ann, entrypoint, cmd, env, argv_from_image):
+        found = urunc_rules.judge(self.spec, targets, ann, entrypoint, cmd, env, argv_from_image, image)
+        for level, fieldname, message, kw in found:
+            if fieldname.startswith("image ") or fieldname == "WorkingDir":
+                # a value of the rootfs image: shown under its own name, at the rootfs `from`
+                f = (self.spec.rootfs.field if self.spec.rootfs else "") or "rootfs"
+                where = self.spec.where(f"{f}.from" if f"{f}.from" in self.spec.lines else f)
+                (self.problems.add if level == "error" else self.diag.warnings.append)(
+                    Problem(message, **{**where, "field": fieldname, "key": fieldname}, **kw)
+                )
+                continue
             (self.fail if level == "error" else self.warn)(fieldname, message, **kw)
 
     # -- all of it -----------------------------------------------------------
@@ -908,6 +949,8 @@ class Validator:
         self.artifacts(ann, files)
         arch = self.architecture()
         image_argv = rootfs is not None and rootfs.origin.kind in IMAGE_KINDS
+        base = self.base if image_argv else None
+        given = self.command_given(ann)  # before argv() writes the cmdline
         entrypoint, cmd, argv_from_image = self.argv(ann, init, image_argv)
         env = self.string_map("env", self.spec.env)
         for k in env:
@@ -922,7 +965,17 @@ class Validator:
                     "is a urunc annotation; urunix writes those labels itself",
                     hint=f"move it to annotations: {self.say(f'annotations.{short}', v)}",
                 )
-        self.urunc_rules(targets, ann, entrypoint, cmd, env, argv_from_image)
+        own = [f"{k}={v}" for k, v in env.items()]
+        inherited: list[str] = []
+        workdir = self.spec.workdir
+        image = None
+        if base is not None:
+            # the image's Env the spec does not set, before the spec's
+            mine = {e.split("=", 1)[0] for e in own}
+            inherited = [e for e in base.env if e.split("=", 1)[0] not in mine]
+            workdir = workdir or base.workdir or None
+            image = urunc_rules.FromImage(not given, inherited, workdir)
+        self.urunc_rules(targets, ann, entrypoint, cmd, env, argv_from_image, image)
         self.problems.raise_if_any()
         return Image(
             targets=targets,
@@ -930,18 +983,18 @@ class Validator:
             tag=tag,
             architecture=arch,
             annotations=dict(sorted(ann.items())),
-            cmd=cmd,
-            entrypoint=entrypoint,
-            env=[f"{k}={v}" for k, v in env.items()],
+            cmd=tuple(cmd),
+            entrypoint=None if entrypoint is None else tuple(entrypoint),
+            env=tuple(inherited + own),
             labels=labels,
-            files=files,
+            files=tuple(files),
             created=created(),
             source=self.spec.file,
             rootfs=rootfs,
             kernel=kernel,
             init=init,
             argv_from_image=argv_from_image,
-            workdir=self.spec.workdir,
+            workdir=workdir,
         )
 
 
@@ -958,8 +1011,16 @@ def created() -> str:
     return contract()["defaults"]["created"]
 
 
-def validate(spec: Spec) -> tuple[Image, Diagnostics]:
-    """Spec -> Image, or SpecError listing every problem found."""
-    v = Validator(spec)
+def validate(spec: Spec, read_images: str = "local") -> tuple[Image, Diagnostics]:
+    """Spec -> Image, or SpecError listing every problem found. read_images:
+    which rootfs images to read what they give from first
+    (rootfs_image_config.py): "local" archives and layouts (cheap), "all"
+    (also a registry image's config and a Dockerfile's build: what `urunix
+    build` fetches anyway), or "none" (the Nix check: the Nix library cannot).
+    An image not read leaves Image.argv_from_image set."""
+    kinds = {"none": (), "local": ("image",), "all": IMAGE_KINDS}[read_images]
+    base, wrong = rootfs_image_config.of_spec(spec, kinds)
+    v = Validator(spec, base)
+    v.problems.extend(wrong)
     image = v.run()
     return image, v.diag

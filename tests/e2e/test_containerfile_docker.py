@@ -123,7 +123,7 @@ def test_seed_containerfile_builds_unchanged(tmp_path, docker, name, file):
     cfg = docker.inspect(ref)
     labels = cfg["Config"]["Labels"]
     assert labels == {PREFIX + k: v for k, v in image.annotations.items()}
-    assert cfg["Config"]["Cmd"] == image.cmd
+    assert cfg["Config"]["Cmd"] == list(image.cmd)
     ours = tree(docker.export(ref, tmp_path / "ours"))
     doc = json.loads(ours.pop("/urunc.json"))
     assert {k: base64.b64decode(v).decode() for k, v in doc.items()} == labels

@@ -45,20 +45,21 @@ def test_example_builds_and_loads(name, spec, tmp_path, docker):
     if spec == "bunnyfile":
         s.name, s.tag = f"urunix-test/{name}", "bunnyfile"
     image, _ = validate(s)
-    if image.argv_from_image:
+    if validate(s, read_images="none")[0].argv_from_image:
         # no command in the spec: the init, then the rootfs image's own
         # Entrypoint + Cmd (the stand-in image's, see standins.py); its Cmd
         # stays Cmd, so `docker run IMAGE ARGS` replaces only the arguments
-        image.entrypoint, image.cmd = image.cmd + ["/bin/app"], ["--port", "80"]
-        image.annotations["cmdline"] = join_args(image.entrypoint + image.cmd, "linux")
+        head = (image.init.target,) if image.init else ()
+        assert (image.entrypoint, image.cmd) == ((*head, "/bin/app"), ("--port", "80"))
+        assert image.annotations["cmdline"] == join_args([*head, "/bin/app", "--port", "80"], "linux")
     ref = docker.load(work / "result")
     assert ref == f"{image.name}:{image.tag}"
 
     cfg = docker.inspect(ref)
     want_labels = {f"com.urunc.unikernel.{k}": v for k, v in image.annotations.items()}
     assert cfg["Config"]["Labels"] == want_labels
-    assert cfg["Config"]["Cmd"] == image.cmd
-    assert cfg["Config"]["Entrypoint"] == image.entrypoint
+    assert cfg["Config"]["Cmd"] == list(image.cmd)
+    assert cfg["Config"]["Entrypoint"] == (None if image.entrypoint is None else list(image.entrypoint))
     assert cfg["Architecture"] == image.architecture
     assert cfg["Os"] == "linux"
     assert cfg["Created"].startswith("1970-01-01T00:00:01")

@@ -27,6 +27,7 @@ from nixhelp import (
     nix_build,
     read_image,
     run,
+    testpkgs_expr,
 )
 from urunix import nixgen
 from urunix.helpers import image_writer
@@ -210,8 +211,7 @@ def test_same_annotations_and_argv_as_python(tmp_path, srcdir, name):
     image, _ = validate(load(d / "args.nix"))
     n = nix_normalized(d)
     assert n["annotations"] == image.annotations
-    assert n["cmd"] == image.cmd
-    assert n["entrypoint"] == image.entrypoint
+    assert (n["cmd"], n["entrypoint"]) == (image.to_json()["cmd"], image.to_json()["entrypoint"])
     r = image.rootfs
     if r is None:
         assert n["rootfs"] is None
@@ -390,9 +390,11 @@ def test_image_rootfs_needs_cmd(tmp_path, srcdir):
     ok, err = nix_verdict(d / "args.nix", tmp_path / "out")
     assert not ok
     assert "rootfs.from is an image" in err and "set cmd = [ ... ];" in err and "urunix generate" in err
-    # the Python side reads the command from the image instead
+    # the Python side reads the command from the image instead, before
+    # validating; the Nix check (read_images="none") leaves it unread
     image, _ = validate(load(d / "args.nix"))
-    assert image.argv_from_image
+    assert not image.argv_from_image and (image.entrypoint or image.cmd)[:1] == ("/urunit",)
+    assert validate(load(d / "args.nix"), read_images="none")[0].argv_from_image
 
 
 def test_raw_from_image_refused(tmp_path, srcdir):
@@ -547,6 +549,24 @@ def test_block_from_dir_same_listing_and_bytes(tmp_path, srcdir):
     subprocess.run([need("e2fsck"), "-fn", str(img)], check=True, capture_output=True)
     # same e2fsprogs (the host's, in both), same bytes
     assert a == b
+
+
+def test_block_from_a_store_path_is_used_where_it_is(tmp_path, srcdir):
+    """A `from` tree already in the store (a fetched or built tree) is not
+    copied again: the derivations take that store path, and the image is the
+    one the same tree as a directory gives."""
+    d = spec_dir(tmp_path, srcdir, SPECS["rumprun-block"])
+    stored = run(["nix-store", "--add", str(d / "rootdir")]).stdout.strip()
+    assert stored.startswith("/nix/store/") and stored.endswith("-rootdir")
+    (d / "args.nix").write_text(SPECS["rumprun-block"].replace('"./rootdir"', f'"{stored}"'))
+    drv = run(["nix-instantiate", str(d / "default.nix"), "--arg", "pkgs", testpkgs_expr(), *NIX_OPTS], cwd=d).stdout.split()[-1]
+    inputs = run(["nix-store", "-qR", drv]).stdout.split()
+    assert stored in inputs
+    digest = Path(stored).name.split("-", 1)[0]
+    assert [p for p in inputs if digest in p] == [stored], "the tree was copied into the store again"
+    nix = nix_build(d / "default.nix", d / "result", cwd=d)
+    nat = native(spec_dir(tmp_path / "dir", srcdir, SPECS["rumprun-block"]), tmp_path / "native.tar")
+    assert layer_file(nix, "/.boot/rootfs.ext2") == layer_file(nat, "/.boot/rootfs.ext2")
 
 
 def test_linux_guest_from_images_matches_native(tmp_path, srcdir):

@@ -65,10 +65,20 @@ def test_quick_run_reports_every_case(tmp_path):
     if "nix_build" in large:  # nix-build not installed
         assert "skipped" in large["nix_build"]
     else:
-        for case in ("nix_block", "nix_block_rebuild", "nix_stream", "nix_stream_rebuild", "native_block"):
+        for case in (
+            "nix_block",
+            "nix_block_rebuild",
+            "nix_stream",
+            "nix_stream_rebuild",
+            "nix_block_store",
+            "nix_stream_store_rebuild",
+            "native_block",
+        ):
             assert large[case]["runs"] == 1 and large[case]["image_bytes"] > 0, case
         assert large["nix_block"]["store_built"] > 0 and large["nix_block"]["store_source"] > 0
         assert large["nix_stream"]["store_built"] > 0
+        # a tree already in the store is not imported again
+        assert large["nix_stream_store"]["store_source"] == 0 and large["nix_stream_store"]["store_built"] > 0
         assert "nix_rebuild_vs_cold" in data["ratios"]["large"]
         assert "nix_stream_rebuild_store_vs_image" in data["ratios"]["large"]
         assert "Nix-path case" in (tmp_path / "out" / "results.md").read_text()

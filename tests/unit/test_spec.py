@@ -3,8 +3,11 @@ plain data the Nix library takes."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
+
+import pytest
 
 from urunix.spec import FileEntry, Image, Spec, display_path
 
@@ -66,4 +69,9 @@ def test_image_to_json_is_the_plain_data_nix_takes(tmp_path):
     }
     got["cmd"].append("x")
     got["annotations"]["c"] = "3"
-    assert img.cmd == ["/k", "a b"] and "c" not in img.annotations  # copies, not the Image's own lists
+    assert img.cmd == ("/k", "a b") and "c" not in img.annotations  # copies, not the Image's own lists
+    # frozen: nothing after the validator changes what it judged
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        img.cmd = ("x",)  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        img.annotations["c"] = "3"  # type: ignore[index]

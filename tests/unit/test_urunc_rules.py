@@ -128,30 +128,30 @@ def test_unikraft_cmd_is_the_arguments_of_the_cmdline(tmp_path):
     # nginx-unikraft-pun, redis-unikraft-qemu: urunc v0.6.0+ write argv0
     # `Unikraft` and put all of Cmd after `--`: the program name must not be in Cmd
     img, _ = validate(make(tmp_path, {**UK, "cmdline": "nginx -c /nginx/conf/nginx.conf"}))
-    assert (img.entrypoint, img.cmd) == (None, ["-c", "/nginx/conf/nginx.conf"])
+    assert (img.entrypoint, img.cmd) == (None, ("-c", "/nginx/conf/nginx.conf"))
     assert img.annotations["cmdline"] == "nginx -c /nginx/conf/nginx.conf"  # v0.5.0 reads argv0 from it
 
 
 def test_unikraft_one_word_cmdline_is_the_elfloaders_program(tmp_path):
     img, _ = validate(make(tmp_path, {**UK, "cmdline": "/chttp"}))
-    assert img.cmd == ["/chttp"]
+    assert img.cmd == ("/chttp",)
 
 
 def test_unikraft_cmd_given_is_arguments_only_and_writes_a_v050_cmdline(tmp_path):
     img, _ = validate(make(tmp_path, UK, cmd=["/conf/redis.conf"]))
-    assert img.cmd == ["/conf/redis.conf"]
+    assert img.cmd == ("/conf/redis.conf",)
     assert img.annotations["cmdline"] == "Unikraft /conf/redis.conf"
 
 
 def test_unikraft_elfloader_program_in_entrypoint_survives_docker_run_args(tmp_path):
     img, _ = validate(make(tmp_path, UK, entrypoint=["/chttp"], cmd=[""]))
-    assert (img.entrypoint, img.cmd) == (["/chttp"], [""])
+    assert (img.entrypoint, img.cmd) == (("/chttp",), ("",))
     assert img.annotations["cmdline"] == "Unikraft /chttp"
 
 
 def test_unikraft_no_arguments_is_one_empty_argument(tmp_path):
     img, _ = validate(make(tmp_path, UK))
-    assert img.cmd == [""] and "cmdline" not in img.annotations
+    assert img.cmd == ("",) and "cmdline" not in img.annotations
 
 
 def test_unikraft_cmd_and_cmdline_must_agree_as_argv0_plus_args(tmp_path):
@@ -168,37 +168,37 @@ def test_unikraft_empty_command_refused_on_v050_only(tmp_path):
 
 def test_mirage_cmd_is_arguments_only(tmp_path):
     img, _ = validate(make(tmp_path, {**MIRAGE, "cmdline": ""}))
-    assert img.cmd == [""]
+    assert img.cmd == ("",)
     img, _ = validate(make(tmp_path, {**MIRAGE, "cmdline": "--verbose 2"}))
-    assert img.cmd == ["--verbose", "2"]
+    assert img.cmd == ("--verbose", "2")
 
 
 def test_rumprun_cmd0_is_the_program(tmp_path):
     img, _ = validate(make(tmp_path, {"cmdline": "redis-server /data/conf/redis.conf"}))
-    assert (img.entrypoint, img.cmd) == (None, ["redis-server", "/data/conf/redis.conf"])
+    assert (img.entrypoint, img.cmd) == (None, ("redis-server", "/data/conf/redis.conf"))
 
 
 def test_linux_init_and_program_in_entrypoint_arguments_in_cmd(tmp_path):
     s = with_init(tmp_path, make(tmp_path, LINUX, cmd=["/usr/sbin/nginx", "-g", "daemon off;"]))
     img, _ = validate(s)
-    assert (img.entrypoint, img.cmd) == (["/urunit", "/usr/sbin/nginx"], ["-g", "daemon off;"])
+    assert (img.entrypoint, img.cmd) == (("/urunit", "/usr/sbin/nginx"), ("-g", "daemon off;"))
     assert img.annotations["cmdline"] == "/urunit /usr/sbin/nginx -g 'daemon off;'"
 
 
 def test_linux_without_urunit_init_alone_in_entrypoint(tmp_path):
     img, _ = validate(make(tmp_path, {**LINUX, "cmdline": "/bin/sh -c date"}))
-    assert (img.entrypoint, img.cmd) == (["/bin/sh"], ["-c", "date"])
+    assert (img.entrypoint, img.cmd) == (("/bin/sh",), ("-c", "date"))
 
 
 def test_linux_urunit_from_cmdline(tmp_path):
     img, _ = validate(make(tmp_path, {**LINUX, "cmdline": "/urunit /bin/app --port 80"}))
-    assert (img.entrypoint, img.cmd) == (["/urunit", "/bin/app"], ["--port", "80"])
+    assert (img.entrypoint, img.cmd) == (("/urunit", "/bin/app"), ("--port", "80"))
 
 
 def test_linux_user_entrypoint_kept_after_init(tmp_path):
     s = with_init(tmp_path, make(tmp_path, LINUX, entrypoint=["/bin/app"], cmd=["--port", "80"]))
     img, _ = validate(s)
-    assert (img.entrypoint, img.cmd) == (["/urunit", "/bin/app"], ["--port", "80"])
+    assert (img.entrypoint, img.cmd) == (("/urunit", "/bin/app"), ("--port", "80"))
 
 
 # -- arguments ------------------------------------------------------------------------

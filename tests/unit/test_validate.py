@@ -50,7 +50,7 @@ def test_seed_style_spec_normalizes(tmp_path):
         "unikernelType": "rumprun",
         "useDMBlock": "true",
     }
-    assert img.cmd == ["hello"]
+    assert img.cmd == ("hello",)
     # a rumprun guest takes the container rootfs only from a devmapper ext2 snapshot
     assert [w.message.split(":")[0] for w in diag.warnings] == ["urunc v0.6.0", "urunc v0.7.0 and main"]
     assert all("devmapper" in w.message and w.field == "annotations.useDMBlock" for w in diag.warnings)
@@ -196,7 +196,7 @@ def test_cmd_from_cmdline_is_a_whitespace_split_like_urunc():
 
 def test_empty_cmdline_gives_one_empty_argument(tmp_path):
     img, _ = validate(make(tmp_path, {"unikernelType": "mirage", "cmdline": ""}))
-    assert img.cmd == [""] and "cmdline" not in img.annotations
+    assert img.cmd == ("",) and "cmdline" not in img.annotations
 
 
 def test_cmd_list_writes_cmdline_annotation(tmp_path):
@@ -207,7 +207,7 @@ def test_cmd_list_writes_cmdline_annotation(tmp_path):
             cmd=["/urunit", "/usr/sbin/nginx", "-g", "daemon off;"],
         )
     )
-    assert (img.entrypoint, img.cmd) == (["/urunit", "/usr/sbin/nginx"], ["-g", "daemon off;"])
+    assert (img.entrypoint, img.cmd) == (("/urunit", "/usr/sbin/nginx"), ("-g", "daemon off;"))
     assert img.annotations["cmdline"] == "/urunit /usr/sbin/nginx -g 'daemon off;'"
 
 
@@ -270,5 +270,5 @@ def test_init_goes_first_in_cmd_and_cmdline_both(tmp_path):
     )
     s.init = Source("local", "./urunit", "init")
     img, _ = validate(s)
-    assert (img.entrypoint, img.cmd) == (["/urunit", "/app"], ["a"])
+    assert (img.entrypoint, img.cmd) == (("/urunit", "/app"), ("a",))
     assert img.annotations["cmdline"] == "/urunit /app a"

@@ -77,7 +77,7 @@ def test_env_key_with_equals_is_refused(tmp_path, key):
 
 def test_env_keys_without_equals_pass_unchanged(tmp_path):
     img, _ = validate(spec(tmp_path, env={"A_B": "1", "lower.dot-dash": "2"}, guest=("unikraft", "qemu")))
-    assert img.env == ["A_B=1", "lower.dot-dash=2"]
+    assert img.env == ("A_B=1", "lower.dot-dash=2")
 
 
 @pytest.mark.parametrize(

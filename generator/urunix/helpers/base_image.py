@@ -114,7 +114,8 @@ def plan_layers(desc: dict, stack: ExitStack):
     if all("source" in e for layer in desc["layers"] for e in layer["entries"]):
         import image_writer  # copies only: the helper beside this one will do
 
-        Materializer = copy_member = None
+        # (no Materializer, no copy_member: the loop below needs them only
+        # for entries that extract or build)
     else:
         script.load_package()
         from urunix.helpers import image_writer
@@ -141,7 +142,7 @@ def plan_layers(desc: dict, stack: ExitStack):
                 continue
             if "extract" in e:
                 d = e["extract"]
-                m = Materializer(build_rootfs._image({}), scratch, stack, host_hardlinks=False)
+                m = Materializer(None, scratch, stack, host_hardlinks=False)
                 member = m.extract(build_rootfs._extract(d))
                 dest = os.path.join(scratch, f"{i}-{j}")
                 copy_member(member, dest)
@@ -155,8 +156,8 @@ def plan_layers(desc: dict, stack: ExitStack):
             if r.get("origin", {}).get("kind") == "dir":
                 refs += store_refs(r["origin"]["location"], store_dir, seen)
             if r["type"] == "raw":
-                image = build_rootfs._image(r)
-                members += Materializer(image, scratch, stack, host_hardlinks=False).tree()
+                init = build_rootfs._extract(r.get("init"))
+                members += Materializer(build_rootfs._rootfs(r), scratch, stack, host_hardlinks=False, init=init).tree()
                 expanded = True
             else:
                 dest = os.path.join(scratch, f"{i}-{j}")

@@ -45,35 +45,22 @@ def _extract(d: dict | None):
     return Extract(_origin(d["origin"]), d.get("inner"), d["target"], d.get("field", ""))
 
 
-def _image(desc: dict):
-    """The parts of an Image that Materializer reads."""
-    from urunix.spec import FileEntry, Image, RootfsBuild
+def _rootfs(desc: dict):
+    """The RootfsBuild a rootfs description names (None: only an extract)."""
+    from urunix.spec import FileEntry, RootfsBuild
 
-    rootfs = None
-    if "type" in desc:
-        include = [FileEntry(i["source"], Path(i["source"]), i["target"], "rootfs.include") for i in desc.get("include", [])]
-        rootfs = RootfsBuild(
-            desc["type"],
-            _origin(desc["origin"]),
-            include,
-            target="/rootfs",
-            size=str(desc.get("size", "auto")),
-            fs_type=desc.get("fsType", "ext2"),
-            compression=desc.get("compression", "none"),
-            hardlinks=desc.get("hardlinks", "link"),
-        )
-    return Image(
-        name="x",
-        tag="x",
-        architecture="amd64",
-        annotations={},
-        cmd=[],
-        entrypoint=None,
-        env=[],
-        labels={},
-        files=[],
-        rootfs=rootfs,
-        init=_extract(desc.get("init")),
+    if "type" not in desc:
+        return None
+    include = [FileEntry(i["source"], Path(i["source"]), i["target"], "rootfs.include") for i in desc.get("include", [])]
+    return RootfsBuild(
+        desc["type"],
+        _origin(desc["origin"]),
+        include,
+        target="/rootfs",
+        size=str(desc.get("size", "auto")),
+        fs_type=desc.get("fsType", "ext2"),
+        compression=desc.get("compression", "none"),
+        hardlinks=desc.get("hardlinks", "link"),
     )
 
 
@@ -86,8 +73,9 @@ def build(desc: dict, out: str) -> None:
     with ExitStack() as stack:
         scratch = tempfile.mkdtemp(prefix="urunix-")
         stack.callback(shutil.rmtree, scratch, True)
-        image = _image(desc)
-        m = Materializer(image, scratch, stack, host_hardlinks=False)  # store paths: see image_writer._walk
+        r = _rootfs(desc)
+        # store paths: see image_writer._walk
+        m = Materializer(r, scratch, stack, host_hardlinks=False, init=_extract(desc.get("init")))
         if "extract" in desc:
             from urunix.rootfs.flatten import copy_member
 
@@ -95,7 +83,6 @@ def build(desc: dict, out: str) -> None:
             copy_member(member, out)
             os.chmod(out, member.mode & 0o777)
             return
-        r = image.rootfs
         members = m.tree()
         if r.type == "initrd":
             cpio.write_file(members, out, gzip_level=6 if r.compression == "gzip" else None, hardlinks=r.hardlinks)

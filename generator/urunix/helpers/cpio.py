@@ -48,13 +48,18 @@ import gzip
 import json
 import os
 import sys
-from typing import BinaryIO, Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, SupportsWrite
+
+    Out = SupportsWrite[ReadableBuffer]  # a file, a GzipFile, a layer's writer
 
 if __package__:
     from .image_writer import Member, PlanError, expand
 else:  # run as a script, e.g. inside a Nix derivation
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from image_writer import Member, PlanError, expand  # noqa: E402
+    from image_writer import Member, PlanError, expand  # type: ignore[no-redef]  # noqa: E402  (the same names)
 
 CHUNK = 1 << 20
 MAGIC = b"070701"
@@ -196,7 +201,7 @@ def _trailer() -> bytes:
     return _header(0, 0, 0, 0, 1, 0, 0, 0, 0, _name(TRAILER))
 
 
-def _copy(m: Member, out, view: memoryview, size: int, progress: Progress | None) -> None:
+def _copy(m: Member, out: Out, view: memoryview, size: int, progress: Progress | None) -> None:
     if m.data is not None:
         if len(m.data) != size:
             raise CpioError(f"/{m.path}: inline data is {len(m.data)} bytes, not {size}")
@@ -204,6 +209,8 @@ def _copy(m: Member, out, view: memoryview, size: int, progress: Progress | None
         if progress:
             progress(size)
         return
+    if m.source is None:  # a member whose content is made while a layer streams (fill)
+        raise CpioError(f"/{m.path}: has no content to copy into the archive")
     left = size
     with open(m.source, "rb", buffering=0) as f:
         if m.offset:
@@ -221,7 +228,7 @@ def _copy(m: Member, out, view: memoryview, size: int, progress: Progress | None
 
 
 def write_cpio(
-    members: list[Member], out: BinaryIO, mtime: int = 0, progress: Progress | None = None, hardlinks: str = "link"
+    members: list[Member], out: Out, mtime: int = 0, progress: Progress | None = None, hardlinks: str = "link"
 ) -> None:
     """Write `members` (sorted by path, no root entry) to `out` as newc cpio.
     Raises CpioError before writing anything if the tree does not fit."""
@@ -229,7 +236,7 @@ def write_cpio(
 
 
 class _Writes:
-    def __init__(self, write: Callable[[bytes], None]):
+    def __init__(self, write: Callable[[ReadableBuffer], None]):
         self.write = write
 
 
@@ -243,7 +250,7 @@ def stream_member(path: str, members: list[Member], mtime: int = 0, hardlinks: s
     return Member(path, "file", mode, total, fill=lambda write: _write_entries(entries, _Writes(write), mtime, None))
 
 
-def _write_entries(entries: list[_Entry], out, mtime: int, progress: Progress | None) -> None:
+def _write_entries(entries: list[_Entry], out: Out, mtime: int, progress: Progress | None) -> None:
     buf = bytearray(CHUNK)
     view = memoryview(buf)
     written = 0
@@ -253,6 +260,7 @@ def _write_entries(entries: list[_Entry], out, mtime: int, progress: Progress | 
         written += len(head)
         if e.size:
             m = e.data_from
+            assert m is not None  # plan() names the member of every record with content
             if m.kind == "symlink":
                 out.write(m.target.encode("utf-8", "surrogateescape"))
             else:
@@ -296,9 +304,9 @@ def main(argv: list[str]) -> int:
             tree = json.load(f)
         members = expand(tree["entries"])
         hardlinks = tree.get("hardlinks", "link")
-        for f in flags:
-            if f.startswith("--hardlinks="):
-                hardlinks = f.split("=", 1)[1]
+        for flag in flags:
+            if flag.startswith("--hardlinks="):
+                hardlinks = flag.split("=", 1)[1]
         write_file(
             members, args[1], int(tree.get("mtime", 0)), 6 if "--gzip" in flags or tree.get("gzip") else None, hardlinks=hardlinks
         )

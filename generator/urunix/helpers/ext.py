@@ -70,7 +70,7 @@ if __package__:
     from .image_writer import Member, PlanError, expand
 else:  # run as a script, e.g. inside a Nix derivation
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from image_writer import Member, PlanError, expand  # noqa: E402
+    from image_writer import Member, PlanError, expand  # type: ignore[no-redef]  # noqa: E402  (the same names)
 
 BLOCK_SIZE = 4096
 INODE_SIZE = 256
@@ -257,6 +257,8 @@ def _stage_file(m: Member, dst: str) -> None:
         finally:
             os.close(fd)
         return
+    if m.source is None:  # a member whose content is made while a layer streams (fill)
+        raise ExtError(f"/{m.path}: has no content to write into the block image")
     src_fd = os.open(m.source, os.O_RDONLY)
     try:
         dst_fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -435,14 +437,21 @@ _OURS = (os.geteuid(), os.getegid())
 # ---------------------------------------------------------------- mke2fs
 
 
+def _dumpe2fs_number(dumpe2fs_out: str, field: str) -> int:
+    m = re.search(rf"^{field}:\s+(\d+)", dumpe2fs_out, re.M)
+    if m is None:
+        raise ExtError(f"dumpe2fs printed no {field!r}; cannot tell which inodes are in use")
+    return int(m.group(1))
+
+
 def _used_inodes(dumpe2fs_out: str) -> list[int]:
-    per = int(re.search(r"^Inodes per group:\s+(\d+)", dumpe2fs_out, re.M).group(1))
-    first = int(re.search(r"^First inode:\s+(\d+)", dumpe2fs_out, re.M).group(1))
+    per = _dumpe2fs_number(dumpe2fs_out, "Inodes per group")
+    first = _dumpe2fs_number(dumpe2fs_out, "First inode")
     groups = re.findall(r"^Group (\d+):.*?^\s+Free inodes:\s*([0-9,\- ]*)$", dumpe2fs_out, re.M | re.S)
     used = []
     for g, free_text in groups:
         lo, hi = int(g) * per + 1, (int(g) + 1) * per
-        free = set()
+        free: set[int] = set()
         for part in free_text.replace(" ", "").split(","):
             if part:
                 a, _, b = part.partition("-")

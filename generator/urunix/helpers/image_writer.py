@@ -43,7 +43,10 @@ import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, TypedDict
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable, TypedDict
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 BLOCK = 512
 CHUNK = 1 << 20
@@ -87,8 +90,8 @@ class Member:
     devminor: int = 0
     offset: int = 0  # where the content starts in `source` (a layer inside an archive)
     # content made while the layer streams (an initrd): called with a write
-    # function, it must write exactly `size` bytes
-    fill: Callable[[Callable[[bytes], None]], None] | None = field(default=None, compare=False, repr=False)
+    # function (of any bytes-like object), it must write exactly `size` bytes
+    fill: "Callable[[Callable[[ReadableBuffer], None]], None] | None" = field(default=None, compare=False, repr=False)
     # the source file's identity when it was planned, "dev:ino:size:mtime_ns:ctime_ns"
     # (the layer cache keys on it; the walk has the stat already)
     ident: str | None = field(default=None, compare=False, repr=False)
@@ -277,6 +280,14 @@ class Entry(TypedDict, total=False):
     skip: list[str]  # tree: image paths another entry provides
     rank: int  # where two entries give one path, the higher wins
     hardlinks: bool  # tree: keep host hard links (false for a Nix store path)
+
+
+class Descriptor(TypedDict):
+    """An OCI content descriptor (a layer's, in the manifest)."""
+
+    mediaType: str
+    digest: str  # "sha256:<hex>"
+    size: int
 
 
 class LayerPlan(TypedDict):
@@ -536,6 +547,7 @@ def stream_layer(members: list[Member], w: HashingWriter, mtime: int, headers: l
             if w.count - start != m.size:
                 raise PlanError(f"/{m.path}: {w.count - start} bytes were made, not the {m.size} planned")
         else:
+            assert m.source is not None  # a file Member has data, a fill or a source
             w.copy_file(m.source, m.offset, m.size)
         pad = padding(m.size)
         if pad:
@@ -620,7 +632,7 @@ class Sink:
         if fmt == "oci":
             os.makedirs(os.path.join(out_path, "blobs", "sha256"))
             self.root = out_path
-            self.tar = None
+            self.tar: StreamOut | BinaryIO | None = None  # None: the layout directory `root`
         elif self.stream:
             self.tar = StreamOut(out_path)
         else:
@@ -642,6 +654,7 @@ class Sink:
             os.replace(tmp, final)
             self.last = (final, 0)
         else:
+            assert not isinstance(self.tar, StreamOut)  # a stream raised above: this one seeks
             if align:
                 self.tar.write(align_pad(self.tar.tell(), self.mtime))
             start = self.tar.tell()
@@ -686,6 +699,7 @@ class Sink:
                 if self.stream:
                     copy_stream(src, offset, self.tar, size, progress)
                 else:
+                    assert not isinstance(self.tar, StreamOut)  # self.stream is False
                     copy_range(src, offset, self.tar, start, size, progress)
                     self.tar.seek(start + size)
                 self.tar.write(bytes(padding(size)))
@@ -847,13 +861,15 @@ def write(
     sink = Sink(fmt, out_path, mtime)
     closed = False
     try:
-        diff_ids, descs = [], []
+        diff_ids: list[str] = []
+        descs: list[Descriptor] = []
         for layer in layers:
             size = layer.size
             if layer.blob is not None:
+                assert layer.digest is not None  # ready_layer() gives both
                 digest = sink.ready_blob(layer.blob[0], layer.blob[1], size, layer.digest, progress)
             else:
-                digest = sink.blob(size, lambda w, x=layer: stream_layer(x.members, w, mtime, x.headers), progress)
+                digest = sink.blob(size, lambda w: stream_layer(layer.members, w, mtime, layer.headers), progress)
                 if on_layer is not None:
                     if sink.tar is not None:
                         sink.tar.flush()

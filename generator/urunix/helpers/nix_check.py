@@ -146,9 +146,9 @@ def summary(image) -> dict[str, Any]:
         "architecture": image.architecture,
         "annotations": dict(sorted(ann.items())),
         "config": {
-            "Cmd": image.cmd,
-            "Entrypoint": image.entrypoint,
-            "Env": image.env,
+            "Cmd": list(image.cmd),
+            "Entrypoint": None if image.entrypoint is None else list(image.entrypoint),
+            "Env": list(image.env),
             "Labels": dict(sorted({**image.labels, **urunc_json.labels(ann)}.items())),
         },
         "files": copies(image.files),
@@ -208,7 +208,7 @@ def check(doc: dict[str, Any], root: str) -> tuple[int, str, Any]:
             # where Nix found it: "/abs" under the copies too, ".." taken
             # lexically (a parent may be a copied directory, a store path)
             f.path = Path(os.path.normpath(root + f.source if f.source.startswith("/") else f.path))
-        image, diag = validate(spec)
+        image, diag = validate(spec, read_images="none")  # as the Nix library: it cannot read an image
     except SpecError as e:
         out.append(e.render())
         image = None

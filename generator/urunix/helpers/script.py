@@ -21,7 +21,7 @@ def load_package() -> None:
         return
     pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     spec = importlib.util.spec_from_file_location("urunix", os.path.join(pkg, "__init__.py"), submodule_search_locations=[pkg])
-    assert spec is not None and spec.loader is not None, pkg
+    assert spec is not None and spec.loader is not None  # a .py path always gets a source loader
     module = importlib.util.module_from_spec(spec)
     sys.modules["urunix"] = module
     spec.loader.exec_module(module)

@@ -17,6 +17,7 @@ import base64
 import json
 import os
 import sys
+from typing import Mapping
 
 try:
     from . import script
@@ -31,7 +32,7 @@ def full_key(key: str) -> str:
     return key if key.startswith(PREFIX) else PREFIX + key
 
 
-def urunc_json(annotations: dict[str, str]) -> bytes:
+def urunc_json(annotations: Mapping[str, str]) -> bytes:
     """The bytes of /urunc.json: sorted full keys, padded base64 values."""
     doc = {
         full_key(k): base64.standard_b64encode(v.encode("utf-8", "surrogateescape")).decode("ascii")
@@ -40,7 +41,7 @@ def urunc_json(annotations: dict[str, str]) -> bytes:
     return (json.dumps(doc, sort_keys=True, indent=2) + "\n").encode("ascii")
 
 
-def labels(annotations: dict[str, str]) -> dict[str, str]:
+def labels(annotations: Mapping[str, str]) -> dict[str, str]:
     """Image config labels: full keys, plain-text values."""
     return {full_key(k): v for k, v in sorted(annotations.items())}
 

@@ -120,7 +120,7 @@ class _Bunny:
             raise self.err(
                 field or "bunnyfile", f"{field or 'a bunnyfile'} must be a mapping", value, allowed=", ".join(FIELDS[kind])
             )
-        out = {}
+        out: dict[str, Any] = {}
         for key, item in value.items():
             if key in FIELDS[kind]:
                 out.setdefault(key, item)

@@ -92,7 +92,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ..errors import _UNSET, NotSupportedYet, Problem, SpecError, did_you_mean
 from ..helpers.urunc_json import PREFIX
@@ -279,7 +279,8 @@ def parse(text: str) -> Parsed:
 def _instruction(line: str, start: int, end: int) -> Instruction:
     parts = _RE_WS.split(_trim(line), maxsplit=1)
     word = parts[0]
-    rest, flags = ("", [])
+    rest = ""
+    flags: list[str] = []
     if len(parts) == 2:
         rest, flags = _builder_flags(parts[1])
     return Instruction(word=word, cmd=word.lower(), flags=flags, rest=_trim(rest), line=start, end_line=end, original=line)
@@ -533,7 +534,7 @@ class ShellWord:
 
     def single(self) -> str:
         self.next()
-        out = []
+        out: list[str] = []
         while True:
             ch = self.next()
             if ch is None:
@@ -580,9 +581,10 @@ class ShellWord:
                 self.missing.append(name)
             return value
         self.next()
-        if self.peek() is None:
+        first = self.peek()
+        if first is None:
             raise DockerfileSyntaxError("syntax error: missing '}'")
-        if self.peek() in "{}:":
+        if first in "{}:":
             raise DockerfileSyntaxError("syntax error: bad substitution")
         name = self.name()
         ch = self.next()
@@ -687,7 +689,7 @@ class _Mapper:
         self.dirs: set[str] = {"/"}
         self.base_dirs: set[str] = set()  # directories of the FROM image
         self.workdirs: list[tuple[Instruction, str]] = []
-        self.context: BuildContext | None | bool = None
+        self.context: BuildContext | None | Literal[False] = None  # False: it cannot be read
         self.label_lines: dict[str, int] = {}
         self.unsupported: list[NotSupportedYet] = []
 
@@ -1154,10 +1156,10 @@ class _Mapper:
             return
         matches: list[tuple[str, Resolved]] = []
         for src in sources:
-            found = self.sources(ins, name, src)
-            if found is None:
+            pairs = self.sources(ins, name, src)
+            if pairs is None:
                 return
-            matches.extend(found)
+            matches.extend(pairs)
         dir_like = dest.endswith("/") or dest == "." or dest.endswith("/.")
         target_base = posixpath.normpath(posixpath.join(self.workdir, dest)) if dest else ""
         if target_base.startswith("//"):

@@ -113,6 +113,8 @@ class Token:
     end: tuple[int, int] = (0, 0)  # (line, column) just after the token
 
 
+AttrPath = list[tuple[str, Token]]  # `a."b".c`: each name with its token (named here: _Reader has a list method)
+
 _IDENT = re.compile(r"[a-zA-Z_][a-zA-Z0-9_'\-]*")
 
 
@@ -498,8 +500,8 @@ class _Reader:
             self.add_attr(result, path, attrpath, val)
             first = False
 
-    def attrpath(self) -> list[tuple[str, Token]]:
-        parts = []
+    def attrpath(self) -> AttrPath:
+        parts: AttrPath = []
         while True:
             t = self.take()
             if t.kind == "id":
@@ -516,7 +518,7 @@ class _Reader:
                 return parts
             self.take()
 
-    def add_attr(self, target: dict[str, Any], path: tuple[str | int, ...], attrpath: list[tuple[str, Token]], val: Any) -> None:
+    def add_attr(self, target: dict[str, Any], path: tuple[str | int, ...], attrpath: AttrPath, val: Any) -> None:
         """Insert like Nix's addAttr: dotted paths create or extend attribute
         sets; `a = {..}; a = {..};` merges one level; anything else twice is
         "already defined"."""

@@ -20,7 +20,7 @@ other tags (sets, ordered maps, custom tags) are refused as not plain data."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -36,8 +36,13 @@ _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
 _MERGE = "tag:yaml.org,2002:merge"
 
+if TYPE_CHECKING:  # the mixin below always comes with a SafeLoader, whose methods it calls
+    _LoaderMixin: Any = yaml.SafeLoader  # (pyyaml has no types: Any)
+else:
+    _LoaderMixin = object
 
-class _Plain:
+
+class _Plain(_LoaderMixin):
     """Builds plain data from the composed node tree while recording, for
     every key and list item, its line (1-based), and for every scalar its
     text as written (bunny reads some fields as text)."""
@@ -169,15 +174,16 @@ class LineLoader(_Plain, yaml.SafeLoader):
 
 
 _C = getattr(yaml, "CSafeLoader", None)
+_CLoader: Any = _C or yaml.SafeLoader
 
 
-class CLineLoader(_Plain, _C or yaml.SafeLoader):
+class CLineLoader(_Plain, _CLoader):
     """libyaml's parser and composer (some 20 times faster than pyyaml's
     Python parser on a spec of 10,000 files), used only once an event
     scan has shown the nesting is within bounds (its composer recurses in C)."""
 
     def __init__(self, stream: str, file: Path):
-        (_C or yaml.SafeLoader).__init__(self, stream)
+        _CLoader.__init__(self, stream)
         self._setup(file)
 
 

@@ -8,22 +8,20 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
-import subprocess
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
-from ..errors import BuildError, MissingTool, SpecError
+from ..errors import BuildError, SpecError
 from ..helpers import cpio, ext
-from ..helpers.image_writer import Member, PlanError, clean_path, expand, host_mode
+from ..helpers.image_writer import Entry, Member, PlanError, clean_path, expand, host_mode
 from .. import overlap
 from ..plan import file_entry
+from ..rootfs import fetch
 from ..rootfs import flatten as F
 from ..rootfs.sources import IMAGE_KINDS
-from ..spec import Extract, Image, Origin
-from ..guest_argv import linux_split
-from ..validate import join_args
+from ..spec import Extract, Image, Origin, RootfsBuild
 
 
 @dataclass
@@ -50,11 +48,23 @@ class Artifacts:
 
 
 class Materializer:
-    def __init__(self, image: Image, scratch: str, stack: ExitStack, exclude=(), host_hardlinks: bool = True):
-        """exclude: host paths never taken into a tree (urunix's own output and
-        scratch); host_hardlinks: keep hard links of a rootfs directory (False
-        for a Nix store path: see image_writer._walk)."""
-        self.image = image
+    def __init__(
+        self,
+        rootfs: RootfsBuild | None,
+        scratch: str,
+        stack: ExitStack,
+        exclude=(),
+        host_hardlinks: bool = True,
+        kernel: Extract | None = None,
+        init: Extract | None = None,
+        source: Path | None = None,
+    ):
+        """What it reads of a validated Image: the rootfs, kernel and init to
+        make, and the spec file (source) for messages. exclude: host paths
+        never taken into a tree (urunix's own output and scratch);
+        host_hardlinks: keep hard links of a rootfs directory (False for a
+        Nix store path: see image_writer._walk)."""
+        self.rootfs, self.kernel, self.init, self.source = rootfs, kernel, init, source
         self.host_hardlinks = host_hardlinks
         self.scratch = scratch
         self.stack = stack
@@ -62,60 +72,13 @@ class Materializer:
         self.opened: dict[str, F.FlatImage] = {}
 
     def fail(self, where: str, message: str, **kw) -> SpecError:
-        src = self.image.source
+        src = self.source
         return SpecError(message, file=str(src) if src else None, field=where, **kw)
-
-    def local_image(self, origin: Origin) -> str:
-        """A path flatten() reads: the origin itself, or a registry pull."""
-        if origin.kind == "image":
-            return origin.location
-        if origin.kind == "dockerfile":
-            return self.docker_build(origin)
-        if origin.kind != "registry":
-            raise AssertionError(origin)
-        skopeo = shutil.which("skopeo")
-        if not skopeo:
-            raise MissingTool("skopeo", "apt-get install skopeo", f"to fetch {origin.location}")
-        dest = os.path.join(self.scratch, f"pull-{len(self.opened)}")
-        r = subprocess.run(
-            [skopeo, "copy", "--quiet", f"docker://{origin.location}", f"oci:{dest}:image"], capture_output=True, text=True
-        )
-        if r.returncode != 0:
-            raise BuildError(f"skopeo could not fetch {origin.location}: {r.stderr.strip()[-2000:]}")
-        return dest
-
-    def docker_build(self, origin: Origin) -> str:
-        """kraft's way: build the Dockerfile with the Docker Engine (its
-        directory is the context), save the image, and read that archive.
-        The image is removed from the engine again; the build's own cache
-        stays, as with any docker build."""
-        import hashlib
-
-        docker = shutil.which("docker")
-        if not docker:
-            raise MissingTool("docker", "apt-get install docker.io (and start dockerd)", f"to build {origin.location}")
-        tag = "urunix-rootfs/" + hashlib.sha256(f"{origin.location}:{self.scratch}".encode()).hexdigest()[:16]
-        dest = os.path.join(self.scratch, f"dockerfile-{len(self.opened)}.tar")
-        context = os.path.dirname(origin.location)
-        steps = ([docker, "build", "-q", "-f", origin.location, "-t", tag, context], [docker, "save", "-o", dest, tag])
-        try:
-            for argv in steps:
-                r = subprocess.run(argv, capture_output=True, text=True)
-                if r.returncode != 0:
-                    if "Cannot connect to the Docker daemon" in r.stderr or "daemon running" in r.stderr:
-                        raise BuildError(
-                            f"{origin.location}: a rootfs from a Dockerfile needs a running Docker "
-                            f"Engine (dockerd, or DOCKER_HOST): {r.stderr.strip()[-500:]}"
-                        )
-                    raise BuildError(f"docker {argv[1]} of {origin.location} failed: {r.stderr.strip()[-2000:]}")
-        finally:
-            subprocess.run([docker, "rmi", "-f", tag], capture_output=True)
-        return dest
 
     def flat(self, origin: Origin) -> F.FlatImage:
         key = f"{origin.kind}:{origin.location}"
         if key not in self.opened:
-            path = self.local_image(origin)
+            path = fetch.local_image(origin, self.scratch, len(self.opened))
             self.opened[key] = self.stack.enter_context(F.flatten(path, scratch_dir=self.scratch))
         return self.opened[key]
 
@@ -139,7 +102,7 @@ class Materializer:
     def tree(self) -> list[Member]:
         """The guest rootfs: origin tree, then includes, then the init (later
         ones replace earlier ones at the same path)."""
-        r = self.image.rootfs
+        r = self.rootfs
         assert r is not None
         merged: dict[str, Member] = {}
         if r.origin.kind == "dir":
@@ -155,17 +118,15 @@ class Materializer:
                 ]
             )
         elif r.origin.kind in IMAGE_KINDS:
-            flat = self.flat(r.origin)
-            base = flat.members
-            self.image_config(flat)
+            base = self.flat(r.origin).members
         else:
             base = []
         for m in base:
             merged[m.path] = m
         originals = {m.path: m for m in base if m.kind == "file"}
-        includes = []
+        includes: list[Entry] = []
         for i, f in enumerate(r.include):  # validate.py ordered them: a later entry wins
-            e = {**file_entry(f, self.host_hardlinks), "rank": i}
+            e: Entry = {**file_entry(f, self.host_hardlinks), "rank": i}
             if e["type"] == "tree":
                 e["skip"] = overlap.inside(e["source"], f.target, self.exclude)
             includes.append(e)
@@ -174,87 +135,26 @@ class Materializer:
                 continue
             drop_below(merged, m.path)
             merged[m.path] = m
-        if self.image.init is not None:
-            m = self.extract(self.image.init)
+        if self.init is not None:
+            m = self.extract(self.init)
             drop_below(merged, m.path)
             merged[m.path] = m
-        if r.origin.kind == "dir" and not r.include and self.image.init is None:
+        if r.origin.kind == "dir" and not r.include and self.init is None:
             return base  # expand() made it: sorted and complete as it is
         relink(merged, originals)
         # Re-expand so parent directories of includes exist and order is sorted.
         return expand([], [m for m in merged.values()])
 
-    def image_config(self, flat: F.FlatImage) -> None:
-        """Keep the rootfs image's command, Env and WorkingDir where the
-        guest uses them."""
-        from ..urunc_rules import Rules
-
-        img = self.image
-        rules = Rules(img.targets)  # the targeted releases' rules on what is known only now
-        if img.argv_from_image:
-            argv = flat.argv()
-            if not argv and img.annotations.get("unikernelType") == "linux" and not img.cmd:
-                raise self.fail(
-                    "cmd",
-                    "the rootfs image has no Entrypoint or Cmd, and the spec gives no command",
-                    hint="set cmdline (or cmd); a Linux guest needs an init",
-                )
-            guest = img.annotations.get("unikernelType", "")
-            full = img.cmd + argv  # img.cmd holds the init, if any
-            img.annotations["cmdline"] = join_args(full, guest)
-            img.entrypoint, img.cmd = None, full
-            if guest == "linux":
-                # Docker's convention kept: the image's Entrypoint (or its
-                # program) stays, its Cmd stays replaceable by `docker run` ARGS
-                ep = flat.entrypoint()
-                if ep:
-                    n = len(full) - len(flat.cmd())
-                    img.entrypoint, img.cmd = full[:n], full[n:]
-                else:
-                    img.entrypoint, img.cmd = linux_split(full, img.init is not None)
-            if not img.entrypoint and not img.cmd:
-                img.cmd = [""]  # Docker refuses an image without a command; urunc reads [""] as none
-            img.argv_from_image = False
-            rules.command(guest, full, img.annotations.get("cmdline"), ["image Entrypoint/Cmd"] * len(full))
-        mine = {e.split("=", 1)[0] for e in img.env}
-        inherited = [e for e in flat.env() if e.split("=", 1)[0] not in mine]
-        img.env = inherited + img.env
-        img.workdir = img.workdir or flat.workdir() or None
-        guest = img.annotations.get("unikernelType", "")
-        argv = (img.entrypoint or []) + img.cmd
-        rules.env(
-            guest,
-            dict(e.split("=", 1) for e in inherited if "=" in e),
-            argv[0] if argv else None,
-            img.annotations.get("unikernelVersion"),
-        )
-        rules.workdir_user(guest, argv[0] if argv else None, img.workdir, None)
-        self.report(rules)
-
-    def report(self, rules) -> None:
-        import sys
-
-        errors = []
-        for f in rules.findings():
-            where = "image Env" + f.field[3:] if f.field.startswith("env") else f.field
-            p = self.fail(where, f.text(), value=f.value, hint=f.hint)
-            if f.level == "error":
-                errors.extend(p.problems)
-            else:
-                print(p.problem.render("warning"), file=sys.stderr, flush=True)
-        if errors:
-            raise SpecError(problems=errors)
-
     def build(self, lazy: bool = False) -> Artifacts:
         """What the image needs. lazy: leave the initrd / block image to
         Artifacts.recipe (made only when the layer cache misses)."""
-        img, out = self.image, Artifacts()
-        if img.kernel is not None:
-            out.kernel.append(self.extract(img.kernel))
-        r = img.rootfs
+        out = Artifacts()
+        if self.kernel is not None:
+            out.kernel.append(self.extract(self.kernel))
+        r = self.rootfs
         if r is None:
-            if img.init is not None:
-                out.files.append(self.extract(img.init))
+            if self.init is not None:
+                out.files.append(self.extract(self.init))
             return out
         members = self.tree()
         if r.type == "raw":
@@ -284,7 +184,7 @@ class Materializer:
             return out
         from . import cache
 
-        params = {
+        params: dict[str, object] = {
             "type": r.type,
             "target": target,
             "compression": r.compression,
@@ -334,4 +234,7 @@ def _which(name: str) -> str | None:
 
 
 def materialize(image: Image, scratch: str, stack: ExitStack, lazy: bool = False, exclude=()) -> Artifacts:
-    return Materializer(image, scratch, stack, exclude).build(lazy)
+    if image.argv_from_image:  # validate(spec, read_images="none"): not an Image to build
+        raise BuildError("the rootfs image's command was not read before validation")
+    m = Materializer(image.rootfs, scratch, stack, exclude, kernel=image.kernel, init=image.init, source=image.source)
+    return m.build(lazy)

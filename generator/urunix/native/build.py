@@ -54,9 +54,9 @@ def build(
                 else None
             )
             p = plan(image, fmt, made, exclude=[dest.path or "", scratch])
-            if made is not None and made.expanded and image.rootfs.origin.kind in IMAGE_KINDS:
-                check_paths_exist(image, made.rootfs)
             r = image.rootfs
+            if made is not None and made.expanded and r is not None and r.origin.kind in IMAGE_KINDS:
+                check_paths_exist(image, made.rootfs)
             tool = (
                 f"mke2fs: making the {r.fs_type} image"
                 if r is not None and r.type == "block"
@@ -64,10 +64,11 @@ def build(
                 if r is not None and r.compression == "gzip"
                 else None
             )
-            layers = _layers(p, made, store, stack, lambda: tool and step(tool))
+            layers = _layers(p, made, store, stack, lambda: step(tool) if tool else None)
             total = image_writer.total_bytes(p, layers)
-            if hasattr(progress, "layers"):
-                progress.layers([(x.name, x.size) for x in layers])
+            show_layers = getattr(progress, "layers", None)  # progress.py lists the layers
+            if show_layers is not None:
+                show_layers([(x.name, x.size) for x in layers])
 
             def keep(layer: image_writer.Layer, digest: str, path: str, offset: int) -> None:
                 # the cache copies the layer out of this build's own staged

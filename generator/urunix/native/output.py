@@ -129,7 +129,7 @@ def write(plan: dict, dest: Destination, scratch: str, progress=None, layers=Non
 
     staged = os.path.join(tempfile.mkdtemp(dir=scratch, prefix="out-"), "image")
     digest = image_writer.write(plan, staged, progress, layers, on_layer, fsync)
-    if dest.stream:
+    if dest.path is None:  # dest.stream
         stream(staged)
     elif dest.fmt == "oci":
         with _locked(dest.parent):
@@ -174,6 +174,7 @@ def stream(path: str) -> None:
                 except OSError as e:
                     if e.errno in (errno.EINVAL, errno.ENOSYS):  # stdout cannot take sendfile: copy
                         src.seek(offset)
+                        assert out is not None  # fd is out's
                         shutil.copyfileobj(src, out)
                         out.flush()
                         return
@@ -270,7 +271,8 @@ def merge_layout(old: str, staged: str, scratch: str) -> None:
             raise BuildError(
                 f"{os.path.join(old, 'index.json')}: not a readable OCI index ({e}); the layout was left as it was"
             ) from e
-    kept, dropped = [], []
+    kept: list[object] = []
+    dropped: list[object] = []
     for m in (old_index or {}).get("manifests", []):
         ref = m.get("annotations", {}).get(REF_NAME) if isinstance(m, dict) else None
         (dropped if ref is not None and ref in tags else kept).append(m)
