@@ -13,8 +13,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import nixhelp
 import pytest
-
 from nixhelp import (
     HERE,
     NIX_OPTS,
@@ -27,7 +27,6 @@ from nixhelp import (
     nix_build,
     read_image,
     run,
-    testpkgs_expr,
 )
 from urunix import nixgen
 from urunix.helpers import image_writer
@@ -559,7 +558,9 @@ def test_block_from_a_store_path_is_used_where_it_is(tmp_path, srcdir):
     stored = run(["nix-store", "--add", str(d / "rootdir")]).stdout.strip()
     assert stored.startswith("/nix/store/") and stored.endswith("-rootdir")
     (d / "args.nix").write_text(SPECS["rumprun-block"].replace('"./rootdir"', f'"{stored}"'))
-    drv = run(["nix-instantiate", str(d / "default.nix"), "--arg", "pkgs", testpkgs_expr(), *NIX_OPTS], cwd=d).stdout.split()[-1]
+    drv = run(
+        ["nix-instantiate", str(d / "default.nix"), "--arg", "pkgs", nixhelp.testpkgs_expr(), *NIX_OPTS], cwd=d
+    ).stdout.split()[-1]
     inputs = run(["nix-store", "-qR", drv]).stdout.split()
     assert stored in inputs
     digest = Path(stored).name.split("-", 1)[0]
