@@ -122,6 +122,25 @@ def run(bench, name: str, tree: str, kernel: str, spec_dir: str, env: dict, *, r
     b = write_args(
         os.path.join(spec_dir, f"{name}-nix-b.nix"), f"bench/{name}-nix", "a", kernel, tree, "/init console=ttyS0 quiet"
     )
+    # A cold run imports the tree: an import left in the store by an earlier
+    # run (this harness's store paths are deleted only when it made them) is
+    # deleted first where no root holds it (its path computed read-only).
+    old_import = subprocess.run(
+        ["nix-instantiate", "--eval", "--json", "--expr", f"builtins.path {{ path = {nix_string(os.path.abspath(tree))}; }}"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **nenv},
+    )
+    if old_import.returncode == 0:
+        # with what refers to it (earlier runs' derivations, unless a root holds them)
+        held = subprocess.run(
+            ["nix-store", "-q", "--referrers-closure", json.loads(old_import.stdout)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **nenv},
+        ).stdout.split()
+        if held:
+            subprocess.run(["nix-store", "--delete", *held], capture_output=True, env={**os.environ, **nenv})
     # The same tree already in the store (as a fetched or built tree would
     # be): added once, untimed, before the runs, so no run deletes it; under
     # its own name, so the directory cases still import (and count) theirs.
