@@ -1,0 +1,402 @@
+"""The parts of helpers/image_writer.py a plain build does not reach: layers
+whose bytes exist already (the layer cache, `nix-build -A stream`) copied
+into files, pipes and layouts with and without the kernel's copy calls; a
+layer written alone; the script's entry point; the output's replacement.
+Judged by independent readers: hashlib over the bytes, tarfile, json."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from test_image_writer import plan_for
+from urunix.helpers import image_writer as iw
+
+
+def big_plan(tmp_path: Path, fmt: str) -> dict:
+    """plan_for with a kernel over two copy buffers (CHUNK) long."""
+    plan = plan_for(tmp_path, fmt)
+    (tmp_path / "kernel").write_bytes(os.urandom(2 * iw.CHUNK + 1234))
+    return plan
+
+
+def blobs(out: Path, fmt: str) -> dict[str, bytes]:
+    """Every file of an archive or layout, by name."""
+    if fmt == "oci":
+        return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    with tarfile.open(out) as t:
+        return {m.name: t.extractfile(m).read() for m in t.getmembers()}
+
+
+def no_syscall(monkeypatch, name: str) -> None:
+    monkeypatch.delattr(os, name)
+
+
+def refusing(monkeypatch, name: str, err: int = errno.EINVAL) -> None:
+    def refuse(*a):
+        raise OSError(err, os.strerror(err))
+
+    monkeypatch.setattr(os, name, refuse)
+
+
+COPY_MODES = {
+    "kernel": lambda mp: None,
+    "no copy_file_range, no sendfile": lambda mp: (no_syscall(mp, "copy_file_range"), no_syscall(mp, "sendfile")),
+    "both refused": lambda mp: (refusing(mp, "copy_file_range", errno.EXDEV), refusing(mp, "sendfile")),
+}
+
+
+def reference(tmp_path: Path, fmt: str) -> tuple[dict, Path, list]:
+    """The plan written from its entries, with where on_layer says each
+    layer's bytes lie."""
+    plan = big_plan(tmp_path, fmt)
+    ref = tmp_path / "ref"
+    done = []
+    got = []
+    digest = iw.write(plan, str(ref), got.append, on_layer=lambda *a: done.append(a))
+    assert digest.startswith("sha256:")
+    sizes = [layer.size for layer, *_ in done]
+    assert sum(got) == iw.total_bytes(plan) == sum(sizes) and len(done) == len(plan["layers"])
+    for (layer, hexdigest, path, offset), name in zip(done, [x["name"] for x in plan["layers"]]):
+        with open(path, "rb") as f:
+            f.seek(offset)
+            assert hashlib.sha256(f.read(layer.size)).hexdigest() == hexdigest
+        assert layer.name == name
+        assert (Path(path), offset) == ((ref / "blobs" / "sha256" / hexdigest, 0) if fmt == "oci" else (ref, offset))
+    return plan, ref, done
+
+
+@pytest.mark.parametrize("mode", COPY_MODES)
+@pytest.mark.parametrize("fmt", iw.FORMATS)
+@pytest.mark.parametrize("where", ["in the archive", "alone", "open file"])
+def test_ready_layers_give_the_same_image(tmp_path, monkeypatch, fmt, mode, where):
+    """Layers taken from where a build left them (on_layer), or written
+    alone by write_layer, make the image byte for byte again; an archive
+    also through a stream (a file object: no seek)."""
+    plan, ref, done = reference(tmp_path, fmt)
+    ready = []
+    for i, (layer, digest, path, offset) in enumerate(done):
+        if where == "alone":
+            path, offset = str(tmp_path / f"layer{i}"), 0
+            assert iw.write_layer(plan["layers"][i], plan["created"], path) == (digest, layer.size)
+        if where == "open file":
+            path = open(path, "rb")  # noqa: SIM115 -- closed below
+        ready.append(iw.ready_layer(layer.name, path, offset, layer.size, digest))
+    COPY_MODES[mode](monkeypatch)
+    seen = []
+    out = tmp_path / "out"
+    assert iw.write(plan, str(out), seen.append, layers=ready) == iw.write(plan, str(tmp_path / "again"))
+    assert sum(seen) == sum(x.size for x in ready)
+    assert blobs(out, fmt) == blobs(ref, fmt)
+    if fmt == "oci":
+        assert not [p for p in out.rglob(".tmp-*")]
+    else:
+        with open(tmp_path / "streamed", "wb") as f:
+            iw.write(plan, f, layers=ready)
+        assert (tmp_path / "streamed").read_bytes() == ref.read_bytes()
+    for x in ready:
+        if not isinstance(x.blob[0], str):
+            x.blob[0].close()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("mode", COPY_MODES)
+def test_a_ready_layer_shorter_than_it_says_is_refused(tmp_path, monkeypatch, mode, stream):
+    src = tmp_path / "short"
+    src.write_bytes(b"x" * 1000)
+    plan = {"format": "docker-archive", "created": "1970-01-01T00:00:01Z", "architecture": "amd64", "layers": []}
+    layer = iw.ready_layer("l", str(src), 100, 1000, "0" * 64)
+    COPY_MODES[mode](monkeypatch)
+    with pytest.raises(iw.PlanError, match=f"^{src} ended 100 bytes early$"):
+        if stream:
+            with open(tmp_path / "out", "wb") as f:
+                iw.write(plan, f, layers=[layer])
+        else:
+            iw.write(plan, str(tmp_path / "out"), layers=[layer])
+
+
+def test_a_stream_error_other_than_unsupported_is_raised(tmp_path, monkeypatch):
+    plan, ref, done = reference(tmp_path, "docker-archive")
+    layer, digest, path, offset = done[0]
+    refusing(monkeypatch, "sendfile", errno.EIO)
+    with open(tmp_path / "out", "wb") as f, pytest.raises(OSError) as e:
+        iw.write(plan, f, layers=[iw.ready_layer(layer.name, path, offset, layer.size, digest)])
+    assert e.value.errno == errno.EIO
+
+
+class Pipe:
+    """A writer that takes at most 1000 bytes a call (a full pipe), and
+    says nothing (None) when it took them all."""
+
+    def __init__(self, f):
+        self.f, self.name = f, f.name
+
+    def write(self, data):
+        n = self.f.write(bytes(data[:1000]))
+        return None if n == len(data) else n
+
+    def fileno(self):
+        return self.f.fileno()
+
+    def flush(self):
+        self.f.flush()
+
+
+def test_a_stream_takes_short_writes(tmp_path):
+    plan, ref, done = reference(tmp_path, "docker-archive")
+    ready = [iw.ready_layer(x.name, p, o, x.size, d) for x, d, p, o in done]
+    with open(tmp_path / "out", "wb") as f:
+        iw.write(plan, Pipe(f), layers=ready)
+        assert not f.closed  # the caller's to close
+    assert (tmp_path / "out").read_bytes() == ref.read_bytes()
+
+
+def test_an_oci_layout_cannot_be_streamed(tmp_path):
+    with open(tmp_path / "out", "wb") as f, pytest.raises(iw.PlanError, match="^an OCI layout is a directory"):
+        iw.write(plan_for(tmp_path, "oci"), f)
+
+
+@pytest.mark.parametrize("exists", [False, True])
+@pytest.mark.parametrize("fmt", ["docker-archive", "oci"])
+def test_main_writes_the_image_and_prints_its_digest(tmp_path, capsys, fmt, exists):
+    plan = plan_for(tmp_path, fmt)
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    out = tmp_path / "out"
+    if exists:
+        iw.write(dict(plan, repoTags=["old:1"]), str(out))
+    assert iw.main(["image_writer.py", str(tmp_path / "plan.json"), str(out)]) == 0
+    printed = capsys.readouterr().out
+    iw.write(plan, str(tmp_path / "ref"))
+    assert blobs(out, fmt) == blobs(tmp_path / "ref", fmt)
+    index = json.loads(blobs(out, fmt)["index.json"])
+    assert printed == index["manifests"][0]["digest"] + "\n"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(iw.TEMP_PREFIX)) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "entry", "code", "message"),
+    [
+        ([], None, 2, "usage: image_writer.py PLAN.json OUT\n"),
+        (["a", "b", "c"], None, 2, "usage: image_writer.py PLAN.json OUT\n"),
+        (["out"], {"type": "file", "path": "/../x", "data": ""}, 1, "image_writer: path escapes the image root: '/../x'\n"),
+        (["out"], {"type": "file", "path": "/x", "source": "/nonexistent"}, 1, "image_writer: [Errno 2] No such file"),
+    ],
+)
+def test_main_refuses_with_one_message(tmp_path, capsys, args, entry, code, message):
+    plan = {"created": "1970-01-01T00:00:01Z", "architecture": "amd64", "layers": [{"entries": [entry]}]}
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    argv = ["image_writer.py", str(tmp_path / "plan.json"), *[str(tmp_path / a) for a in args]] if entry else ["x", *args]
+    assert iw.main(argv) == code
+    err = capsys.readouterr().err
+    assert err.startswith(message)
+    assert not (tmp_path / "out").exists()
+
+
+def test_exchange_swaps_two_paths(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "in-a").write_text("")
+    (tmp_path / "b").write_text("b")
+    assert iw._exchange(str(tmp_path / "a"), str(tmp_path / "b")) is True
+    assert (tmp_path / "a").read_text() == "b" and (tmp_path / "b" / "in-a").exists()
+    with pytest.raises(OSError) as e:
+        iw._exchange(str(tmp_path / "a"), str(tmp_path / "missing"))
+    assert (e.value.errno, e.value.filename) == (errno.ENOENT, str(tmp_path / "missing"))
+
+
+@pytest.mark.parametrize("swap", [True, False])
+@pytest.mark.parametrize("fsync", [False, True])
+def test_a_layout_replaces_the_old_one_whole(tmp_path, monkeypatch, swap, fsync):
+    """Swapped in one step where Linux can, else moved aside first; either
+    way the old layout ends in the scratch directory, removed with it."""
+    out = tmp_path / "layout"
+    iw.write_atomic(plan_for(tmp_path, "oci", repoTags=["old:1"]), str(out))
+    if not swap:
+        monkeypatch.setattr(iw, "_exchange", lambda a, b: False)
+    plan = plan_for(tmp_path, "oci")
+    iw.write_atomic(plan, str(out), fsync=fsync)
+    iw.write(plan, str(tmp_path / "ref"))
+    assert blobs(out, "oci") == blobs(tmp_path / "ref", "oci")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kernel", "layout", "ref", "tree"]
+
+
+@pytest.mark.parametrize(
+    ("err", "raised"), [(errno.ENOTEMPTY, errno.EBUSY), (errno.EEXIST, errno.EBUSY), (errno.EXDEV, errno.EXDEV)]
+)
+def test_replacing_tries_three_times_while_others_write(tmp_path, monkeypatch, err, raised):
+    """Each time the result is moved aside, another build puts its own
+    there before ours lands: three tries, then EBUSY; other errors at once."""
+    (tmp_path / "staged").mkdir()
+    (tmp_path / "scratch").mkdir()
+    real = os.rename
+
+    def racing(a, b):
+        if a != str(tmp_path / "staged"):
+            return real(a, b)
+        os.makedirs(b, exist_ok=True)
+        raise OSError(err, os.strerror(err), b)
+
+    monkeypatch.setattr(iw, "_exchange", lambda a, b: False)
+    monkeypatch.setattr(os, "rename", racing)
+    with pytest.raises(OSError) as e:
+        iw.replace_dir(str(tmp_path / "staged"), str(tmp_path / "out"), str(tmp_path / "scratch"))
+    assert e.value.errno == raised and e.value.filename == str(tmp_path / "out")
+    moved = ["old-1", "old-2"] if raised == errno.EBUSY else []
+    assert sorted(os.listdir(tmp_path / "scratch")) == moved
+
+
+def test_fsync_dir_and_fsynced_archives(tmp_path):
+    iw.fsync_dir(str(tmp_path))
+    with pytest.raises(FileNotFoundError):
+        iw.fsync_dir(str(tmp_path / "missing"))
+    plan = plan_for(tmp_path)
+    iw.write_atomic(plan, str(tmp_path / "a.tar"), fsync=True)
+    iw.write(plan, str(tmp_path / "b.tar"))
+    assert (tmp_path / "a.tar").read_bytes() == (tmp_path / "b.tar").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("path", "clean", "error"),
+    [
+        ("/a//b/", "a/b", None),
+        ("./a/./b/.", "a/b", None),
+        ("/", "", None),
+        ("a\0b", None, "path contains a NUL byte: 'a\\x00b'"),
+        ("/a/../../b", None, "path escapes the image root: '/a/../../b'"),
+        ("..", None, "path escapes the image root: '..'"),
+    ],
+)
+def test_clean_path(path, clean, error):
+    if error is None:
+        assert iw.clean_path(path) == clean
+    else:
+        with pytest.raises(iw.PlanError) as e:
+            iw.clean_path(path)
+        assert str(e.value) == error
+
+
+def test_prepare_makes_each_header_once():
+    members = iw.expand([{"type": "file", "path": "/a/b", "data": "xyz"}, {"type": "symlink", "path": "/l", "target": "a"}])
+    layer = iw.prepare("n", members, 7)
+    assert (layer.name, layer.members, layer.blob, layer.digest) == ("n", members, None, None)
+    assert layer.headers == [m.header(7) for m in members]
+    assert layer.size == sum(map(len, layer.headers)) + 512 + 1024
+
+
+@pytest.mark.parametrize("offset", range(0, 2 * iw.ALIGN, iw.BLOCK))
+def test_align_pad_puts_the_next_members_data_on_a_block(offset):
+    """Whatever the offset, the padding is a tar member readers skip, and the
+    data of the member after it starts at a multiple of 4096."""
+    pad = iw.align_pad(offset, 5)
+    assert (offset + len(pad) + iw.BLOCK) % iw.ALIGN == 0 and len(pad) < iw.ALIGN
+    member = tarfile.TarInfo("m")
+    member.size = 3
+    with tarfile.open(fileobj=__import__("io").BytesIO(pad + member.tobuf() + b"abc".ljust(512, b"\0") + bytes(1024))) as t:
+        (info,) = t.getmembers()
+        assert (info.name, t.extractfile(info).read()) == ("m", b"abc")
+
+
+def test_a_hashing_error_reaches_the_writer(monkeypatch):
+    class Broken:
+        def update(self, data):
+            raise MemoryError("no")
+
+        def hexdigest(self):
+            return ""
+
+    monkeypatch.setattr(iw.hashlib, "sha256", Broken)
+    with pytest.raises(MemoryError, match="no"):
+        with iw.HashingWriter(open(os.devnull, "wb"), None, True) as w:
+            for _ in range(iw.RING + 2):
+                w.write(bytes(iw.CHUNK))
+
+
+def test_a_blob_of_another_size_than_planned_is_refused(tmp_path):
+    sink = iw.Sink("oci", str(tmp_path / "o"), 1)
+    with pytest.raises(iw.PlanError) as e:
+        sink.blob(10, lambda w: w.write(b"12345"))
+    assert str(e.value) == "blob size 5 differs from the computed 10"
+    with open(tmp_path / "s", "wb") as f, pytest.raises(iw.PlanError) as e:
+        iw.Sink("docker-archive", f, 1).blob(10, lambda w: w.write(b"12345"))
+    assert str(e.value) == "a layer whose digest is not known yet cannot be streamed"
+
+
+def test_user_strings_reach_the_config_byte_for_byte(tmp_path):
+    """Non-ASCII text stays UTF-8 (no \\u escapes), and bytes that are no
+    UTF-8 (surrogate-escaped) come out as the same bytes."""
+    plan = plan_for(tmp_path)
+    plan["config"] = {"Labels": {"k": "é \udcff"}, "Entrypoint": None}
+    iw.write(plan, str(tmp_path / "o"))
+    config = blobs(tmp_path / "o", "docker-archive")
+    config = config[json.loads(config["manifest.json"])[0]["Config"]]
+    assert b'"Labels":{"k":"\xc3\xa9 \xff"}' in config and b"Entrypoint" not in config
+
+
+@pytest.mark.parametrize("fmt", ["docker-archive", "oci"])
+def test_while_writing_all_lies_in_one_locked_temp_dir_beside_the_output(tmp_path, fmt):
+    """Looked at from the progress callback, mid-write: one .urunix-tmp-*
+    directory beside the output, holding a `.lock` (0600) that a build
+    holds, and the archive being written (a layout's blobs under .tmp-
+    names in blobs/sha256 until each is complete)."""
+    import fcntl
+
+    out = tmp_path / "out" / "image"
+    out.parent.mkdir()
+    looks = []
+
+    def look(n):
+        (tmp,) = [p for p in out.parent.iterdir() if p.name.startswith(iw.TEMP_PREFIX)]
+        lock = tmp / iw.LOCK
+        fd = os.open(lock, os.O_RDONLY)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+        assert lock.stat().st_mode & 0o777 == 0o600
+        staged = [p.name for p in (tmp / "out" / "blobs" / "sha256").iterdir()] if fmt == "oci" else []
+        looks.append((sorted(os.listdir(tmp)), [s[:5] for s in staged if not s.startswith(tuple("0123456789abcdef"))]))
+
+    done = []
+    iw.write_atomic(plan_for(tmp_path, fmt), str(out), look, on_layer=lambda *a: done.append(a))
+    assert looks and all(names == [iw.LOCK, "out"] for names, _ in looks)
+    assert all(staged == [".tmp-"] for _, staged in looks) if fmt == "oci" else True
+    assert len(done) == 3 and os.listdir(out.parent) == ["image"]
+
+
+def test_stale_temp_dirs_are_swept(tmp_path):
+    """A temp dir whose lock nobody holds (a killed build) goes; a live
+    build's stays; one without a lock goes once older than an hour."""
+    import fcntl
+
+    dead, live, young, old = (tmp_path / (iw.TEMP_PREFIX + n) for n in ("dead", "live", "young", "old"))
+    for d in (dead, live, young, old):
+        d.mkdir()
+    for d in (dead, live):
+        (d / iw.LOCK).write_text("")
+    os.utime(old, (0, 0))
+    fd = os.open(live / iw.LOCK, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        iw.write_atomic(plan_for(tmp_path), str(tmp_path / "a.tar"))
+    finally:
+        os.close(fd)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(iw.TEMP_PREFIX)) == [live.name, young.name]
+
+
+def test_a_lock_that_cannot_be_taken_leaves_no_temp_dir(tmp_path, monkeypatch):
+    import fcntl
+
+    def refuse(fd, op):
+        raise OSError(errno.ENOLCK, "no locks")
+
+    monkeypatch.setattr(fcntl, "flock", refuse)
+    with pytest.raises(OSError) as e:
+        iw.write_atomic(plan_for(tmp_path), str(tmp_path / "a.tar"))
+    assert e.value.errno == errno.ENOLCK
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kernel", "tree"]
