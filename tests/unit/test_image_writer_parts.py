@@ -400,3 +400,239 @@ def test_a_lock_that_cannot_be_taken_leaves_no_temp_dir(tmp_path, monkeypatch):
         iw.write_atomic(plan_for(tmp_path), str(tmp_path / "a.tar"))
     assert e.value.errno == errno.ENOLCK
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kernel", "tree"]
+
+
+def digest_of(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+PLAN_VARIANTS = {
+    "defaults": ({}, ["index.json", "manifest.json", "oci-layout"]),
+    "tags, os, annotations": (
+        {"repoTags": ["reg.io/a/b:v1", "b:2"], "os": "plan9", "manifestAnnotations": {"z": "1", "a": "2"}},
+        ["index.json", "manifest.json", "oci-layout"],
+    ),
+    "no tags": ({"repoTags": []}, ["index.json", "manifest.json", "oci-layout"]),
+    "no OCI layout": ({"ociLayout": False}, ["manifest.json"]),
+}
+
+
+@pytest.mark.parametrize("variant", PLAN_VARIANTS)
+@pytest.mark.parametrize("fmt", [None, *iw.FORMATS])
+def test_the_image_is_an_oci_layout_docker_loads(tmp_path, fmt, variant):
+    """Every descriptor against the bytes it names (hashlib), every field
+    the OCI image spec and `docker load` read."""
+    extra, files = PLAN_VARIANTS[variant]
+    plan = plan_for(tmp_path, fmt or "x", **extra)
+    if fmt is None:
+        del plan["format"]  # a docker-archive
+    if "os" not in extra:
+        plan.pop("os", None)
+    if "repoTags" not in extra:
+        plan.pop("repoTags")
+    out = tmp_path / "out"
+    got = iw.write(plan, str(out))
+    b = blobs(out, fmt or "docker-archive")
+    names = sorted(n for n in b if not n.startswith("blobs/"))
+    if fmt in ("oci", "oci-archive"):
+        files = ["index.json", "oci-layout"]
+    assert names == files
+    assert all(n == "blobs/sha256/" + digest_of(d)[7:] for n, d in b.items() if n.startswith("blobs/"))
+    if "oci-layout" in b:
+        assert b["oci-layout"] == b'{"imageLayoutVersion":"1.0.0"}'
+    tags = plan.get("repoTags", [])
+    os_name = extra.get("os", "linux")
+    layers = [b[n] for n in sorted(b) if n.startswith("blobs/") and b[n][:1] != b"{"]
+    manifest_bytes = b["blobs/sha256/" + got[7:]]
+    manifest = json.loads(manifest_bytes)
+    config_bytes = b["blobs/sha256/" + manifest["config"]["digest"][7:]]
+    config = json.loads(config_bytes)
+    assert manifest == {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": digest_of(config_bytes),
+            "size": len(config_bytes),
+        },
+        "layers": manifest["layers"],
+        **({"annotations": {"a": "2", "z": "1"}} if "manifestAnnotations" in extra else {}),
+    }
+    assert sorted(d["digest"] for d in manifest["layers"]) == sorted(map(digest_of, layers))
+    for d in manifest["layers"]:
+        data = b["blobs/sha256/" + d["digest"][7:]]
+        assert d == {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest_of(data), "size": len(data)}
+    assert config == {
+        "architecture": "amd64",
+        "os": os_name,
+        "created": "1970-01-01T00:00:01Z",
+        "config": {"Cmd": ["a"], "Labels": {"k": "v"}},
+        "rootfs": {"type": "layers", "diff_ids": [d["digest"] for d in manifest["layers"]]},
+        "history": [{"created": "1970-01-01T00:00:01Z", "created_by": f"urunix: {n}"} for n in ("kernel", "files", "urunc.json")],
+    }
+    assert config_bytes == json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+    if "index.json" in b:
+        annotations = (
+            {"annotations": {"io.containerd.image.name": tags[0], "org.opencontainers.image.ref.name": tags[0].split(":")[-1]}}
+            if tags
+            else {}
+        )
+        assert json.loads(b["index.json"]) == {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [
+                {
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": got,
+                    "size": len(manifest_bytes),
+                    "platform": {"architecture": "amd64", "os": os_name},
+                    **annotations,
+                }
+            ],
+        }
+    if "manifest.json" in b:
+        assert json.loads(b["manifest.json"]) == [
+            {
+                "Config": "blobs/sha256/" + manifest["config"]["digest"][7:],
+                "RepoTags": tags,
+                "Layers": ["blobs/sha256/" + d["digest"][7:] for d in manifest["layers"]],
+            }
+        ]
+
+
+def test_an_unknown_format_is_refused(tmp_path):
+    with pytest.raises(iw.PlanError) as e:
+        iw.write(plan_for(tmp_path, "tar"), str(tmp_path / "o"))
+    assert str(e.value) == "unknown format 'tar'; allowed: docker-archive, oci-archive, oci"
+    assert not (tmp_path / "o").exists()
+
+
+def members_of(ms: list) -> list[tuple]:
+    return [(m.path, m.kind, oct(m.mode), m.size, m.target, m.data) for m in ms]
+
+
+EXPANDED = {
+    "inline data, modes, parents": (
+        [
+            {"type": "file", "path": "/a/b/c", "data": "é\udcff"},
+            {"type": "file", "path": "x", "data": "", "mode": 0o600},
+            {"type": "dir", "path": "/d/"},
+            {"type": "dir", "path": "e", "mode": 0o700},
+            {"type": "symlink", "path": "/a/l", "target": "../x"},
+        ],
+        [
+            ("a", "dir", "0o755", 0, "", None),
+            ("a/b", "dir", "0o755", 0, "", None),
+            ("a/b/c", "file", "0o644", 3, "", b"\xc3\xa9\xff"),
+            ("a/l", "symlink", "0o777", 0, "../x", None),
+            ("d", "dir", "0o755", 0, "", None),
+            ("e", "dir", "0o700", 0, "", None),
+            ("x", "file", "0o600", 0, "", b""),
+        ],
+    ),
+    "a dir given twice, the later rank wins, a lower rank loses": (
+        [
+            {"type": "dir", "path": "/d"},
+            {"type": "dir", "path": "/d/"},
+            {"type": "file", "path": "/f", "data": "one", "rank": 1},
+            {"type": "file", "path": "/f", "data": "two!", "rank": 2},
+            {"type": "file", "path": "/f", "data": "three", "rank": 0},
+            {"type": "file", "path": "/g", "data": "a", "rank": 5},
+            {"type": "symlink", "path": "/g", "target": "f", "rank": 6},
+        ],
+        [
+            ("d", "dir", "0o755", 0, "", None),
+            ("f", "file", "0o644", 4, "", b"two!"),
+            ("g", "symlink", "0o777", 0, "f", None),
+        ],
+    ),
+    "sorted by path components": (
+        [{"type": "file", "path": p, "data": ""} for p in ("a-b", "a/b", "a.b", "a0")],
+        [
+            ("a", "dir", "0o755", 0, "", None),
+            ("a/b", "file", "0o644", 0, "", b""),
+            ("a-b", "file", "0o644", 0, "", b""),
+            ("a.b", "file", "0o644", 0, "", b""),
+            ("a0", "file", "0o644", 0, "", b""),
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", EXPANDED)
+def test_expand(case):
+    entries, want = EXPANDED[case]
+    assert members_of(iw.expand(entries)) == want
+
+
+EXPAND_ERRORS = {
+    "an empty path": (
+        [{"type": "file", "path": "/", "data": ""}],
+        "entry {'type': 'file', 'path': '/', 'data': ''} has an empty path",
+    ),
+    "no path": ([{"type": "dir"}], "entry {'type': 'dir'} has an empty path"),
+    "an unknown type": ([{"type": "fifo", "path": "p"}], "unknown entry type 'fifo'"),
+    "no type": ([{"path": "p"}], "unknown entry type None"),
+    "twice": ([{"type": "dir", "path": "a"}, {"type": "file", "path": "a/", "data": ""}], "two entries for /a in one layer"),
+    "twice, one ranked": (
+        [{"type": "file", "path": "a", "data": "", "rank": 1}, {"type": "file", "path": "a", "data": ""}],
+        "two entries for /a in one layer",
+    ),
+    "twice, the other ranked": (
+        [{"type": "file", "path": "a", "data": ""}, {"type": "file", "path": "a", "data": "", "rank": 1}],
+        "two entries for /a in one layer",
+    ),
+    "twice, same rank": (
+        [{"type": "file", "path": "a", "data": "", "rank": 3}, {"type": "file", "path": "a", "data": "", "rank": 3}],
+        "two entries for /a in one layer",
+    ),
+    "a file as a parent": (
+        [{"type": "symlink", "path": "a/b", "target": "x"}, {"type": "file", "path": "a/b/c/d", "data": ""}],
+        "/a/b is a symlink in the image but /a/b/c/d needs it to be a directory",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", EXPAND_ERRORS)
+def test_expand_refuses(case):
+    entries, message = EXPAND_ERRORS[case]
+    with pytest.raises(iw.PlanError) as e:
+        iw.expand(entries)
+    assert str(e.value) == message
+
+
+@pytest.mark.parametrize(("mode", "want"), [(0o600, 0o644), (0o700, 0o755), (0o610, 0o755), (0o601, 0o755), (0o644, 0o644)])
+def test_host_files_get_the_mode_nix_gives(tmp_path, mode, want):
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "f").write_text("abc")
+    (tmp_path / "t" / "f").chmod(mode)
+    (tmp_path / "t" / "d").mkdir(mode=0o700)
+    from_file = iw.expand([{"type": "file", "path": "f", "source": str(tmp_path / "t" / "f")}])
+    from_tree = iw.expand([{"type": "tree", "path": "", "source": str(tmp_path / "t")}])
+    assert members_of(from_file) == [("f", "file", oct(want), 3, "", None)]
+    assert [(m.path, m.kind, oct(m.mode)) for m in from_tree] == [("d", "dir", "0o755"), ("f", "file", oct(want))]
+    st = os.stat(tmp_path / "t" / "f")
+    assert from_tree[1].ident == f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+    assert from_tree[1].source == str(tmp_path / "t" / "f") == from_file[0].source
+    given = iw.expand([{"type": "file", "path": "f", "source": str(tmp_path / "t" / "f"), "mode": 0o4711}])
+    assert given[0].mode == 0o4711
+
+
+def test_a_source_that_is_no_regular_file_is_refused(tmp_path):
+    with pytest.raises(iw.PlanError) as e:
+        iw.expand([{"type": "file", "path": "f", "source": str(tmp_path)}])
+    assert str(e.value) == f"{tmp_path}: not a regular file"
+
+
+def test_a_tree_leaves_out_what_it_is_told_to(tmp_path):
+    """exclude: paths relative to the tree (a directory with its
+    contents); skip: image paths; never urunix's temporary directories."""
+    src = tmp_path / "src"
+    for p in ("a/x", "a/y", "b/x", "c", iw.TEMP_PREFIX + "1/z", "d/" + iw.TEMP_PREFIX + "2"):
+        (src / p).parent.mkdir(parents=True, exist_ok=True)
+        (src / p).write_text(p)
+    entry = {"type": "tree", "source": str(src), "exclude": ["a/x", "b"], "skip": ["/in/c/", "in/d"]}
+    for path, prefix in (("/in", "in/"), ("", "")):
+        got = [m.path for m in iw.expand([dict(entry, path=path)])]
+        want = ["a", "a/y"] + (["c", "d"] if not path else [])
+        assert got == ([path[1:]] if path else []) + [prefix + w for w in want], path
