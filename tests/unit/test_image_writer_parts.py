@@ -636,3 +636,108 @@ def test_a_tree_leaves_out_what_it_is_told_to(tmp_path):
         got = [m.path for m in iw.expand([dict(entry, path=path)])]
         want = ["a", "a/y"] + (["c", "d"] if not path else [])
         assert got == ([path[1:]] if path else []) + [prefix + w for w in want], path
+
+
+def test_what_a_tree_may_not_hold_is_named(tmp_path):
+    import socket
+
+    (tmp_path / "t").mkdir()
+    os.mkfifo(tmp_path / "t" / "fifo")
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(tmp_path / "t" / "sock"))
+        for name, what, other in (("fifo", "a fifo", "sock"), ("sock", "a socket", "fifo")):
+            with pytest.raises(iw.UnsupportedFile) as e:
+                iw.expand([{"type": "tree", "path": "", "source": str(tmp_path / "t"), "exclude": [other]}])
+            src = str(tmp_path / "t" / name)
+            assert (e.value.source, e.value.what) == (src, what)
+            assert str(e.value) == f"{src}: {what} (device nodes, fifos and sockets are refused)"
+
+
+@pytest.mark.parametrize("length", [4094, 4095])
+def test_a_path_linux_cannot_create_is_refused(tmp_path, length):
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "f").write_text("")
+    prefix = "/".join(["d" * 200] * 20)
+    prefix = prefix[: length - 2] + "/" * (length - 2 - len(prefix[: length - 2]))
+    entry = {
+        "type": "tree",
+        "path": prefix.rstrip("/") + "x" * (length - 2 - len(prefix.rstrip("/"))),
+        "source": str(tmp_path / "t"),
+    }
+    path = iw.clean_path(entry["path"]) + "/f"
+    assert len(path) == length
+    if length < iw.PATH_MAX:
+        assert iw.expand([entry])[-1].path == path
+    else:
+        with pytest.raises(iw.UnsupportedFile) as e:
+            iw.expand([entry])
+        assert str(e.value) == (
+            f"{tmp_path / 't' / 'f'}: a path of 4096 bytes in the image (/{path[:40]}...), over the 4095 bytes "
+            "Linux and docker load take (device nodes, fifos and sockets are refused)"
+        )
+
+
+@pytest.mark.parametrize(
+    ("created", "seconds"),
+    [("1970-01-01T00:00:01Z", 1), ("2024-02-29T23:59:59+02:00", 1709243999), ("2001-09-09T01:46:40Z", 10**9)],
+)
+def test_epoch(created, seconds):
+    assert iw.epoch(created) == seconds
+
+
+def test_plan_members_names_and_takes_expanded_layers_as_they_are(tmp_path):
+    odd = [iw.Member("z", "file", 0o600, 0, data=b""), iw.Member("a/b", "dir", 0o700)]  # unsorted, no parent
+    plan = {
+        "layers": [
+            {"entries": [{"type": "file", "path": "x", "data": "1"}]},
+            {"name": "given", "members": odd, "expanded": True},
+            {"name": "both", "entries": [{"type": "dir", "path": "a"}], "members": odd, "expanded": True},
+            {"name": "extra", "members": odd},
+        ]
+    }
+    got = iw.plan_members(plan)
+    assert [n for n, _ in got] == ["layer0", "given", "both", "extra"]
+    assert members_of(got[0][1]) == [("x", "file", "0o644", 1, "", b"1")]
+    assert got[1][1] == odd
+    assert [m.path for m in got[2][1]] == ["a", "a/b", "z"] == [m.path for m in got[3][1]]
+
+
+@pytest.mark.parametrize("threaded", [False, True])
+def test_hashing_writer_counts_hashes_and_writes_every_byte(tmp_path, threaded):
+    """Writes and file copies of every size around the buffer's end, from
+    an offset: the bytes, their count, their digest and the progress."""
+    import io
+    import random
+
+    rnd = random.Random(3)
+    src = tmp_path / "src"
+    src.write_bytes(rnd.randbytes(3 * iw.CHUNK))
+    out, want, seen = io.BytesIO(), bytearray(), []
+    with iw.HashingWriter(out, seen.append, threaded) as w:
+        for size in (0, 1, iw.CHUNK - 2, 1, 1, iw.CHUNK, 2 * iw.CHUNK + 5, 7):
+            data = rnd.randbytes(size)
+            w.write(data)
+            want += data
+            off = rnd.randrange(0, iw.CHUNK)
+            w.copy_file(str(src), off, size)
+            want += src.read_bytes()[off : off + size]
+        w.copy_file(str(src), 0, 3 * iw.CHUNK)
+        want += src.read_bytes()
+    assert out.getvalue() == want and w.count == len(want) == sum(seen)
+    assert w.sha.hexdigest() == hashlib.sha256(want).hexdigest()
+    assert max(seen) == iw.CHUNK
+    with pytest.raises(iw.PlanError) as e:
+        with iw.HashingWriter(io.BytesIO(), None, threaded) as w:
+            w.copy_file(str(src), 10, 3 * iw.CHUNK)
+    assert str(e.value) == f"{src} changed size while it was being read"
+
+
+@pytest.mark.parametrize("made", [9, 11])
+def test_content_made_while_streaming_must_be_as_long_as_planned(made):
+    import io
+
+    m = iw.Member("a/i", "file", 0o644, 10, fill=lambda write: write(b"x" * made))
+    with pytest.raises(iw.PlanError) as e:
+        with iw.HashingWriter(io.BytesIO()) as w:
+            iw.stream_layer([m], w, 0)
+    assert str(e.value) == f"/a/i: {made} bytes were made, not the 10 planned"
