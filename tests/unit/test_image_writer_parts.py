@@ -712,8 +712,15 @@ def test_hashing_writer_counts_hashes_and_writes_every_byte(tmp_path, threaded):
     rnd = random.Random(3)
     src = tmp_path / "src"
     src.write_bytes(rnd.randbytes(3 * iw.CHUNK))
-    out, want, seen = io.BytesIO(), bytearray(), []
-    with iw.HashingWriter(out, seen.append, threaded) as w:
+    import threading
+
+    out, want, seen, hashers = io.BytesIO(), bytearray(), [], set()
+
+    def progress(n):
+        seen.append(n)
+        hashers.update((t.name, t.daemon) for t in threading.enumerate() if t is not threading.current_thread())
+
+    with iw.HashingWriter(out, progress, threaded) as w:
         for size in (0, 1, iw.CHUNK - 2, 1, 1, iw.CHUNK, 2 * iw.CHUNK + 5, 7):
             data = rnd.randbytes(size)
             w.write(data)
@@ -726,6 +733,8 @@ def test_hashing_writer_counts_hashes_and_writes_every_byte(tmp_path, threaded):
     assert out.getvalue() == want and w.count == len(want) == sum(seen)
     assert w.sha.hexdigest() == hashlib.sha256(want).hexdigest()
     assert max(seen) == iw.CHUNK
+    assert (("urunix-sha256", True) in hashers) == threaded  # a daemon: an error never leaves the process hanging
+    assert "urunix-sha256" not in {t.name for t in threading.enumerate()}
     with pytest.raises(iw.PlanError) as e:
         with iw.HashingWriter(io.BytesIO(), None, threaded) as w:
             w.copy_file(str(src), 10, 3 * iw.CHUNK)
@@ -741,3 +750,37 @@ def test_content_made_while_streaming_must_be_as_long_as_planned(made):
         with iw.HashingWriter(io.BytesIO()) as w:
             iw.stream_layer([m], w, 0)
     assert str(e.value) == f"/a/i: {made} bytes were made, not the 10 planned"
+
+
+def tarfile_header(m: iw.Member, mtime) -> bytes:
+    """The header Python's tarfile makes for a member (the reference)."""
+    info = tarfile.TarInfo(m.path + ("/" if m.kind == "dir" else ""))
+    info.type = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE}.get(
+        m.kind, tarfile.FIFOTYPE
+    )
+    info.mode, info.size, info.linkname, info.mtime = m.mode, m.size if m.kind == "file" else 0, m.target, mtime
+    info.uid, info.gid, info.uname, info.gname = m.uid, m.gid, "", ""
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
+@pytest.mark.parametrize(
+    ("member", "mtime"),
+    [
+        (iw.Member("a" * 100, "file", 0o644, 8**11 - 1, uid=8**7 - 1, gid=8**7 - 1), 8**11 - 1),
+        (iw.Member("d" * 99, "dir", 0o7777), 0),
+        (iw.Member("l", "symlink", 0o777, target="t" * 100), 1),
+        (iw.Member("h", "hardlink", 0o644, 5, target="a/b"), 1),
+        (iw.Member("p", "fifo", 0o600), 1),
+        (iw.Member("m", "file", 0o100644, 0), 1),
+    ],
+)
+def test_the_fast_header_covers_every_member_without_pax_records(member, mtime):
+    fast = iw._ustar_header(member, mtime)
+    assert fast is not None and fast == tarfile_header(member, mtime) == member.header(mtime)
+
+
+@pytest.mark.parametrize("mtime", [1.5, -1, 8**11])
+def test_times_a_ustar_header_cannot_hold_take_tarfile(mtime):
+    m = iw.Member("f", "file", 0o644, 1)
+    assert iw._ustar_header(m, mtime) is None
+    assert m.header(mtime) == tarfile_header(m, mtime)
