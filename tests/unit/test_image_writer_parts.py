@@ -198,15 +198,19 @@ def test_main_refuses_with_one_message(tmp_path, capsys, args, entry, code, mess
     assert not (tmp_path / "out").exists()
 
 
-def test_exchange_swaps_two_paths(tmp_path):
+@pytest.mark.parametrize("relative", [False, True])
+def test_exchange_swaps_two_paths(tmp_path, monkeypatch, relative):
+    monkeypatch.chdir(tmp_path)
+    at = (lambda n: n) if relative else (lambda n: str(tmp_path / n))
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "in-a").write_text("")
     (tmp_path / "b").write_text("b")
-    assert iw._exchange(str(tmp_path / "a"), str(tmp_path / "b")) is True
+    assert iw._exchange(at("a"), at("b")) is True
     assert (tmp_path / "a").read_text() == "b" and (tmp_path / "b" / "in-a").exists()
+    assert iw._exchange(at("b"), at("b/in-a")) is False  # EINVAL: no swapping a directory into itself
     with pytest.raises(OSError) as e:
-        iw._exchange(str(tmp_path / "a"), str(tmp_path / "missing"))
-    assert (e.value.errno, e.value.filename) == (errno.ENOENT, str(tmp_path / "missing"))
+        iw._exchange(at("a"), at("missing"))
+    assert (e.value.errno, e.value.strerror, e.value.filename) == (errno.ENOENT, os.strerror(errno.ENOENT), at("missing"))
 
 
 @pytest.mark.parametrize("swap", [True, False])
@@ -246,6 +250,7 @@ def test_replacing_tries_three_times_while_others_write(tmp_path, monkeypatch, e
     with pytest.raises(OSError) as e:
         iw.replace_dir(str(tmp_path / "staged"), str(tmp_path / "out"), str(tmp_path / "scratch"))
     assert e.value.errno == raised and e.value.filename == str(tmp_path / "out")
+    assert e.value.strerror == ("other builds keep replacing the output" if raised == errno.EBUSY else os.strerror(err))
     moved = ["old-1", "old-2"] if raised == errno.EBUSY else []
     assert sorted(os.listdir(tmp_path / "scratch")) == moved
 
