@@ -88,12 +88,22 @@ def test_ready_layers_give_the_same_image(tmp_path, monkeypatch, fmt, mode, wher
             assert iw.write_layer(plan["layers"][i], plan["created"], path) == (digest, layer.size)
         if where == "open file":
             path = open(path, "rb")  # noqa: SIM115 -- closed below
-        ready.append(iw.ready_layer(layer.name, path, offset, layer.size, digest))
+        ready.append(iw.ready_layer(layer.name, path, offset, layer.size, digest, key=f"k{i}"))
+    assert [(x.name, x.key, x.digest, x.blob[1]) for x in ready] == [
+        (x[0].name, f"k{i}", x[1], x[3] if where != "alone" else 0) for i, x in enumerate(done)
+    ]
     COPY_MODES[mode](monkeypatch)
-    seen = []
+    seen, staged = [], set()
     out = tmp_path / "out"
-    assert iw.write(plan, str(out), seen.append, layers=ready) == iw.write(plan, str(tmp_path / "again"))
+
+    def progress(n):
+        seen.append(n)
+        if fmt == "oci":  # a copied blob lies under a temporary name beside the others until it is whole
+            staged.update(p.name[:5] for p in (out / "blobs" / "sha256").iterdir() if len(p.name) != 64)
+
+    assert iw.write(plan, str(out), progress, layers=ready) == iw.write(plan, str(tmp_path / "again"))
     assert sum(seen) == sum(x.size for x in ready)
+    assert staged == ({".tmp-"} if fmt == "oci" else set())
     assert blobs(out, fmt) == blobs(ref, fmt)
     if fmt == "oci":
         assert not [p for p in out.rglob(".tmp-*")]
@@ -117,6 +127,7 @@ def test_a_ready_layer_is_copied_whole_or_refused_when_short(tmp_path, monkeypat
     src.write_bytes(data)
     plan = {"format": "docker-archive", "created": "1970-01-01T00:00:01Z", "architecture": "amd64", "layers": []}
     layer = iw.ready_layer("l", str(src), 100, iw.CHUNK + 1 + missing, hashlib.sha256(data[100:]).hexdigest())
+    assert iw.total_bytes(plan, [layer]) == layer.size  # the layers given, not the plan's (none)
     COPY_MODES[mode](monkeypatch)
     out = tmp_path / "out"
     with open(out, "wb") if stream else contextlib.nullcontext(str(out)) as f:
