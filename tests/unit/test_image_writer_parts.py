@@ -108,8 +108,10 @@ def test_ready_layers_give_the_same_image(tmp_path, monkeypatch, fmt, mode, wher
     if fmt == "oci":
         assert not [p for p in out.rglob(".tmp-*")]
     else:
+        seen.clear()
         with open(tmp_path / "streamed", "wb") as f:
-            iw.write(plan, f, layers=ready)
+            iw.write(plan, f, seen.append, layers=ready)
+        assert sum(seen) == sum(x.size for x in ready)
         assert (tmp_path / "streamed").read_bytes() == ref.read_bytes()
     for x in ready:
         if not isinstance(x.blob[0], str):
