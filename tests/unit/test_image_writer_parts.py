@@ -396,10 +396,14 @@ def test_while_writing_all_lies_in_one_locked_temp_dir_beside_the_output(tmp_pat
     assert len(done) == 3 and os.listdir(out.parent) == ["image"]
 
 
-def test_stale_temp_dirs_are_swept(tmp_path):
+def test_stale_temp_dirs_are_swept(tmp_path, monkeypatch):
     """A temp dir whose lock nobody holds (a killed build) goes; a live
-    build's stays; one without a lock goes once older than an hour."""
+    build's stays (and the sweep goes on past it); one without a lock goes
+    once older than an hour."""
     import fcntl
+
+    real = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda p: sorted(real(p), key=lambda n: "live" not in n))
 
     dead, live, young, old = (tmp_path / (iw.TEMP_PREFIX + n) for n in ("dead", "live", "young", "old"))
     for d in (dead, live, young, old):
@@ -811,3 +815,10 @@ def test_times_a_ustar_header_cannot_hold_take_tarfile(mtime):
     m = iw.Member("f", "file", 0o644, 1)
     assert iw._ustar_header(m, mtime) is None
     assert m.header(mtime) == tarfile_header(m, mtime)
+
+
+def test_removing_what_is_gone_already_is_no_error(tmp_path):
+    iw.remove_tree(str(tmp_path / "gone"))
+    (tmp_path / "d" / "e").mkdir(parents=True)
+    iw.remove_tree(str(tmp_path / "d"))
+    assert os.listdir(tmp_path) == []
