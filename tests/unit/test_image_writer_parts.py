@@ -398,12 +398,12 @@ def test_while_writing_all_lies_in_one_locked_temp_dir_beside_the_output(tmp_pat
 
 def test_stale_temp_dirs_are_swept(tmp_path, monkeypatch):
     """A temp dir whose lock nobody holds (a killed build) goes; a live
-    build's stays (and the sweep goes on past it); one without a lock goes
-    once older than an hour."""
+    build's stays; one without a lock goes once older than an hour. The
+    sweep goes on past those it leaves (listed first here)."""
     import fcntl
 
     real = os.listdir
-    monkeypatch.setattr(os, "listdir", lambda p: sorted(real(p), key=lambda n: "live" not in n))
+    monkeypatch.setattr(os, "listdir", lambda p: sorted(real(p), key=lambda n: ("young" not in n, "live" not in n)))
 
     dead, live, young, old = (tmp_path / (iw.TEMP_PREFIX + n) for n in ("dead", "live", "young", "old"))
     for d in (dead, live, young, old):
