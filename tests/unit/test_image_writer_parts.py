@@ -204,10 +204,20 @@ def test_main_writes_the_image_and_prints_its_digest(tmp_path, capsys, fmt, exis
 @pytest.mark.parametrize(
     ("args", "entry", "code", "message"),
     [
-        ([], None, 2, "usage: image_writer.py PLAN.json OUT\n"),
-        (["a", "b", "c"], None, 2, "usage: image_writer.py PLAN.json OUT\n"),
-        (["out"], {"type": "file", "path": "/../x", "data": ""}, 1, "image_writer: path escapes the image root: '/../x'\n"),
-        (["out"], {"type": "file", "path": "/x", "source": "/nonexistent"}, 1, "image_writer: [Errno 2] No such file"),
+        ([], None, 2, "usage: x PLAN.json OUT\n"),
+        (["a", "b", "c"], None, 2, "usage: x PLAN.json OUT\n"),
+        (
+            ["out"],
+            {"type": "file", "path": "/../x", "data": ""},
+            1,
+            "image_writer.py: PlanError: path escapes the image root: '/../x'\n",
+        ),
+        (
+            ["out"],
+            {"type": "file", "path": "/x", "source": "/nonexistent"},
+            1,
+            "image_writer.py: FileNotFoundError: [Errno 2] No such file",
+        ),
     ],
 )
 def test_main_refuses_with_one_message(tmp_path, capsys, args, entry, code, message):
