@@ -5,6 +5,7 @@ mutation testing: tests/mutate)."""
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 from pathlib import Path
 
@@ -850,3 +851,704 @@ def test_an_empty_binary_is_a_warning(tmp_path, inside):
         "/x/kernel" if inside else "/unikernel/kernel",
         "check that the file was built completely",
     )
+
+
+# -- every refusal, exactly: field, message, value, allowed, hint ------------------
+# (guest, format, annotations added, files added (source, target), other fields, problems)
+KEYS = (
+    "unikernelType, hypervisor, binary, cmdline, unikernelVersion, initrd, block, blkMntPoint, useDMBlock, mountRootfs, "
+    "solo5NetDev, solo5BlkDev"
+)
+
+
+@pytest.mark.parametrize(
+    "guest,fmt,ann,files,attrs,want",
+    [
+        pytest.param(
+            "rumprun",
+            "args.nix",
+            "x",
+            [],
+            {},
+            [("annotations", "must be an attribute set / mapping", "x", None, None)],
+            id="annotations-not-a-mapping",
+        ),
+        pytest.param(
+            "rumprun",
+            "args.nix",
+            {"colour": "red"},
+            [],
+            {},
+            [
+                (
+                    "annotations.colour",
+                    "is not an annotation urunc reads",
+                    None,
+                    KEYS,
+                    "urunc ignores unknown keys; put other metadata in `labels`",
+                )
+            ],
+            id="unknown-annotation",
+        ),
+        pytest.param(
+            "rumprun",
+            "args.nix",
+            {"binay": "/unikernel/kernel"},
+            [],
+            {},
+            [("annotations.binay", "is not an annotation urunc reads", None, KEYS, 'did you mean "binary"?')],
+            id="unknown-annotation-near-miss",
+        ),
+        pytest.param(
+            "rumprun",
+            "containerfile",
+            {"colour": "red"},
+            [],
+            {},
+            [
+                (
+                    "LABEL com.urunc.unikernel.colour",
+                    "is not an annotation urunc reads",
+                    None,
+                    KEYS,
+                    "urunc ignores unknown keys; for other metadata use a label without the com.urunc.unikernel. prefix",
+                )
+            ],
+            id="unknown-label-in-a-containerfile",
+        ),
+        pytest.param(
+            "rumprun",
+            "args.nix",
+            {"cmdline": 5},
+            [],
+            {},
+            [("annotations.cmdline", "must be a string", 5, None, 'write it in quotes: annotations.cmdline = "5";')],
+            id="annotation-not-a-string",
+        ),
+        pytest.param(
+            "rumprun",
+            "args.nix",
+            {"cmdline": True},
+            [],
+            {},
+            [("annotations.cmdline", "must be a string", True, None, 'write it in quotes: annotations.cmdline = "true";')],
+            id="annotation-bool-not-a-string",
+        ),
+        pytest.param(
+            "rumprun",
+            "args.nix",
+            {"unikernelType": "rumprunn"},
+            [],
+            {},
+            [
+                (
+                    "annotations.unikernelType",
+                    "is not a guest kind urunc knows",
+                    "rumprunn",
+                    "unikraft, rumprun, mirage, mewz, linux, hermit, freebsd",
+                    'did you mean "rumprun"?',
+                )
+            ],
+            id="unknown-guest",
+        ),
+        pytest.param(
+            "rumprun",
+            "args.nix",
+            {"hypervisor": "hvtt"},
+            [],
+            {},
+            [
+                (
+                    "annotations.hypervisor",
+                    "is not a monitor urunc knows",
+                    "hvtt",
+                    "qemu, firecracker, hvt, spt, cloud-hypervisor, hyperlight",
+                    'did you mean "hvt"?',
+                )
+            ],
+            id="unknown-monitor",
+        ),
+        pytest.param(
+            "rumprun",
+            "args.nix",
+            {"binary": "/a b"},
+            [],
+            {},
+            [
+                (
+                    "annotations.binary",
+                    "holds characters urunc refuses (' '); allowed are letters, digits and ._/-; urunc refuses such a path when the container starts",
+                    "/a b",
+                    "a clean absolute path of letters, digits and ._/- (e.g. /unikernel/kernel)",
+                    None,
+                )
+            ],
+            id="path-characters",
+        ),
+        pytest.param(
+            "rumprun",
+            "args.nix",
+            {"binary": "unikernel/kernel"},
+            [],
+            {},
+            [
+                (
+                    "annotations.binary",
+                    "must be an absolute path inside the image",
+                    "unikernel/kernel",
+                    None,
+                    'did you mean "/unikernel/kernel"?',
+                )
+            ],
+            id="path-relative",
+        ),
+        pytest.param(
+            "linux",
+            "args.nix",
+            {"blkMntPoint": "data"},
+            [],
+            {},
+            [("annotations.blkMntPoint", "must be an absolute path inside the image", "data", None, 'did you mean "/data"?')],
+            id="mountpoint-relative",
+        ),
+        pytest.param(
+            "rumprun",
+            "args.nix",
+            {"useDMBlock": "True"},
+            [],
+            {},
+            [
+                (
+                    "annotations.useDMBlock",
+                    "must be the text true or false (urunc main refuses anything else)",
+                    "True",
+                    "true, false",
+                    'did you mean "true"?',
+                )
+            ],
+            id="bool-near-miss",
+        ),
+        pytest.param(
+            "rumprun",
+            "args.nix",
+            {"solo5NetDev": "bad-name!"},
+            [],
+            {},
+            [
+                ("annotations.solo5NetDev", "is not a valid Solo5 device name", "bad-name!", "1 to 67 letters or digits", None),
+                (
+                    "annotations.solo5NetDev",
+                    "urunc v0.6.0, v0.7.0 and main: does not read solo5NetDev: the Solo5 device names are fixed (rumprun --net:tap/--block:rootfs, Mirage --net:service/--block:storage)",
+                    "bad-name!",
+                    None,
+                    "remove annotations.solo5NetDev",
+                ),
+            ],
+            id="devname",
+        ),
+        pytest.param(
+            "rumprun",
+            "args.nix",
+            {"hypervisor": "qemu"},
+            [],
+            {},
+            [
+                (
+                    "annotations.hypervisor",
+                    "urunc cannot run a rumprun guest on qemu",
+                    "qemu",
+                    "rumprun runs on hvt, spt; qemu runs unikraft, mirage, mewz, linux, hermit, freebsd",
+                    "urunc would hand such a container to runc, silently",
+                )
+            ],
+            id="pair",
+        ),
+        pytest.param(
+            "rumprun",
+            "args.nix",
+            {"useDMBlock": "true", "mountRootfs": "false"},
+            [],
+            {},
+            [
+                (
+                    "annotations.mountRootfs",
+                    "disagrees with useDMBlock ('true'); they mean the same thing",
+                    "false",
+                    None,
+                    "set only one of useDMBlock and mountRootfs; urunix writes both",
+                )
+            ],
+            id="synonyms-disagree",
+        ),
+        pytest.param(
+            "rumprun",
+            "args.nix",
+            {"initrd": "/boot/x"},
+            [("blob", "/boot/x")],
+            {},
+            [
+                (
+                    "annotations.initrd",
+                    "a rumprun guest cannot boot from initrd storage",
+                    "/boot/x",
+                    "storage for rumprun: block, devmapper",
+                    'write annotations.block = "/boot/x";',
+                )
+            ],
+            id="initrd-for-rumprun",
+        ),
+        pytest.param(
+            "unikraft",
+            "args.nix",
+            {"block": "/boot/x"},
+            [("blob", "/boot/x")],
+            {},
+            [
+                (
+                    "annotations.block",
+                    "a unikraft guest cannot boot from block storage",
+                    "/boot/x",
+                    "storage for unikraft: initrd",
+                    'write annotations.initrd = "/boot/x";',
+                ),
+                (
+                    "annotations.blkMntPoint",
+                    "urunc v0.7.0 and main: a block image without blkMntPoint stops the container at start (block.go:handleExplicitBlockImage)",
+                    None,
+                    None,
+                    'set annotations.blkMntPoint = "/"; for the guest\'s rootfs, or the path of an extra volume',
+                ),
+            ],
+            id="block-for-unikraft",
+        ),
+        pytest.param(
+            "mewz",
+            "args.nix",
+            {"initrd": "/boot/x"},
+            [("blob", "/boot/x")],
+            {},
+            [
+                (
+                    "annotations.initrd",
+                    "a mewz guest cannot boot from initrd storage",
+                    "/boot/x",
+                    "storage for mewz: none (in-memory)",
+                    None,
+                )
+            ],
+            id="initrd-for-mewz",
+        ),
+        pytest.param(
+            "rumprun",
+            "args.nix",
+            {},
+            [("blob", "")],
+            {},
+            [('files."./blob"', "needs a target path inside the image", "", None, None)],
+            id="target-missing",
+        ),
+        pytest.param(
+            "rumprun",
+            "args.nix",
+            {},
+            [("blob", "etc/x")],
+            {},
+            [('files."./blob"', "target must be an absolute path inside the image", "etc/x", None, 'did you mean "/etc/x"?')],
+            id="target-relative",
+        ),
+        pytest.param(
+            "rumprun",
+            "args.nix",
+            {},
+            [("blob", "/etc/../x")],
+            {},
+            [('files."./blob"', "target must name a path below / without '..'", "/etc/../x", None, None)],
+            id="target-dotdot",
+        ),
+        pytest.param(
+            "rumprun",
+            "args.nix",
+            {},
+            [("blob", "/")],
+            {},
+            [('files."./blob"', "target must name a path below / without '..'", "/", None, None)],
+            id="target-root",
+        ),
+        pytest.param(
+            "rumprun",
+            "args.nix",
+            {},
+            [("blob", "//urunc.json")],
+            {},
+            [
+                (
+                    'files."./blob"',
+                    "target /urunc.json is written by urunix itself",
+                    "//urunc.json",
+                    None,
+                    "give urunc's metadata as annotations",
+                )
+            ],
+            id="target-urunc-json",
+        ),
+        pytest.param(
+            "rumprun",
+            "containerfile",
+            {},
+            [("blob", "/urunc.json")],
+            {},
+            [
+                (
+                    'files."./blob"',
+                    "target /urunc.json is written by urunix itself",
+                    "/urunc.json",
+                    None,
+                    "give urunc's metadata as LABEL com.urunc.unikernel.KEY=VALUE lines",
+                )
+            ],
+            id="target-urunc-json-containerfile",
+        ),
+        pytest.param(
+            "rumprun",
+            "args.nix",
+            {},
+            [("blob", "/etc/x"), ("blob2", "/etc//x")],
+            {"lines": {'files."./blob"': 4}},
+            [
+                (
+                    'files."./blob2"',
+                    'copies to the same target as files."./blob" (line 4)',
+                    "/etc//x",
+                    None,
+                    "keep one of the two entries",
+                )
+            ],
+            id="target-twice",
+        ),
+        pytest.param(
+            "rumprun",
+            "args.nix",
+            {},
+            [("blob", "/etc/x"), ("blob2", "/etc/x")],
+            {},
+            [('files."./blob2"', 'copies to the same target as files."./blob"', "/etc/x", None, "keep one of the two entries")],
+            id="target-twice-no-line",
+        ),
+        pytest.param(
+            "rumprun",
+            "args.nix",
+            {},
+            [("missing", "/etc/x")],
+            {},
+            [
+                (
+                    'files."./missing"',
+                    "source file does not exist",
+                    "./missing",
+                    None,
+                    "paths are relative to the spec's directory ({tmp})",
+                )
+            ],
+            id="source-missing",
+        ),
+        pytest.param(
+            "rumprun",
+            "args.nix",
+            {},
+            [("fifo", "/etc/x")],
+            {},
+            [('files."./fifo"', "source is neither a regular file nor a directory", "./fifo", None, None)],
+            id="source-special",
+        ),
+        pytest.param(
+            "rumprun",
+            "args.nix",
+            {"binary": "/x"},
+            [("tree", "/x")],
+            {},
+            [
+                (
+                    "annotations.binary",
+                    'names a directory (files."./tree" copies one there); urunc needs a file',
+                    "/x",
+                    None,
+                    'name a file inside it, e.g. "/x/app"',
+                )
+            ],
+            id="binary-a-directory",
+        ),
+        pytest.param(
+            "rumprun",
+            "args.nix",
+            {"binary": "/x"},
+            [("empty", "/x")],
+            {},
+            [
+                (
+                    "annotations.binary",
+                    'names a directory (files."./empty" copies one there); urunc needs a file',
+                    "/x",
+                    None,
+                    "copy the file itself, not its directory",
+                )
+            ],
+            id="binary-an-empty-directory",
+        ),
+        pytest.param(
+            "rumprun",
+            "args.nix",
+            {"binary": "/unikernel/kernal"},
+            [],
+            {},
+            [
+                (
+                    "annotations.binary",
+                    "names a file the image will not contain",
+                    "/unikernel/kernal",
+                    "the paths the image will hold: /unikernel/kernel",
+                    'did you mean "/unikernel/kernel"?',
+                )
+            ],
+            id="binary-missing",
+        ),
+        pytest.param(
+            "rumprun",
+            "args.nix",
+            {"binary": "/zzz"},
+            [],
+            {},
+            [
+                (
+                    "annotations.binary",
+                    "names a file the image will not contain",
+                    "/zzz",
+                    "the paths the image will hold: /unikernel/kernel",
+                    'add it to files: files."./zzz" = "/zzz";',
+                )
+            ],
+            id="binary-missing-none-close",
+        ),
+        pytest.param(
+            "rumprun",
+            "yaml",
+            {"binary": "/zzz"},
+            [],
+            {},
+            [
+                (
+                    "annotations.binary",
+                    "names a file the image will not contain",
+                    "/zzz",
+                    "the paths the image will hold: /unikernel/kernel",
+                    "add it to files: ./zzz: /zzz  (under files:)",
+                )
+            ],
+            id="binary-missing-yaml",
+        ),
+        pytest.param(
+            "rumprun",
+            "bunnyfile",
+            {"binary": "/zzz"},
+            [],
+            {},
+            [
+                (
+                    "kernel.path",
+                    "names a file the image will not contain",
+                    "/zzz",
+                    "the paths the image will hold: /unikernel/kernel",
+                    "include it: - ./zzz:/zzz  (under rootfs: include:)",
+                )
+            ],
+            id="binary-missing-bunnyfile",
+        ),
+        pytest.param(
+            "rumprun",
+            "containerfile",
+            {"binary": "/zzz"},
+            [],
+            {},
+            [
+                (
+                    "LABEL com.urunc.unikernel.binary",
+                    "names a file the image will not contain",
+                    "/zzz",
+                    "the paths the image will hold: /unikernel/kernel",
+                    "COPY it: COPY ./zzz /zzz",
+                )
+            ],
+            id="binary-missing-containerfile",
+        ),
+        pytest.param(
+            "rumprun",
+            "args.nix",
+            {"binary": "/etc/x"},
+            [("missing", "/etc/x")],
+            {},
+            [
+                (
+                    'files."./missing"',
+                    "source file does not exist",
+                    "./missing",
+                    None,
+                    "paths are relative to the spec's directory ({tmp})",
+                )
+            ],
+            id="binary-of-a-failed-copy",
+        ),
+        pytest.param(
+            "rumprun",
+            "args.nix",
+            {},
+            [],
+            {"architecture": "amd6"},
+            [
+                (
+                    "architecture",
+                    "is not an architecture urunix builds for",
+                    "amd6",
+                    "x86_64, amd64, x86, aarch64, arm64",
+                    'did you mean "amd64"?',
+                )
+            ],
+            id="architecture",
+        ),
+        pytest.param(
+            "rumprun",
+            "args.nix",
+            {},
+            [],
+            {"architecture": 64},
+            [("architecture", "is not an architecture urunix builds for", 64, "x86_64, amd64, x86, aarch64, arm64", None)],
+            id="architecture-not-a-string",
+        ),
+        pytest.param(
+            "rumprun",
+            "args.nix",
+            {},
+            [],
+            {"cmd": "redis-server --port 1"},
+            [("cmd", "must be a list of strings", "redis-server --port 1", None, 'e.g. cmd = [ "redis-server" "--port" "1" ];')],
+            id="cmd-not-a-list",
+        ),
+        pytest.param(
+            "rumprun",
+            "args.nix",
+            {},
+            [],
+            {"entrypoint": [1]},
+            [("entrypoint", "must be a list of strings", [1], None, 'e.g. entrypoint = [ "redis-server" "/conf/redis.conf" ];')],
+            id="entrypoint-not-strings",
+        ),
+        pytest.param(
+            "rumprun",
+            "args.nix",
+            {},
+            [],
+            {"env": ["A=1"]},
+            [("env", "must be an attribute set / mapping of strings", ["A=1"], None, None)],
+            id="env-not-a-mapping",
+        ),
+        pytest.param(
+            "rumprun",
+            "args.nix",
+            {},
+            [],
+            {"env": {"A": [1]}},
+            [("env.A", "must be a string", [1], None, None)],
+            id="env-value-not-a-string",
+        ),
+        pytest.param(
+            "rumprun",
+            "args.nix",
+            {},
+            [],
+            {"labels": {"com.urunc.unikernel.binary": "/k"}},
+            [
+                (
+                    'labels."com.urunc.unikernel.binary"',
+                    "is a urunc annotation; urunix writes those labels itself",
+                    None,
+                    None,
+                    'move it to annotations: annotations.binary = "/k";',
+                )
+            ],
+            id="labels-urunc-key",
+        ),
+        pytest.param(
+            "rumprun",
+            "args.nix",
+            {"cmdline": "a b"},
+            [],
+            {"cmd": ["a", "c"]},
+            [
+                (
+                    "cmd",
+                    "and annotations.cmdline are both given and disagree",
+                    ["a", "c"],
+                    None,
+                    "give one of them: urunix derives the other",
+                )
+            ],
+            id="cmd-and-cmdline-disagree",
+        ),
+        pytest.param(
+            "linux",
+            "args.nix",
+            {},
+            [],
+            {"cmd": []},
+            [
+                (
+                    "annotations.cmdline",
+                    "a Linux guest needs an init: urunc passes argv[0] as init= and fails with 'No init was specified'",
+                    None,
+                    None,
+                    'set cmd = [ "/urunit" "/usr/bin/app" ];',
+                )
+            ],
+            id="linux-no-init",
+        ),
+        pytest.param(
+            "rumprun",
+            "args.nix",
+            {},
+            [],
+            {"urunc": "v9"},
+            [
+                (
+                    "urunc",
+                    "names 'v9', not a urunc release urunix knows",
+                    "v9",
+                    "v0.5.0, v0.6.0, v0.7.0, main, next",
+                    'urunc = [ "v0.6.0" "v0.7.0" "main" ];',
+                )
+            ],
+            id="bad-target",
+        ),
+    ],
+)
+def test_refused_exactly(tmp_path, guest, fmt, ann, files, attrs, want):
+    """Sources: ./blob, ./blob2 (files), ./tree (a directory holding app),
+    ./empty (an empty directory), ./fifo (neither), ./missing (nothing)."""
+    s = guest_spec(tmp_path, guest, fmt=fmt)
+    s.annotations = s.annotations | ann if isinstance(ann, dict) else ann
+    (tmp_path / "empty").mkdir()
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "blob2").write_bytes(b"2")
+    s.files += [FileEntry(f"./{src}", tmp_path / src, target, f'files."./{src}"') for src, target in files]
+    for k, v in attrs.items():
+        setattr(s, k, v)
+    with pytest.raises(SpecError) as e:
+        validate(s)
+    got = [(p.field, p.message, None if p.value is _UNSET else p.value, p.allowed, p.hint) for p in e.value.problems]
+    assert got == [tuple(x.replace("{tmp}", str(tmp_path)) if isinstance(x, str) else x for x in p) for p in want]
+
+
+def test_unikernel_version_only_for_unikraft(tmp_path):
+    _, diag = validate(guest_spec(tmp_path, "rumprun", {"unikernelVersion": "0.16"}))
+    assert [(w.field, w.message) for w in diag.warnings if "unikernelVersion" in w.field] == [
+        ("annotations.unikernelVersion", "only Unikraft uses unikernelVersion; urunc ignores it for rumprun")
+    ]
+    _, diag = validate(guest_spec(tmp_path, "unikraft", {"unikernelVersion": "0.16"}))
+    assert [w for w in diag.warnings if "unikernelVersion" in w.field] == []
