@@ -380,6 +380,8 @@ PREBUILT = {
     [
         pytest.param('rumprun', Rootfs(origin='./tree'), {}, [problem('rootfs', 'rootfs.type is needed for a rumprun guest', allowed='initrd, block, raw', hint=TYPE_HINT)], id='no-default-type'),
         pytest.param('unikraft', Rootfs(type='initrdd', origin='./tree'), {}, [problem('rootfs.type', 'is not a rootfs type', 'initrdd', 'initrd, block, raw', 'did you mean "initrd"?')], id='unknown-type'),
+        pytest.param('unikraft', Rootfs(type='initrdd', origin='./tree', field='disk'), {}, [problem('disk.type', 'is not a rootfs type', 'initrdd', 'initrd, block, raw', 'did you mean "initrd"?')], id='named-by-its-field'),
+        pytest.param('unikraft', Rootfs(type='block', origin='./tree', field=''), {}, [problem('rootfs.type', 'a unikraft guest cannot boot from block storage', 'block', 'storage for unikraft: initrd')], id='unnamed-is-rootfs'),
         pytest.param('rumprun', Rootfs(type='initrd', origin='./tree'), {}, [problem('rootfs.type', 'a rumprun guest cannot boot from initrd storage', 'initrd', 'storage for rumprun: block, devmapper')], id='storage-of-the-guest'),
         pytest.param('unikraft', Rootfs(type='raw', origin='./tree'), {}, [problem('rootfs.type', 'a unikraft guest cannot boot from devmapper storage', 'raw', 'storage for unikraft: initrd')], id='raw-needs-devmapper'),
         pytest.param('mewz', Rootfs(type='block', origin='./tree'), {}, [problem('rootfs.type', 'a mewz guest cannot boot from block storage', 'block', 'storage for mewz: none (in-memory)')], id='in-memory-guest'),
@@ -460,6 +462,31 @@ def test_base_rootfs_is_an_image_tree(tmp_path, include):
     img, _ = validate(s)
     assert img.rootfs is not None and (img.rootfs.type, img.rootfs.origin.kind, img.rootfs.field) == ("raw", "image", "rootfs")
     assert [(f.target, f.field) for f in img.rootfs.include] == ([("/etc/conf", "COPY")] if include else [])
+
+
+@pytest.mark.parametrize("rtype,origin", [("initrd", "./tree"), ("base", "./img.tar")])
+def test_rootfs_include_may_fill_the_whole_tree(tmp_path, rtype, origin):
+    """A guest rootfs is not the image: `/` and /urunc.json are the user's to fill."""
+    s = guest_spec(tmp_path, "unikraft")
+    include = [FileEntry("./tree", tmp_path / "tree", "/", "rootfs.include.0")]
+    include += [FileEntry("./blob", tmp_path / "blob", "/urunc.json", "rootfs.include.1")] if rtype == "initrd" else []
+    s.rootfs = Rootfs(type=rtype, origin=origin, include=include, field="disk")
+    img, _ = validate(s)
+    assert img.rootfs is not None and img.rootfs.field == "disk"
+    assert [(f.target, f.field) for f in img.rootfs.include] == [(f.target, f.field) for f in include]
+
+
+@pytest.mark.parametrize(
+    "rtype,origin,found",
+    [("raw", "./img.tar", True), ("raw", "./tree", False), ("initrd", "./img.tar", False), ("block", "./img.tar", False)],
+)
+def test_binary_from_the_rootfs_image_is_checked_at_build_time(tmp_path, rtype, origin, found):
+    """Only a raw rootfs from an image is the image's own tree, read at build time."""
+    s = guest_spec(tmp_path, "linux", {"binary": "/boot/vmlinuz"}, binary=False, rootfs=Rootfs(type=rtype, origin=origin))
+    if found:
+        assert validate(s)[0].annotations["binary"] == "/boot/vmlinuz"
+    else:
+        assert ("annotations.binary", "names a file the image will not contain") in [p[:2] for p in refused(s)]
 
 
 def test_base_rootfs_that_does_not_exist(tmp_path):
