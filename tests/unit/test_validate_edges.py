@@ -736,3 +736,77 @@ def test_unikernel_version_only_for_unikraft(tmp_path):
     ]
     _, diag = validate(guest_spec(tmp_path, "unikraft", {"unikernelVersion": "0.16"}))
     assert [w for w in diag.warnings if "unikernelVersion" in w.field] == []
+
+
+# -- the argv: entrypoint, cmd and the cmdline annotation, per guest ---------------
+# (guest, cmd, entrypoint, annotations.cmdline, with an init) -> (entrypoint, cmd, cmdline written)
+# fmt: off
+ARGV = [
+    (("rumprun", None, None, "hello world", False), (None, ["hello", "world"], "hello world")),
+    (("rumprun", ["hello", "world"], None, None, False), (None, ["hello", "world"], "hello world")),
+    (("rumprun", ["hello"], ["/bin/x"], None, False), (["/bin/x"], ["hello"], "/bin/x hello")),
+    (("rumprun", None, ["/bin/x"], None, False), (["/bin/x"], [], None)),
+    (("rumprun", None, None, None, False), (None, [""], None)),  # one empty argument: Docker wants a Cmd
+    (("rumprun", ["a"], None, "a", False), (None, ["a"], "a")),
+    (("mirage", None, None, "a b", False), (None, ["a", "b"], "a b")),
+    (("linux", None, None, "/bin/app -v", False), (["/bin/app"], ["-v"], "/bin/app -v")),
+    (("linux", None, None, "/bin/app -v", True), (["/urunit", "/bin/app"], ["-v"], "/urunit /bin/app -v")),
+    (("linux", None, None, "/urunit /bin/app", True), (["/urunit", "/bin/app"], [], "/urunit /bin/app")),
+    (("linux", ["/bin/app", "-v"], None, None, True), (["/urunit", "/bin/app"], ["-v"], "/urunit /bin/app -v")),
+    (("linux", ["-v"], ["/bin/app"], None, True), (["/urunit", "/bin/app"], ["-v"], "/urunit /bin/app -v")),
+    (("linux", ["/bin/app"], None, "/bin/app", True), (["/urunit", "/bin/app"], [], "/urunit /bin/app")),
+    (("linux", ["/urunit", "/bin/app"], None, None, True), (["/urunit", "/bin/app"], [], "/urunit /bin/app")),
+    (("linux", ["/bin/app", "-v"], None, None, False), (["/bin/app"], ["-v"], "/bin/app -v")),
+    (("linux", None, ["/bin/app"], None, False), (["/bin/app"], [], None)),
+    (("linux", ["/bin/app", "a b"], None, None, True), (["/urunit", "/bin/app"], ["a b"], "/urunit /bin/app 'a b'")),
+    (("linux", None, None, None, True), (["/urunit"], [], "/urunit")),
+    (("linux", [], [], None, True), (["/urunit"], [], "/urunit")),
+    (("linux", ["/bin/app", "-v"], None, "/bin/app  -v", False), (["/bin/app"], ["-v"], "/bin/app  -v")),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize("given,want", ARGV)
+def test_argv_per_guest(tmp_path, given, want):
+    guest, cmd, entrypoint, cmdline, init = given
+    s = guest_spec(tmp_path, guest, {"cmdline": cmdline} if cmdline is not None else {}, cmd=cmd, entrypoint=entrypoint)
+    if init:
+        (tmp_path / "urunit").write_bytes(b"\x7fELF")
+        s.init = Source("local", "./urunit", "init")
+    img, _ = validate(s)
+    assert (img.entrypoint, img.cmd, img.annotations.get("cmdline"), img.argv_from_image) == (*want, False)
+
+
+def test_the_whole_image(tmp_path):
+    """Every field validate() fills, for one spec that sets them all."""
+    s = guest_spec(
+        tmp_path,
+        "unikraft",
+        {"cmdline": "app -v"},
+        architecture="AArch64",
+        env={"A": 1, "B": True, "C": "x=y", "D": False, "E": 1.5},
+        labels={"org.example": "1"},
+        workdir="/srv",
+        urunc=["v0.7.0", "main"],
+    )
+    s.tag = None
+    img, _ = validate(s)
+    got = img.to_json() | {k: getattr(img, k) for k in ("targets", "source", "workdir", "argv_from_image", "rootfs", "kernel")}
+    assert got == {
+        "name": "t/x",
+        "tag": "latest",
+        "architecture": "arm64",
+        "annotations": {"binary": "/unikernel/kernel", "cmdline": "app -v", "hypervisor": "qemu", "unikernelType": "unikraft"},
+        "cmd": ["-v"],
+        "entrypoint": None,  # Unikraft: urunc puts its own argv0 first
+        "env": ["A=1", "B=true", "C=x=y", "D=false", "E=1.5"],
+        "labels": {"org.example": "1"},
+        "files": [{"source": "./kernel", "target": "/unikernel/kernel"}],
+        "created": "1970-01-01T00:00:01Z",
+        "targets": ("v0.7.0", "main"),
+        "source": tmp_path / "spec",
+        "workdir": "/srv",
+        "argv_from_image": False,
+        "rootfs": None,
+        "kernel": None,
+    }
