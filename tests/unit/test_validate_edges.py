@@ -653,6 +653,7 @@ def test_an_empty_binary_is_a_warning(tmp_path, inside):
 
 # -- every refusal, exactly: field, message, value, allowed, hint ------------------
 # (guest, format, annotations added, files added (source, target), other fields, problems)
+NAME_FORM = "lowercase letters, digits and separators (. _ - /), e.g. urunc/prebuilt/redis-rumprun-hvt"
 KEYS = (
     "unikernelType, hypervisor, binary, cmdline, unikernelVersion, initrd, block, blkMntPoint, useDMBlock, mountRootfs, "
     "solo5NetDev, solo5BlkDev"
@@ -709,6 +710,14 @@ KEYS = (
         pytest.param('rumprun', 'args.nix', {'cmdline': 'a b'}, [], {'cmd': ['a', 'c']}, [('cmd', 'and annotations.cmdline are both given and disagree', ['a', 'c'], None, 'give one of them: urunix derives the other')], id='cmd-and-cmdline-disagree'),
         pytest.param('linux', 'args.nix', {}, [], {'cmd': []}, [('annotations.cmdline', "a Linux guest needs an init: urunc passes argv[0] as init= and fails with 'No init was specified'", None, None, 'set cmd = [ "/urunit" "/usr/bin/app" ];')], id='linux-no-init'),
         pytest.param('rumprun', 'args.nix', {}, [], {'urunc': 'v9'}, [('urunc', "names 'v9', not a urunc release urunix knows", 'v9', 'v0.5.0, v0.6.0, v0.7.0, main, next', 'urunc = [ "v0.6.0" "v0.7.0" "main" ];')], id='bad-target'),
+        pytest.param('rumprun', 'args.nix', {}, [], {'name': None}, [('name', 'is missing', None, None, 'set name = "my/image"; in the spec, or pass --tag NAME:TAG')], id='name-missing'),
+        pytest.param('rumprun', 'yaml', {}, [], {'name': ''}, [('name', 'is missing', None, None, 'set name: my/image in the spec, or pass --tag NAME:TAG')], id='name-missing-yaml'),
+        pytest.param('rumprun', 'bunnyfile', {}, [], {'name': None}, [('image name', 'is missing', None, None, 'pass --tag NAME:TAG (a bunnyfile names no image)')], id='name-missing-bunnyfile'),
+        pytest.param('rumprun', 'containerfile', {}, [], {'name': None}, [('image name', 'is missing', None, None, 'pass --tag NAME:TAG (a Containerfile names no image)')], id='name-missing-containerfile'),
+        pytest.param('rumprun', 'args.nix', {}, [], {'name': '-My Img!'}, [('name', 'is not a valid image name', '-My Img!', NAME_FORM, 'try "my-img"')], id='name-invalid'),
+        pytest.param('rumprun', 'args.nix', {}, [], {'name': '!!!'}, [('name', 'is not a valid image name', '!!!', NAME_FORM, 'try "my-image"')], id='name-invalid-nothing-left'),
+        pytest.param('rumprun', 'args.nix', {}, [], {'name': 'a' * 300}, [('name', 'is longer than Docker takes: 255 characters, counting the docker.io/ (and library/) Docker puts before it', 'a' * 80 + '...', None, None)], id='name-too-long'),
+        pytest.param('rumprun', 'args.nix', {}, [], {'tag': '.x'}, [('tag', 'is not a valid image tag', '.x', 'up to 128 of A-Z a-z 0-9 _ . -, not starting with . or -', None)], id='tag-invalid'),
     ],
 )
 # fmt: on
