@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from urunix.errors import _UNSET, SpecError
+from urunix.resources import contract
 from urunix.spec import FileEntry, Rootfs, Source, Spec
 from urunix.validate import NAME_MAX, PATH_MAX, SIZE_FORMS, check_path, validate
 
@@ -362,6 +363,21 @@ def test_rootfs_built(tmp_path, guest, rootfs, want, ann):
     assert {k: getattr(img.rootfs, k) for k in want} == want
     assert img.rootfs.field == "rootfs" and img.rootfs.origin.kind == ("dir" if rootfs.origin == "./tree" else "scratch")
     assert {k: img.annotations.get(k) for k in ann} == ann
+    assert set(img.annotations) <= set(contract()["keys"])
+
+
+def test_built_block_rootfs_is_mounted_at_root_next_to_an_initrd(tmp_path):
+    """urunc v0.7.0 attaches a block image next to an initrd at blkMntPoint:
+    the rootfs urunix builds says where (urunc_rules.fill_defaults would not)."""
+    s = guest_spec(tmp_path, "linux", {"initrd": "/boot/initrd"}, rootfs=Rootfs(type="block", origin="./tree"), urunc=["v0.7.0"])
+    s.files.append(FileEntry("./blob", tmp_path / "blob", "/boot/initrd", 'files."./blob"'))
+    img, _ = validate(s)
+    assert (img.annotations["block"], img.annotations["blkMntPoint"]) == ("/.boot/rootfs.ext2", "/")
+
+
+def test_rootfs_of_an_unknown_guest(tmp_path):
+    s = guest_spec(tmp_path, "rumprun", {"unikernelType": "rumprunn"}, rootfs=Rootfs(type="block", origin="./tree"))
+    assert [p[:2] for p in refused(s)] == [("annotations.unikernelType", "is not a guest kind urunc knows")]
 
 
 # -- what is refused -----------------------------------------------------------
