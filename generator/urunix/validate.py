@@ -192,7 +192,7 @@ class Validator:
 
     def add_file_hint(self, target: str) -> str:
         """How to put a host file at `target`, in the user's format."""
-        base = target.rsplit("/", 1)[-1] or "file"
+        base = os.path.basename(target)  # a clean absolute path (check_path): never empty
         fmt = self.spec.format
         if fmt == "containerfile":
             return f"COPY it: COPY ./{base} {target}"
@@ -733,8 +733,8 @@ class Validator:
                 hint="e.g. " + self.say(f"{fieldname}.from", f"./{fieldname}-image.tar"),
             )
             return None
-        target = src.target or (inner if origin.kind != "file" else src.path if src.origin != "local" and src.path else None)
-        return Extract(origin, inner, target or default, fieldname)
+        # inner is the path inside the image, or the path a non-local file lands at
+        return Extract(origin, inner, src.target or inner or default, fieldname)
 
     def storage(self, ann: dict[str, str], files: list[FileEntry]) -> tuple[RootfsBuild | None, Extract | None, Extract | None]:
         s, c = self.spec, self.c

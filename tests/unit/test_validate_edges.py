@@ -4,13 +4,17 @@ mutation testing: tests/mutate)."""
 
 from __future__ import annotations
 
+import io
+import os
+import tarfile
 from pathlib import Path
 
 import pytest
 
-from urunix.errors import SpecError
-from urunix.spec import FileEntry, Spec
-from urunix.validate import NAME_MAX, PATH_MAX, validate
+from urunix.errors import _UNSET, SpecError
+from urunix.resources import contract
+from urunix.spec import FileEntry, Rootfs, Source, Spec
+from urunix.validate import NAME_MAX, PATH_MAX, SIZE_FORMS, check_path, validate
 
 
 def spec(
@@ -91,6 +95,8 @@ def test_env_keys_without_equals_pass_unchanged(tmp_path):
         ("reg.io/" + "b" * 249, "long"),
         ("localhost/" + "b" * 245, "ok"),
         ("localhost/" + "b" * 246, "long"),
+        ("a/b.c/" + "x" * 240, "long"),  # a.b in the second component: still docker.io/a/...
+        ("reg:5000/" + "b" * 246, "ok"),  # a port: a registry, counted as given
     ],
 )
 def test_image_name_length_as_docker_counts_it(tmp_path, name, limit):
@@ -103,3 +109,730 @@ def test_image_name_length_as_docker_counts_it(tmp_path, name, limit):
     else:
         (p,) = problems(s)
         assert p.field == "name" and "longer than Docker takes: 255 characters" in p.message
+
+
+def fields_of(s: Spec) -> list[tuple]:
+    return [(p.field, p.message, p.value, p.allowed, p.hint) for p in problems(s)]
+
+
+NUL = "a\0b"
+NUL_MSG = "holds a NUL byte, which no image config, Nix string, argv or environment can carry"
+SURROGATE_MSG = "holds a lone UTF-16 surrogate (e.g. \\ud800), which is not valid Unicode and cannot be written as UTF-8"
+TEXT_HINT = "remove the character; urunix passes strings on byte for byte"
+
+
+def _put(s: Spec, tmp_path: Path, where: str, bad: str) -> None:
+    """Put the string `bad` at one place of the spec `s`."""
+    kind, _, attr = where.partition(":")
+    (tmp_path / "tree").mkdir(exist_ok=True)
+    if kind in ("name", "tag", "architecture"):
+        setattr(s, kind, bad)
+    elif kind in ("cmd", "entrypoint"):
+        setattr(s, kind, ["ok", bad])
+    elif kind in ("annotations", "env", "labels", "unknown"):
+        mapping = {bad: "v"} if attr == "key" else {"k": bad}
+        if kind == "annotations":
+            s.annotations.update(mapping if attr == "key" else {"cmdline": bad})
+        else:
+            setattr(s, kind, mapping)
+    elif kind == "files":
+        e = s.files[0]
+        s.files[0] = FileEntry(bad if attr == "source" else e.source, e.path, bad if attr == "target" else e.target, e.field)
+    elif kind in ("rootfs", "rootfs-unnamed"):
+        r = Rootfs(type="initrd", origin="./tree", field="rootfs" if kind == "rootfs" else "")
+        if attr == "include":
+            r.include = [FileEntry("./x", tmp_path / "x", bad, "rootfs.include.0")]
+        else:
+            setattr(r, attr, bad)
+        s.rootfs = r
+    elif kind in ("kernel", "init"):
+        src = Source("./tree", "/k", kind)
+        setattr(src, "origin" if attr == "from" else "path", bad)
+        setattr(s, kind, src)
+
+
+@pytest.mark.parametrize(
+    "where,field,shown",
+    [
+        ("name", "name", NUL),
+        ("tag", "tag", NUL),
+        ("architecture", "architecture", NUL),
+        ("annotations:value", "annotations.cmdline", NUL),
+        ("annotations:key", "annotations", NUL),
+        ("cmd", "cmd.1", NUL),
+        ("entrypoint", "entrypoint.1", NUL),
+        ("env:value", "env.k", NUL),
+        ("env:key", "env", NUL),
+        ("labels:value", "labels.k", NUL),
+        ("unknown:value", "unknown.k", NUL),
+        ("files:source", 'files."./kernel"', NUL),
+        ("files:target", 'files."./kernel"', NUL),
+        ("rootfs:include", "rootfs.include.0", NUL),
+        ("rootfs:type", "rootfs.type", NUL),
+        ("rootfs:origin", "rootfs.origin", NUL),
+        ("rootfs:path", "rootfs.path", NUL),
+        ("rootfs:size", "rootfs.size", NUL),
+        ("rootfs:fs_type", "rootfs.fs_type", NUL),
+        ("rootfs-unnamed:compression", "rootfs.compression", NUL),
+        ("kernel:from", "kernel.from", NUL),
+        ("kernel:path", "kernel.path", NUL),
+        ("init:from", "init.from", NUL),
+        ("init:path", "init.path", NUL),
+    ],
+)
+def test_a_nul_anywhere_is_refused_first_and_alone(tmp_path, where, field, shown):
+    """Every string of the spec, keys included; the field named, the string shown."""
+    s = spec(tmp_path, guest=("unikraft", "qemu"))
+    s.name = "bad name!"  # would fail later: texts() stops first
+    _put(s, tmp_path, where, NUL)
+    assert fields_of(s) == [(field, NUL_MSG, shown, None, TEXT_HINT)]
+
+
+def test_a_lone_surrogate_is_refused(tmp_path):
+    s = spec(tmp_path)
+    s.cmd = ["\ud800"]
+    assert fields_of(s) == [("cmd.0", SURROGATE_MSG, "\ud800", None, TEXT_HINT)]
+
+
+def test_one_problem_per_field_however_many_bad_strings(tmp_path):
+    s = spec(tmp_path)
+    s.labels = {"\0a": "x", "\0b": "y"}
+    assert fields_of(s) == [("labels", NUL_MSG, "\0a", None, TEXT_HINT)]
+
+
+def test_keys_that_are_not_strings_are_walked_too(tmp_path):
+    s = spec(tmp_path, guest=("unikraft", "qemu"))
+    s.labels = {1: "one"}
+    assert validate(s)[0].labels == {"1": "one"}
+
+
+TOP = "name, tag, files, annotations, architecture, cmd, entrypoint, env, labels, rootfs, kernel, init, urunc"
+
+
+@pytest.mark.parametrize(
+    "change,want",
+    [
+        ({"unknown": {"colour": "red"}}, [("colour", "is not a field urunix knows", "red", TOP, "remove it")]),
+        ({"unknown": {"nmae": "x"}}, [("nmae", "is not a field urunix knows", "x", TOP, 'did you mean "name"?')]),
+        ({"name": 5}, [("name", "must be a string", 5, None, None)]),
+        ({"tag": 5}, [("tag", "must be a string", 5, None, None)]),
+    ],
+)
+def test_top_level_fields(tmp_path, change, want):
+    s = spec(tmp_path)
+    for k, v in change.items():
+        setattr(s, k, v)
+    assert fields_of(s) == want
+
+
+@pytest.mark.parametrize(
+    "value,ok",
+    [
+        ("/" + "a" * (PATH_MAX), True),  # 4096 bytes: urunc's own limit
+        ("/" + "a" * (PATH_MAX + 1), "is longer than 4096 bytes"),
+        ("/a b!", "holds characters urunc refuses (' !'); allowed are letters, digits and ._/-"),
+        (".", "is '.'"),
+        ("..x", "starts with '..' or '-'"),
+        ("-x", "starts with '..' or '-'"),
+        ("/", "is '/'"),
+        ("//a", "is not clean (urunc wants '/a')"),
+        ("/a//b", "is not clean (urunc wants '/a/b')"),
+        ("/a/", "is not clean (urunc wants '/a')"),
+    ],
+)
+def test_check_path_says_what_is_wrong(value, ok):
+    assert check_path(value, "binary") == (None if ok is True else ok)
+
+
+@pytest.mark.parametrize(
+    "name,ok",
+    [
+        ("Foo/bar", False),  # Docker reads Foo as a path component: no upper case
+        ("LOCALHOST/bar", False),
+        ("Foo/a.b/c", False),  # only the FIRST component can be a registry
+        ("Reg.io/foo", True),
+        ("Foo:5000/bar", True),
+        ("localhost/bar", True),
+    ],
+)
+def test_upper_case_only_in_a_registry_host(tmp_path, name, ok):
+    s = spec(tmp_path)
+    s.name = name
+    if ok:
+        assert validate(s)[0].name == name
+    else:
+        assert [p[:3] for p in fields_of(s)] == [("name", "is not a valid image name", name)]
+
+
+@pytest.mark.parametrize(
+    "machine,arch",
+    [("X86_64", "amd64"), ("x86_64", "amd64"), ("AArch64", "arm64"), ("riscv64", "riscv64"), ("RISCV64", "riscv64")],
+)
+def test_host_architecture_when_none_is_given(tmp_path, monkeypatch, machine, arch):
+    import platform
+
+    monkeypatch.setattr(platform, "machine", lambda: machine)
+    assert validate(spec(tmp_path))[0].architecture == arch
+
+
+def test_source_date_epoch_is_utc_and_checked(monkeypatch):
+    import time
+
+    from urunix.validate import created
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        monkeypatch.setenv("SOURCE_DATE_EPOCH", "86399")
+        assert created() == "1970-01-01T23:59:59Z"
+        monkeypatch.setenv("SOURCE_DATE_EPOCH", "soon")
+        with pytest.raises(SpecError) as e:
+            created()
+        ((message, field, value),) = [(p.message, p.field, p.value) for p in e.value.problems]
+        assert (message, field, value) == ("SOURCE_DATE_EPOCH is not a number of seconds", "SOURCE_DATE_EPOCH", "soon")
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+# -- rootfs, kernel and init (Validator.storage, .rootfs, .extract) ---------------
+
+MONITOR = {"unikraft": "qemu", "rumprun": "hvt", "linux": "qemu", "mewz": "qemu", "mirage": "hvt"}
+TYPE_HINT = "initrd: a cpio in memory; block: an ext2/ext4 disk image; raw: the image's own rootfs (devmapper)"
+
+
+def image_tar(path: Path) -> None:
+    """The smallest docker-archive sources.resolve takes for an image."""
+    with tarfile.open(path, "w") as t:
+        data = b"[]"
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(data)
+        t.addfile(info, io.BytesIO(data))
+
+
+def guest_spec(tmp_path: Path, guest: str, ann: dict | None = None, fmt: str = "args.nix", binary: bool = True, **kw) -> Spec:
+    """A spec for `guest` with a kernel at /unikernel/kernel (unless
+    binary=False), a directory ./tree, a plain file ./blob and an image
+    archive ./img.tar beside it."""
+    (tmp_path / "kernel").write_bytes(b"\x7fELF")
+    (tmp_path / "tree").mkdir(exist_ok=True)
+    (tmp_path / "tree" / "app").write_bytes(b"app")
+    (tmp_path / "blob").write_bytes(b"blob")
+    image_tar(tmp_path / "img.tar")
+    kind, monitor = guest, MONITOR[guest]
+    files = [FileEntry("./kernel", tmp_path / "kernel", "/unikernel/kernel", 'files."./kernel"')] if binary else []
+    base = {"unikernelType": kind, "hypervisor": monitor} | ({"binary": "/unikernel/kernel"} if binary else {})
+    if guest == "linux":
+        kw.setdefault("cmd", ["/sbin/init"])
+    return Spec(file=tmp_path / "spec", format=fmt, name="t/x", tag="latest", files=files, annotations=base | (ann or {}), **kw)
+
+
+def refused(spec: Spec) -> list[tuple]:
+    with pytest.raises(SpecError) as e:
+        validate(spec)
+    return [(p.field, p.message, p.value, p.allowed, p.hint) for p in e.value.problems]
+
+
+def problem(field: str, message: str, value=_UNSET, allowed=None, hint=None) -> tuple:
+    return (field, message, value, allowed, hint)
+
+
+# -- what is built: the defaults and what the spec sets -------------------------
+
+
+# fmt: off
+@pytest.mark.parametrize(
+    "guest,rootfs,want,ann",
+    [
+        pytest.param('unikraft', Rootfs(origin='./tree'), {'type': 'initrd', 'target': '/.boot/rootfs', 'compression': 'none', 'hardlinks': 'copy', 'size': 'auto'}, {'initrd': '/.boot/rootfs', 'useDMBlock': 'false', 'mountRootfs': 'false'}, id='unikraft-default-initrd-copies-hardlinks'),
+        pytest.param('linux', Rootfs(type='initrd', origin='./tree', compression='gzip'), {'type': 'initrd', 'target': '/.boot/rootfs', 'compression': 'gzip', 'hardlinks': 'link'}, {'initrd': '/.boot/rootfs', 'useDMBlock': 'false', 'mountRootfs': 'false'}, id='linux-gzip-initrd'),
+        pytest.param('rumprun', Rootfs(type='block', origin='./tree'), {'type': 'block', 'target': '/.boot/rootfs.ext2', 'fs_type': 'ext2', 'size': 'auto', 'compression': 'none'}, {'block': '/.boot/rootfs.ext2', 'blkMntPoint': '/data', 'useDMBlock': 'false', 'mountRootfs': 'false'}, id='rumprun-block-defaults'),
+        pytest.param('linux', Rootfs(type='block', origin='./tree', fs_type='ext4', size='64M', path='/boot/disk'), {'type': 'block', 'target': '/boot/disk', 'fs_type': 'ext4', 'size': '64M'}, {'block': '/boot/disk', 'blkMntPoint': '/', 'useDMBlock': 'false', 'mountRootfs': 'false'}, id='linux-block-as-written'),
+        pytest.param('linux', Rootfs(type='block', origin='scratch', fs_type='ext4'), {'type': 'block', 'target': '/.boot/rootfs.ext4', 'fs_type': 'ext4'}, {'block': '/.boot/rootfs.ext4', 'blkMntPoint': '/'}, id='block-default-path-names-the-fs'),
+        pytest.param('mirage', Rootfs(type='block', origin='./tree', size=1048576), {'type': 'block', 'size': '1048576', 'fs_type': 'ext2'}, {'block': '/.boot/rootfs.ext2', 'blkMntPoint': '/'}, id='mirage-block-size-in-bytes'),
+        pytest.param('linux', Rootfs(type='raw', origin='./tree'), {'type': 'raw', 'target': None}, {'useDMBlock': 'true', 'mountRootfs': 'true'}, id='raw-is-devmapper'),
+        pytest.param('unikraft', Rootfs(type='initrd', origin='./tree', path='/boot/initrd'), {'type': 'initrd', 'target': '/boot/initrd'}, {'initrd': '/boot/initrd'}, id='initrd-path'),
+        pytest.param('unikraft', Rootfs(type='initrd', origin='./tree'), {'type': 'initrd', 'target': '/boot/initrd'}, {'initrd': '/boot/initrd'}, id='initrd-path-from-the-annotation'),
+    ],
+)
+# fmt: on
+def test_rootfs_built(tmp_path, guest, rootfs, want, ann):
+    given = {"initrd": "/boot/initrd"} if rootfs.path is None and want.get("target") == "/boot/initrd" else None
+    img, _ = validate(guest_spec(tmp_path, guest, given, rootfs=rootfs))
+    assert img.rootfs is not None
+    assert {k: getattr(img.rootfs, k) for k in want} == want
+    assert img.rootfs.field == "rootfs" and img.rootfs.origin.kind == ("dir" if rootfs.origin == "./tree" else "scratch")
+    assert {k: img.annotations.get(k) for k in ann} == ann
+    assert set(img.annotations) <= set(contract()["keys"])
+
+
+def test_built_block_rootfs_is_mounted_at_root_next_to_an_initrd(tmp_path):
+    """urunc v0.7.0 attaches a block image next to an initrd at blkMntPoint:
+    the rootfs urunix builds says where (urunc_rules.fill_defaults would not)."""
+    s = guest_spec(tmp_path, "linux", {"initrd": "/boot/initrd"}, rootfs=Rootfs(type="block", origin="./tree"), urunc=["v0.7.0"])
+    s.files.append(FileEntry("./blob", tmp_path / "blob", "/boot/initrd", 'files."./blob"'))
+    img, _ = validate(s)
+    assert (img.annotations["block"], img.annotations["blkMntPoint"]) == ("/.boot/rootfs.ext2", "/")
+
+
+def test_rootfs_of_an_unknown_guest(tmp_path):
+    s = guest_spec(tmp_path, "rumprun", {"unikernelType": "rumprunn"}, rootfs=Rootfs(type="block", origin="./tree"))
+    assert [p[:2] for p in refused(s)] == [("annotations.unikernelType", "is not a guest kind urunc knows")]
+
+
+# -- what is refused -----------------------------------------------------------
+
+PREBUILT = {
+    "initrd": 'copy the prebuilt initrd into the image (add it to files: files."./rootfs" = "/.boot/rootfs";) '
+    'and point at it: annotations.initrd = "/.boot/rootfs";',
+    "block": 'copy the prebuilt block into the image (add it to files: files."./rootfs" = "/.boot/rootfs";) '
+    'and point at it: annotations.block = "/.boot/rootfs";',
+}
+
+
+# fmt: off
+@pytest.mark.parametrize(
+    "guest,rootfs,ann,want",
+    [
+        pytest.param('rumprun', Rootfs(origin='./tree'), {}, [problem('rootfs', 'rootfs.type is needed for a rumprun guest', allowed='initrd, block, raw', hint=TYPE_HINT)], id='no-default-type'),
+        pytest.param('unikraft', Rootfs(type='initrdd', origin='./tree'), {}, [problem('rootfs.type', 'is not a rootfs type', 'initrdd', 'initrd, block, raw', 'did you mean "initrd"?')], id='unknown-type'),
+        pytest.param('unikraft', Rootfs(type='initrdd', origin='./tree', field='disk'), {}, [problem('disk.type', 'is not a rootfs type', 'initrdd', 'initrd, block, raw', 'did you mean "initrd"?')], id='named-by-its-field'),
+        pytest.param('unikraft', Rootfs(type='block', origin='./tree', field=''), {}, [problem('rootfs.type', 'a unikraft guest cannot boot from block storage', 'block', 'storage for unikraft: initrd')], id='unnamed-is-rootfs'),
+        pytest.param('rumprun', Rootfs(type='initrd', origin='./tree'), {}, [problem('rootfs.type', 'a rumprun guest cannot boot from initrd storage', 'initrd', 'storage for rumprun: block, devmapper')], id='storage-of-the-guest'),
+        pytest.param('unikraft', Rootfs(type='raw', origin='./tree'), {}, [problem('rootfs.type', 'a unikraft guest cannot boot from devmapper storage', 'raw', 'storage for unikraft: initrd')], id='raw-needs-devmapper'),
+        pytest.param('mewz', Rootfs(type='block', origin='./tree'), {}, [problem('rootfs.type', 'a mewz guest cannot boot from block storage', 'block', 'storage for mewz: none (in-memory)')], id='in-memory-guest'),
+        pytest.param('unikraft', Rootfs(type='initrd', origin='./blob'), {}, [problem('rootfs.from', 'a single file is not a rootfs tree', './blob', hint=PREBUILT['initrd'])], id='file-is-no-tree-initrd'),
+        pytest.param('rumprun', Rootfs(type='block', origin='./blob'), {}, [problem('rootfs.from', 'a single file is not a rootfs tree', './blob', hint=PREBUILT['block'])], id='file-is-no-tree-block'),
+        pytest.param('linux', Rootfs(type='raw', origin='./tree'), {'useDMBlock': 'false'}, [problem('annotations.useDMBlock', "a raw rootfs is the container's own rootfs, handed to the guest by devmapper", 'false', hint='remove it: urunix sets it to true for rootfs.type = raw')], id='raw-with-devmapper-off'),
+        pytest.param('unikraft', Rootfs(type='initrd', origin='./tree'), {'mountRootfs': 'true'}, [problem('annotations.mountRootfs', 'asks for the devmapper rootfs, but rootfs.type is initrd', 'true')], id='initrd-with-devmapper-on'),
+        pytest.param('rumprun', Rootfs(type='block', origin='./tree', fs_type='xfs'), {}, [problem('rootfs.fsType', 'is not a filesystem urunix builds', 'xfs', 'ext2, ext4')], id='unknown-fs-said-once'),
+        pytest.param('rumprun', Rootfs(type='block', origin='./tree', fs_type='ext4'), {}, [problem('rootfs.fsType', 'a rumprun guest mounts only ext2', 'ext4')], id='fs-of-the-guest'),
+        pytest.param('linux', Rootfs(type='block', origin='./tree', size='lots'), {}, [problem('rootfs.size', 'is not a size', 'lots', SIZE_FORMS)], id='bad-size'),
+        pytest.param('linux', Rootfs(type='initrd', origin='./tree', compression='zstd'), {}, [problem('rootfs.compression', 'is not a compression urunix writes', 'zstd', 'none, gzip')], id='unknown-compression'),
+        pytest.param('unikraft', Rootfs(type='initrd', origin='./tree', compression='gzip'), {}, [problem('rootfs.compression', 'a unikraft guest reads only an uncompressed cpio', 'gzip')], id='gzip-for-a-unikernel'),
+        pytest.param('unikraft', Rootfs(type='initrd', origin='./tree', size='1M'), {}, [problem('rootfs.size', 'applies to block images only', '1M')], id='size-of-an-initrd'),
+        pytest.param('unikraft', Rootfs(type='initrd', origin='./tree', path='/boot/x'), {'initrd': '/other'}, [problem('annotations.initrd', "disagrees with rootfs.path ('/boot/x')", '/other', hint='set only rootfs.path; urunix writes the annotation')], id='path-and-annotation-disagree'),
+        pytest.param('unikraft', Rootfs(type='initrd', origin='./tree', path='boot/x'), {}, [problem('rootfs.path', 'must be absolute; urunc refuses such a path', 'boot/x')], id='relative-path'),
+        pytest.param('unikraft', Rootfs(type='initrd', origin='./tree', path='/boot//x'), {}, [problem('rootfs.path', "is not clean (urunc wants '/boot/x'); urunc refuses such a path", '/boot//x')], id='unclean-path'),
+    ],
+)
+# fmt: on
+def test_rootfs_refused(tmp_path, guest, rootfs, ann, want):
+    assert refused(guest_spec(tmp_path, guest, ann, rootfs=rootfs)) == want
+
+
+def test_rootfs_problems_all_in_one_run(tmp_path):
+    """A bad `from` does not hide the other fields' problems."""
+    s = guest_spec(tmp_path, "unikraft", rootfs=Rootfs(type="initrd", origin="./blob", compression="zstd", size="1M"))
+    assert [p[:2] for p in refused(s)] == [
+        ("rootfs.from", "a single file is not a rootfs tree"),
+        ("rootfs.compression", "is not a compression urunix writes"),
+        ("rootfs.size", "applies to block images only"),
+    ]
+
+
+@pytest.mark.parametrize("lines,field", [({}, "rootfs"), ({"rootfs.from": 3}, "rootfs.from")])
+def test_rootfs_from_is_named_where_the_user_wrote_it(tmp_path, lines, field):
+    s = guest_spec(tmp_path, "unikraft", rootfs=Rootfs(type="initrd", origin="./nothere"), lines=lines)
+    ((f, message, value, _, _),) = refused(s)
+    assert (f, message, value) == (field, "does not exist", "./nothere")
+
+
+def test_prebuilt_hint_in_a_bunnyfile(tmp_path):
+    s = guest_spec(tmp_path, "unikraft", fmt="bunnyfile", rootfs=Rootfs(type="initrd", origin="./blob"))
+    (p,) = refused(s)
+    assert p == (
+        "rootfs.from",
+        "a single file is not a rootfs tree",
+        "./blob",
+        None,
+        "a prebuilt initrd or block image is from: local with path: FILE",
+    )
+
+
+@pytest.mark.parametrize(
+    "guest,rootfs,ann",
+    [
+        ("linux", Rootfs(type="initrd", origin="local", path="./blob"), {"useDMBlock": "false", "mountRootfs": "false"}),
+        ("linux", Rootfs(type="raw", origin="scratch"), {"useDMBlock": None, "mountRootfs": None}),
+        ("unikraft", Rootfs(type="initrd", origin="local", path="./blob"), {"useDMBlock": None, "mountRootfs": None}),
+    ],
+)
+def test_rootfs_urunix_does_not_build(tmp_path, guest, rootfs, ann):
+    """A local (prebuilt) rootfs, or a raw one from scratch: nothing to build;
+    a Linux guest's snapshot settings are still written (off) for a prebuilt one."""
+    img, _ = validate(guest_spec(tmp_path, guest, rootfs=rootfs))
+    assert img.rootfs is None
+    assert {k: img.annotations.get(k) for k in ann} == ann
+
+
+@pytest.mark.parametrize("include", [False, True])
+def test_base_rootfs_is_an_image_tree(tmp_path, include):
+    """A Containerfile's FROM: the base's tree under ours, so a binary that
+    is only in the base is not reported missing."""
+    (tmp_path / "conf").write_bytes(b"c")
+    entries = [FileEntry("./conf", tmp_path / "conf", "/etc/conf", "COPY")] if include else []
+    s = guest_spec(
+        tmp_path, "rumprun", {"binary": "/bin/app"}, binary=False, rootfs=Rootfs(type="base", origin="./img.tar", include=entries)
+    )
+    img, _ = validate(s, read_images="none")  # the image's config is rootfs_image_config's (test_rootfs_image_config)
+    assert img.rootfs is not None and (img.rootfs.type, img.rootfs.origin.kind, img.rootfs.field) == ("raw", "image", "rootfs")
+    assert [(f.target, f.field) for f in img.rootfs.include] == ([("/etc/conf", "COPY")] if include else [])
+
+
+@pytest.mark.parametrize("rtype,origin", [("initrd", "./tree"), ("base", "./img.tar")])
+def test_rootfs_include_may_fill_the_whole_tree(tmp_path, rtype, origin):
+    """A guest rootfs is not the image: `/` and /urunc.json are the user's to fill."""
+    s = guest_spec(tmp_path, "unikraft")
+    include = [FileEntry("./tree", tmp_path / "tree", "/", "rootfs.include.0")]
+    include += [FileEntry("./blob", tmp_path / "blob", "/urunc.json", "rootfs.include.1")] if rtype == "initrd" else []
+    s.rootfs = Rootfs(type=rtype, origin=origin, include=include, field="disk")
+    img, _ = validate(s, read_images="none")
+    assert img.rootfs is not None and img.rootfs.field == "disk"
+    assert [(f.target, f.field) for f in img.rootfs.include] == [(f.target, f.field) for f in include]
+
+
+@pytest.mark.parametrize(
+    "rtype,origin,found",
+    [("raw", "./img.tar", True), ("raw", "./tree", False), ("initrd", "./img.tar", False), ("block", "./img.tar", False)],
+)
+def test_binary_from_the_rootfs_image_is_checked_at_build_time(tmp_path, rtype, origin, found):
+    """Only a raw rootfs from an image is the image's own tree, read at build time."""
+    s = guest_spec(tmp_path, "linux", {"binary": "/boot/vmlinuz"}, binary=False, rootfs=Rootfs(type=rtype, origin=origin))
+    if found:
+        assert validate(s, read_images="none")[0].annotations["binary"] == "/boot/vmlinuz"
+    else:
+        assert ("annotations.binary", "names a file the image will not contain") in [p[:2] for p in refused(s)]
+
+
+def test_base_rootfs_that_does_not_exist(tmp_path):
+    s = guest_spec(tmp_path, "rumprun", rootfs=Rootfs(type="base", origin="./nothere"))
+    assert [p[:3] for p in refused(s)] == [("rootfs", "does not exist", "./nothere")]
+
+
+# -- kernel and init -------------------------------------------------------------
+
+
+# fmt: off
+@pytest.mark.parametrize(
+    "kernel,binary,want",
+    [
+        pytest.param(Source('local', './kernel', 'kernel'), None, ('file', None, '/kernel'), id='local-default-target'),
+        pytest.param(Source('local', './kernel', 'kernel'), '/boot/k', ('file', None, '/boot/k'), id='local-at-the-binary'),
+        pytest.param(Source('local', './kernel', 'kernel', target='/.boot/kernel'), None, ('file', None, '/.boot/kernel'), id='local-target'),
+        pytest.param(Source('./img.tar', None, 'kernel'), None, ('image', '/kernel', '/kernel'), id='image-default-path'),
+        pytest.param(Source('./img.tar', '/boot/vmlinuz', 'kernel'), None, ('image', '/boot/vmlinuz', '/boot/vmlinuz'), id='image-path'),
+        pytest.param(Source('./blob', '/k', 'kernel'), None, ('file', '/k', '/k'), id='file-from-with-path'),
+        pytest.param(Source('./blob', None, 'kernel'), None, ('file', None, '/kernel'), id='file-from'),
+    ],
+)
+# fmt: on
+def test_kernel_extracted(tmp_path, kernel, binary, want):
+    s = guest_spec(tmp_path, "rumprun", {"binary": binary} if binary else {}, binary=False, kernel=kernel)
+    img, _ = validate(s)
+    assert img.kernel is not None
+    assert (img.kernel.origin.kind, img.kernel.inner, img.kernel.target, img.kernel.field) == (*want, "kernel")
+    assert img.annotations["binary"] == want[2]
+
+
+def test_bunnyfile_local_kernel_already_in_files(tmp_path):
+    s = guest_spec(tmp_path, "rumprun", kernel=Source("local", "./kernel", "kernel", target="/unikernel/kernel"))
+    img, _ = validate(s)
+    assert img.kernel is None and [f.target for f in img.files] == ["/unikernel/kernel"]
+
+
+# fmt: off
+@pytest.mark.parametrize(
+    "kernel,want",
+    [
+        pytest.param(Source('./img.tar', 'boot/vmlinuz', ''), [problem('kernel.path', 'must be an absolute path inside the image', 'boot/vmlinuz')], id='relative-inner-path'),
+        pytest.param(Source('./tree', None, 'kernel'), [problem('kernel.from', 'must be a file or an image, not a dir', './tree', hint='e.g. kernel.from = "./kernel-image.tar";')], id='dir-is-no-kernel'),
+        pytest.param(Source('./blob', '/boot//k', 'kernel'), [problem('kernel.path', "is not clean (urunc wants '/boot/k'); urunc refuses such a binary path", '/boot//k')], id='unclean-target'),
+    ],
+)
+# fmt: on
+def test_kernel_refused(tmp_path, kernel, want):
+    assert refused(guest_spec(tmp_path, "rumprun", binary=False, kernel=kernel)) == want
+
+
+@pytest.mark.parametrize("binary", [None, "/unikernel/kernel"])
+def test_kernel_that_does_not_exist_is_said_once(tmp_path, binary):
+    """Its `from` is wrong: no "binary is missing" or "not in the image" on top."""
+    s = guest_spec(
+        tmp_path, "rumprun", {"binary": binary} if binary else {}, binary=False, kernel=Source("./nothere", None, "kernel")
+    )
+    assert [p[:3] for p in refused(s)] == [("kernel.from", "does not exist", "./nothere")]
+
+
+@pytest.mark.parametrize("guest", ["rumprun", "linux"])
+def test_init_only_for_linux(tmp_path, guest):
+    (tmp_path / "urunit").write_bytes(b"\x7fELF")
+    s = guest_spec(tmp_path, guest, init=Source("local", "./urunit", "init"))
+    if guest == "linux":
+        img, _ = validate(s)
+        assert img.init is not None and (img.init.origin.kind, img.init.target) == ("file", "/urunit")
+        return
+    assert refused(s) == [
+        problem(
+            "init",
+            "only Linux guests run an init; a rumprun guest is the application itself",
+            hint='remove init, or set annotations.unikernelType = "linux";',
+        )
+    ]
+
+
+# -- hints in the user's format, the files urunc boots --------------------------
+
+
+@pytest.mark.parametrize(
+    "key,value,rootfs,hint",
+    [
+        ("useDMBlock", "yes", None, 'write annotations.useDMBlock = "true";'),
+        ("mountRootfs", "1", None, 'write annotations.mountRootfs = "true";'),
+        ("useDMBlock", "no", None, 'write annotations.useDMBlock = "false";'),
+        ("useDMBlock", "N", None, 'write annotations.useDMBlock = "false";'),
+        ("useDMBlock", "OFF", None, 'write annotations.useDMBlock = "false";'),
+        ("mountRootfs", "0", None, 'write annotations.mountRootfs = "false";'),
+        ("useDMBlock", "yes", "raw", 'remove it: with rootfs.type raw urunix writes "true" itself'),
+        ("mountRootfs", "yes", "raw", 'remove it: with rootfs.type raw urunix writes "true" itself'),
+        ("mountRootfs", "yes", "block", 'remove it: with rootfs.type block urunix writes "false" itself'),
+    ],
+)
+def test_bool_annotation_hint(tmp_path, key, value, rootfs, hint):
+    s = guest_spec(tmp_path, "linux", {key: value}, rootfs=Rootfs(type=rootfs, origin="./tree") if rootfs else None)
+    want = ("annotations." + key, "must be the text true or false (urunc main refuses anything else)", value, "true, false", hint)
+    assert want in refused(s)
+
+
+@pytest.mark.parametrize(
+    "fmt,hint",
+    [
+        ("args.nix", 'add annotations.binary = "..."; -- the kernel path inside the image'),
+        ("yaml", "add binary: ...  (under annotations:) -- the kernel path inside the image"),
+    ],
+)
+def test_missing_annotation_hint_in_the_users_format(tmp_path, fmt, hint):
+    s = guest_spec(tmp_path, "rumprun", fmt=fmt, binary=False)
+    assert refused(s) == [problem("annotations.binary", "is required by urunc and missing", hint=hint)]
+
+
+def test_a_loader_problem_under_the_users_name_counts_as_failed(tmp_path):
+    """A Containerfile loader reports `LABEL com.urunc.unikernel.binary`:
+    no "binary is missing" on top of it."""
+    from urunix.errors import Problem
+
+    s = guest_spec(tmp_path, "rumprun", fmt="containerfile", binary=False)
+    s.problems.add(Problem("is not a path", field="LABEL com.urunc.unikernel.binary"))
+    assert [p[:2] for p in refused(s)] == [("LABEL com.urunc.unikernel.binary", "is not a path")]
+
+
+@pytest.mark.parametrize(
+    "layout,binary,exclude,found",
+    [
+        ({"d/kernel": b"k"}, "/x/kernel", (), True),
+        ({"d/sub/kernel": b"k"}, "/x/sub/kernel", (), True),
+        ({"d/sub/kernel": b"k"}, "/x/sub/kernel", ("sub",), False),  # a .dockerignore'd directory
+        ({"d/sub/kernel": b"k"}, "/x/sub/kernel", ("sub/kernel",), False),
+        ({"d/kernel": b"k"}, "/x/other", (), False),
+        ({"d/kernel": b"k"}, "/y/kernel", (), False),  # the same name, but not below the copy's target
+    ],
+)
+def test_binary_inside_a_copied_directory(tmp_path, layout, binary, exclude, found):
+    for rel, data in layout.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(data)
+    s = guest_spec(tmp_path, "rumprun", {"binary": binary}, binary=False)
+    s.files = [FileEntry("./d", tmp_path / "d", "/x", 'files."./d"', frozenset(exclude))]
+    if found:
+        assert validate(s)[0].annotations["binary"] == binary
+    else:
+        assert [p[:3] for p in refused(s)] == [("annotations.binary", "names a file the image will not contain", binary)]
+
+
+@pytest.mark.parametrize("inside", [False, True])
+def test_an_empty_binary_is_a_warning(tmp_path, inside):
+    s = guest_spec(tmp_path, "rumprun", {"binary": "/x/kernel" if inside else "/unikernel/kernel"}, binary=inside is False)
+    if inside:
+        (tmp_path / "d").mkdir()
+        (tmp_path / "d" / "kernel").write_bytes(b"")
+        s.files = [FileEntry("./d", tmp_path / "d", "/x", 'files."./d"')]
+    else:
+        (tmp_path / "kernel").write_bytes(b"")
+    _, diag = validate(s)
+    (w,) = [w for w in diag.warnings if w.field == "annotations.binary"]
+    assert (w.message, w.value, w.hint) == (
+        "names an empty file (0 bytes); urunc would hand the monitor an empty binary",
+        "/x/kernel" if inside else "/unikernel/kernel",
+        "check that the file was built completely",
+    )
+
+
+# -- every refusal, exactly: field, message, value, allowed, hint ------------------
+# (guest, format, annotations added, files added (source, target), other fields, problems)
+NAME_FORM = "lowercase letters, digits and separators (. _ - /), e.g. urunc/prebuilt/redis-rumprun-hvt"
+KEYS = (
+    "unikernelType, hypervisor, binary, cmdline, unikernelVersion, initrd, block, blkMntPoint, useDMBlock, mountRootfs, "
+    "solo5NetDev, solo5BlkDev"
+)
+
+
+# fmt: off
+@pytest.mark.parametrize(
+    "guest,fmt,ann,files,attrs,want",
+    [
+        pytest.param('rumprun', 'args.nix', 'x', [], {}, [('annotations', 'must be an attribute set / mapping', 'x', None, None)], id='annotations-not-a-mapping'),
+        pytest.param('rumprun', 'args.nix', {'colour': 'red'}, [], {}, [('annotations.colour', 'is not an annotation urunc reads', None, KEYS, 'urunc ignores unknown keys; put other metadata in `labels`')], id='unknown-annotation'),
+        pytest.param('rumprun', 'args.nix', {'binay': '/unikernel/kernel'}, [], {}, [('annotations.binay', 'is not an annotation urunc reads', None, KEYS, 'did you mean "binary"?')], id='unknown-annotation-near-miss'),
+        pytest.param('rumprun', 'containerfile', {'colour': 'red'}, [], {}, [('LABEL com.urunc.unikernel.colour', 'is not an annotation urunc reads', None, KEYS, 'urunc ignores unknown keys; for other metadata use a label without the com.urunc.unikernel. prefix')], id='unknown-label-in-a-containerfile'),
+        pytest.param('rumprun', 'args.nix', {'cmdline': 5}, [], {}, [('annotations.cmdline', 'must be a string', 5, None, 'write it in quotes: annotations.cmdline = "5";')], id='annotation-not-a-string'),
+        pytest.param('rumprun', 'args.nix', {'cmdline': True}, [], {}, [('annotations.cmdline', 'must be a string', True, None, 'write it in quotes: annotations.cmdline = "true";')], id='annotation-bool-not-a-string'),
+        pytest.param('rumprun', 'args.nix', {'unikernelType': 'rumprunn'}, [], {}, [('annotations.unikernelType', 'is not a guest kind urunc knows', 'rumprunn', 'unikraft, rumprun, mirage, mewz, linux, hermit, freebsd', 'did you mean "rumprun"?')], id='unknown-guest'),
+        pytest.param('rumprun', 'args.nix', {'hypervisor': 'hvtt'}, [], {}, [('annotations.hypervisor', 'is not a monitor urunc knows', 'hvtt', 'qemu, firecracker, hvt, spt, cloud-hypervisor, hyperlight', 'did you mean "hvt"?')], id='unknown-monitor'),
+        pytest.param('rumprun', 'args.nix', {'binary': '/a b'}, [], {}, [('annotations.binary', "holds characters urunc refuses (' '); allowed are letters, digits and ._/-; urunc refuses such a path when the container starts", '/a b', 'a clean absolute path of letters, digits and ._/- (e.g. /unikernel/kernel)', None)], id='path-characters'),
+        pytest.param('rumprun', 'args.nix', {'binary': 'unikernel/kernel'}, [], {}, [('annotations.binary', 'must be an absolute path inside the image', 'unikernel/kernel', None, 'did you mean "/unikernel/kernel"?')], id='path-relative'),
+        pytest.param('linux', 'args.nix', {'blkMntPoint': 'data'}, [], {}, [('annotations.blkMntPoint', 'must be an absolute path inside the image', 'data', None, 'did you mean "/data"?')], id='mountpoint-relative'),
+        pytest.param('rumprun', 'args.nix', {'useDMBlock': 'True'}, [], {}, [('annotations.useDMBlock', 'must be the text true or false (urunc main refuses anything else)', 'True', 'true, false', 'did you mean "true"?')], id='bool-near-miss'),
+        pytest.param('rumprun', 'args.nix', {'solo5NetDev': 'bad-name!'}, [], {}, [('annotations.solo5NetDev', 'is not a valid Solo5 device name', 'bad-name!', '1 to 67 letters or digits', None), ('annotations.solo5NetDev', 'urunc v0.6.0, v0.7.0 and main: does not read solo5NetDev: the Solo5 device names are fixed (rumprun --net:tap/--block:rootfs, Mirage --net:service/--block:storage)', 'bad-name!', None, 'remove annotations.solo5NetDev')], id='devname'),
+        pytest.param('rumprun', 'args.nix', {'hypervisor': 'qemu'}, [], {}, [('annotations.hypervisor', 'urunc cannot run a rumprun guest on qemu', 'qemu', 'rumprun runs on hvt, spt; qemu runs unikraft, mirage, mewz, linux, hermit, freebsd', 'urunc would hand such a container to runc, silently')], id='pair'),
+        pytest.param('rumprun', 'args.nix', {'useDMBlock': 'true', 'mountRootfs': 'false'}, [], {}, [('annotations.mountRootfs', "disagrees with useDMBlock ('true'); they mean the same thing", 'false', None, 'set only one of useDMBlock and mountRootfs; urunix writes both')], id='synonyms-disagree'),
+        pytest.param('rumprun', 'args.nix', {'initrd': '/boot/x'}, [('blob', '/boot/x')], {}, [('annotations.initrd', 'a rumprun guest cannot boot from initrd storage', '/boot/x', 'storage for rumprun: block, devmapper', 'write annotations.block = "/boot/x";')], id='initrd-for-rumprun'),
+        pytest.param('unikraft', 'args.nix', {'block': '/boot/x'}, [('blob', '/boot/x')], {}, [('annotations.block', 'a unikraft guest cannot boot from block storage', '/boot/x', 'storage for unikraft: initrd', 'write annotations.initrd = "/boot/x";'), ('annotations.blkMntPoint', 'urunc v0.7.0 and main: a block image without blkMntPoint stops the container at start (block.go:handleExplicitBlockImage)', None, None, 'set annotations.blkMntPoint = "/"; for the guest\'s rootfs, or the path of an extra volume')], id='block-for-unikraft'),
+        pytest.param('mewz', 'args.nix', {'initrd': '/boot/x'}, [('blob', '/boot/x')], {}, [('annotations.initrd', 'a mewz guest cannot boot from initrd storage', '/boot/x', 'storage for mewz: none (in-memory)', None)], id='initrd-for-mewz'),
+        pytest.param('rumprun', 'args.nix', {}, [('blob', '')], {}, [('files."./blob"', 'needs a target path inside the image', '', None, None)], id='target-missing'),
+        pytest.param('rumprun', 'args.nix', {}, [('blob', 'etc/x')], {}, [('files."./blob"', 'target must be an absolute path inside the image', 'etc/x', None, 'did you mean "/etc/x"?')], id='target-relative'),
+        pytest.param('rumprun', 'args.nix', {}, [('blob', '/etc/../x')], {}, [('files."./blob"', "target must name a path below / without '..'", '/etc/../x', None, None)], id='target-dotdot'),
+        pytest.param('rumprun', 'args.nix', {}, [('blob', '/')], {}, [('files."./blob"', "target must name a path below / without '..'", '/', None, None)], id='target-root'),
+        pytest.param('rumprun', 'args.nix', {}, [('blob', '//urunc.json')], {}, [('files."./blob"', 'target /urunc.json is written by urunix itself', '//urunc.json', None, "give urunc's metadata as annotations")], id='target-urunc-json'),
+        pytest.param('rumprun', 'containerfile', {}, [('blob', '/urunc.json')], {}, [('files."./blob"', 'target /urunc.json is written by urunix itself', '/urunc.json', None, "give urunc's metadata as LABEL com.urunc.unikernel.KEY=VALUE lines")], id='target-urunc-json-containerfile'),
+        pytest.param('rumprun', 'args.nix', {}, [('blob', '/etc/x'), ('blob2', '/etc//x')], {'lines': {'files."./blob"': 4}}, [('files."./blob2"', 'copies to the same target as files."./blob" (line 4)', '/etc//x', None, 'keep one of the two entries')], id='target-twice'),
+        pytest.param('rumprun', 'args.nix', {}, [('blob', '/etc/x'), ('blob2', '/etc/x')], {}, [('files."./blob2"', 'copies to the same target as files."./blob"', '/etc/x', None, 'keep one of the two entries')], id='target-twice-no-line'),
+        pytest.param('rumprun', 'args.nix', {}, [('missing', '/etc/x')], {}, [('files."./missing"', 'source file does not exist', './missing', None, "paths are relative to the spec's directory ({tmp})")], id='source-missing'),
+        pytest.param('rumprun', 'args.nix', {}, [('fifo', '/etc/x')], {}, [('files."./fifo"', 'source is neither a regular file nor a directory', './fifo', None, None)], id='source-special'),
+        pytest.param('rumprun', 'args.nix', {'binary': '/x'}, [('tree', '/x')], {}, [('annotations.binary', 'names a directory (files."./tree" copies one there); urunc needs a file', '/x', None, 'name a file inside it, e.g. "/x/app"')], id='binary-a-directory'),
+        pytest.param('rumprun', 'args.nix', {'binary': '/x'}, [('empty', '/x')], {}, [('annotations.binary', 'names a directory (files."./empty" copies one there); urunc needs a file', '/x', None, 'copy the file itself, not its directory')], id='binary-an-empty-directory'),
+        pytest.param('rumprun', 'args.nix', {'binary': '/unikernel/kernal'}, [], {}, [('annotations.binary', 'names a file the image will not contain', '/unikernel/kernal', 'the paths the image will hold: /unikernel/kernel', 'did you mean "/unikernel/kernel"?')], id='binary-missing'),
+        pytest.param('rumprun', 'args.nix', {'binary': '/zzz'}, [], {}, [('annotations.binary', 'names a file the image will not contain', '/zzz', 'the paths the image will hold: /unikernel/kernel', 'add it to files: files."./zzz" = "/zzz";')], id='binary-missing-none-close'),
+        pytest.param('rumprun', 'yaml', {'binary': '/zzz'}, [], {}, [('annotations.binary', 'names a file the image will not contain', '/zzz', 'the paths the image will hold: /unikernel/kernel', 'add it to files: ./zzz: /zzz  (under files:)')], id='binary-missing-yaml'),
+        pytest.param('rumprun', 'bunnyfile', {'binary': '/zzz'}, [], {}, [('kernel.path', 'names a file the image will not contain', '/zzz', 'the paths the image will hold: /unikernel/kernel', 'include it: - ./zzz:/zzz  (under rootfs: include:)')], id='binary-missing-bunnyfile'),
+        pytest.param('rumprun', 'containerfile', {'binary': '/zzz'}, [], {}, [('LABEL com.urunc.unikernel.binary', 'names a file the image will not contain', '/zzz', 'the paths the image will hold: /unikernel/kernel', 'COPY it: COPY ./zzz /zzz')], id='binary-missing-containerfile'),
+        pytest.param('rumprun', 'args.nix', {'binary': '/etc/x'}, [('missing', '/etc/x')], {}, [('files."./missing"', 'source file does not exist', './missing', None, "paths are relative to the spec's directory ({tmp})")], id='binary-of-a-failed-copy'),
+        pytest.param('rumprun', 'args.nix', {}, [], {'architecture': 'amd6'}, [('architecture', 'is not an architecture urunix builds for', 'amd6', 'x86_64, amd64, x86, aarch64, arm64', 'did you mean "amd64"?')], id='architecture'),
+        pytest.param('rumprun', 'args.nix', {}, [], {'architecture': 64}, [('architecture', 'is not an architecture urunix builds for', 64, 'x86_64, amd64, x86, aarch64, arm64', None)], id='architecture-not-a-string'),
+        pytest.param('rumprun', 'args.nix', {}, [], {'cmd': 'redis-server --port 1'}, [('cmd', 'must be a list of strings', 'redis-server --port 1', None, 'e.g. cmd = [ "redis-server" "--port" "1" ];')], id='cmd-not-a-list'),
+        pytest.param('rumprun', 'args.nix', {}, [], {'entrypoint': [1]}, [('entrypoint', 'must be a list of strings', [1], None, 'e.g. entrypoint = [ "redis-server" "/conf/redis.conf" ];')], id='entrypoint-not-strings'),
+        pytest.param('rumprun', 'args.nix', {}, [], {'env': ['A=1']}, [('env', 'must be an attribute set / mapping of strings', ['A=1'], None, None)], id='env-not-a-mapping'),
+        pytest.param('rumprun', 'args.nix', {}, [], {'env': {'A': [1]}}, [('env.A', 'must be a string', [1], None, None)], id='env-value-not-a-string'),
+        pytest.param('rumprun', 'args.nix', {}, [], {'labels': {'com.urunc.unikernel.binary': '/k'}}, [('labels."com.urunc.unikernel.binary"', 'is a urunc annotation; urunix writes those labels itself', None, None, 'move it to annotations: annotations.binary = "/k";')], id='labels-urunc-key'),
+        pytest.param('rumprun', 'args.nix', {'cmdline': 'a b'}, [], {'cmd': ['a', 'c']}, [('cmd', 'and annotations.cmdline are both given and disagree', ['a', 'c'], None, 'give one of them: urunix derives the other')], id='cmd-and-cmdline-disagree'),
+        pytest.param('linux', 'args.nix', {}, [], {'cmd': []}, [('annotations.cmdline', "a Linux guest needs an init: urunc passes argv[0] as init= and fails with 'No init was specified'", None, None, 'set cmd = [ "/urunit" "/usr/bin/app" ];')], id='linux-no-init'),
+        pytest.param('rumprun', 'args.nix', {}, [], {'urunc': 'v9'}, [('urunc', "names 'v9', not a urunc release urunix knows", 'v9', 'v0.5.0, v0.6.0, v0.7.0, main, next', 'urunc = [ "v0.6.0" "v0.7.0" "main" ];')], id='bad-target'),
+        pytest.param('rumprun', 'args.nix', {}, [], {'name': None}, [('name', 'is missing', None, None, 'set name = "my/image"; in the spec, or pass --tag NAME:TAG')], id='name-missing'),
+        pytest.param('rumprun', 'yaml', {}, [], {'name': ''}, [('name', 'is missing', None, None, 'set name: my/image in the spec, or pass --tag NAME:TAG')], id='name-missing-yaml'),
+        pytest.param('rumprun', 'bunnyfile', {}, [], {'name': None}, [('image name', 'is missing', None, None, 'pass --tag NAME:TAG (a bunnyfile names no image)')], id='name-missing-bunnyfile'),
+        pytest.param('rumprun', 'containerfile', {}, [], {'name': None}, [('image name', 'is missing', None, None, 'pass --tag NAME:TAG (a Containerfile names no image)')], id='name-missing-containerfile'),
+        pytest.param('rumprun', 'args.nix', {}, [], {'name': '-My Img!'}, [('name', 'is not a valid image name', '-My Img!', NAME_FORM, 'try "my-img"')], id='name-invalid'),
+        pytest.param('rumprun', 'args.nix', {}, [], {'name': '!!!'}, [('name', 'is not a valid image name', '!!!', NAME_FORM, 'try "my-image"')], id='name-invalid-nothing-left'),
+        pytest.param('rumprun', 'args.nix', {}, [], {'name': 'a' * 300}, [('name', 'is longer than Docker takes: 255 characters, counting the docker.io/ (and library/) Docker puts before it', 'a' * 80 + '...', None, None)], id='name-too-long'),
+        pytest.param('rumprun', 'args.nix', {}, [], {'tag': '.x'}, [('tag', 'is not a valid image tag', '.x', 'up to 128 of A-Z a-z 0-9 _ . -, not starting with . or -', None)], id='tag-invalid'),
+    ],
+)
+# fmt: on
+def test_refused_exactly(tmp_path, guest, fmt, ann, files, attrs, want):
+    """Sources: ./blob, ./blob2 (files), ./tree (a directory holding app),
+    ./empty (an empty directory), ./fifo (neither), ./missing (nothing)."""
+    s = guest_spec(tmp_path, guest, fmt=fmt)
+    s.annotations = s.annotations | ann if isinstance(ann, dict) else ann
+    (tmp_path / "empty").mkdir()
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "blob2").write_bytes(b"2")
+    s.files += [FileEntry(f"./{src}", tmp_path / src, target, f'files."./{src}"') for src, target in files]
+    for k, v in attrs.items():
+        setattr(s, k, v)
+    with pytest.raises(SpecError) as e:
+        validate(s)
+    got = [(p.field, p.message, None if p.value is _UNSET else p.value, p.allowed, p.hint) for p in e.value.problems]
+    assert got == [tuple(x.replace("{tmp}", str(tmp_path)) if isinstance(x, str) else x for x in p) for p in want]
+
+
+def test_unikernel_version_only_for_unikraft(tmp_path):
+    _, diag = validate(guest_spec(tmp_path, "rumprun", {"unikernelVersion": "0.16"}))
+    assert [(w.field, w.message) for w in diag.warnings if "unikernelVersion" in w.field] == [
+        ("annotations.unikernelVersion", "only Unikraft uses unikernelVersion; urunc ignores it for rumprun")
+    ]
+    _, diag = validate(guest_spec(tmp_path, "unikraft", {"unikernelVersion": "0.16"}))
+    assert [w for w in diag.warnings if "unikernelVersion" in w.field] == []
+
+
+# -- the argv: entrypoint, cmd and the cmdline annotation, per guest ---------------
+# (guest, cmd, entrypoint, annotations.cmdline, with an init) -> (entrypoint, cmd, cmdline written)
+# fmt: off
+ARGV = [
+    (("rumprun", None, None, "hello world", False), (None, ["hello", "world"], "hello world")),
+    (("rumprun", ["hello", "world"], None, None, False), (None, ["hello", "world"], "hello world")),
+    (("rumprun", ["hello"], ["/bin/x"], None, False), (["/bin/x"], ["hello"], "/bin/x hello")),
+    (("rumprun", None, ["/bin/x"], None, False), (["/bin/x"], [], None)),
+    (("rumprun", None, None, None, False), (None, [""], None)),  # one empty argument: Docker wants a Cmd
+    (("rumprun", ["a"], None, "a", False), (None, ["a"], "a")),
+    (("mirage", None, None, "a b", False), (None, ["a", "b"], "a b")),
+    (("linux", None, None, "/bin/app -v", False), (["/bin/app"], ["-v"], "/bin/app -v")),
+    (("linux", None, None, "/bin/app -v", True), (["/urunit", "/bin/app"], ["-v"], "/urunit /bin/app -v")),
+    (("linux", None, None, "/urunit /bin/app", True), (["/urunit", "/bin/app"], [], "/urunit /bin/app")),
+    (("linux", ["/bin/app", "-v"], None, None, True), (["/urunit", "/bin/app"], ["-v"], "/urunit /bin/app -v")),
+    (("linux", ["-v"], ["/bin/app"], None, True), (["/urunit", "/bin/app"], ["-v"], "/urunit /bin/app -v")),
+    (("linux", ["/bin/app"], None, "/bin/app", True), (["/urunit", "/bin/app"], [], "/urunit /bin/app")),
+    (("linux", ["/urunit", "/bin/app"], None, None, True), (["/urunit", "/bin/app"], [], "/urunit /bin/app")),
+    (("linux", ["/bin/app", "-v"], None, None, False), (["/bin/app"], ["-v"], "/bin/app -v")),
+    (("linux", None, ["/bin/app"], None, False), (["/bin/app"], [], None)),
+    (("linux", ["/bin/app", "a b"], None, None, True), (["/urunit", "/bin/app"], ["a b"], "/urunit /bin/app 'a b'")),
+    (("linux", None, None, None, True), (["/urunit"], [], "/urunit")),
+    (("linux", [], [], None, True), (["/urunit"], [], "/urunit")),
+    (("linux", ["/bin/app", "-v"], None, "/bin/app  -v", False), (["/bin/app"], ["-v"], "/bin/app  -v")),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize("given,want", ARGV)
+def test_argv_per_guest(tmp_path, given, want):
+    guest, cmd, entrypoint, cmdline, init = given
+    s = guest_spec(tmp_path, guest, {"cmdline": cmdline} if cmdline is not None else {}, cmd=cmd, entrypoint=entrypoint)
+    if init:
+        (tmp_path / "urunit").write_bytes(b"\x7fELF")
+        s.init = Source("local", "./urunit", "init")
+    img, _ = validate(s)
+    listed = None if img.entrypoint is None else list(img.entrypoint), list(img.cmd)  # the Image holds tuples
+    assert (*listed, img.annotations.get("cmdline"), img.argv_from_image) == (*want, False)
+
+
+def test_the_whole_image(tmp_path):
+    """Every field validate() fills, for one spec that sets them all."""
+    s = guest_spec(
+        tmp_path,
+        "unikraft",
+        {"cmdline": "app -v"},
+        architecture="AArch64",
+        env={"A": 1, "B": True, "C": "x=y", "D": False, "E": 1.5},
+        labels={"org.example": "1"},
+        workdir="/srv",
+        urunc=["v0.7.0", "main"],
+    )
+    s.tag = None
+    img, _ = validate(s)
+    got = img.to_json() | {k: getattr(img, k) for k in ("targets", "source", "workdir", "argv_from_image", "rootfs", "kernel")}
+    assert got == {
+        "name": "t/x",
+        "tag": "latest",
+        "architecture": "arm64",
+        "annotations": {"binary": "/unikernel/kernel", "cmdline": "app -v", "hypervisor": "qemu", "unikernelType": "unikraft"},
+        "cmd": ["-v"],
+        "entrypoint": None,  # Unikraft: urunc puts its own argv0 first
+        "env": ["A=1", "B=true", "C=x=y", "D=false", "E=1.5"],
+        "labels": {"org.example": "1"},
+        "files": [{"source": "./kernel", "target": "/unikernel/kernel"}],
+        "created": "1970-01-01T00:00:01Z",
+        "targets": ("v0.7.0", "main"),
+        "source": tmp_path / "spec",
+        "workdir": "/srv",
+        "argv_from_image": False,
+        "rootfs": None,
+        "kernel": None,
+    }
