@@ -19,3 +19,13 @@ def urunix(
     if check and r.returncode != 0:
         raise AssertionError(f"urunix {' '.join(args)} exited {r.returncode}:\n{r.stdout}\n{r.stderr}")
     return r
+
+
+def assert_refused(r: subprocess.CompletedProcess, expect: list[str], work: Path) -> None:
+    """Bad input as users must see it: exit 2, no traceback, each `expect`
+    text in stderr, and no `result` left in work."""
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    for e in expect:
+        assert e in r.stderr, r.stderr
+    assert not (work / "result").exists()

@@ -23,6 +23,20 @@ def need(tool: str) -> str:
     pytest.skip(msg)
 
 
+def special_members() -> list:
+    """What a directory tree cannot give a rootfs writer (cpio, ext): a
+    directory of devices and a fifo, a file with an owner and a setuid mode."""
+    from urunix.helpers.image_writer import Member
+
+    return [
+        Member("dev", "dir", 0o755),
+        Member("dev/console", "char", 0o600, devmajor=5, devminor=1),
+        Member("dev/sda", "block", 0o660, devmajor=8, devminor=0, gid=6),
+        Member("dev/fifo", "fifo", 0o644),
+        Member("owned", "file", 0o4750, 4, data=b"suid", uid=1000, gid=1001),
+    ]
+
+
 class Docker:
     """A Docker Engine the tests talk to, through argv lists only."""
 

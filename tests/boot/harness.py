@@ -11,7 +11,11 @@ Reusable pieces:
   powers off;
 - urunc_cmdline(): the kernel command line a urunc release builds for a
   Linux guest (from urunix.urunc_model);
-- boot(): run qemu, return the serial console output.
+- boot(): run qemu, return the serial console output;
+- URUNIT_STANDIN / URUNIT_APP: the urunit stand-in and the program it runs
+  in the urunit boot tests;
+- layer_tar(): a tar of files, symlinks and devices (a layer, or what
+  `docker import` takes).
 
 KVM hangs on the machines these tests run on: always -accel tcg.
 """
@@ -19,9 +23,11 @@ KVM hangs on the machines these tests run on: always -accel tcg.
 from __future__ import annotations
 
 import glob
+import io
 import os
 import shutil
 import subprocess
+import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +48,39 @@ echo "URUNIX-ENV[URUNIX_TEST=$URUNIX_TEST]"
 echo "URUNIX-ROOT[$(/bin/busybox awk '$2=="/"{{print $1" "$3}}' /proc/mounts | /bin/busybox tail -n 1)]"
 /bin/busybox poweroff -f
 """.format(marker=MARKER)
+
+
+URUNIT_STANDIN = Path(__file__).resolve().parent / "urunit_standin.sh"
+# the program under the urunit stand-in: prints its args, pid, parent, PID 1's
+# command, env, cwd; exits (the init then reboots the machine)
+URUNIT_APP = """#!/bin/sh
+[ -r /proc/1/cmdline ] || /bin/busybox mount -t proc proc /proc
+echo "URUNIX-APP pid=$$ ppid=$PPID"
+for a in "$@"; do echo "URUNIX-ARG[$a]"; done
+echo "URUNIX-ENV[URUNIX_TEST=$URUNIX_TEST]"
+echo "URUNIX-PWD[$(/bin/busybox pwd)]"
+echo "URUNIX-INIT[$(/bin/busybox tr '\\0' ' ' < /proc/1/cmdline)]"
+"""
+
+
+def layer_tar(files: dict[str, tuple[int, bytes] | str], devices: dict[str, tuple[int, int]] = {}) -> bytes:
+    """A tar of `files` (name -> (mode, bytes), or a symlink's target) and
+    character `devices` (name -> (major, minor)), in name order."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        for name, spec in sorted(files.items()):
+            info = tarfile.TarInfo(name)
+            if isinstance(spec, str):
+                info.type, info.linkname = tarfile.SYMTYPE, spec
+                t.addfile(info)
+            else:
+                info.mode, info.size = spec[0], len(spec[1])
+                t.addfile(info, io.BytesIO(spec[1]))
+        for name, (major, minor) in devices.items():
+            info = tarfile.TarInfo(name)
+            info.type, info.mode, info.devmajor, info.devminor = tarfile.CHRTYPE, 0o600, major, minor
+            t.addfile(info)
+    return buf.getvalue()
 
 
 class HarnessError(Exception):

@@ -26,14 +26,6 @@ from urunix.helpers.image_writer import Member
 from urunix.imagefile import open_image
 from urunix.rootfs.flatten import read_file
 
-STANDIN = Path(__file__).resolve().parent / "urunit_standin.sh"
-APP = """#!/bin/sh
-[ -r /proc/1/cmdline ] || /bin/busybox mount -t proc proc /proc
-echo "URUNIX-APP pid=$$ ppid=$PPID"
-for a in "$@"; do echo "URUNIX-ARG[$a]"; done
-echo "URUNIX-ENV[URUNIX_TEST=$URUNIX_TEST]"
-echo "URUNIX-INIT[$(/bin/busybox tr '\\0' ' ' < /proc/1/cmdline)]"
-"""
 SPEC = """{
   name = "urunix-test/urunit-boot";
   tag = "1";
@@ -49,21 +41,7 @@ RUN_ARGS = ["--port", "8080", "two words"]
 
 def _docker_archive(files: dict, config: dict, devices: dict = {}) -> bytes:
     """A minimal `docker save` archive: one layer, a config, manifest.json."""
-    layer = io.BytesIO()
-    with tarfile.open(fileobj=layer, mode="w") as t:
-        for name, spec in sorted(files.items()):
-            ti = tarfile.TarInfo(name)
-            if isinstance(spec, str):
-                ti.type, ti.linkname = tarfile.SYMTYPE, spec
-                t.addfile(ti)
-            else:
-                ti.mode, ti.size = spec[0], len(spec[1])
-                t.addfile(ti, io.BytesIO(spec[1]))
-        for name, (major, minor) in devices.items():
-            ti = tarfile.TarInfo(name)
-            ti.type, ti.mode, ti.devmajor, ti.devminor = tarfile.CHRTYPE, 0o600, major, minor
-            t.addfile(ti)
-    lb = layer.getvalue()
+    lb = H.layer_tar(files, devices)
     cfg = json.dumps(
         {
             "architecture": "amd64",
@@ -94,7 +72,7 @@ def built(tmp_path_factory, boot_kernel, boot_busybox) -> Path:
             {
                 "bin/busybox": (0o755, Path(boot_busybox).read_bytes()),
                 "bin/sh": "busybox",
-                "bin/app": (0o755, APP.encode()),
+                "bin/app": (0o755, H.URUNIT_APP.encode()),
                 "proc/.keep": (0o644, b""),
                 "sys/.keep": (0o644, b""),
             },
@@ -103,7 +81,7 @@ def built(tmp_path_factory, boot_kernel, boot_busybox) -> Path:
         )
     )
     (d / "kernel.tar").write_bytes(_docker_archive({"kernel": (0o644, Path(boot_kernel).read_bytes())}, {}))
-    (d / "urunit").write_bytes(STANDIN.read_bytes())
+    (d / "urunit").write_bytes(H.URUNIT_STANDIN.read_bytes())
     (d / "urunit").chmod(0o755)
     (d / "args.nix").write_text(SPEC)
     r = urunix("build", "args.nix", "--backend", "native", "-o", "image.tar", cwd=d)

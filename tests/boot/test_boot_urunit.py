@@ -21,17 +21,6 @@ from urunix.guest_args import app_view
 from urunix.helpers import cpio
 from urunix.helpers.image_writer import Member, expand
 
-STANDIN = Path(__file__).resolve().parent / "urunit_standin.sh"
-# the program: prints its args, pid, parent, PID 1's command, env, cwd; exits
-# (the init then reboots the machine)
-APP = """#!/bin/sh
-[ -r /proc/1/cmdline ] || /bin/busybox mount -t proc proc /proc
-echo "URUNIX-APP pid=$$ ppid=$PPID"
-for a in "$@"; do echo "URUNIX-ARG[$a]"; done
-echo "URUNIX-ENV[URUNIX_TEST=$URUNIX_TEST]"
-echo "URUNIX-PWD[$(/bin/busybox pwd)]"
-echo "URUNIX-INIT[$(/bin/busybox tr '\\0' ' ' < /proc/1/cmdline)]"
-"""
 IMAGE = M.Image(
     entrypoint=("/urunit", "/bin/app"),
     cmd=("--default",),
@@ -54,8 +43,8 @@ EXPECTED = ["--port", "8080", "two words"]
 def _initrd(busybox: str, path: Path, urunit_conf: str | None) -> None:
     entries = [
         {"type": "file", "path": "/bin/busybox", "source": busybox, "mode": 0o755},
-        {"type": "file", "path": "/urunit", "source": str(STANDIN), "mode": 0o755},
-        {"type": "file", "path": "/bin/app", "data": APP, "mode": 0o755},
+        {"type": "file", "path": "/urunit", "source": str(H.URUNIT_STANDIN), "mode": 0o755},
+        {"type": "file", "path": "/bin/app", "data": H.URUNIT_APP, "mode": 0o755},
         {"type": "dir", "path": "/proc"},
         {"type": "dir", "path": "/sys"},
         {"type": "dir", "path": "/dev"},

@@ -9,9 +9,7 @@ Debian's cloud kernel, on the kernel command line urunc builds."""
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -38,31 +36,13 @@ SPEC = """{{
 """
 
 
-def _tar(files: dict[str, tuple[int, bytes] | str], devices: dict[str, tuple[int, int]] = {}) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as t:
-        for name, spec in sorted(files.items()):
-            info = tarfile.TarInfo(name)
-            if isinstance(spec, str):
-                info.type, info.linkname = tarfile.SYMTYPE, spec
-                t.addfile(info)
-            else:
-                info.mode, info.size = spec[0], len(spec[1])
-                t.addfile(info, io.BytesIO(spec[1]))
-        for name, (major, minor) in devices.items():
-            info = tarfile.TarInfo(name)
-            info.type, info.mode, info.devmajor, info.devminor = tarfile.CHRTYPE, 0o600, major, minor
-            t.addfile(info)
-    return buf.getvalue()
-
-
 @pytest.fixture(scope="module")
 def images(tmp_path_factory, docker, boot_kernel, boot_busybox) -> Path:
     """app.tar (a container image with a Cmd and an Env, as `docker save`
     writes it), kernel.tar (a kernel image with /kernel, like the published
     linux-kernel-qemu images) and a local urunit stand-in."""
     d = tmp_path_factory.mktemp("linux")
-    app = _tar(
+    app = H.layer_tar(
         {
             "bin/busybox": (0o755, Path(boot_busybox).read_bytes()),
             "bin/sh": "busybox",
@@ -83,7 +63,7 @@ def images(tmp_path_factory, docker, boot_kernel, boot_busybox) -> Path:
         input=app,
     )
     docker.run("save", "-o", str(d / "app.tar"), "urunix-test/app:1")
-    docker.run("import", "-", "urunix-test/kernel:1", input=_tar({"kernel": (0o644, Path(boot_kernel).read_bytes())}))
+    docker.run("import", "-", "urunix-test/kernel:1", input=H.layer_tar({"kernel": (0o644, Path(boot_kernel).read_bytes())}))
     docker.run("save", "-o", str(d / "kernel.tar"), "urunix-test/kernel:1")
     (d / "urunit").write_text(URUNIT)
     (d / "urunit").chmod(0o755)

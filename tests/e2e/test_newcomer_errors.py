@@ -65,6 +65,15 @@ def errors(stderr: str) -> list[str]:
     return [ln for ln in stderr.splitlines() if ln.startswith("error: ")]
 
 
+def validate(d, name: str, text: str, files: dict[str, bytes]):
+    """`urunix validate` without Nix of the spec `text`, written to `name`
+    in d next to `files`, as image x/y:1."""
+    for f, data in files.items():
+        (d / f).write_bytes(data)
+    (d / name).write_text(text)
+    return urunix("validate", name, "-t", "x/y:1", cwd=d, env=NO_NIX)
+
+
 def test_yaml_with_eight_mistakes_reports_all_eight_once(tmp_path):
     (tmp_path / "vmlinux").write_bytes(b"\x7fELF")
     (tmp_path / "rootfs").mkdir()
@@ -159,14 +168,14 @@ def test_misspelled_local_gets_did_you_mean(tmp_path):
 
 
 def test_block_for_unikraft_in_a_bunnyfile_names_rootfs_type(tmp_path):
-    (tmp_path / "kernel").write_bytes(b"k")
-    (tmp_path / "rootfs.ext2").write_bytes(b"x")
-    (tmp_path / "bunnyfile").write_text(
+    r = validate(
+        tmp_path,
+        "bunnyfile",
         "version: v0.1\nplatforms:\n  framework: unikraft\n  monitor: qemu\n"
         "rootfs:\n  from: local\n  path: rootfs.ext2\n  type: block\n"
-        "kernel:\n  from: local\n  path: kernel\ncmdline: hi\n"
+        "kernel:\n  from: local\n  path: kernel\ncmdline: hi\n",
+        {"kernel": b"k", "rootfs.ext2": b"x"},
     )
-    r = urunix("validate", "bunnyfile", "-t", "x/y:1", cwd=tmp_path, env=NO_NIX)
     assert r.returncode == 2 and len(errors(r.stderr)) == 1, r.stderr
     assert "bunnyfile:8: rootfs.type: a unikraft guest cannot boot from block storage" in r.stderr
     assert "hint: write type: initrd  (under rootfs:)" in r.stderr
@@ -208,15 +217,15 @@ def test_hints_are_in_the_syntax_of_the_file(tmp_path, fmt):
 
 def test_linux_containerfile_hint_is_a_label_line(tmp_path):
     """A urunc release rule's hint (urunc_rules.py) in Containerfile words."""
-    (tmp_path / "kernel").write_bytes(b"k")
-    (tmp_path / "initrd").write_bytes(b"i")
-    (tmp_path / "Containerfile").write_text(
+    r = validate(
+        tmp_path,
+        "Containerfile",
         "FROM scratch\nCOPY kernel /kernel\nCOPY initrd /initrd\nLABEL com.urunc.unikernel.unikernelType=linux\n"
         "LABEL com.urunc.unikernel.hypervisor=qemu\nLABEL com.urunc.unikernel.binary=/kernel\n"
         "LABEL com.urunc.unikernel.initrd=/initrd\nLABEL com.urunc.unikernel.mountRootfs=true\n"
-        'LABEL com.urunc.unikernel.cmdline="/bin/sh"\n'
+        'LABEL com.urunc.unikernel.cmdline="/bin/sh"\n',
+        {"kernel": b"k", "initrd": b"i"},
     )
-    r = urunix("validate", "Containerfile", "-t", "x/y:1", cwd=tmp_path, env=NO_NIX)
     assert r.returncode == 2, r.stderr
     assert 'set LABEL com.urunc.unikernel.mountRootfs="false"' in r.stderr
     assert "mountRootfs = " not in r.stderr and "annotations" not in r.stderr
@@ -247,13 +256,14 @@ def test_containerfile_problems_and_validation_in_one_run(tmp_path):
     """The Containerfile's own problems and validate's come together, with no
     follow-on: the unset $MONITOR is not also "hypervisor missing", the
     missing COPY source not also "binary will not contain"."""
-    (tmp_path / "kernel").write_bytes(b"k")
-    (tmp_path / "Containerfile").write_text(
+    r = validate(
+        tmp_path,
+        "Containerfile",
         "FROM scratch\nCOPY kernell /unikernel/kernel\nLABEL com.urunc.unikernel.unikernelType=unikrafft\n"
         "LABEL com.urunc.unikernel.hypervisor=$MONITOR\nLABEL com.urunc.unikernel.binary=/unikernel/kernel\n"
-        'LABEL com.urunc.unikernel.cmdline="hello"\nENTRYPOINT /app\n'
+        'LABEL com.urunc.unikernel.cmdline="hello"\nENTRYPOINT /app\n',
+        {"kernel": b"k"},
     )
-    r = urunix("validate", "Containerfile", "-t", "x/y:1", cwd=tmp_path, env=NO_NIX)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     heads = errors(r.stderr)
     assert [h.split(": ")[1] for h in heads] == ["Containerfile:2", "Containerfile:3", "Containerfile:4", "Containerfile:7"], (

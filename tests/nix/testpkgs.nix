@@ -178,29 +178,21 @@ let
       contents ? null,
     }@args:
     build args;
-  # nixpkgs before `compressor` (23.05 and older): always gzip.
-  buildImageGzOnly =
-    {
-      name,
-      tag ? null,
-      fromImage ? null,
-      fromImageName ? null,
-      fromImageTag ? null,
-      copyToRoot ? null,
-      keepContentsDirlinks ? false,
-      config ? null,
-      architecture ? defaultArch,
-      extraCommands ? "",
-      uid ? 0,
-      gid ? 0,
-      runAsRoot ? null,
-      diskSize ? 1024,
-      buildVMMemorySize ? 512,
-      created ? "1970-01-01T00:00:01Z",
-      includeNixDB ? false,
-      contents ? null,
-    }@args:
-    build args;
+  # nixpkgs before `compressor` (23.05 and older): always gzip. The same
+  # formals less `compressor`, as makeOverridable keeps them (a functor with
+  # __functionArgs); an unknown argument is an error, as there.
+  buildImageGzOnly = rec {
+    __functionArgs = builtins.removeAttrs (builtins.functionArgs buildImage) [ "compressor" ];
+    __functor =
+      _: args:
+      let
+        unknown = builtins.filter (n: !(__functionArgs ? ${n})) (builtins.attrNames args);
+      in
+      if unknown != [ ] then
+        throw "buildImage called with unexpected argument '${builtins.head unknown}'"
+      else
+        build args;
+  };
 in
 {
   inherit system;

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from support import need
+from support import need, special_members
 from urunix.helpers import cpio as C
 from urunix.helpers.image_writer import Member, expand
 
@@ -44,11 +44,7 @@ def extra_members(base: list[Member]) -> list[Member]:
     extra = [
         Member("hl-a", "hardlink", 0, target="dir/sub/deep.bin"),
         Member("hl-b", "hardlink", 0, target="hl-a"),
-        Member("dev", "dir", 0o755),
-        Member("dev/console", "char", 0o600, devmajor=5, devminor=1),
-        Member("dev/sda", "block", 0o660, devmajor=8, devminor=0, gid=6),
-        Member("dev/fifo", "fifo", 0o644),
-        Member("owned", "file", 0o4750, 4, data=b"suid", uid=1000, gid=1001),
+        *special_members(),
     ]
     return sorted(base + extra, key=lambda m: m.path.split("/"))
 

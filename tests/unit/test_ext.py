@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from support import need
+from support import need, special_members
 from urunix.helpers import ext as E
 from urunix.helpers.image_writer import Member, expand
 
@@ -49,11 +49,7 @@ def members_of(root: Path, extra: bool = True, hardlinks: bool = True) -> list[M
     if extra:
         ms += [
             Member("hl", "hardlink", 0, target="dir/sub/deep.bin"),
-            Member("dev", "dir", 0o755),
-            Member("dev/console", "char", 0o600, devmajor=5, devminor=1),
-            Member("dev/sda", "block", 0o660, devmajor=8, devminor=0, gid=6),
-            Member("dev/fifo", "fifo", 0o644),
-            Member("owned", "file", 0o4750, 4, data=b"suid", uid=1000, gid=1001),
+            *special_members(),
             Member("locked", "dir", 0o500),
             Member("locked/in", "file", 0o400, 2, data=b"in"),
         ]

@@ -32,6 +32,8 @@ RR = {"unikernelType": "rumprun", "hypervisor": "hvt", "binary": "/unikernel/app
 MI = {"unikernelType": "mirage", "hypervisor": "hvt", "binary": "/unikernel/app.hvt", "useDMBlock": "false"}
 LX = {"unikernelType": "linux", "hypervisor": "qemu", "binary": "/kernel", "initrd": "/initrd.cpio"}
 LX_FILES = ["/kernel", "/initrd.cpio", "/urunit", "/bin/app"]
+# the Linux guest with its rootfs elsewhere (a block image, the container's own, none)
+LX_NO_INITRD = {k: v for k, v in LX.items() if k != "initrd"}
 
 # name: (annotations, image config, files)
 CASES: dict[str, tuple[dict, dict, list]] = {
@@ -93,13 +95,13 @@ CASES: dict[str, tuple[dict, dict, list]] = {
         LX_FILES,
     ),
     "lx-block-root": (
-        dict({k: v for k, v in LX.items() if k != "initrd"}, block="/rootfs.ext4", blkMntPoint="/", cmdline="/urunit /bin/app"),
+        dict(LX_NO_INITRD, block="/rootfs.ext4", blkMntPoint="/", cmdline="/urunit /bin/app"),
         {"Cmd": ["/urunit", "/bin/app", "x"], "Env": ["A=1"]},
         ["/kernel", "/rootfs.ext4"],
     ),
     "lx-fc-block-root": (
         dict(
-            {k: v for k, v in LX.items() if k != "initrd"},
+            LX_NO_INITRD,
             hypervisor="firecracker",
             block="/rootfs.ext4",
             blkMntPoint="/",
@@ -109,12 +111,12 @@ CASES: dict[str, tuple[dict, dict, list]] = {
         ["/kernel", "/rootfs.ext4"],
     ),
     "lx-mountrootfs-qemu": (
-        dict({k: v for k, v in LX.items() if k != "initrd"}, mountRootfs="true", cmdline="/urunit /bin/app"),
+        dict(LX_NO_INITRD, mountRootfs="true", cmdline="/urunit /bin/app"),
         {"Cmd": ["/urunit", "/bin/app"], "Env": ["A=1"]},
         ["/kernel", "/urunit", "/bin/app"],
     ),
     "lx-norootfs": (
-        dict({k: v for k, v in LX.items() if k != "initrd"}, cmdline="/urunit /bin/app"),
+        dict(LX_NO_INITRD, cmdline="/urunit /bin/app"),
         {"Cmd": ["/urunit", "/bin/app"]},
         ["/kernel", "/urunit", "/bin/app"],
     ),
@@ -127,7 +129,7 @@ CASES: dict[str, tuple[dict, dict, list]] = {
     ),
     "lx-fc-mountrootfs-block": (
         dict(
-            {k: v for k, v in LX.items() if k != "initrd"},
+            LX_NO_INITRD,
             hypervisor="firecracker",
             mountRootfs="true",
             cmdline="/urunit /bin/app",

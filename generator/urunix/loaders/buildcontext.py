@@ -16,6 +16,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 
+from ..pathstep import dot_step
 from . import dockerignore, gomatch
 
 _MAX_LINKS = 255
@@ -58,11 +59,7 @@ class BuildContext:
         missing = False
         while todo:
             part = todo.pop()
-            if part in ("", "."):
-                continue
-            if part == "..":
-                if done:
-                    done.pop()
+            if dot_step(done, part):
                 continue
             if missing:
                 done.append(part)

@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 
 from ..helpers.image_writer import Member
 from ..imagefile import ImageFormatError, ImageInfo, _Tar, _why, iter_members, layout_path, open_image
+from ..pathstep import dot_step
 
 CHUNK = 1 << 20
 MAX_SYMLINKS = 40
@@ -107,11 +108,7 @@ class _Tree:
         hops = 0
         while todo:
             name = todo.pop(0)
-            if name in ("", "."):
-                continue
-            if name == "..":
-                if cur:
-                    cur.pop()
+            if dot_step(cur, name):
                 continue
             path = "/".join(cur + [name])
             node = self.nodes.get(path)
@@ -539,11 +536,7 @@ def _walk_links(by_path: dict[str, Member], path: str, follow: bool = True) -> t
     whole = True
     while parts:
         name = parts.pop(0)
-        if name in ("", "."):
-            continue
-        if name == "..":
-            if cur:
-                cur.pop()
+        if dot_step(cur, name):
             continue
         m = by_path.get("/".join(cur + [name]))
         if m is not None and m.kind == "symlink" and (parts or follow):
