@@ -684,7 +684,7 @@ class Validator:
             self.fail(
                 "cmd",
                 "the rootfs image has no Entrypoint or Cmd, and the spec gives no command",
-                hint=f"set {self.say('cmd', ['/urunit', '/usr/bin/app'])}; a Linux guest needs an init",
+                hint=f"set {self.say('cmd', ['/urunit', '/usr/bin/app'])} (a Linux guest needs an init)",
             )
         ann["cmdline"] = join_args(full, guest)
         entrypoint, cmd = None, full

@@ -66,7 +66,7 @@ def project(tmp_path, rtype="initrd", image="app.tar", guest="linux", monitor="q
             2,
             [
                 "error: spec.yaml: cmd: the rootfs image has no Entrypoint or Cmd, and the spec gives no command",
-                'hint: set cmd: ["/urunit", "/usr/bin/app"]; a Linux guest needs an init',
+                'hint: set cmd: ["/urunit", "/usr/bin/app"] (a Linux guest needs an init)',
             ],
         ),
     ],

@@ -836,3 +836,52 @@ def test_the_whole_image(tmp_path):
         "rootfs": None,
         "kernel": None,
     }
+
+
+# -- the command a rootfs image gives (Validator.image_argv) ---------------------
+
+
+def config_image(path: Path, config: dict) -> None:
+    """An image archive with one empty layer and this run config."""
+    from urunix.helpers import image_writer
+
+    plan = {"format": "docker-archive", "repoTags": ["t/base:latest"], "created": "1970-01-01T00:00:01Z", "architecture": "amd64"}
+    image_writer.write_atomic(
+        plan | {"config": config, "layers": [{"name": "base", "entries": [{"type": "dir", "path": "/data"}]}]}, str(path)
+    )
+
+
+# fmt: off
+@pytest.mark.parametrize(("guest", "config", "init", "want"), [
+    # guest, the image's Entrypoint/Cmd, an init, -> (Entrypoint, Cmd, cmdline)
+    ("linux", {"Entrypoint": ["/bin/app"], "Cmd": ["--port", "80"]}, False, (["/bin/app"], ["--port", "80"], "/bin/app --port 80")),
+    ("linux", {"Entrypoint": ["/bin/app"], "Cmd": ["--port", "80"]}, True, (["/urunit", "/bin/app"], ["--port", "80"], "/urunit /bin/app --port 80")),
+    ("linux", {"Entrypoint": ["/bin/app", "-v"]}, True, (["/urunit", "/bin/app", "-v"], [], "/urunit /bin/app -v")),
+    ("linux", {"Cmd": ["/bin/app", "a"]}, False, (["/bin/app"], ["a"], "/bin/app a")),
+    ("linux", {"Cmd": ["/bin/app", "a b"]}, True, (["/urunit", "/bin/app"], ["a b"], "/urunit /bin/app 'a b'")),
+    ("linux", {"Cmd": ["/bin/app", "x"]}, True, (["/urunit", "/bin/app"], ["x"], "/urunit /bin/app x")),
+    ("linux", {"Cmd": ["/bin/app"]}, True, (["/urunit", "/bin/app"], [], "/urunit /bin/app")),
+    ("linux", {}, True, (["/urunit"], [], "/urunit")),
+    ("rumprun", {"Entrypoint": ["/bin/app"], "Cmd": ["-v"]}, False, (None, ["/bin/app", "-v"], "/bin/app -v")),
+    ("rumprun", {}, False, (None, [""], "")),  # as the build wrote it before validation took it over
+])
+# fmt: on
+def test_the_command_a_rootfs_image_gives(tmp_path, guest, config, init, want):
+    config_image(tmp_path / "app.tar", config | ({"Env": ["A=1"]} if guest == "linux" else {}))
+    s = guest_spec(tmp_path, guest, rootfs=Rootfs(type="initrd" if guest == "linux" else "block", origin="./app.tar"))
+    s.cmd = None
+    if init:
+        (tmp_path / "urunit").write_bytes(b"\x7fELF")
+        s.init = Source("local", "./urunit", "init")
+    img, _ = validate(s)
+    listed = None if img.entrypoint is None else list(img.entrypoint), list(img.cmd)
+    assert (*listed, img.annotations.get("cmdline"), img.argv_from_image) == (*want, False)
+
+
+def test_a_linux_rootfs_image_without_a_command(tmp_path):
+    config_image(tmp_path / "app.tar", {})
+    s = guest_spec(tmp_path, "linux", rootfs=Rootfs(type="initrd", origin="./app.tar"))
+    s.cmd = None
+    want = ("cmd", "the rootfs image has no Entrypoint or Cmd, and the spec gives no command")
+    assert [p[:2] for p in refused(s)] == [want]
+    assert refused(s)[0][4] == 'set cmd = [ "/urunit" "/usr/bin/app" ]; (a Linux guest needs an init)'
