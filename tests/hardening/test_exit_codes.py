@@ -95,7 +95,7 @@ def test_skopeo_failure_is_one_with_skopeos_reason(work):
         pytest.skip("skopeo is not installed")
     (work / "reg.yaml").write_text(REGISTRY)
     r = urunix("build", "--backend", "native", "reg.yaml", "-o", "out", cwd=work, timeout=120)
-    check(r, 1, "skopeo could not fetch 127.0.0.1:1/x@sha256:")
+    check(r, 1, "skopeo could not read the config of 127.0.0.1:1/x@sha256:")  # read before validation (rootfs_image_config)
     assert "connection refused" in r.stderr.lower() or "pinging" in r.stderr.lower(), r.stderr
 
 
