@@ -69,6 +69,19 @@ def test_main_writes_both_files(tmp_path, capsys):
     assert capsys.readouterr().err == "usage: urunc_json.py ANNOTATIONS.json OUT_DIR\n"
 
 
+def test_write_gives_both_files_byte_exact(tmp_path):
+    """write() itself (main and nix_check reach it through script.run)."""
+    out = tmp_path / "a" / "b"
+    U.write(str(out), {"z": "1", "cmdline": "ü\udcff"})
+    assert sorted(p.name for p in out.iterdir()) == ["labels.json", "urunc.json"]
+    assert (out / "urunc.json").read_bytes() == U.urunc_json({"z": "1", "cmdline": "ü\udcff"})
+    assert (
+        out / "labels.json"
+    ).read_bytes() == b'{"com.urunc.unikernel.cmdline": "\xc3\xbc\xff", "com.urunc.unikernel.z": "1"}\n'
+    U.write(str(out), {"a": "2"})  # again, into the existing directory: replaced
+    assert json.loads((out / "labels.json").read_text()) == {"com.urunc.unikernel.a": "2"}
+
+
 def test_write_replaces_atomically(tmp_path):
     target = tmp_path / "f"
     target.write_bytes(b"old")
