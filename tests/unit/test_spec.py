@@ -70,6 +70,7 @@ def test_image_to_json_is_the_plain_data_nix_takes(tmp_path):
     got["cmd"].append("x")
     got["annotations"]["c"] = "3"
     assert img.cmd == ("/k", "a b") and "c" not in img.annotations  # copies, not the Image's own lists
+    assert img.entrypoint == ("/init",) and img.env == ("A=1",) and isinstance(img.files, tuple)
     # frozen: nothing after the validator changes what it judged
     with pytest.raises(dataclasses.FrozenInstanceError):
         img.cmd = ("x",)  # type: ignore[misc]
