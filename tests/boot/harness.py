@@ -25,6 +25,7 @@ from __future__ import annotations
 import glob
 import io
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -55,6 +56,7 @@ URUNIT_STANDIN = Path(__file__).resolve().parent / "urunit_standin.sh"
 # command, env, cwd; exits (the init then reboots the machine)
 URUNIT_APP = """#!/bin/sh
 [ -r /proc/1/cmdline ] || /bin/busybox mount -t proc proc /proc
+echo 1 > /proc/sys/kernel/printk  # no kernel message inside the lines below (one serial console)
 echo "URUNIX-APP pid=$$ ppid=$PPID"
 for a in "$@"; do echo "URUNIX-ARG[$a]"; done
 echo "URUNIX-ENV[URUNIX_TEST=$URUNIX_TEST]"
@@ -261,6 +263,11 @@ class BootResult:
 
     def args(self) -> list[str]:
         return [line[len("URUNIX-ARG[") : -1] for line in self.lines() if line.startswith("URUNIX-ARG[")]
+
+    def pids(self) -> tuple[int, int] | None:
+        """The app's (pid, ppid), wherever its line landed on the console."""
+        m = re.search(r"URUNIX-APP pid=(\d+) ppid=(\d+)", self.output)
+        return (int(m.group(1)), int(m.group(2))) if m else None
 
     def lines(self) -> list[str]:
         return [line.rstrip("\r") for line in self.output.splitlines()]

@@ -110,10 +110,9 @@ def _boot(image: Path, tmp: Path, release: str, run_args) -> tuple[M.Result, H.B
 
 def _check(out: H.BootResult, args: list, view: dict | None = None) -> None:
     assert not out.timed_out, out.output[-3000:]
-    app = [line for line in out.lines() if line.startswith("URUNIX-APP ")]
-    assert app, out.output[-3000:]
-    pid, ppid = (int(x.split("=")[1]) for x in app[0].split()[1:])
-    assert pid != 1 and ppid == 1, app[0]
+    pids = out.pids()
+    assert pids is not None, out.output[-3000:]
+    assert pids[0] != 1 and pids[1] == 1, pids
     assert out.value("URUNIX-INIT").split()[:2] == ["/bin/sh", "/urunit"], out.output[-2000:]
     assert out.args() == args, out.output[-2000:]
     assert out.value("URUNIX-ENV") == "URUNIX_TEST=hello"

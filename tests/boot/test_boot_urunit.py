@@ -80,10 +80,9 @@ def test_urunit_standin_gets_docker_run_args(boot_kernel, boot_busybox, tmp_path
     _initrd(boot_busybox, initrd, r.urunit_conf if r.urunit_conf_where == "initrd" else None)
     out = H.boot(boot_kernel, r.guest_cmdline, initrd=initrd, timeout=90)
     assert not out.timed_out, out.output[-3000:]
-    app = [line for line in out.lines() if line.startswith("URUNIX-APP ")]
-    assert app, out.output[-3000:]
-    pid, ppid = (int(x.split("=")[1]) for x in app[0].split()[1:])
-    assert pid != 1 and ppid == 1, app[0]
+    pids = out.pids()
+    assert pids is not None, out.output[-3000:]
+    assert pids[0] != 1 and pids[1] == 1, pids
     assert out.value("URUNIX-INIT").split()[:3] in (["/bin/sh", "/urunit", "/bin/app"], ["/urunit", "/bin/app", "--port"]), (
         out.output[-2000:]
     )
