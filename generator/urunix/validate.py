@@ -302,21 +302,11 @@ class Validator:
 
     def annotation_value(self, key: str, kind: str, value: str, fieldname: str) -> None:
         c = self.c
-        if kind == "guest" and value not in c["guests"]:
+        known = c["guests"] if kind == "guest" else c["monitors"] if kind == "monitor" else None
+        if known is not None and value not in known:
+            what = "a guest kind" if kind == "guest" else "a monitor"
             self.fail(
-                fieldname,
-                "is not a guest kind urunc knows",
-                value=value,
-                allowed=", ".join(c["guests"]),
-                hint=did_you_mean(value, c["guests"]),
-            )
-        elif kind == "monitor" and value not in c["monitors"]:
-            self.fail(
-                fieldname,
-                "is not a monitor urunc knows",
-                value=value,
-                allowed=", ".join(c["monitors"]),
-                hint=did_you_mean(value, c["monitors"]),
+                fieldname, f"is not {what} urunc knows", value=value, allowed=", ".join(known), hint=did_you_mean(value, known)
             )
         elif kind in ("path", "mountpoint"):
             wrong = check_path(value, key)
