@@ -42,6 +42,18 @@ def plan_for(tmp_path: Path, fmt: str = "docker-archive", **extra) -> dict:
     }
 
 
+def one_file_plan(layer: str, source: Path) -> dict:
+    """A docker-archive plan of one layer holding `source` at /k."""
+    return {
+        "format": "docker-archive",
+        "repoTags": ["t/x:1"],
+        "created": "1970-01-01T00:00:01Z",
+        "architecture": "amd64",
+        "config": {},
+        "layers": [{"name": layer, "entries": [{"type": "file", "path": "/k", "source": str(source)}]}],
+    }
+
+
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -163,14 +175,7 @@ def test_peak_memory_does_not_grow_with_file_size(tmp_path):
         src = tmp_path / f"k{size}"
         with open(src, "wb") as f:
             f.truncate(size)
-        p = {
-            "format": "docker-archive",
-            "repoTags": ["t/x:1"],
-            "created": "1970-01-01T00:00:01Z",
-            "architecture": "amd64",
-            "config": {},
-            "layers": [{"name": "kernel", "entries": [{"type": "file", "path": "/k", "source": str(src)}]}],
-        }
+        p = one_file_plan("kernel", src)
         (tmp_path / "plan.json").write_text(json.dumps(p))
         r = subprocess.run(
             [sys.executable, "-c", PEAK, str(tmp_path / "plan.json"), str(tmp_path / "out"), str(HELPER.parent)],
@@ -273,14 +278,7 @@ def test_failure_mid_stream_leaves_no_thread_and_no_file(tmp_path):
     thread is gone, and nothing is left beside the output."""
     big = tmp_path / "big"
     big.write_bytes(os.urandom(6 * iw.CHUNK))
-    p = {
-        "format": "docker-archive",
-        "repoTags": ["t/x:1"],
-        "created": "1970-01-01T00:00:01Z",
-        "architecture": "amd64",
-        "config": {},
-        "layers": [{"name": "k", "entries": [{"type": "file", "path": "/k", "source": str(big)}]}],
-    }
+    p = one_file_plan("k", big)
     layers = iw.plan_members(p)
     with open(big, "ab") as f:
         f.write(b"more")
