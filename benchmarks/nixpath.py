@@ -118,10 +118,16 @@ def run(bench, name: str, tree: str, kernel: str, spec_dir: str, env: dict, *, r
         "NIX_CONFIG": os.environ.get("NIX_CONFIG") or "build-users-group =\nsandbox = false\nsubstituters =",
     }
     link = os.path.join(bench.out, "nix-result")
-    a = write_args(os.path.join(spec_dir, f"{name}-nix-a.nix"), f"bench/{name}-nix", "a", kernel, tree, "/init")
-    b = write_args(
-        os.path.join(spec_dir, f"{name}-nix-b.nix"), f"bench/{name}-nix", "a", kernel, tree, "/init console=ttyS0 quiet"
-    )
+
+    def spec_pair(kind: str, source: str) -> tuple[str, str]:
+        """The cold spec and the cmdline-only change of it, for a tree at `source`."""
+        a, b = (
+            write_args(os.path.join(spec_dir, f"{name}-nix{kind}-{v}.nix"), f"bench/{name}-nix", "a", kernel, source, cmdline)
+            for v, cmdline in (("a", "/init"), ("b", "/init console=ttyS0 quiet"))
+        )
+        return a, b
+
+    a, b = spec_pair("", tree)
     # A cold run imports the tree: an import left in the store by an earlier
     # run (this harness's store paths are deleted only when it made them) is
     # deleted first where no root holds it (its path computed read-only).
@@ -159,15 +165,7 @@ def run(bench, name: str, tree: str, kernel: str, spec_dir: str, env: dict, *, r
         check=True,
     )
     stree_path = json.loads(stree.stdout)
-    a_store = write_args(os.path.join(spec_dir, f"{name}-nix-store-a.nix"), f"bench/{name}-nix", "a", kernel, stree_path, "/init")
-    b_store = write_args(
-        os.path.join(spec_dir, f"{name}-nix-store-b.nix"),
-        f"bench/{name}-nix",
-        "a",
-        kernel,
-        stree_path,
-        "/init console=ttyS0 quiet",
-    )
+    a_store, b_store = spec_pair("-store", stree_path)
     y = write_yaml(os.path.join(spec_dir, f"{name}-block-native.yaml"), f"bench/{name}-nix", "a", kernel, tree, "/init")
     native_out = os.path.join(bench.out, "nix-native.tar")
 
