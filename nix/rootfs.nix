@@ -212,7 +212,7 @@ rec {
       default =
         if isBlock then builtins.replaceStrings [ "{fsType}" ] [ (toString fsType) ] d.blockPath else d.initrdPath;
       target = if r.path != null then r.path else ann.${rtype} or default;
-      mnt = contract.guests.${g}.blkMntPoint or d.blkMntPoint.${g} or null;
+      mnt = contract.guests.${g}.blkMntPoint or null;
       dm = v: {
         useDMBlock = v;
         mountRootfs = v;

@@ -452,7 +452,13 @@ let
                 "rootfs.from: rootfs.type = \"raw\" from an image (${build.origin.from}) is not supported by the Nix backend yet; use a directory, or build this spec with `urunix build`"
               ]
             else if
-              imageArgv && cmdGiven == null && (given.entrypoint or null) == null && (ann1.cmdline or null) == null
+              # a cmdline of blanks gives no command (validate.py command_given)
+              imageArgv && cmdGiven == null && (given.entrypoint or null) == null && (
+                let
+                  c = ann1.cmdline or null;
+                in
+                c == null || (builtins.isString c && fields c == [ ])
+              )
             then
               [
                 (

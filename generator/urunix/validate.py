@@ -66,7 +66,8 @@ def _upper_first_component(name: str) -> bool:
     """Docker reads a first component as a registry host only if it holds a
     '.' or ':' or is localhost; otherwise it is a path component, lower case."""
     first, sep, _ = name.partition("/")
-    return bool(sep) and not ("." in first or ":" in first or first == "localhost") and first != first.lower()
+    # (localhost, a host, is lower case already)
+    return bool(sep) and not ("." in first or ":" in first) and first != first.lower()
 
 
 def host_architecture() -> str:
@@ -83,7 +84,7 @@ def fields(cmdline: str) -> list[str]:
     return [f for f in _GO_SPACE.split(cmdline) if f]
 
 
-def join_args(args: list[str], guest: str) -> str:
+def join_args(args: list[str], guest: str | None) -> str:
     """The cmdline annotation for an argv, as urunc itself would join it:
     for Linux guests an argument holding a space is wrapped in single quotes
     (the urunc/urunit convention); other guests join with plain spaces."""
@@ -92,8 +93,9 @@ def join_args(args: list[str], guest: str) -> str:
     return " ".join(args)
 
 
-def check_path(value: str, key: str) -> str | None:
-    """urunc main's path rules; returns what is wrong, or None."""
+def check_path(value: str, root_ok: bool = False) -> str | None:
+    """urunc main's path rules; returns what is wrong, or None. Only a
+    mount point (blkMntPoint) may be "/"."""
     rules = contract()["paths"]
     if len(value.encode("utf-8", "surrogateescape")) > rules["maxBytes"]:
         return f"is longer than {rules['maxBytes']} bytes"
@@ -104,7 +106,7 @@ def check_path(value: str, key: str) -> str | None:
         return "is '.'"
     if value.startswith("..") or value.startswith("-"):
         return "starts with '..' or '-'"
-    if value == "/" and key != "blkMntPoint":
+    if value == "/" and not root_ok:
         return "is '/'"
     if os.path.normpath(value) != value or value.startswith("//"):
         clean = os.path.normpath(value)
@@ -222,7 +224,7 @@ class Validator:
 
     def name_tag(self) -> tuple[str, str]:
         name = self.string("name", self.spec.name)
-        tag = self.string("tag", self.spec.tag, default=self.c["defaults"]["tag"]) or self.c["defaults"]["tag"]
+        tag = self.string("tag", self.spec.tag) or self.c["defaults"]["tag"]  # "" is unset too
         if not name:
             self.fail(
                 "name",
@@ -309,7 +311,7 @@ class Validator:
                 fieldname, f"is not {what} urunc knows", value=value, allowed=", ".join(known), hint=did_you_mean(value, known)
             )
         elif kind in ("path", "mountpoint"):
-            wrong = check_path(value, key)
+            wrong = check_path(value, root_ok=key == "blkMntPoint")
             if wrong:
                 self.fail(
                     fieldname,
@@ -376,21 +378,17 @@ class Validator:
                         ("rootfs.type", key) if r is not None and r.type == key else (f"annotations.{key}", ann[key])
                     )
                     other = next((x for x in storage if x in ("initrd", "block")), None)
-                    hint = (
-                        (
-                            f"write {self.say('rootfs.type', other)}"
-                            if fieldname == "rootfs.type"
-                            else f"write {self.say(f'annotations.{other}', ann[key])}"
-                        )
-                        if other
-                        else None
+                    fix = other and (
+                        self.say("rootfs.type", other)
+                        if fieldname == "rootfs.type"
+                        else self.say(f"annotations.{other}", ann[key])
                     )
                     self.fail(
                         fieldname,
                         f"a {guest} guest cannot boot from {key} storage",
                         value=value,
                         allowed=f"storage for {guest}: {', '.join(storage) or 'none (in-memory)'}",
-                        hint=hint,
+                        hint=f"write {fix}" if fix else None,  # None: the user's format cannot say it
                     )
                     self.problems.mark(f"annotations.{key}")  # no "will not contain" for it as well
             if "unikernelVersion" in ann and guest != "unikraft":
@@ -409,10 +407,6 @@ class Validator:
             if not isinstance(target, str) or not target:
                 self.fail(f.field, "needs a target path inside the image", value=target)
                 continue
-            if f.field in self.bad_text or text_problem(target) or text_problem(f.source):
-                if f.field not in self.bad_text:
-                    self.fail(f.field, text_problem(target) or text_problem(f.source) or "", value=target)
-                continue
             if not target.startswith("/"):
                 self.fail(
                     f.field, "target must be an absolute path inside the image", value=target, hint=f'did you mean "/{target}"?'
@@ -423,11 +417,10 @@ class Validator:
             parts = [p for p in target.split("/") if p]
             if target == "/" and not reserved and f.path.is_dir():
                 # bunny's `- rootfs:/`: the directory's tree is the rootfs's tree
-                seen.setdefault("/", f)
                 good.append(FileEntry(f.source, f.path, "/", f.field, f.exclude))
                 self.failed_targets.discard("/")
                 continue
-            if ".." in parts or target == "/" or not parts:
+            if ".." in parts or not parts:  # not parts: the target is "/"
                 self.fail(f.field, "target must name a path below / without '..'", value=f.target)
                 continue
             long_part = next((p for p in parts if len(p.encode("utf-8")) > NAME_MAX), None)
@@ -505,20 +498,20 @@ class Validator:
             value = ann.get(key)
             if value and value in self.failed_targets:
                 continue  # its `files` entry is wrong, and said so already
-            if not (value and value.startswith("/") and not check_path(value, key)):
+            if not (value and value.startswith("/") and not check_path(value)):
                 continue
             if not self.contains(files, value):
                 given = by_target.get(value)
                 if given is not None and given.path.is_dir():
-                    inside = sorted(p.name for p in given.path.iterdir() if p.is_file())[:3]
+                    inside = min((p.name for p in given.path.iterdir() if p.is_file()), default=None)
                     self.fail(
                         f"annotations.{key}",
                         f"names a directory ({given.field} copies one there); urunc needs a file",
                         value=value,
                         after=(f"annotations.{key}",),
                         hint=(
-                            f'name a file inside it, e.g. "{value}/{inside[0]}"'
-                            if inside
+                            f'name a file inside it, e.g. "{value}/{inside}"'
+                            if inside is not None
                             else "copy the file itself, not its directory"
                         ),
                     )
@@ -544,7 +537,7 @@ class Validator:
         """The size of the host file that lands at `path`, if one does."""
         for f in reversed(files):  # the later entry wins
             if f.target == path or path.startswith(f.target + "/"):
-                host = f.path if f.target == path else f.path / path[len(f.target) + 1 :]
+                host = f.path / path[len(f.target) + 1 :]  # the entry itself: path / "" is path
                 try:
                     return host.stat().st_size if host.is_file() else None
                 except OSError:
@@ -599,13 +592,11 @@ class Validator:
             out[str(k)] = v
         return out
 
-    def argv(
-        self, ann: dict[str, str], init: Extract | None = None, image_argv: bool = False
-    ) -> tuple[list[str] | None, list[str], bool]:
+    def argv(self, ann: dict[str, str], init: Extract | None, image_argv: bool) -> tuple[list[str] | None, list[str], bool]:
         """(entrypoint, cmd, argv_from_image). With an init, it comes first;
         with a rootfs image and no command, the image's own command is used
         (argv_from_image: its config was not read)."""
-        guest = ann.get("unikernelType", "")
+        guest = ann.get("unikernelType")
         if image_argv and not self.command_given(ann):
             if self.base is None:
                 return None, [init.target] if init else [], True
@@ -646,15 +637,17 @@ class Validator:
                     entrypoint = [init.target] + entrypoint
                 else:
                     cmd = [init.target] + cmd
-                if cmdline is not None and fields(cmdline)[:1] != [init.target]:
-                    cmdline = None  # the init goes first in the annotation too
-            if cmdline is None and join_args((entrypoint or []) + cmd, guest):
-                ann["cmdline"] = join_args((entrypoint or []) + cmd, guest)  # "" would mean unset
+                # the init goes first in the annotation too (cmdline agrees
+                # with cmd, so it lacks the init as well): written anew below
+                cmdline = None
+            joined = join_args((entrypoint or []) + cmd, guest)
+            if cmdline is None and joined:
+                ann["cmdline"] = joined  # "" would mean unset
         if guest == "linux" and not ((entrypoint or []) + [a for a in cmd if a]) and not image_argv:
             self.fail(
                 "annotations.cmdline",
                 "a Linux guest needs an init: urunc passes argv[0] as init= and fails with 'No init was specified'",
-                after=("cmd", "entrypoint", "annotations.cmdline", "annotations"),
+                after=("cmd", "entrypoint", "annotations.cmdline"),
                 hint=f"set {self.say('cmd', ['/urunit', '/usr/bin/app'])}",
             )
         if guest == "linux" and not entrypoint:
@@ -662,13 +655,14 @@ class Validator:
         return entrypoint, cmd, False
 
     def command_given(self, ann: dict[str, str]) -> bool:
-        return self.spec.cmd is not None or self.spec.entrypoint is not None or bool(ann.get("cmdline"))
+        # a cmdline of blanks gives no command (urunc splits it to nothing)
+        return self.spec.cmd is not None or self.spec.entrypoint is not None or bool(fields(ann.get("cmdline") or ""))
 
     def image_argv(self, ann: dict[str, str], init: Extract | None, base: ImageConfig) -> tuple[list[str] | None, list[str]]:
         """The init, then the rootfs image's Entrypoint + Cmd. For a Linux
         guest Docker's convention is kept: the image's Entrypoint (or its
         program) stays, its Cmd stays replaceable by `docker run` ARGS."""
-        guest = ann.get("unikernelType", "")
+        guest = ann.get("unikernelType")
         full = ([init.target] if init else []) + list(base.argv)
         if not full and guest == "linux":
             self.fail(
@@ -697,7 +691,7 @@ class Validator:
             self.problems.extend(e.problems)
             return None
 
-    def extract(self, src: Source, ann: dict[str, str], default: str, files: list[FileEntry]) -> Extract | None:
+    def extract(self, src: Source, default: str, files: list[FileEntry]) -> Extract | None:
         """A kernel or an init: from a host file, or from inside an image."""
         fieldname = src.field or "kernel"
         if src.origin == "local":
@@ -729,29 +723,27 @@ class Validator:
     def storage(self, ann: dict[str, str], files: list[FileEntry]) -> tuple[RootfsBuild | None, Extract | None, Extract | None]:
         s, c = self.spec, self.c
         guest = ann.get("unikernelType")
-        gspec = c["guests"].get(guest or "", {})
+        gspec = c["guests"].get(guest, {})
         storage = gspec.get("storage")
 
         kernel = None
         if s.kernel is not None:
-            kernel = self.extract(s.kernel, ann, c["defaults"]["kernel"], files)
-            if kernel is None and ann.get("binary"):
-                self.planned.add(ann["binary"])  # its problem is reported already
-            if kernel is None and self.problems.failed("kernel"):
+            kernel = self.extract(s.kernel, c["defaults"]["kernel"], files)
+            if self.problems.failed("kernel"):
                 self.problems.mark("annotations.binary")  # no "binary is missing" on top of it
             if kernel is not None:
                 if ann.get("binary") and s.kernel.target is None:
                     kernel.target = ann["binary"]
                 else:
                     ann.setdefault("binary", kernel.target)
-                wrong = check_path(kernel.target, "binary")
+                wrong = check_path(kernel.target)
                 if wrong:
                     self.fail(f"{kernel.field}.path", f"{wrong}; urunc refuses such a binary path", value=kernel.target)
                 self.planned.add(kernel.target)
 
         init = None
         if s.init is not None:
-            init = self.extract(s.init, ann, c["defaults"]["init"], [])
+            init = self.extract(s.init, c["defaults"]["init"], [])
             if init is not None and guest not in (None, "linux"):
                 self.fail(
                     "init",
@@ -772,7 +764,7 @@ class Validator:
         f = r.field or "rootfs"
         rtype = r.type
         if rtype is None:
-            rtype = self.c["defaults"]["rootfsType"].get(guest or "")
+            rtype = self.c["defaults"]["rootfsType"].get(guest)
             if rtype is None:
                 self.fail(
                     f,
@@ -836,7 +828,7 @@ class Validator:
             build.fs_type = r.fs_type or self.c["defaults"]["fsType"]
             if build.fs_type not in ("ext2", "ext4"):
                 self.fail(f"{f}.fsType", "is not a filesystem urunix builds", value=build.fs_type, allowed="ext2, ext4")
-            blockfs = self.c["guests"].get(guest or "", {}).get("blockFs")
+            blockfs = self.c["guests"].get(guest, {}).get("blockFs")
             if blockfs and build.fs_type not in blockfs:
                 self.fail(
                     f"{f}.fsType",
@@ -859,7 +851,7 @@ class Validator:
             elif build.compression == "gzip" and guest != "linux":
                 self.fail(f"{f}.compression", f"a {guest} guest reads only an uncompressed cpio", value="gzip")
             # Unikraft's cpio reader knows no hard links
-            build.hardlinks = self.c["defaults"]["cpioHardlinks"].get(guest or "", build.hardlinks)
+            build.hardlinks = self.c["defaults"]["cpioHardlinks"].get(guest, build.hardlinks)
         if r.size is not None and rtype != "block":
             self.fail(f"{f}.size", "applies to block images only", value=r.size)
         target = r.path or ann.get(rtype) or default
@@ -870,13 +862,13 @@ class Validator:
                 value=ann[rtype],
                 hint="set only rootfs.path; urunix writes the annotation",
             )
-        wrong = check_path(target, rtype)
+        wrong = check_path(target)
         if wrong or not target.startswith("/"):
             self.fail(f"{f}.path", f"{wrong or 'must be absolute'}; urunc refuses such a path", value=target)
         ann[rtype] = build.target = target
         self.planned.add(target)
         if rtype == "block":
-            mnt = self.c["guests"].get(guest or "", {}).get("blkMntPoint") or self.c["defaults"]["blkMntPoint"].get(guest or "")
+            mnt = self.c["guests"].get(guest, {}).get("blkMntPoint")
             if mnt:
                 ann.setdefault("blkMntPoint", mnt)
         return build if origin is not None else None
@@ -895,7 +887,7 @@ class Validator:
     def targets(self) -> tuple[str, ...]:
         targets, wrong = urunc_rules.spec_targets(self.spec)
         if wrong:
-            self.fail(wrong.pop("fieldname"), wrong.pop("message"), **wrong)
+            self.fail(**wrong)
         return targets
 
     def urunc_rules(
@@ -915,7 +907,7 @@ class Validator:
             if fieldname.startswith("image ") or fieldname == "WorkingDir":
                 # a value of the rootfs image: shown under its own name, at the rootfs `from`
                 f = (self.spec.rootfs.field if self.spec.rootfs else "") or "rootfs"
-                where = self.spec.where(f"{f}.from" if f"{f}.from" in self.spec.lines else f)
+                where = self.spec.where(f"{f}.from")  # the rootfs's line when `from` has none
                 (self.problems.add if level == "error" else self.diag.warnings.append)(
                     Problem(message, **{**where, "field": fieldname, "key": fieldname}, **kw)
                 )

@@ -374,15 +374,16 @@ def test_errors_are_the_validators(tmp_path, srcdir, guest, monitor, ann, extra,
     assert nix == (ok, text)
 
 
-def test_image_rootfs_needs_cmd(tmp_path, srcdir):
+@pytest.mark.parametrize("cmdline", [None, "", "   "])  # blanks give no command either
+def test_image_rootfs_needs_cmd(tmp_path, srcdir, cmdline):
     d = spec_dir(
         tmp_path,
         srcdir,
         """{
       name = "t/e"; kernel = "./kernel"; init = "./urunit";
-      annotations = { unikernelType = "linux"; hypervisor = "qemu"; };
+      annotations = { unikernelType = "linux"; hypervisor = "qemu"; cmdline = CMDLINE; };
       rootfs = { type = "initrd"; from = "./app.tar"; };
-    }""",
+    }""".replace("CMDLINE", json.dumps(cmdline)),
     )
     from verdicts import nix_verdict
 

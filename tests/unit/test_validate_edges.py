@@ -75,7 +75,7 @@ def test_path_max_is_the_boundary(tmp_path):
 @pytest.mark.parametrize("key", ["A=B", "=A"])
 def test_env_key_with_equals_is_refused(tmp_path, key):
     (p,) = problems(spec(tmp_path, env={key: "v"}, guest=("unikraft", "qemu")))
-    assert p.field.startswith("env.") and "not a valid environment variable name" in p.message
+    assert p.field.startswith("env.") and p.message == "is not a valid environment variable name"
     assert p.value == key
 
 
@@ -238,10 +238,16 @@ def test_top_level_fields(tmp_path, change, want):
         ("//a", "is not clean (urunc wants '/a')"),
         ("/a//b", "is not clean (urunc wants '/a/b')"),
         ("/a/", "is not clean (urunc wants '/a')"),
+        ("//Xa", "is not clean (urunc wants '/Xa')"),
+        ("a//b", "is not clean (urunc wants 'a/b')"),  # relative: refused as such by the caller
     ],
 )
 def test_check_path_says_what_is_wrong(value, ok):
-    assert check_path(value, "binary") == (None if ok is True else ok)
+    assert check_path(value) == (None if ok is True else ok)
+
+
+def test_only_a_mount_point_may_be_the_root():
+    assert (check_path("/", root_ok=True), check_path("/")) == (None, "is '/'")
 
 
 @pytest.mark.parametrize(
@@ -885,3 +891,471 @@ def test_a_linux_rootfs_image_without_a_command(tmp_path):
     want = ("cmd", "the rootfs image has no Entrypoint or Cmd, and the spec gives no command")
     assert [p[:2] for p in refused(s)] == [want]
     assert refused(s)[0][4] == 'set cmd = [ "/urunit" "/usr/bin/app" ]; (a Linux guest needs an init)'
+
+
+# -- files: every entry is checked, one problem each ----------------------------
+
+LINUX_CANNOT = "Linux (and so docker load, mke2fs and the guest) cannot create such a path"
+
+
+def gone(tmp_path: Path) -> tuple:
+    """The problem of the second entry each case below adds: its source is missing."""
+    return problem('files."./gone"', "source file does not exist", "./gone", hint=f"paths are relative to the spec's directory ({tmp_path})")
+
+
+# fmt: off
+@pytest.mark.parametrize(
+    "target,source,want",
+    [
+        pytest.param("", "blob", ("needs a target path inside the image", "", None), id="empty-target"),
+        pytest.param("etc/x", "blob", ("target must be an absolute path inside the image", "etc/x", 'did you mean "/etc/x"?'), id="relative"),
+        pytest.param("/a/../b", "blob", ("target must name a path below / without '..'", "/a/../b", None), id="dot-dot"),
+        pytest.param("/", "blob", ("target must name a path below / without '..'", "/", None), id="root-file"),
+        pytest.param("/", "tree", ("target must name a path below / without '..'", "/", None), id="root-dir-in-files"),
+        pytest.param("/d/" + "n" * 256, "blob", (f"target has a name longer than {NAME_MAX} bytes", "/d/" + "n" * 256, LINUX_CANNOT), id="long-name"),
+        pytest.param("/d" * 2049, "blob", (f"target is longer than {PATH_MAX} bytes", "/d" * 2049, LINUX_CANNOT), id="long-path"),
+        pytest.param("/urunc.json", "blob", ("target /urunc.json is written by urunix itself", "/urunc.json", "give urunc's metadata as annotations"), id="urunc-json"),
+        pytest.param("/x", "dangling", ("source is neither a regular file nor a directory", "./dangling", None), id="dangling-symlink"),
+        pytest.param("/x", "nothere", ("source file does not exist", "./nothere", "SPECDIR"), id="missing-source"),
+        pytest.param("/x", "fifo", ("source is neither a regular file nor a directory", "./fifo", None), id="fifo"),
+    ],
+)
+# fmt: on
+def test_a_bad_entry_is_said_and_the_next_is_checked_too(tmp_path, target, source, want):
+    s = guest_spec(tmp_path, "rumprun")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    os.mkfifo(tmp_path / "fifo")
+    s.files += [
+        FileEntry(f"./{source}", tmp_path / source, target, f'files."./{source}"'),
+        FileEntry("./gone", tmp_path / "gone", "/gone", 'files."./gone"'),
+    ]
+    message, value, hint = want
+    if hint == "SPECDIR":
+        hint = f"paths are relative to the spec's directory ({tmp_path})"
+    assert refused(s) == [problem(f'files."./{source}"', message, value, hint=hint), gone(tmp_path)]
+
+
+@pytest.mark.parametrize("lines,suffix", [({'files."./blob"': 4}, " (line 4)"), ({}, "")])
+@pytest.mark.parametrize(
+    "second,message,hint",
+    [
+        ("//etc/conf", 'copies to the same target as files."./blob"{}', "keep one of the two entries"),
+        ("/etc/conf/extra", 'would go inside /etc/conf, which files."./blob" makes a file{}', None),
+    ],
+)
+def test_a_clash_with_an_earlier_entry_names_it_and_its_line(tmp_path, lines, suffix, second, message, hint):
+    s = guest_spec(tmp_path, "rumprun", lines=lines)
+    (tmp_path / "blob2").write_bytes(b"2")
+    s.files += [
+        FileEntry("./blob", tmp_path / "blob", "/etc/conf", 'files."./blob"'),
+        FileEntry("./blob2", tmp_path / "blob2", second, 'files."./blob2"'),
+        FileEntry("./gone", tmp_path / "gone", "/gone", 'files."./gone"'),
+    ]
+    want = [problem('files."./blob2"', message.format(suffix), second, hint=hint), gone(tmp_path)]
+    assert sorted(refused(s)) == sorted(want)
+
+
+@pytest.mark.parametrize("fmt,order", [("containerfile", ["/d/x", "/d"]), ("args.nix", ["/d", "/d/x"])])
+def test_a_containerfile_keeps_its_copy_order(tmp_path, fmt, order):
+    """A later COPY wins in a Containerfile; elsewhere a file inside a copied
+    directory is placed after the directory, whatever the order written."""
+    s = guest_spec(tmp_path, "rumprun", fmt=fmt, binary=False)
+    s.annotations["binary"] = "/d/x"
+    s.files += [
+        FileEntry("./blob", tmp_path / "blob", "/d/x", 'files."./blob"'),
+        FileEntry("./tree", tmp_path / "tree", "/d", 'files."./tree"'),
+    ]
+    img, _ = validate(s)
+    assert [f.target for f in img.files] == order
+
+
+def test_a_failed_relative_target_is_not_also_said_missing(tmp_path):
+    """The annotation naming what a wrong entry meant to copy is not a second
+    problem: the entry's own problem says it."""
+    s = guest_spec(tmp_path, "rumprun", {"binary": "/Xkernel"}, binary=False)
+    s.files.append(FileEntry("./kernel", tmp_path / "kernel", "Xkernel", 'files."./kernel"'))
+    assert refused(s) == [
+        problem('files."./kernel"', "target must be an absolute path inside the image", "Xkernel", hint='did you mean "/Xkernel"?')
+    ]
+
+
+def test_an_entry_without_target_adds_no_path_to_the_list(tmp_path):
+    s = guest_spec(tmp_path, "rumprun", {"binary": "/unikernel/kernell"})
+    s.files.append(FileEntry("./blob", tmp_path / "blob", "", 'files."./blob"'))
+    found = refused(s)
+    assert found[0] == problem('files."./blob"', "needs a target path inside the image", "")
+    assert found[1][:2] == ("annotations.binary", "names a file the image will not contain")
+    assert found[1][3] == "the paths the image will hold: /unikernel/kernel"
+
+
+def test_a_directory_as_the_rootfs_root(tmp_path):
+    """bunny's `- rootfs:/`: a directory's tree is the rootfs's tree, kept
+    with what it leaves out; `/` is not then a path the image lacks."""
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / "skip").write_bytes(b"s")
+    entry = FileEntry("./root", tmp_path / "root", "/", "rootfs.include.0", frozenset({"skip"}))
+    s = guest_spec(tmp_path, "unikraft", {"binary": "/unikernel/kernell"}, rootfs=Rootfs(type="initrd", include=[entry]))
+    found = refused(s)
+    assert [p[:2] for p in found] == [("annotations.binary", "names a file the image will not contain")]
+    assert found[0][3] == "the paths the image will hold: /.boot/rootfs, /unikernel/kernel"
+    img, _ = validate(guest_spec(tmp_path, "unikraft", rootfs=Rootfs(type="initrd", include=[entry])))
+    assert img.rootfs is not None and img.rootfs.include == [entry]
+
+
+# -- each annotation, name and field on its own: one bad one hides no other ----
+
+
+@pytest.mark.parametrize("tag", [None, ""])
+def test_no_tag_is_latest(tmp_path, tag):
+    s = guest_spec(tmp_path, "rumprun")
+    s.tag = tag
+    assert validate(s)[0].tag == "latest"
+
+
+def test_a_mount_point_may_be_the_root_a_path_may_not(tmp_path):
+    img, _ = validate(guest_spec(tmp_path, "linux", {"blkMntPoint": "/"}))
+    assert img.annotations["blkMntPoint"] == "/"
+    assert refused(guest_spec(tmp_path, "rumprun", {"binary": "/"}))[0][:3] == (
+        "annotations.binary",
+        "is '/'; urunc refuses such a path when the container starts",
+        "/",
+    )
+
+
+@pytest.mark.parametrize("value,want", [(False, "false"), (True, "true")])
+def test_a_bool_annotation_is_the_text(tmp_path, value, want):
+    img, _ = validate(guest_spec(tmp_path, "rumprun", {"useDMBlock": value}))
+    assert (img.annotations["useDMBlock"], img.annotations["mountRootfs"]) == (want, want)
+
+
+HV = problem("annotations.hypervisor", "is not a monitor urunc knows", "hvtt", ", ".join(contract()["monitors"]), 'did you mean "hvt"?')
+
+
+@pytest.mark.parametrize(
+    "first,want",
+    [
+        pytest.param({"bogus": "x"}, [problem("annotations.bogus", "is not an annotation urunc reads", allowed=None, hint=None)], id="unknown"),
+        pytest.param({"cmdline": None}, [], id="none-is-unset"),
+        pytest.param({"cmdline": ""}, [], id="empty-is-unset"),
+        pytest.param({"cmdline": ["A"]}, [problem("annotations.cmdline", "must be a string", ["A"], hint="write it in quotes: annotations.cmdline = \"['A']\";")], id="list"),
+        pytest.param({"useDMBlock": 1}, [problem("annotations.useDMBlock", "must be a string", 1, hint='write it in quotes: annotations.useDMBlock = "1";')], id="number"),
+    ],
+)
+def test_an_annotation_after_another_is_checked_too(tmp_path, first, want):
+    s = guest_spec(tmp_path, "rumprun")
+    s.annotations = first | {k: v for k, v in s.annotations.items() if k not in first} | {"hypervisor": "hvtt"}
+    found = refused(s)
+    if want and want[0][0] == "annotations.bogus":
+        assert found[0][:2] == want[0][:2] and found[1:] == [HV]
+    else:
+        assert found == want + [HV]
+
+
+def test_every_missing_artifact_is_said(tmp_path):
+    """binary, initrd and block each: one refused does not stop the next."""
+    s = guest_spec(tmp_path, "linux", {"binary": "/nokernel", "initrd": "/noinitrd", "block": "/noblock"})
+    assert [(p[0], p[1]) for p in refused(s) if "will not contain" in p[1]] == [
+        ("annotations.binary", "names a file the image will not contain"),
+        ("annotations.initrd", "names a file the image will not contain"),
+        ("annotations.block", "names a file the image will not contain"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "binary,entry,want",
+    [
+        pytest.param("/Xk", FileEntry("./kernel", Path("kernel"), "Xk", 'files."./kernel"'), ("files.\"./kernel\"", "target must be an absolute path inside the image"), id="failed-entry"),
+        pytest.param("kernel", None, ("annotations.binary", "must be an absolute path inside the image"), id="relative"),
+        pytest.param("/d", FileEntry("./tree", Path("tree"), "/d", 'files."./tree"'), ("annotations.binary", 'names a directory (files."./tree" copies one there); urunc needs a file'), id="directory"),
+    ],
+)
+def test_an_artifact_after_a_wrong_one_is_checked_too(tmp_path, binary, entry, want):
+    s = guest_spec(tmp_path, "linux", {"binary": binary, "initrd": "/noinitrd"}, binary=False)
+    if entry is not None:
+        s.files.append(FileEntry(entry.source, tmp_path / entry.path, entry.target, entry.field))
+    assert [(p[0], p[1]) for p in refused(s)] == [want, ("annotations.initrd", "names a file the image will not contain")]
+
+
+@pytest.mark.parametrize("names,hint", [(["b", "a"], 'name a file inside it, e.g. "/d/a"'), ([], "copy the file itself, not its directory")])
+def test_a_directory_named_as_the_binary(tmp_path, names, hint):
+    (tmp_path / "d").mkdir()
+    for n in names:
+        (tmp_path / "d" / n).write_bytes(b"x")
+    (tmp_path / "d" / "sub").mkdir()
+    s = guest_spec(tmp_path, "rumprun", {"binary": "/d"}, binary=False)
+    s.files.append(FileEntry("./d", tmp_path / "d", "/d", 'files."./d"'))
+    assert refused(s) == [problem("annotations.binary", 'names a directory (files."./d" copies one there); urunc needs a file', "/d", hint=hint)]
+
+
+def test_an_image_without_paths_says_none(tmp_path):
+    found = refused(guest_spec(tmp_path, "rumprun", {"binary": "/x"}, binary=False))
+    assert [p[3] for p in found] == ["the paths the image will hold: none"]
+
+
+def test_a_failed_copy_in_a_containerfile_hides_the_missing_artifact(tmp_path):
+    """A COPY that failed has no known target: any path may have been its."""
+    from urunix.errors import Problem
+
+    s = guest_spec(tmp_path, "rumprun", {"binary": "/x"}, fmt="containerfile", binary=False)
+    s.problems.add(Problem("source does not exist", field="files"))
+    assert [p[:2] for p in refused(s)] == [("files", "source does not exist")]
+    s = guest_spec(tmp_path, "rumprun", {"binary": "/x"}, binary=False)
+    s.problems.add(Problem("source does not exist", field="files"))
+    assert [p[:2] for p in refused(s)] == [("files", "source does not exist"), ("annotations.binary", "names a file the image will not contain")]
+
+
+def test_an_empty_architecture_is_the_hosts(tmp_path):
+    from urunix.validate import host_architecture
+
+    img, _ = validate(guest_spec(tmp_path, "rumprun", architecture=""))
+    assert img.architecture == host_architecture()
+
+
+def test_every_bad_env_value_is_said(tmp_path):
+    s = guest_spec(tmp_path, "rumprun", env={"A": [1], "B": {"x": 1}})
+    assert [p[:3] for p in refused(s)] == [("env.A", "must be a string", [1]), ("env.B", "must be a string", {"x": 1})]
+
+
+def test_an_unread_rootfs_image_leaves_the_command_to_the_build(tmp_path):
+    """read_images="none" (the Nix check): the image's own command is not
+    known, so the argv is the init alone and argv_from_image says so."""
+    config_image(tmp_path / "app.tar", {"Cmd": ["/bin/app"]})
+    (tmp_path / "urunit").write_bytes(b"\x7fELF")
+    s = guest_spec(tmp_path, "linux", rootfs=Rootfs(type="initrd", origin="./app.tar"), init=Source("local", "./urunit", "init"))
+    s.cmd = None
+    img, _ = validate(s, read_images="none")
+    assert (img.entrypoint, img.cmd, img.argv_from_image) == (None, ("/urunit",), True)
+    s.init = None
+    img, _ = validate(s, read_images="none")
+    assert (img.entrypoint, img.cmd, img.argv_from_image) == (None, (), True)
+
+
+def test_an_init_of_another_name_still_leads_the_entrypoint(tmp_path):
+    config_image(tmp_path / "app.tar", {"Cmd": ["/bin/app", "x"]})
+    (tmp_path / "tini").write_bytes(b"\x7fELF")
+    s = guest_spec(tmp_path, "linux", rootfs=Rootfs(type="initrd", origin="./app.tar"), init=Source("local", "./tini", "init", target="/sbin/tini"))
+    s.cmd = None
+    img, _ = validate(s)
+    assert (img.entrypoint, img.cmd) == (("/sbin/tini", "/bin/app"), ("x",))
+
+
+@pytest.mark.parametrize(
+    "fmt,hint",
+    [("args.nix", 'write rootfs.type = "block";'), ("bunnyfile", "write type: block  (under rootfs:)")],
+)
+def test_a_prebuilt_rootfs_of_a_type_the_guest_cannot_boot(tmp_path, fmt, hint):
+    """A prebuilt (local) rootfs is not built, so the guest's storage is
+    checked on the annotation it gives, and named where the user chose it."""
+    s = guest_spec(tmp_path, "rumprun", {"initrd": "/boot/initrd"}, fmt=fmt, rootfs=Rootfs(type="initrd", origin="local", path="./blob"))
+    assert refused(s) == [
+        problem("rootfs.type", "a rumprun guest cannot boot from initrd storage", "initrd", "storage for rumprun: block, devmapper", hint)
+    ]
+    s = guest_spec(tmp_path, "rumprun", {"initrd": "/boot/initrd"}, fmt=fmt)
+    # a bunnyfile names the annotation rootfs.path, and cannot write a block one
+    field, hint = ("annotations.initrd", 'write annotations.block = "/boot/initrd";') if fmt == "args.nix" else ("rootfs.path", None)
+    assert refused(s) == [
+        problem(field, "a rumprun guest cannot boot from initrd storage", "/boot/initrd", "storage for rumprun: block, devmapper", hint)
+    ]
+
+
+IMAGE_ENV = "urunc v0.6.0: does not hand the environment to a rumprun guest; it is dropped"
+IMAGE_WD = "urunc v0.6.0: does not hand WorkingDir to the guest (only Linux with urunit gets it, from v0.7.0)"
+
+
+@pytest.mark.parametrize(
+    "field,lines,line",
+    [
+        ("rootfs", {"rootfs.from": 4, "rootfs": 2}, 4),
+        ("rootfs", {"rootfs": 2}, 2),
+        ("disk", {"disk.from": 5}, 5),
+        ("", {}, None),
+        ("", {"rootfs": 3}, 3),
+    ],
+)
+def test_what_the_rootfs_image_gives_is_judged_at_its_from(tmp_path, field, lines, line):
+    """The image's Env and WorkingDir are not the spec's: each is named as
+    the image's, at the line of the rootfs `from` (or of the rootfs)."""
+    config_image(tmp_path / "app.tar", {"Cmd": ["/bin/app"], "Env": ["APP=1"], "WorkingDir": "/data"})
+    rootfs = Rootfs(type="block", origin="./app.tar", field=field)
+    s = guest_spec(tmp_path, "rumprun", rootfs=rootfs, urunc=["v0.6.0"], lines=lines, cmd=None)
+    with pytest.raises(SpecError) as e:
+        validate(s)
+    assert [(p.field, p.line, p.key, p.message, p.value) for p in e.value.problems] == [
+        ("image Env", line, "image Env", IMAGE_ENV, ["APP"])
+    ]
+    # and the image's WorkingDir, which no rumprun guest gets: a warning there
+    with pytest.raises(SpecError) as e:
+        validate(guest_spec(tmp_path, "rumprun", rootfs=rootfs, urunc=["v0.6.0"], lines=lines, cmd=None, env={"A": "1"}))
+    assert sorted(p.field for p in e.value.problems) == ["env", "image Env"]
+    rootfs = Rootfs(type="initrd", origin="./app.tar", field=field)
+    img, diag = validate(guest_spec(tmp_path, "linux", rootfs=rootfs, urunc=["v0.6.0"], lines=lines, cmd=None))
+    assert [(w.field, w.line, w.key, w.message) for w in diag.warnings] == [("WorkingDir", line, "WorkingDir", IMAGE_WD)]
+    assert img.workdir == "/data"
+
+
+# -- the command: argv() and where it comes from --------------------------------
+
+
+def with_init(tmp_path: Path, s: Spec, name: str = "urunit", target: str | None = None) -> Spec:
+    (tmp_path / name).write_bytes(b"\x7fELF")
+    s.init = Source("local", f"./{name}", "init", target=target)
+    return s
+
+
+# fmt: off
+@pytest.mark.parametrize(
+    "given,want",
+    [
+        # cmd, entrypoint, cmdline -> entrypoint, cmd, the cmdline written
+        pytest.param((None, ["/bin/app", "a b"], None), (["/urunit", "/bin/app", "a b"], [], "/urunit /bin/app 'a b'"), id="entrypoint-gets-the-init"),
+        pytest.param((None, None, "/bin/app x"), (["/urunit", "/bin/app"], ["x"], "/urunit /bin/app x"), id="cmdline-gets-the-init"),
+        pytest.param((["/urunit", "/bin/app"], None, "/urunit  /bin/app"), (["/urunit", "/bin/app"], [], "/urunit  /bin/app"), id="cmdline-with-the-init-kept-as-written"),
+        pytest.param((["/bin/app", "a b"], None, "/bin/app 'a b'"), (["/urunit", "/bin/app"], ["a b"], "/urunit /bin/app 'a b'"), id="quoted-cmdline-agrees"),
+    ],
+)
+# fmt: on
+def test_the_init_goes_first(tmp_path, given, want):
+    cmd, entrypoint, cmdline = given
+    s = with_init(tmp_path, guest_spec(tmp_path, "linux", {"cmdline": cmdline} if cmdline else {}, cmd=cmd, entrypoint=entrypoint))
+    img, _ = validate(s)
+    got = (None if img.entrypoint is None else list(img.entrypoint), list(img.cmd), img.annotations["cmdline"])
+    assert got == want
+
+
+def test_an_init_of_another_name_leads_the_spec_command_too(tmp_path):
+    s = with_init(tmp_path, guest_spec(tmp_path, "linux", cmd=["/bin/app", "x"]), "tini", "/sbin/tini")
+    img, _ = validate(s)
+    assert (img.entrypoint, img.cmd, img.annotations["cmdline"]) == (("/sbin/tini", "/bin/app"), ("x",), "/sbin/tini /bin/app x")
+
+
+@pytest.mark.parametrize(
+    "attrs,ann,field",
+    [
+        ({"cmd": "/bin/app"}, {}, "cmd"),
+        ({"cmd": None, "entrypoint": "/bin/app"}, {}, "entrypoint"),
+        ({"cmd": None}, {"cmdline": 5}, "annotations.cmdline"),
+    ],
+)
+def test_a_bad_command_is_not_also_a_missing_init(tmp_path, attrs, ann, field):
+    s = guest_spec(tmp_path, "linux", ann, **attrs)
+    assert [p[0] for p in refused(s)] == [field]
+
+
+def test_bad_annotations_are_not_also_a_missing_init(tmp_path):
+    s = guest_spec(tmp_path, "linux", cmd=None)
+    s.annotations = ["not", "a", "mapping"]
+    assert [p[:2] for p in refused(s)][0] == ("annotations", "must be an attribute set / mapping")
+    assert all("needs an init" not in p[1] for p in refused(s))
+
+
+def test_unikraft_cmd_and_cmdline_that_disagree(tmp_path):
+    s = guest_spec(tmp_path, "unikraft", {"cmdline": "app -x"}, cmd=["-y"])
+    ((field, message, value, _, hint),) = refused(s)
+    assert (field, value) == ("cmd", ["-y"])
+    assert message.startswith("and annotations.cmdline disagree: for Unikraft, cmd holds the app's arguments only")
+    assert hint
+
+
+@pytest.mark.parametrize(
+    "attrs,ann,want",
+    [
+        ({"cmd": None}, {"cmdline": "/bin/other y"}, (["/bin/other"], ["y"])),
+        ({"cmd": None, "entrypoint": ["/bin/other"]}, {}, (["/bin/other"], [])),
+        ({"cmd": ["/bin/other"]}, {}, (["/bin/other"], [])),
+    ],
+)
+def test_a_command_in_the_spec_replaces_the_images(tmp_path, attrs, ann, want):
+    config_image(tmp_path / "app.tar", {"Cmd": ["/bin/app", "x"]})
+    s = guest_spec(tmp_path, "linux", ann, rootfs=Rootfs(type="initrd", origin="./app.tar"), **attrs)
+    img, _ = validate(s)
+    assert (None if img.entrypoint is None else list(img.entrypoint), list(img.cmd)) == want
+
+
+def test_a_base_from_scratch_builds_no_rootfs(tmp_path):
+    img, _ = validate(guest_spec(tmp_path, "rumprun", fmt="containerfile", rootfs=Rootfs(type="base", origin="scratch")))
+    assert img.rootfs is None
+
+
+def test_a_prebuilt_linux_rootfs_turns_devmapper_off(tmp_path):
+    s = guest_spec(tmp_path, "linux", {"initrd": "/boot/initrd"}, rootfs=Rootfs(type="initrd", origin="local", path="./blob"))
+    s.files.append(FileEntry("./blob", tmp_path / "blob", "/boot/initrd", 'files."./blob"'))
+    img, _ = validate(s)
+    assert set(img.annotations) <= set(contract()["keys"])
+    assert (img.annotations["useDMBlock"], img.annotations["mountRootfs"]) == ("false", "false")
+
+
+def test_a_kernel_that_failed_is_not_also_a_missing_binary(tmp_path):
+    s = guest_spec(tmp_path, "rumprun", {"binary": "/kernel"}, binary=False, kernel=Source("./nothere.tar", "/kernel", "kernel"))
+    assert [p[:2] for p in refused(s)] == [("kernel.from", "does not exist")]
+
+
+def test_two_bad_strings_in_one_field_are_one_problem(tmp_path):
+    s = guest_spec(tmp_path, "rumprun")
+    s.files.append(FileEntry("./a\0", tmp_path / "a", "/\ud800", 'files."./a"'))
+    assert [p[0] for p in refused(s)] == ['files."./a"']
+
+
+def test_a_linux_guest_without_a_command_and_a_bad_monitor(tmp_path):
+    """Both are said: the missing init does not follow from the monitor."""
+    s = guest_spec(tmp_path, "linux", {"hypervisor": "qemuu"}, cmd=None)
+    assert [p[0] for p in refused(s)] == ["annotations.hypervisor", "annotations.cmdline"]
+
+
+def test_a_directory_named_as_an_initrd_the_guest_cannot_boot(tmp_path):
+    """The storage problem is the one said, not also what the path holds."""
+    s = guest_spec(tmp_path, "rumprun", {"initrd": "/d"})
+    s.files.append(FileEntry("./tree", tmp_path / "tree", "/d", 'files."./tree"'))
+    assert [p[:2] for p in refused(s)] == [("annotations.initrd", "a rumprun guest cannot boot from initrd storage")]
+
+
+def test_the_spec_env_overrides_the_images(tmp_path):
+    config_image(tmp_path / "app.tar", {"Cmd": ["/bin/app"], "Env": ["A=b=c", "B=x", "C=1"]})
+    s = guest_spec(tmp_path, "linux", rootfs=Rootfs(type="initrd", origin="./app.tar"), env={"A": "p=q", "C": "2"})
+    assert validate(s)[0].env == ("B=x", "A=p=q", "C=2")
+
+
+@pytest.mark.parametrize("read_images", ["none", "local", "all"])
+def test_every_way_of_reading_rootfs_images(tmp_path, read_images):
+    config_image(tmp_path / "app.tar", {"Cmd": ["/bin/app"]})
+    s = guest_spec(tmp_path, "rumprun", rootfs=Rootfs(type="block", origin="./app.tar"), cmd=None)
+    img, _ = validate(s, read_images=read_images)
+    assert (img.cmd, img.argv_from_image) == (((), True) if read_images == "none" else (("/bin/app",), False))
+
+
+def test_a_bad_label_value_is_named_as_a_label(tmp_path):
+    s = guest_spec(tmp_path, "rumprun", labels={"a": ["x"]})
+    assert [p[:3] for p in refused(s)] == [("labels.a", "must be a string", ["x"])]
+
+
+@pytest.mark.parametrize("cmd,field", [(None, "image Entrypoint/Cmd"), (["/bin/app", "a b"], "cmd.1")])
+def test_a_command_problem_names_whose_command_it_is(tmp_path, cmd, field):
+    """rumprun splits its arguments at spaces again: said of the image's
+    command when it is the image's, of the spec's when the spec gives one."""
+    config_image(tmp_path / "app.tar", {"Cmd": ["/bin/app", "a b"]})
+    s = guest_spec(tmp_path, "rumprun", rootfs=Rootfs(type="block", origin="./app.tar"), cmd=cmd)
+    assert [p[0] for p in refused(s)] == [field]
+
+
+def test_every_problem_of_the_images_env_is_said(tmp_path):
+    config_image(tmp_path / "app.tar", {"Cmd": ["/bin/app"], "Env": ["A=a&b", "B=c<d"]})
+    s = guest_spec(tmp_path, "rumprun", rootfs=Rootfs(type="block", origin="./app.tar"), urunc=["main"], cmd=None)
+    assert [p[0] for p in refused(s)] == ["image Env.A", "image Env.B"]
+
+
+@pytest.mark.parametrize("cmdline", ["", "   "])
+def test_a_blank_cmdline_leaves_the_images_command(tmp_path, cmdline):
+    """A cmdline of blanks is no command: the rootfs image's is used (it
+    gave a Linux image with no command at all, which urunc cannot boot)."""
+    config_image(tmp_path / "app.tar", {"Cmd": ["/bin/app"]})
+    s = guest_spec(tmp_path, "linux", {"cmdline": cmdline}, rootfs=Rootfs(type="initrd", origin="./app.tar"), cmd=None)
+    img, _ = validate(s)
+    assert (img.entrypoint, img.cmd, img.annotations["cmdline"]) == (("/bin/app",), (), "/bin/app")
+
+
+def test_no_release_rules_for_a_guest_on_a_monitor_urunc_cannot_pair(tmp_path):
+    """The release-by-release findings (here: v0.6.0 drops a rumprun guest's
+    env) assume the pair runs at all; for one urunc hands to runc they are noise."""
+    s = guest_spec(tmp_path, "rumprun", {"hypervisor": "qemu"}, urunc=["v0.6.0"], env={"A": "1"})
+    assert [p[:2] for p in refused(s)] == [("annotations.hypervisor", "urunc cannot run a rumprun guest on qemu")]
+    s = guest_spec(tmp_path, "rumprun", urunc=["v0.6.0"], env={"A": "1"})
+    assert [p[0] for p in refused(s)] == ["env"]
