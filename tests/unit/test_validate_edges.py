@@ -1342,14 +1342,20 @@ def test_every_problem_of_the_images_env_is_said(tmp_path):
     assert [p[0] for p in refused(s)] == ["image Env.A", "image Env.B"]
 
 
+@pytest.mark.parametrize("init", [False, True])
 @pytest.mark.parametrize("cmdline", ["", "   "])
-def test_a_blank_cmdline_leaves_the_images_command(tmp_path, cmdline):
-    """A cmdline of blanks is no command: the rootfs image's is used (it
-    gave a Linux image with no command at all, which urunc cannot boot)."""
-    config_image(tmp_path / "app.tar", {"Cmd": ["/bin/app"]})
+def test_a_blank_cmdline_leaves_the_images_command(tmp_path, cmdline, init):
+    """A cmdline of blanks is no command: the rootfs image's is used. It gave
+    a Linux image with no command, or the init alone: urunc's own code (the
+    harness, v0.7.0 and main) then started `rdinit=/urunit -- ` with no app."""
+    config_image(tmp_path / "app.tar", {"Entrypoint": ["/bin/app"], "Cmd": ["--port", "80"]})
     s = guest_spec(tmp_path, "linux", {"cmdline": cmdline}, rootfs=Rootfs(type="initrd", origin="./app.tar"), cmd=None)
+    if init:
+        s = with_init(tmp_path, s)
+    lead = ("/urunit",) if init else ()
     img, _ = validate(s)
-    assert (img.entrypoint, img.cmd, img.annotations["cmdline"]) == (("/bin/app",), (), "/bin/app")
+    got = (img.entrypoint, img.cmd, img.annotations["cmdline"])
+    assert got == ((*lead, "/bin/app"), ("--port", "80"), " ".join((*lead, "/bin/app", "--port", "80")))
 
 
 def test_no_release_rules_for_a_guest_on_a_monitor_urunc_cannot_pair(tmp_path):
