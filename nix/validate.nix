@@ -233,6 +233,9 @@ let
     }:
     let
       firstOf = l: if l == [ ] then [ ] else [ (head l) ];
+      # validate.py argv(): Docker refuses an image with neither Entrypoint
+      # nor Cmd; one empty argument is none to urunc (Linux: refused instead)
+      noneIsEmpty = ep: c: if (ep == null || ep == [ ]) && c == [ ] && guest != "linux" then [ "" ] else c;
       withInit =
         c: ep: toEntrypoint:
         if init != null && firstOf (if ep != null && ep != [ ] then ep else c) != [ init ] then
@@ -266,7 +269,7 @@ let
       in
       {
         entrypoint = e;
-        cmd = if e == null && w.cmd == [ ] && guest != "linux" then [ "" ] else w.cmd;
+        cmd = noneIsEmpty e w.cmd;
         cmdline = if w.changed then joinArgs guest ((if e == null then [ ] else e) ++ w.cmd) else cmdline;
       }
     else
@@ -275,7 +278,8 @@ let
         all = (if w.entrypoint == null then [ ] else w.entrypoint) ++ w.cmd;
       in
       {
-        inherit (w) entrypoint cmd;
+        inherit (w) entrypoint;
+        cmd = noneIsEmpty w.entrypoint w.cmd;
         cmdline =
           if (cmdline == null || (w.changed && firstOf (fields cmdline) != [ init ])) && all != [ ] then
             joinArgs guest all

@@ -627,10 +627,6 @@ class Validator:
                 else:
                     cmd = [init.target] + cmd
                 ann["cmdline"] = join_args((entrypoint or []) + cmd, guest)
-            if entrypoint is None and not cmd and guest != "linux":
-                # Docker refuses an image with neither Entrypoint nor Cmd;
-                # urunc treats one empty argument as no arguments at all.
-                cmd = [""]
         else:
             if init and ((entrypoint or cmd)[:1] != [init.target]):
                 if entrypoint is not None:
@@ -643,7 +639,13 @@ class Validator:
             joined = join_args((entrypoint or []) + cmd, guest)
             if cmdline is None and joined:
                 ann["cmdline"] = joined  # "" would mean unset
-        if guest == "linux" and not ((entrypoint or []) + [a for a in cmd if a]) and not image_argv:
+        if not (entrypoint or []) + cmd and guest != "linux":
+            # Docker refuses an image with neither Entrypoint nor Cmd ("No
+            # command specified"), also for `cmd = [];`; urunc treats one empty
+            # argument as no arguments at all. (Linux without one is refused below.)
+            cmd = [""]
+        # (a rootfs image's own command was taken above, when the spec gives none)
+        if guest == "linux" and not ((entrypoint or []) + [a for a in cmd if a]):
             self.fail(
                 "annotations.cmdline",
                 "a Linux guest needs an init: urunc passes argv[0] as init= and fails with 'No init was specified'",

@@ -82,3 +82,20 @@ def test_example_builds_and_loads(name, spec, tmp_path, docker):
     for v in doc.values():
         assert base64.standard_b64encode(base64.b64decode(v)).decode() == v  # padded, standard alphabet
     docker.run("rmi", ref)
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("command", ["cmd = [ ];", "entrypoint = [ ];"])
+def test_an_empty_command_still_makes_a_container(command, tmp_path, docker):
+    """`cmd = [];` (no arguments) is written as one empty argument: the
+    engine refuses to create a container of an image with no command."""
+    work = example("hello-rumprun", tmp_path / "hello")
+    spec = work / "args.nix"
+    text = spec.read_text().replace('    cmdline = "hello";\n', "")
+    spec.write_text(text.replace('  tag = "latest";', f'  tag = "latest";\n  {command}'))
+    r = urunix("build", "args.nix", "-o", "result", "--backend", "native", cwd=work)
+    assert r.returncode == 0, r.stderr
+    ref = docker.load(work / "result")
+    assert docker.inspect(ref)["Config"]["Cmd"] == [""]
+    cid = docker.run("create", ref).stdout.decode().strip()
+    docker.run("rm", cid)

@@ -568,3 +568,20 @@ def test_flake_build_with_input_overridden(tmp_path):
     example = (ROOT / "args.nix.example").read_text()
     template = (ROOT / "templates" / "flake" / "args.nix").read_text()
     assert example.split("{", 1)[1].replace("./templates/flake/hello.hvt", "./hello.hvt") == template.split("{", 1)[1]
+
+
+@pytest.mark.parametrize("command", ["cmd = [ ];", "entrypoint = [ ];"])
+def test_an_empty_command_is_one_empty_argument(tmp_path, command):
+    """As validate.py: Docker creates no container of an image with no
+    command (tests/e2e/test_examples_docker.py), so none is [""]."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from standins import example
+
+    d = bimanix_checkout(tmp_path / "hello")
+    example("hello-rumprun", d)
+    text = (d / "args.nix").read_text().replace('    cmdline = "hello";\n', "")
+    (d / "args.nix").write_text(text.replace('  tag = "latest";', f'  tag = "latest";\n  {command}'))
+    config, _, _ = read_image(nix_build(d / "default.nix", d / "result", cwd=d))
+    assert config["config"]["Cmd"] == [""] and "cmdline" not in json.dumps(config["config"]["Labels"])

@@ -1365,3 +1365,25 @@ def test_no_release_rules_for_a_guest_on_a_monitor_urunc_cannot_pair(tmp_path):
     assert [p[:2] for p in refused(s)] == [("annotations.hypervisor", "urunc cannot run a rumprun guest on qemu")]
     s = guest_spec(tmp_path, "rumprun", urunc=["v0.6.0"], env={"A": "1"})
     assert [p[0] for p in refused(s)] == ["env"]
+
+
+@pytest.mark.parametrize("guest", ["rumprun", "mirage", "unikraft"])
+@pytest.mark.parametrize("attrs", [{"cmd": []}, {"cmd": [], "entrypoint": []}, {"cmd": None, "entrypoint": []}])
+def test_an_empty_command_is_one_empty_argument(tmp_path, guest, attrs):
+    """Docker refuses to create a container of an image with neither
+    Entrypoint nor Cmd ("No command specified", checked with the engine in
+    tests/e2e/test_examples_docker.py); `cmd = [];` gave one."""
+    img, _ = validate(guest_spec(tmp_path, guest, **attrs))
+    assert img.cmd == ("",) and "cmdline" not in img.annotations
+
+
+def test_an_empty_linux_command_is_refused_with_a_rootfs_image_too(tmp_path):
+    """`cmd = [];` replaces the image's command with none: no init to start."""
+    config_image(tmp_path / "app.tar", {"Cmd": ["/bin/app"]})
+    s = guest_spec(tmp_path, "linux", rootfs=Rootfs(type="initrd", origin="./app.tar"), cmd=[])
+    assert [p[:2] for p in refused(s)] == [
+        (
+            "annotations.cmdline",
+            "a Linux guest needs an init: urunc passes argv[0] as init= and fails with 'No init was specified'",
+        )
+    ]
