@@ -281,7 +281,8 @@ let
         inherit (w) entrypoint;
         cmd = noneIsEmpty w.entrypoint w.cmd;
         cmdline =
-          if (cmdline == null || (w.changed && firstOf (fields cmdline) != [ init ])) && all != [ ] then
+          # with the init put first, cmdline (which agrees with cmd) lacks it too
+          if (cmdline == null || w.changed) && all != [ ] then
             joinArgs guest all
           else
             cmdline;

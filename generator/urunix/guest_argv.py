@@ -42,9 +42,14 @@ def unikraft(
     args = [a for a in (entrypoint or []) + cmd if a]
     if cmdline is None and args:
         ann["cmdline"] = join_args(["Unikraft"] + args, "unikraft")
-    if not cmd and not entrypoint:
-        cmd = [""]  # Docker refuses an image without a command; urunc reads [""] as no arguments
-    return entrypoint, cmd, wrong
+    return entrypoint, with_a_command(entrypoint, cmd), wrong
+
+
+def with_a_command(entrypoint: list[str] | None, cmd: list[str]) -> list[str]:
+    """`cmd`, or `[""]` when neither it nor `entrypoint` holds anything:
+    Docker refuses to create a container of an image without a command ("No
+    command specified"), and urunc reads one empty argument as none."""
+    return cmd if (entrypoint or []) + cmd else [""]
 
 
 def linux_split(argv: list[str], has_init: bool) -> tuple[list[str] | None, list[str]]:

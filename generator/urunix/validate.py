@@ -592,12 +592,12 @@ class Validator:
             out[str(k)] = v
         return out
 
-    def argv(self, ann: dict[str, str], init: Extract | None, image_argv: bool) -> tuple[list[str] | None, list[str], bool]:
+    def argv(self, ann: dict[str, str], init: Extract | None, from_image: bool) -> tuple[list[str] | None, list[str], bool]:
         """(entrypoint, cmd, argv_from_image). With an init, it comes first;
-        with a rootfs image and no command, the image's own command is used
-        (argv_from_image: its config was not read)."""
+        from_image (a rootfs image, and no command in the spec): the image's
+        own command is used (argv_from_image: its config was not read)."""
         guest = ann.get("unikernelType")
-        if image_argv and not self.command_given(ann):
+        if from_image:
             if self.base is None:
                 return None, [init.target] if init else [], True
             return (*self.image_argv(ann, init, self.base), False)
@@ -639,11 +639,8 @@ class Validator:
             joined = join_args((entrypoint or []) + cmd, guest)
             if cmdline is None and joined:
                 ann["cmdline"] = joined  # "" would mean unset
-        if not (entrypoint or []) + cmd and guest != "linux":
-            # Docker refuses an image with neither Entrypoint nor Cmd ("No
-            # command specified"), also for `cmd = [];`; urunc treats one empty
-            # argument as no arguments at all. (Linux without one is refused below.)
-            cmd = [""]
+        if guest != "linux":  # (a Linux guest without a command is refused below)
+            cmd = guest_argv.with_a_command(entrypoint, cmd)  # also for `cmd = [];`
         # (a rootfs image's own command was taken above, when the spec gives none)
         if guest == "linux" and not ((entrypoint or []) + [a for a in cmd if a]):
             self.fail(
@@ -680,9 +677,7 @@ class Validator:
                 entrypoint, cmd = full[:n], full[n:]
             else:
                 entrypoint, cmd = guest_argv.linux_split(full, init is not None)
-        if not entrypoint and not cmd:
-            cmd = [""]  # Docker refuses an image without a command; urunc reads [""] as none
-        return entrypoint, cmd
+        return entrypoint, guest_argv.with_a_command(entrypoint, cmd)
 
     # -- rootfs, kernel, init (what urunix builds or fetches) ----------------
 
@@ -935,7 +930,7 @@ class Validator:
         image_argv = rootfs is not None and rootfs.origin.kind in IMAGE_KINDS
         base = self.base if image_argv else None
         given = self.command_given(ann)  # before argv() writes the cmdline
-        entrypoint, cmd, argv_from_image = self.argv(ann, init, image_argv)
+        entrypoint, cmd, argv_from_image = self.argv(ann, init, image_argv and not given)
         env = self.string_map("env", self.spec.env)
         for k in env:
             if not ENV_KEY_RE.match(k):
